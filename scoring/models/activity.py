@@ -1,0 +1,43 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Activity(models.Model):
+    """Who did what, when: every change a person (or an agent's token) makes."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Kept even if the user is deleted; "agent:NAME" for the snapshot API, "system" for beat.
+    actor_name = models.CharField(max_length=150)
+    verb = models.CharField(max_length=50, db_index=True)
+    target_type = models.CharField(max_length=50, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_repr = models.CharField(max_length=300, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "activity"
+
+    def __str__(self):
+        return f"{self.actor_name} {self.verb} {self.target_repr}"
+
+    @classmethod
+    def record(cls, actor, verb, target=None, *, actor_name=None, **detail):
+        """Log one action. `actor` is a user or None (then give actor_name)."""
+        if actor is not None and getattr(actor, "is_authenticated", False):
+            name = actor.get_username()
+        else:
+            actor, name = None, actor_name or "system"
+        return cls.objects.create(
+            actor=actor,
+            actor_name=name,
+            verb=verb,
+            target_type=target._meta.model_name if target is not None else "",
+            target_id=str(target.pk) if target is not None else "",
+            target_repr=str(target)[:300] if target is not None else "",
+            detail=detail,
+        )

@@ -1,0 +1,107 @@
+import hashlib
+import os
+import secrets
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+DEFAULT_MESSAGE_TEMPLATE = "<|im_start|>{role}\n{text}<|im_end|>\n"
+DEFAULT_MEMORY_TEMPLATE = "<|im_start|>memory\n[{key}]\n{text}<|im_end|>\n"
+
+
+class Agent(models.Model):
+    """An LLM agent whose context memscore scores, and its inference server."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    base_url = models.URLField(
+        "inference base URL", help_text="For example http://127.0.0.1:8765/v1"
+    )
+    model = models.CharField("model name", max_length=200)
+    # Secret: never rendered in pages, logs or the admin (see admin.AgentForm).
+    api_key = models.CharField(max_length=500, blank=True)
+    api_key_env = models.CharField(
+        "API key environment variable",
+        max_length=100,
+        blank=True,
+        help_text="Read the API key from this environment variable instead of storing it.",
+    )
+    # SHA-256 of the per-agent token that the snapshot API accepts; the token
+    # itself is shown once, when it is issued.
+    ingest_token_hash = models.CharField(max_length=64, blank=True, editable=False)
+
+    message_template = models.CharField(max_length=500, default=DEFAULT_MESSAGE_TEMPLATE)
+    memory_template = models.CharField(
+        max_length=500,
+        default=DEFAULT_MEMORY_TEMPLATE,
+        help_text="How the agent renders a memory: {key} and {text} are replaced.",
+    )
+
+    score_concurrency = models.PositiveSmallIntegerField(
+        default=4,
+        validators=[MinValueValidator(1), MaxValueValidator(256)],
+        help_text="Score calls in flight at once for one run.",
+    )
+    score_shards = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(64)],
+        help_text="Celery tasks a full-matrix run is fanned out to (they share the concurrency).",
+    )
+    request_timeout = models.FloatField(
+        default=300.0, help_text="Total seconds allowed for one call to the server."
+    )
+
+    incremental_enabled = models.BooleanField(default=True)
+    incremental_max_age = models.PositiveIntegerField(
+        default=6 * 3600, help_text="Re-score a memory after this many seconds."
+    )
+    incremental_response_window = models.PositiveIntegerField(default=20)
+    incremental_batch = models.PositiveIntegerField(
+        default=10, help_text="Memories scored per background tick, at most."
+    )
+    weight_alpha = models.FloatField(
+        default=0.3,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Weight of a new score in the moving average.",
+    )
+
+    finetune_count = models.PositiveIntegerField(default=200)
+    finetune_min_divergence = models.FloatField(default=1.0)
+    required_approvals = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1)]
+    )
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_api_key(self):
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env, "")
+        return self.api_key
+
+    def issue_ingest_token(self):
+        """Make a new snapshot-API token, keep only its hash, return it once."""
+        token = secrets.token_urlsafe(32)
+        self.ingest_token_hash = hashlib.sha256(token.encode()).hexdigest()
+        self.save(update_fields=["ingest_token_hash"])
+        return token
+
+    def check_ingest_token(self, token):
+        if not self.ingest_token_hash or not token:
+            return False
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        return secrets.compare_digest(digest, self.ingest_token_hash)
+
+    def render_node(self, node):
+        """The text of one node as the agent sends it to the model."""
+        if node.memory_key:
+            return self.memory_template.format(key=node.memory_key, text=node.text)
+        return self.message_template.format(role=node.role, text=node.text)

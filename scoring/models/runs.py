@@ -1,0 +1,178 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+# Cells at or below this divergence count as zero (as in the reference).
+ZERO_THRESHOLD = 0.01
+
+
+class Mode(models.TextChoices):
+    FULL = "full", "full matrix"
+    MEMORY = "memory", "one memory"
+    INCREMENTAL = "incremental", "incremental"
+    FINETUNE = "finetune", "fine-tune candidates"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    # Finished, but some calls still failed after their retries: their cells
+    # are marked failed, never zero.
+    PARTIAL = "partial", "finished with failures"
+    FAILED = "failed", "failed"
+    CANCELLED = "cancelled", "cancelled"
+
+
+ACTIVE_STATUSES = [RunStatus.QUEUED, RunStatus.RUNNING]
+
+
+class ScoringRunQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(status__in=ACTIVE_STATUSES)
+
+
+class ScoringRun(models.Model):
+    """One scoring job over a snapshot, in one of the four modes."""
+
+    Mode = Mode
+    Status = RunStatus
+
+    agent = models.ForeignKey("scoring.Agent", on_delete=models.CASCADE, related_name="runs")
+    snapshot = models.ForeignKey("scoring.Snapshot", on_delete=models.CASCADE, related_name="runs")
+    mode = models.CharField(max_length=12, choices=Mode.choices)
+    params = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
+
+    calls_total = models.PositiveIntegerField(default=0)
+    calls_done = models.PositiveIntegerField(default=0)
+    calls_failed = models.PositiveIntegerField(default=0)
+    tokens_scored = models.BigIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = ScoringRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status"]), models.Index(fields=["snapshot", "-created_at"])]
+        permissions = [("start_run", "Can start and cancel scoring runs")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(calls_done__lte=F("calls_total")) & Q(calls_failed__lte=F("calls_total")),
+                name="run_progress_within_total",
+            )
+        ]
+
+    def __str__(self):
+        return f"run {self.pk} ({self.get_mode_display()})"
+
+    @property
+    def is_active(self):
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def progress(self):
+        """Fraction of calls finished, done or failed, 0..1."""
+        if not self.calls_total:
+            return 1.0 if not self.is_active else 0.0
+        return min(1.0, (self.calls_done + self.calls_failed) / self.calls_total)
+
+
+class ScoreCall(models.Model):
+    """One call to the server's /score: a unit of work, claimed by one worker at a time.
+
+    A call scores the conversation range [range_start, range_end) with one
+    filter applied; a call that has a baseline is compared with it to give
+    divergences.
+    """
+
+    class Filter(models.TextChoices):
+        NONE = "none", "nothing removed"
+        SKIP_KEY = "skip_key", "one memory key removed"
+        SKIP_ALL = "skip_all", "all memories removed"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "pending"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, related_name="calls")
+    seq = models.PositiveIntegerField()
+    filter = models.CharField(max_length=10, choices=Filter.choices, default=Filter.NONE)
+    memory = models.ForeignKey(
+        "scoring.Memory", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    range_start = models.PositiveIntegerField(default=0)
+    range_end = models.PositiveIntegerField()
+    baseline = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="compared"
+    )
+
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    # The server's total_logprob per assistant response in the range, in order.
+    result = models.JSONField(null=True, blank=True)
+    tokens = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "seq"], name="call_unique_seq_per_run"),
+            # Each memory is left out at most once per baseline.
+            models.UniqueConstraint(
+                fields=["run", "baseline", "memory"],
+                condition=Q(filter="skip_key"),
+                name="call_unique_key_per_baseline",
+            ),
+        ]
+        indexes = [models.Index(fields=["run", "status"])]
+
+    def __str__(self):
+        return f"call {self.seq} of run {self.run_id}"
+
+
+class CellScore(models.Model):
+    """How much one response depends on one memory, in one run."""
+
+    run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, related_name="cells")
+    memory = models.ForeignKey("scoring.Memory", on_delete=models.CASCADE, related_name="cells")
+    response = models.ForeignKey("scoring.Node", on_delete=models.CASCADE, related_name="cells")
+    # Signed: baseline logprob minus logprob without the memory. Negative means
+    # the memory made the response *less* likely (harmful). None when failed.
+    delta = models.FloatField(null=True, blank=True)
+    failed = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            # Re-delivered tasks rely on this to never store a cell twice.
+            models.UniqueConstraint(
+                fields=["run", "memory", "response"], name="cell_unique_per_run_memory_response"
+            ),
+            models.CheckConstraint(
+                condition=Q(failed=True, delta__isnull=True) | Q(failed=False, delta__isnull=False),
+                name="cell_failed_xor_value",
+            ),
+        ]
+
+    @property
+    def divergence(self):
+        """The importance: the clamped divergence, None if the cell failed."""
+        if self.failed:
+            return None
+        return self.delta if self.delta > ZERO_THRESHOLD else 0.0

@@ -1,0 +1,25 @@
+"""The team's roles, as Django groups. Each role includes the one before it."""
+
+VIEWER, REVIEWER, OPERATOR = "viewer", "reviewer", "operator"
+
+SCORING_MODELS = [
+    "activity", "agent", "candidate", "cellscore", "comment", "memory", "memoryscore",
+    "node", "review", "scorecall", "scoringrun", "snapshot", "trainjob", "trainsample",
+]
+
+ROLE_PERMISSIONS = {
+    VIEWER: [f"view_{m}" for m in SCORING_MODELS],
+    REVIEWER: ["review_candidate", "add_review", "add_comment"],
+    OPERATOR: [
+        "start_run", "send_training", "add_agent", "change_agent", "add_snapshot",
+    ],
+}
+
+
+def permissions_for(role):
+    """Codenames for a role, with those of the roles below it."""
+    order = [VIEWER, REVIEWER, OPERATOR]
+    codenames = []
+    for name in order[: order.index(role) + 1]:
+        codenames += ROLE_PERMISSIONS[name]
+    return codenames

@@ -1,0 +1,9 @@
+from django.shortcuts import redirect
+from django.urls import path
+
+
+def home(request):
+    return redirect("agent_list")
+
+
+urlpatterns = [path("", home, name="home")]

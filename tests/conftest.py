@@ -1,0 +1,180 @@
+"""Shared cast and real processes for the test suite.
+
+- `cast`: a viewer, two reviewers, an operator and an outsider (no role).
+- `refserver`: the reference inference server, a real process for the session;
+  `ref` resets its faults before a test.
+- `celery_worker`: a real Celery worker process on the test database and a
+  queue of this test session's own.
+"""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+ARTIFACTS = BASE_DIR / "test-artifacts"
+PASSWORD = "pw-for-tests-123"
+TEST_QUEUE = f"memscore-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+NO_FAULTS = dict(
+    latency_ms=0, latency_per_token_us=0, capacity=0, fail_rate=0.0, fail_nth=[],
+    fail_mode="http500", fail_endpoints=["score"], hang_seconds=600,
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_celery_queue():
+    from memscore_site.celery import app
+
+    app.conf.task_default_queue = TEST_QUEUE
+    os.environ["CELERY_QUEUE"] = TEST_QUEUE
+    yield
+
+
+# --- people -----------------------------------------------------------------
+
+class Cast:
+    def __init__(self):
+        from django.contrib.auth.models import Group, User
+
+        def make(name, role=None, **extra):
+            user = User.objects.create_user(name, f"{name}@example.com", PASSWORD, **extra)
+            if role:
+                user.groups.add(Group.objects.get(name=role))
+            return user
+
+        self.viewer = make("vera", "viewer")
+        self.reviewer = make("rita", "reviewer")
+        self.reviewer2 = make("rob", "reviewer")
+        self.operator = make("otto", "operator")
+        self.outsider = make("nobody")
+        self.password = PASSWORD
+
+    def client_for(self, user):
+        from django.test import Client
+
+        client = Client(enforce_csrf_checks=False)
+        client.force_login(user)
+        return client
+
+
+@pytest.fixture
+def cast(db):
+    return Cast()
+
+
+# --- the reference server ---------------------------------------------------
+
+@pytest.fixture(scope="session")
+def refserver(tmp_path_factory):
+    from refserver.testing import run_refserver
+
+    with run_refserver(tmp_path_factory.mktemp("refserver-state")) as server:
+        yield server
+
+
+@pytest.fixture
+def ref(refserver):
+    refserver.control(**NO_FAULTS)
+    yield refserver
+    refserver.control(**NO_FAULTS)
+
+
+@pytest.fixture
+def agent(db, ref):
+    from scoring.models import Agent
+
+    return Agent.objects.create(name="poc", base_url=ref.base_url, model="memscore-ref")
+
+
+# --- a real Celery worker -----------------------------------------------------
+
+def _database_url():
+    from django.db import connection
+
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+class WorkerProcess:
+    """`celery worker` as a child process; restartable, killable."""
+
+    def __init__(self, log_path, concurrency=2):
+        self.log_path = log_path
+        self.concurrency = concurrency
+        self.proc = None
+
+    def env(self):
+        env = dict(os.environ)
+        env.update(DATABASE_URL=_database_url(), CELERY_QUEUE=TEST_QUEUE, PYTHONUNBUFFERED="1")
+        return env
+
+    def start(self, timeout=60):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "memscore_site", "worker", "-Q", TEST_QUEUE,
+             "--pool=prefork", f"--concurrency={self.concurrency}", "--without-mingle",
+             "--without-gossip", "-l", "info", "-n", f"test-{uuid.uuid4().hex[:8]}@%h"],
+            cwd=BASE_DIR, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"celery worker exited:\n{self.log_path.read_text()[-3000:]}")
+            if b" ready." in self.log_path.read_bytes():
+                return self
+            time.sleep(0.2)
+        raise RuntimeError(f"celery worker not ready:\n{self.log_path.read_text()[-3000:]}")
+
+    def kill(self):
+        """SIGKILL the whole worker (main process and pool children)."""
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self):
+        import signal
+
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def restart(self):
+        self.stop()
+        with open(self.log_path, "ab") as f:
+            f.write(b"\n--- restart ---\n")
+        # Forget the old "ready." so start() waits for the new one.
+        self.log_path.write_bytes(self.log_path.read_bytes().replace(b" ready.", b" (was ready)"))
+        return self.start()
+
+
+@pytest.fixture
+def celery_worker(transactional_db, tmp_path):
+    worker = WorkerProcess(tmp_path / "worker.log")
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+def wait_for(predicate, timeout=60, interval=0.2, message="condition"):
+    """Poll until predicate() is truthy; return its value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
