@@ -1,0 +1,51 @@
+"""Access helpers shared by the views: each returns the object or raises.
+
+Every page is behind login (LoginRequiredMiddleware); these add the role
+checks. A user without the permission gets 403 (PermissionDenied), a missing
+object 404. State-changing views check their own permission as well, e.g.
+`require_perm(request, "scoring.start_run")`.
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404
+
+from scoring.models import Agent, Candidate, Memory, ScoringRun, Snapshot, TrainJob
+
+
+def require_perm(request, *perms):
+    """Raise PermissionDenied (403) unless the user holds every one of `perms`."""
+    if not request.user.has_perms(perms):
+        raise PermissionDenied
+    return request.user
+
+
+def get_agent_for_user(request, pk):
+    require_perm(request, "scoring.view_agent")
+    return get_object_or_404(Agent, pk=pk)
+
+
+def get_snapshot_for_user(request, pk):
+    require_perm(request, "scoring.view_snapshot")
+    return get_object_or_404(Snapshot.objects.select_related("agent"), pk=pk)
+
+
+def get_run_for_user(request, pk):
+    require_perm(request, "scoring.view_scoringrun")
+    return get_object_or_404(
+        ScoringRun.objects.select_related("agent", "snapshot", "created_by", "cancelled_by"), pk=pk
+    )
+
+
+def get_memory_for_user(request, pk):
+    require_perm(request, "scoring.view_memory")
+    return get_object_or_404(Memory.objects.select_related("agent"), pk=pk)
+
+
+def get_candidate_for_user(request, pk):
+    require_perm(request, "scoring.view_candidate")
+    return get_object_or_404(Candidate.objects.select_related("agent", "snapshot"), pk=pk)
+
+
+def get_train_job_for_user(request, pk):
+    require_perm(request, "scoring.view_trainjob")
+    return get_object_or_404(TrainJob.objects.select_related("agent"), pk=pk)
