@@ -39,10 +39,22 @@ def envint(name, default):
 
 
 DEBUG = envbool("DEBUG", False)
-# A fixed development key only when DEBUG is on; production must set one.
-SECRET_KEY = envstr("SECRET_KEY") or ("dev-only-insecure-key" if DEBUG else None)
-if not SECRET_KEY:
-    SECRET_KEY = "unset-" + os.urandom(16).hex()
+
+
+def _local_secret_key():
+    """A random key kept in var/ so every process of this install shares it."""
+    path = VAR_DIR / "secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass  # made earlier, or by a process starting beside this one
+    else:
+        with os.fdopen(fd, "w") as f:
+            f.write(os.urandom(32).hex())
+    return path.read_text().strip()
+
+
+SECRET_KEY = envstr("SECRET_KEY") or _local_secret_key()
 ALLOWED_HOSTS = [h for h in envstr("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in envstr("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 

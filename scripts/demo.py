@@ -1,0 +1,148 @@
+"""`make demo`: set up and run the whole of memscore on this machine.
+
+Starts the reference inference server, migrates and seeds the database (a
+login, a demo agent and its conversation), starts a Celery worker and beat and
+the web server, queues a full-matrix and a fine-tune run, and prints the URL
+and the login. Ctrl-C stops everything. DATABASE_URL and REDIS_URL are used
+when set; otherwise SQLite and the embedded broker under var/.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+LOGS = VAR / "logs"
+WEB_PORT = int(os.environ.get("DEMO_PORT", "8000"))
+REF_PORT = int(os.environ.get("REFSERVER_PORT", "8765"))
+USERNAME = os.environ.get("DEMO_USERNAME", "demo")
+PASSWORD = os.environ.get("DEMO_PASSWORD", "memscore-demo")
+
+children = []
+
+
+def main():
+    LOGS.mkdir(parents=True, exist_ok=True)
+    for port, what in ((WEB_PORT, "DEMO_PORT"), (REF_PORT, "REFSERVER_PORT")):
+        if port_in_use(port):
+            sys.exit(f"port {port} is in use; stop what runs there or set {what}=<another port>")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", ALLOWED_HOSTS="localhost,127.0.0.1,[::1],0.0.0.0")
+    base_url = f"http://127.0.0.1:{REF_PORT}/v1"
+
+    step("reference inference server")
+    start("refserver", [sys.executable, "-m", "refserver", "--host", "127.0.0.1", "--port", str(REF_PORT),
+                        "--state-dir", str(VAR / "refserver")], env)
+    wait_http(f"http://127.0.0.1:{REF_PORT}/health", "refserver")
+
+    step("database and demo data")
+    manage(["migrate", "--noinput", "-v", "0"], env)
+    manage(["collectstatic", "--noinput", "-v", "0"], env)
+    manage(["seed_demo", "--base-url", base_url, "--username", USERNAME, "--password", PASSWORD], env)
+
+    step("Celery worker and beat")
+    celery = [sys.executable, "-m", "celery", "-A", "memscore_site"]
+    start("worker", celery + ["worker", "-l", "info", "--concurrency", "2"], env)
+    start("beat", celery + ["beat", "-l", "info", "-s", str(VAR / "celerybeat-schedule")], env)
+
+    step("web server")
+    start("web", [sys.executable, "manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload"], env)
+    wait_http(f"http://127.0.0.1:{WEB_PORT}/login/", "web server")
+
+    step("queueing a full matrix and fine-tune candidates for the demo agent")
+    snapshot = manage_output(
+        ["shell", "-c", "from scoring.models import Snapshot; "
+         "print(Snapshot.objects.filter(agent__name='poc').order_by('-taken_at').first().pk)"], env
+    ).strip().splitlines()[-1]
+    if not manage_output(["shell", "-c", "from scoring.models import ScoringRun; "
+                          "print(ScoringRun.objects.filter(agent__name='poc').exists())"], env).strip().endswith("True"):
+        manage(["score", snapshot, "--mode", "full"], env)
+        manage(["score", snapshot, "--mode", "finetune", "--alternates"], env)
+
+    print(
+        "\n"
+        "  memscore is running\n"
+        f"    URL:      http://127.0.0.1:{WEB_PORT}/\n"
+        f"    login:    {USERNAME} / {PASSWORD}   (reviewers: alice, bob, same password)\n"
+        f"    admin:    http://127.0.0.1:{WEB_PORT}/admin/\n"
+        f"    server:   {base_url} (reference inference server)\n"
+        f"    logs:     {LOGS}/\n"
+        "  Ctrl-C stops everything.\n",
+        flush=True,
+    )
+    while True:
+        for name, proc in children:
+            if proc.poll() is not None:
+                sys.exit(f"{name} exited with {proc.returncode}; see {LOGS / (name + '.log')}")
+        time.sleep(1)
+
+
+def step(what):
+    print(f"==> {what}", flush=True)
+
+
+def start(name, cmd, env):
+    log = open(LOGS / f"{name}.log", "ab")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    children.append((name, proc))
+    return proc
+
+
+def manage(args, env):
+    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)
+
+
+def manage_output(args, env):
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True,
+                          capture_output=True, text=True).stdout
+
+
+def port_in_use(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_http(url, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except Exception:
+            time.sleep(0.3)
+    stop_all()
+    sys.exit(f"{what} did not answer at {url} within {timeout}s; see {LOGS}/")
+
+
+def stop_all(*_):
+    for _, proc in reversed(children):
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for _, proc in children:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def on_signal(signum, frame):
+    print("\nstopping…", flush=True)
+    stop_all()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        main()
+    except subprocess.CalledProcessError as e:
+        stop_all()
+        sys.exit(f"demo setup failed: {' '.join(map(str, e.cmd))} exited with {e.returncode}")
