@@ -32,6 +32,9 @@ class ScoringRunQuerySet(models.QuerySet):
     def active(self):
         return self.filter(status__in=ACTIVE_STATUSES)
 
+    def finished(self):
+        return self.exclude(status__in=ACTIVE_STATUSES)
+
 
 class ScoringRun(models.Model):
     """One scoring job over a snapshot, in one of the four modes."""
@@ -50,6 +53,11 @@ class ScoringRun(models.Model):
     calls_failed = models.PositiveIntegerField(default=0)
     tokens_scored = models.BigIntegerField(default=0)
     error = models.TextField(blank=True)
+    # What the run found, written when it ends; its shape depends on the mode:
+    # memory {"key", "importance", "responses"}; incremental {"scored": [...],
+    # "skipped": [...]}; finetune {"responses", "candidates", "new"}; full
+    # {"memories", "responses"}.
+    result = models.JSONField(null=True, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
@@ -87,6 +95,46 @@ class ScoringRun(models.Model):
         if not self.calls_total:
             return 1.0 if not self.is_active else 0.0
         return min(1.0, (self.calls_done + self.calls_failed) / self.calls_total)
+
+    def cancel(self, by=None):
+        """Stop an active run: workers stop claiming its calls and discard
+        results still in flight. Returns False if the run had already ended."""
+        from .activity import Activity
+
+        now = timezone.now()
+        who = by if by is not None and getattr(by, "is_authenticated", False) else None
+        cancelled = ScoringRun.objects.filter(pk=self.pk, status__in=ACTIVE_STATUSES).update(
+            status=RunStatus.CANCELLED,
+            cancelled_by=who,
+            finished_at=now,
+            error=f"cancelled by {who.get_username() if who else 'system'}",
+        )
+        self.refresh_from_db()
+        if cancelled:
+            Activity.record(by, "cancelled run", self, mode=self.mode)
+        return bool(cancelled)
+
+
+class ScoreCallQuerySet(models.QuerySet):
+    def unfinished(self):
+        return self.filter(status__in=[ScoreCall.Status.PENDING, ScoreCall.Status.RUNNING])
+
+    def claimable(self, now):
+        """Calls a worker may take: never claimed, or claimed by a worker that
+        let its claim lapse (it died or hung)."""
+        return self.filter(claimable_q(now))
+
+    def live(self, now):
+        """Calls a worker is working on right now."""
+        return self.filter(status=ScoreCall.Status.RUNNING, claimed_until__gt=now)
+
+
+def claimable_q(now):
+    # Only columns of the call itself: the claim's conditional UPDATE must not
+    # join, so PostgreSQL re-checks exactly this condition on a contended row.
+    return Q(status=ScoreCall.Status.PENDING) | Q(
+        status=ScoreCall.Status.RUNNING, claimed_until__lt=now
+    )
 
 
 class ScoreCall(models.Model):
@@ -129,6 +177,8 @@ class ScoreCall(models.Model):
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScoreCallQuerySet.as_manager()
 
     class Meta:
         ordering = ["run", "seq"]

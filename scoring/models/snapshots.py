@@ -1,8 +1,9 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Section(models.TextChoices):
@@ -130,6 +131,31 @@ class Memory(models.Model):
     def __str__(self):
         return self.key
 
+    def record_score(self, score, *, run=None, responses=0, alpha=None, now=None):
+        """Fold a new score into the weight (an exponentially weighted moving
+        average; the first score becomes the weight) and keep it in the history.
+
+        Once per run: a re-delivered task that scores the same memory again
+        in the same run changes nothing. Returns the MemoryScore, or None when
+        this run had already recorded one.
+        """
+        alpha = self.agent.weight_alpha if alpha is None else alpha
+        now = now or timezone.now()
+        with transaction.atomic():
+            # Lock the row so two runs scoring this memory at once both count.
+            memory = Memory.objects.select_for_update().get(pk=self.pk)
+            weight = score if memory.weight is None else alpha * score + (1 - alpha) * memory.weight
+            try:
+                with transaction.atomic():
+                    entry = MemoryScore.objects.create(
+                        memory=memory, run=run, score=score, weight=weight, responses=responses
+                    )
+            except IntegrityError:
+                return None
+            Memory.objects.filter(pk=self.pk).update(weight=weight, last_scored=now)
+        self.weight, self.last_scored = weight, now
+        return entry
+
 
 class MemoryScore(models.Model):
     """One score of a memory and the weight it produced: its history."""
@@ -146,3 +172,10 @@ class MemoryScore(models.Model):
     class Meta:
         ordering = ["memory", "scored_at"]
         indexes = [models.Index(fields=["memory", "scored_at"])]
+        constraints = [
+            # Memory.record_score relies on this: a run folds a memory's score
+            # into its weight once, however often its task is delivered.
+            models.UniqueConstraint(
+                fields=["memory", "run"], condition=Q(run__isnull=False), name="memoryscore_once_per_run"
+            )
+        ]
