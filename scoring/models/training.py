@@ -1,9 +1,42 @@
 import uuid
 
 from django.conf import settings
-from django.db import models
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
+
+from .activity import Activity
+
+
+class TrainJobQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(status__in=ACTIVE_STATUSES)
+
+    def on_server(self):
+        """Accepted by the server and not finished: what the poller asks about."""
+        return self.filter(status__in=[TrainJob.Status.QUEUED, TrainJob.Status.RUNNING])
+
+    def due_for_sending(self, now=None):
+        """Jobs a dispatcher may claim now, oldest first (see `due_for_sending_q`)."""
+        return self.filter(due_for_sending_q(now or timezone.now())).order_by("created_at")
+
+
+def due_for_sending_q(now):
+    """Which jobs a dispatcher may claim at `now`:
+
+    - pending, once their backoff has passed;
+    - sending, when the claim ran out: the worker died mid-send, so the outcome
+      is unknown and the job is re-sent with the same key;
+    - unknown, once their backoff has passed (re-sent with the same key).
+    """
+    S = TrainJob.Status
+    waited = Q(retry_after__isnull=True) | Q(retry_after__lte=now)
+    return (
+        (Q(status=S.PENDING) & waited)
+        | Q(status=S.SENDING, claimed_until__lt=now)
+        | (Q(status=S.UNKNOWN) & waited)
+    )
 
 
 class TrainJob(models.Model):
@@ -33,6 +66,8 @@ class TrainJob(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     claimed_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Not sent again before this time: the backoff after a failed attempt.
+    retry_after = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
     created_by = models.ForeignKey(
@@ -41,6 +76,8 @@ class TrainJob(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TrainJobQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -60,6 +97,132 @@ class TrainJob(models.Model):
     @property
     def idempotency_key(self):
         return str(self.id)
+
+    @property
+    def is_active(self):
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def needs_attention(self):
+        return self.status == self.Status.UNKNOWN
+
+    @property
+    def can_retry(self):
+        return self.status in (self.Status.FAILED, self.Status.UNKNOWN)
+
+    def mark_accepted(self, server_job_id):
+        """The server took the job: it is queued there, and its candidates are trained.
+
+        One transaction, conditional on the job not being accepted yet, so a
+        second sender that got the same job back (same Idempotency-Key) changes
+        nothing. Returns True if this call recorded the acceptance.
+        """
+        from .review import Candidate
+
+        S = self.Status
+        now = timezone.now()
+        with transaction.atomic():
+            accepted = (
+                TrainJob.objects.filter(pk=self.pk, status__in=[S.PENDING, S.SENDING, S.UNKNOWN])
+                .update(
+                    status=S.QUEUED,
+                    server_job_id=server_job_id,
+                    accepted_at=now,
+                    claimed_until=None,
+                    retry_after=None,
+                    last_error="",
+                )
+                == 1
+            )
+            if accepted:
+                in_job = self.samples.filter(live=True).values("candidate_id")
+                Candidate.objects.filter(pk__in=in_job).update(status=Candidate.Status.TRAINED)
+                Activity.record(
+                    None, "accepted by server", self, actor_name="system", server_job_id=server_job_id
+                )
+        self.refresh_from_db()
+        return accepted
+
+    def mark_failed(self, error, *, claimed_until=None, actor_name="system"):
+        """The job will not train: its samples stop being live, so their
+        candidates (still approved) can be sent again in a new job.
+
+        With `claimed_until`, only the dispatcher holding that claim may fail it.
+        """
+        from .review import Candidate
+
+        S = self.Status
+        jobs = TrainJob.objects.filter(pk=self.pk)
+        if claimed_until is not None:
+            jobs = jobs.filter(status=S.SENDING, claimed_until=claimed_until)
+        else:
+            jobs = jobs.exclude(status__in=[S.SUCCEEDED, S.FAILED])
+        with transaction.atomic():
+            failed = (
+                jobs.update(
+                    status=S.FAILED,
+                    last_error=error,
+                    claimed_until=None,
+                    retry_after=None,
+                    finished_at=timezone.now(),
+                )
+                == 1
+            )
+            if failed:
+                in_job = self.samples.filter(live=True).values("candidate_id")
+                # Trained candidates of a job the server then failed were not
+                # trained after all: they go back to approved.
+                Candidate.objects.filter(pk__in=in_job, status=Candidate.Status.TRAINED).update(
+                    status=Candidate.Status.APPROVED
+                )
+                self.samples.update(live=False)
+                Activity.record(None, "failed", self, actor_name=actor_name, error=error[:1000])
+        self.refresh_from_db()
+        return failed
+
+    def retry(self, by):
+        """Operator action for a failed or unknown job.
+
+        Failed: a fresh job for its candidates that are still approved (the
+        failed job's samples are not live any more). Returns the new job, or
+        None when none is left to send.
+        Unknown: the same job is re-sent now, with the same Idempotency-Key,
+        so the server cannot start it twice. Returns this job.
+        """
+        from scoring.training import nudge_dispatcher, send_to_training
+
+        S = self.Status
+        if self.status == S.FAILED:
+            with transaction.atomic():
+                self.samples.update(live=False)
+                candidate_ids = list(self.samples.values_list("candidate_id", flat=True))
+                new_job = send_to_training(self.agent, by, candidate_ids=candidate_ids)
+                Activity.record(
+                    by, "retried", self, new_job=str(new_job.pk) if new_job else None,
+                    samples=new_job.samples.count() if new_job else 0,
+                )
+            return new_job
+        if self.status == S.UNKNOWN:
+            with transaction.atomic():
+                if TrainJob.objects.filter(pk=self.pk, status=S.UNKNOWN).update(retry_after=None) != 1:
+                    raise ValidationError("This job is no longer waiting to be re-sent.")
+                Activity.record(by, "retried", self, same_key=True)
+                transaction.on_commit(lambda: nudge_dispatcher(self.pk))
+            self.refresh_from_db()
+            return self
+        raise ValidationError(
+            f"Only failed jobs and jobs needing attention can be retried; this one is "
+            f"{self.get_status_display()}."
+        )
+
+
+ACTIVE_STATUSES = [
+    TrainJob.Status.PENDING,
+    TrainJob.Status.SENDING,
+    TrainJob.Status.UNKNOWN,
+    TrainJob.Status.QUEUED,
+    TrainJob.Status.RUNNING,
+]
 
 
 class TrainSample(models.Model):

@@ -1,0 +1,218 @@
+"""Sending approved samples to the server's /train, exactly once.
+
+The send is an outbox: `send_to_training` writes a TrainJob and its samples in
+one transaction and only nudges a dispatcher after the commit. Dispatchers
+claim a job with a conditional update, POST it with the job's id as the
+Idempotency-Key, and record what the server said. Whatever happens in
+between (a double click, concurrent senders, the broker down, a worker killed
+mid-POST), a sample is in at most one live job (database constraint
+`sample_in_one_live_job`) and a job is only ever posted with its own key, so
+the server never trains a sample twice and no approved sample is lost.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from scoring.client import InferenceClient, OutcomeUnknown, PermanentError, TransientError
+from scoring.models import Activity, Candidate, TrainJob, TrainSample
+from scoring.models.training import due_for_sending_q
+
+log = logging.getLogger(__name__)
+
+# The longest wait between two attempts at a job that keeps failing.
+MAX_BACKOFF_SECONDS = 300
+# What the server's job states mean here.
+SERVER_STATUSES = {
+    "queued": TrainJob.Status.QUEUED,
+    "running": TrainJob.Status.RUNNING,
+    "succeeded": TrainJob.Status.SUCCEEDED,
+    "failed": TrainJob.Status.FAILED,
+}
+
+
+def send_to_training(agent, by, candidate_ids=None):
+    """Put `agent`'s approved candidates that no live job holds into a new job.
+
+    Returns the job, or None when there was nothing to send (for example the
+    second click of a double click). Candidates a concurrent sender took first
+    are left out of this job, never sent twice.
+    """
+    with transaction.atomic():
+        candidates = Candidate.objects.filter(agent=agent).waiting_for_training()
+        if candidate_ids is not None:
+            candidates = candidates.filter(pk__in=candidate_ids)
+        # Locking the rows (in id order, so two senders cannot deadlock) keeps
+        # a reviewer from rejecting a candidate while it is being sent.
+        candidates = list(candidates.select_for_update().order_by("id"))
+        if not candidates:
+            return None
+        job = TrainJob.objects.create(agent=agent, created_by=by)
+        # ON CONFLICT DO NOTHING: a candidate that a concurrent sender put in its
+        # own live job first hits `sample_in_one_live_job` and is skipped here.
+        TrainSample.objects.bulk_create(
+            [
+                TrainSample(
+                    job=job,
+                    candidate=c,
+                    context_ids=c.context_ids,
+                    continuation_ids=c.training_continuation_ids,
+                )
+                for c in candidates
+            ],
+            ignore_conflicts=True,
+        )
+        included = list(job.samples.values_list("candidate_id", flat=True))
+        if not included:
+            # Every one was taken by a concurrent sender: no empty job.
+            transaction.set_rollback(True)
+            return None
+        Activity.record(by, "sent to training", job, agent=agent.name, candidates=sorted(included))
+        transaction.on_commit(lambda: nudge_dispatcher(job.pk))
+    return job
+
+
+def nudge_dispatcher(job_id):
+    """Ask a worker to send the job now. Best effort: if the broker is down the
+    job row is already committed and the periodic dispatcher sends it later."""
+    from scoring.tasks.training import dispatch_train_jobs
+
+    try:
+        dispatch_train_jobs.apply_async(
+            kwargs={"job_id": str(job_id)},
+            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
+        )
+    except Exception:
+        log.warning(
+            "could not enqueue the dispatcher for train job %s; the periodic dispatcher will send it",
+            job_id,
+            exc_info=True,
+        )
+
+
+def backoff_seconds(attempts):
+    base = settings.MEMSCORE_RETRY_BACKOFF * (2 ** max(0, attempts - 1))
+    return min(MAX_BACKOFF_SECONDS, base)
+
+
+def claim_seconds(agent):
+    """How long a dispatcher owns a job it is sending: longer than the POST can
+    take (the client's total deadline), so only a dead worker's claim runs out."""
+    return min(settings.MEMSCORE_CLAIM_SECONDS, agent.request_timeout + 30)
+
+
+def claim(job_id):
+    """Claim one due job for sending; returns (job, claimed_until) or None."""
+    job = TrainJob.objects.select_related("agent").filter(pk=job_id).first()
+    if job is None:
+        return None
+    now = timezone.now()
+    until = now + timedelta(seconds=claim_seconds(job.agent))
+    claimed = (
+        TrainJob.objects.filter(due_for_sending_q(now), pk=job_id)
+        .update(
+            status=TrainJob.Status.SENDING,
+            claimed_until=until,
+            attempts=F("attempts") + 1,
+            sent_at=now,
+        )
+        == 1
+    )
+    if not claimed:
+        return None
+    job.refresh_from_db()
+    # The claim's expiry is this dispatcher's token: later writes of the outcome
+    # only apply while the job is still claimed with this exact value.
+    return job, job.claimed_until
+
+
+def dispatch(job_id=None, limit=50):
+    """Send due jobs (one, or up to `limit` oldest); returns how many were sent."""
+    if job_id is not None:
+        job_ids = [job_id]
+    else:
+        job_ids = list(TrainJob.objects.due_for_sending().values_list("pk", flat=True)[:limit])
+    sent = 0
+    for pk in job_ids:
+        claimed = claim(pk)
+        if claimed is not None:
+            send(*claimed)
+            sent += 1
+    return sent
+
+
+def send(job, claimed_until):
+    """POST a claimed job to /train (its id is the Idempotency-Key) and record the outcome."""
+    samples = [
+        {"context_ids": s.context_ids, "continuation_ids": s.continuation_ids}
+        for s in job.samples.filter(live=True).order_by("id")
+    ]
+    if not samples:
+        job.mark_failed("The job has no samples left to send.", claimed_until=claimed_until)
+        return
+    try:
+        with InferenceClient.for_agent(job.agent) as client:
+            server_job_id = client.train(samples, idempotency_key=job.idempotency_key)
+    except PermanentError as e:
+        log.warning("train job %s rejected by the server: %s", job.pk, e)
+        job.mark_failed(str(e), claimed_until=claimed_until)
+    except OutcomeUnknown as e:
+        # The server may have started the job: never post it with another key.
+        log.warning("train job %s: outcome unknown (%s); will re-send with the same key", job.pk, e)
+        _unclaim(job, claimed_until, TrainJob.Status.UNKNOWN, e)
+    except TransientError as e:
+        # Nothing reached the server (e.g. connection refused): try again later.
+        log.warning("train job %s not sent (%s); will retry", job.pk, e)
+        _unclaim(job, claimed_until, TrainJob.Status.PENDING, e)
+    else:
+        job.mark_accepted(server_job_id)
+
+
+def _unclaim(job, claimed_until, status, error):
+    retry_after = timezone.now() + timedelta(seconds=backoff_seconds(job.attempts))
+    TrainJob.objects.filter(
+        pk=job.pk, status=TrainJob.Status.SENDING, claimed_until=claimed_until
+    ).update(status=status, claimed_until=None, retry_after=retry_after, last_error=str(error))
+
+
+def poll(job_id):
+    """Ask the server how an accepted job is doing and record the answer."""
+    job = TrainJob.objects.select_related("agent").on_server().filter(pk=job_id).first()
+    if job is None:
+        return
+    try:
+        with InferenceClient.for_agent(job.agent) as client:
+            answer = client.train_status(job.server_job_id)
+    except (TransientError, PermanentError) as e:
+        log.warning("could not poll train job %s: %s", job.pk, e)
+        TrainJob.objects.filter(pk=job.pk).update(last_error=f"polling: {e}")
+        return
+    status = SERVER_STATUSES.get(answer.get("status"))
+    if status is None:
+        TrainJob.objects.filter(pk=job.pk).update(
+            server_status=answer, last_error=f"unknown server status {answer.get('status')!r}"
+        )
+        return
+    if status == TrainJob.Status.FAILED:
+        TrainJob.objects.filter(pk=job.pk).update(server_status=answer)
+        job.mark_failed(str(answer.get("error") or "the server reported the job failed"))
+        return
+    updated = TrainJob.objects.on_server().filter(pk=job.pk).update(
+        status=status,
+        server_status=answer,
+        last_error="",
+        finished_at=timezone.now() if status == TrainJob.Status.SUCCEEDED else None,
+    )
+    if updated and status == TrainJob.Status.SUCCEEDED:
+        Activity.record(None, "training succeeded", job, actor_name="system")
+
+
+def poll_all(limit=100):
+    job_ids = list(TrainJob.objects.on_server().order_by("accepted_at").values_list("pk", flat=True)[:limit])
+    for pk in job_ids:
+        poll(pk)
+    return len(job_ids)
