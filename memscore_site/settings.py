@@ -177,6 +177,9 @@ else:
 # Results live in the database, never in a Celery result backend.
 # Tests and side-by-side installs use their own queue name.
 CELERY_TASK_DEFAULT_QUEUE = envstr("CELERY_QUEUE", "memscore")
+# scoring.tasks is a package: autodiscovery imports only its __init__, so each
+# task module is named here for workers to register its tasks.
+CELERY_IMPORTS = ["scoring.tasks.training"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
