@@ -65,6 +65,9 @@ class ScoringRun(models.Model):
     )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When its tasks were last sent to the workers: resume_stalled_runs waits a
+    # claim's length after it, so a run queued behind busy workers is not sent twice.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     cancelled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
