@@ -1,12 +1,110 @@
-from django.urls import path
+"""Agents: the list, settings (create/edit), a detail page, and API tokens."""
 
-from ._todo import todo
+from django.contrib import messages
+from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.views.decorators.http import require_POST
 
-# Placeholder routes: replace with real views.
+from scoring.access import get_agent_for_user, require_perm
+from scoring.forms import AgentForm
+from scoring.models import Activity, Agent, Memory, ScoringRun, Snapshot
+
+SNAPSHOTS_SHOWN = 50
+RUNS_SHOWN = 10
+
+
+def _count_of(queryset):
+    """A per-agent count as a subquery: joining three related tables would multiply rows."""
+    counted = (
+        queryset.filter(agent=OuterRef("pk"))
+        .order_by()
+        .values("agent")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+
+def agent_list(request):
+    require_perm(request, "scoring.view_agent")
+    latest = Snapshot.objects.filter(agent=OuterRef("pk")).order_by("-taken_at", "-id")
+    agents = Agent.objects.annotate(
+        memory_count=_count_of(Memory.objects.all()),
+        snapshot_count=_count_of(Snapshot.objects.all()),
+        active_run_count=_count_of(ScoringRun.objects.active()),
+        latest_snapshot_id=Subquery(latest.values("pk")[:1]),
+        latest_snapshot_at=Subquery(latest.values("taken_at")[:1]),
+    )
+    return render(request, "scoring/agent_list.html", {"agents": agents})
+
+
+def agent_create(request):
+    require_perm(request, "scoring.add_agent")
+    form = AgentForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        agent = form.save(commit=False)
+        agent.created_by = request.user
+        agent.save()
+        Activity.record(request.user, "created agent", agent)
+        messages.success(request, f"Agent {agent.name} created. Issue an API token to let it send snapshots.")
+        return redirect("agent_detail", pk=agent.pk)
+    return render(request, "scoring/agent_form.html", {"form": form, "agent": None})
+
+
+def agent_edit(request, pk):
+    require_perm(request, "scoring.change_agent")
+    agent = get_agent_for_user(request, pk)
+    form = AgentForm(request.POST or None, instance=agent)
+    if request.method == "POST" and form.is_valid():
+        # Names only, never values: the API key must not reach the activity log.
+        changed = sorted(name for name in form.changed_data if name != "clear_api_key")
+        if form.cleaned_data.get("clear_api_key"):
+            changed.append("api_key")
+        agent = form.save()
+        Activity.record(request.user, "changed agent", agent, fields=changed)
+        messages.success(request, f"Settings of {agent.name} saved.")
+        return redirect("agent_detail", pk=agent.pk)
+    return render(request, "scoring/agent_form.html", {"form": form, "agent": agent})
+
+
+def agent_detail(request, pk):
+    agent = get_agent_for_user(request, pk)
+    snapshots = list(agent.snapshots.all()[:SNAPSHOTS_SHOWN])
+    runs = list(agent.runs.select_related("snapshot")[:RUNS_SHOWN])
+    ctx = {
+        "agent": agent,
+        "snapshots": snapshots,
+        "snapshot_total": agent.snapshots.count(),
+        "runs": runs,
+        "memory_count": agent.memories.count(),
+        "has_api_key": bool(agent.get_api_key()),
+        "can_change": request.user.has_perm("scoring.change_agent"),
+        "can_upload": request.user.has_perm("scoring.add_snapshot"),
+    }
+    return render(request, "scoring/agent_detail.html", ctx)
+
+
+@require_POST
+def agent_token(request, pk):
+    require_perm(request, "scoring.change_agent")
+    agent = get_agent_for_user(request, pk)
+    token = agent.issue_ingest_token()
+    Activity.record(request.user, "issued API token for", agent)
+    api_url = request.build_absolute_uri(reverse("api_snapshots"))
+    response = render(
+        request, "scoring/agent_token.html", {"agent": agent, "token": token, "api_url": api_url}
+    )
+    # Shown once: no cache may keep a copy of the page with the token.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 urlpatterns = [
-    path("agents/", todo, name="agent_list"),
-    path("agents/new/", todo, name="agent_create"),
-    path("agents/<int:pk>/", todo, name="agent_detail"),
-    path("agents/<int:pk>/edit/", todo, name="agent_edit"),
-    path("agents/<int:pk>/token/", todo, name="agent_token"),
+    path("agents/", agent_list, name="agent_list"),
+    path("agents/new/", agent_create, name="agent_create"),
+    path("agents/<int:pk>/", agent_detail, name="agent_detail"),
+    path("agents/<int:pk>/edit/", agent_edit, name="agent_edit"),
+    path("agents/<int:pk>/token/", agent_token, name="agent_token"),
 ]

@@ -1,9 +1,84 @@
-from django.urls import path
+"""Snapshots: uploading one, and reading one as a conversation."""
 
-from ._todo import todo
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
 
-# Placeholder routes: replace with real views.
+from scoring.access import get_agent_for_user, get_snapshot_for_user, require_perm
+from scoring.forms import SnapshotUploadForm, StartRunForm
+from scoring.importing import SnapshotError, TokenizeError, import_snapshot
+from scoring.models import Node, Section, Snapshot
+from scoring.models.runs import Mode
+
+# Conversation nodes per page: a 2,000-response context is ~6,000 nodes.
+NODES_PER_PAGE = 200
+
+
+def snapshot_upload(request, agent_id):
+    require_perm(request, "scoring.add_snapshot")
+    agent = get_agent_for_user(request, agent_id)
+    form = SnapshotUploadForm(request.POST or None, request.FILES or None, agent=agent)
+    if request.method == "POST" and form.is_valid():
+        try:
+            snapshot = import_snapshot(
+                agent, form.snapshot_data, by=request.user, source=Snapshot.Source.UPLOAD
+            )
+        except SnapshotError as e:
+            form.add_error("file", e.errors)
+        except TokenizeError as e:
+            form.add_error(None, f"Nothing was imported: {e}")
+        else:
+            messages.success(
+                request,
+                f"Imported a snapshot of {agent.name}: {snapshot.node_count} nodes, "
+                f"{snapshot.memory_count} memories, {snapshot.response_count} responses.",
+            )
+            return redirect("snapshot_detail", pk=snapshot.pk)
+    return render(request, "scoring/snapshot_upload.html", {"agent": agent, "form": form})
+
+
+def _context_nodes(snapshot, section):
+    # token_ids can be thousands of ints per node; this page never shows them.
+    return (
+        Node.objects.filter(snapshot=snapshot, section=section)
+        .defer("token_ids")
+        .order_by("index")
+    )
+
+
+def snapshot_detail(request, pk):
+    snapshot = get_snapshot_for_user(request, pk)
+
+    # ?node=<id> (from a heatmap or a candidate) jumps to the page that shows it.
+    node_id = request.GET.get("node", "")
+    if node_id.isdigit():
+        node = get_object_or_404(Node, pk=node_id, snapshot=snapshot)
+        page = node.index // NODES_PER_PAGE + 1 if node.section == Section.CONVERSATION else 1
+        return redirect(f"{reverse('snapshot_detail', args=[pk])}?page={page}#node-{node.pk}")
+
+    paginator = Paginator(_context_nodes(snapshot, Section.CONVERSATION), NODES_PER_PAGE)
+    page = paginator.get_page(request.GET.get("page"))
+    ctx = {"snapshot": snapshot, "agent": snapshot.agent, "page": page}
+    # A history restore wants the whole page back, not the fragment.
+    if request.htmx and not request.htmx.history_restore_request:
+        return render(request, "scoring/snapshot_detail.html#context", ctx)
+
+    if page.number == 1:
+        # The small sections come before the conversation, on its first page.
+        ctx["preamble"] = [
+            (section, list(_context_nodes(snapshot, section)))
+            for section in (Section.SYSTEM, Section.IDENTITY, Section.JOURNAL)
+        ]
+    ctx["runs"] = list(snapshot.runs.select_related("created_by"))
+    ctx["candidate_count"] = snapshot.candidates.count()
+    ctx["full_mode"] = Mode.FULL
+    if request.user.has_perm("scoring.start_run"):
+        ctx["start_form"] = StartRunForm(snapshot=snapshot)
+    return render(request, "scoring/snapshot_detail.html", ctx)
+
+
 urlpatterns = [
-    path("agents/<int:agent_id>/snapshots/upload/", todo, name="snapshot_upload"),
-    path("snapshots/<int:pk>/", todo, name="snapshot_detail"),
+    path("agents/<int:agent_id>/snapshots/upload/", snapshot_upload, name="snapshot_upload"),
+    path("snapshots/<int:pk>/", snapshot_detail, name="snapshot_detail"),
 ]

@@ -1,0 +1,203 @@
+"""Forms for agents, snapshot uploads and starting a run."""
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from scoring.importing import SnapshotError, parse_snapshot_json, validate_snapshot
+from scoring.models import Agent, Node
+from scoring.models.runs import Mode
+from scoring.models.snapshots import SECTION_ORDER
+
+# The agent form's fields, grouped as the page shows them.
+AGENT_FIELD_GROUPS = [
+    ("Inference server", ["name", "base_url", "model", "api_key", "clear_api_key", "api_key_env"]),
+    ("Chat template", ["message_template", "memory_template"]),
+    ("Scoring calls", ["score_concurrency", "score_shards", "request_timeout"]),
+    (
+        "Background (incremental) scoring",
+        ["incremental_enabled", "incremental_max_age", "incremental_response_window",
+         "incremental_batch", "weight_alpha"],
+    ),
+    ("Fine-tuning", ["finetune_count", "finetune_min_divergence", "required_approvals"]),
+]
+
+
+def _check_template(template, sample):
+    try:
+        rendered = template.format(**sample)
+    except (KeyError, IndexError, ValueError) as e:
+        raise ValidationError(
+            "Not a valid template (%(error)s). Use only %(names)s in braces; write {{ for a brace.",
+            params={"error": e, "names": ", ".join("{%s}" % n for n in sample)},
+        ) from None
+    if sample["text"] not in rendered:
+        raise ValidationError("The template must contain {text}.")
+    return template
+
+
+class AgentForm(forms.ModelForm):
+    # The key is write-only: never rendered back, blank keeps the stored one.
+    api_key = forms.CharField(
+        label="API key",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Sent as a Bearer token to the inference server. Leave blank to keep the current key.",
+    )
+    clear_api_key = forms.BooleanField(label="Remove the stored API key", required=False)
+
+    class Meta:
+        model = Agent
+        fields = [name for _, names in AGENT_FIELD_GROUPS for name in names if name != "clear_api_key"]
+        widgets = {
+            "message_template": forms.TextInput(),
+            "memory_template": forms.TextInput(),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # The snapshot API matches the "agent" field of snapshots by this name.
+            self.fields["name"].disabled = True
+            self.fields["name"].help_text = "Snapshots name their agent, so the name is fixed."
+            state = "A key is set." if self.instance.api_key else "No key is stored."
+            self.fields["api_key"].help_text = f"{state} Leave blank to keep it as it is."
+        else:
+            del self.fields["clear_api_key"]
+
+    def clean_message_template(self):
+        return _check_template(self.cleaned_data["message_template"], {"role": "user", "text": "\x00"})
+
+    def clean_memory_template(self):
+        return _check_template(self.cleaned_data["memory_template"], {"key": "k", "text": "\x00"})
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("api_key") and cleaned.get("clear_api_key"):
+            self.add_error("clear_api_key", "Either enter a new key or remove the stored one, not both.")
+        return cleaned
+
+    def save(self, commit=True):
+        agent = super().save(commit=False)
+        new_key = self.cleaned_data.get("api_key")
+        if new_key:
+            agent.api_key = new_key
+        elif self.cleaned_data.get("clear_api_key"):
+            agent.api_key = ""
+        elif self.instance.pk:
+            # ModelForm copied the blank field onto the instance: restore the stored key.
+            agent.api_key = Agent.objects.values_list("api_key", flat=True).get(pk=agent.pk)
+        if commit:
+            agent.save()
+        return agent
+
+    def grouped_fields(self):
+        """[(title, [bound field, ...]), ...] in the page's order."""
+        return [
+            (title, [self[name] for name in names if name in self.fields])
+            for title, names in AGENT_FIELD_GROUPS
+        ]
+
+
+class SnapshotUploadForm(forms.Form):
+    file = forms.FileField(
+        label="Snapshot file (JSON)",
+        help_text="The snapshot format of the API: agent, taken_at, system, identity, journal, conversation.",
+    )
+
+    def __init__(self, *args, agent, **kwargs):
+        self.agent = agent
+        super().__init__(*args, **kwargs)
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        try:
+            self.snapshot_data = parse_snapshot_json(upload.read())
+            validate_snapshot(self.snapshot_data, agent=self.agent)
+        except SnapshotError as e:
+            raise ValidationError(e.errors) from None
+        return upload
+
+
+# Which of StartRunForm's fields each mode uses (the params of engine.start_run).
+MODE_PARAMS = {
+    Mode.FULL: [],
+    Mode.MEMORY: ["key"],
+    Mode.FINETUNE: ["count", "min_divergence", "alternates"],
+    Mode.INCREMENTAL: ["max_age", "response_window"],
+}
+
+
+class StartRunForm(forms.Form):
+    """Start a scoring run on one snapshot; `params` is what engine.start_run takes.
+
+    Fields a mode does not use are dropped from cleaned_data; numeric fields left
+    blank take the agent's defaults.
+    """
+
+    mode = forms.ChoiceField(choices=Mode.choices, initial=Mode.FULL)
+    key = forms.ChoiceField(label="memory key", required=False, help_text="One memory mode.")
+    count = forms.IntegerField(
+        required=False, min_value=1, help_text="Fine-tune: the last this many conversation entries."
+    )
+    min_divergence = forms.FloatField(
+        required=False, min_value=0.0, help_text="Fine-tune: the least divergence (nats) of a candidate."
+    )
+    alternates = forms.BooleanField(
+        required=False, help_text="Fine-tune: also generate the model's answer without memories."
+    )
+    max_age = forms.IntegerField(
+        label="max age (seconds)", required=False, min_value=0,
+        help_text="Incremental: re-score memories not scored for this long.",
+    )
+    response_window = forms.IntegerField(
+        required=False, min_value=1, help_text="Incremental: responses after each memory to score."
+    )
+
+    def __init__(self, *args, snapshot, **kwargs):
+        self.snapshot = snapshot
+        super().__init__(*args, **kwargs)
+        agent = snapshot.agent
+        self.fields["key"].choices = [("", "---------")] + [(k, k) for k in memory_keys(snapshot)]
+        self.fields["count"].initial = agent.finetune_count
+        self.fields["min_divergence"].initial = agent.finetune_min_divergence
+        self.fields["max_age"].initial = agent.incremental_max_age
+        self.fields["response_window"].initial = agent.incremental_response_window
+
+    def clean(self):
+        cleaned = super().clean()
+        mode = cleaned.get("mode")
+        if not mode:
+            return cleaned
+        agent = self.snapshot.agent
+        defaults = {
+            "count": agent.finetune_count,
+            "min_divergence": agent.finetune_min_divergence,
+            "max_age": agent.incremental_max_age,
+            "response_window": agent.incremental_response_window,
+        }
+        used = MODE_PARAMS[Mode(mode)]
+        if "key" in used and not cleaned.get("key"):
+            self.add_error("key", "Choose the memory to score.")
+        for name in list(cleaned):
+            if name != "mode" and name not in used:
+                del cleaned[name]
+            elif cleaned[name] is None and name in defaults:
+                cleaned[name] = defaults[name]
+        return cleaned
+
+    @property
+    def params(self):
+        """The run's parameters for engine.start_run (only those of its mode)."""
+        return {k: v for k, v in self.cleaned_data.items() if k != "mode"}
+
+
+def memory_keys(snapshot):
+    """The snapshot's memory keys, each once, in context order (identity first)."""
+    rows = Node.objects.filter(snapshot=snapshot).memories().values_list("section", "index", "memory_key")
+    # Ordered in Python: section names do not sort in context order.
+    rank = {section: i for i, section in enumerate(SECTION_ORDER)}
+    keys = {}
+    for _, _, key in sorted(rows, key=lambda r: (rank[r[0]], r[1])):
+        keys.setdefault(key, None)
+    return list(keys)

@@ -1,0 +1,38 @@
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from scoring.importing import SnapshotError, TokenizeError, import_snapshot, parse_snapshot_json
+from scoring.models import Agent, Snapshot
+
+
+class Command(BaseCommand):
+    help = "Import a snapshot JSON file (- for stdin) into an agent; prints the snapshot id."
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", help="Path to the snapshot JSON, or - to read stdin")
+        parser.add_argument("--agent", required=True, help="Name of the agent it belongs to")
+
+    def handle(self, *args, file, agent, **options):
+        try:
+            target = Agent.objects.get(name=agent)
+        except Agent.DoesNotExist:
+            raise CommandError(f"no agent named {agent!r} (create it with add_agent)") from None
+        try:
+            if file == "-":
+                raw = getattr(sys.stdin, "buffer", sys.stdin).read()
+            else:
+                with open(file, "rb") as f:
+                    raw = f.read()
+        except OSError as e:
+            raise CommandError(f"cannot read {file}: {e.strerror}") from None
+        try:
+            snapshot = import_snapshot(
+                target, parse_snapshot_json(raw), source=Snapshot.Source.CLI, actor_name="command line"
+            )
+        except SnapshotError as e:
+            listing = "\n".join(f"  {message}" for message in e.errors)
+            raise CommandError(f"invalid snapshot, nothing imported:\n{listing}") from None
+        except TokenizeError as e:
+            raise CommandError(f"nothing imported: {e}") from None
+        self.stdout.write(str(snapshot.pk))

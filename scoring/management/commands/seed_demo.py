@@ -1,0 +1,71 @@
+from pathlib import Path
+
+from django.contrib.auth.models import Group, User
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from scoring import roles
+from scoring.importing import SnapshotError, TokenizeError, import_snapshot, parse_snapshot_json
+from scoring.models import Agent, Snapshot
+
+DEMO_SNAPSHOT = Path(__file__).resolve().parents[2] / "demo" / "poc_snapshot.json"
+DEMO_AGENT = "poc"
+DEMO_MODEL = "memscore-ref"
+REVIEWERS = ["alice", "bob"]
+
+
+class Command(BaseCommand):
+    help = (
+        "Set up the demo: an operator login, reviewers alice and bob, the agent 'poc' on the "
+        "given inference server, and its hand-written snapshot. Safe to run again."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--base-url", required=True, help="The inference server, e.g. http://127.0.0.1:8765/v1")
+        parser.add_argument("--username", default="demo")
+        parser.add_argument("--password", default="memscore-demo")
+
+    def handle(self, *args, base_url, username, password, **options):
+        with transaction.atomic():
+            demo = self._user(username, password, roles.OPERATOR, superuser=True)
+            for name in REVIEWERS:
+                self._user(name, password, roles.REVIEWER)
+            agent, created = Agent.objects.update_or_create(
+                name=DEMO_AGENT, defaults={"base_url": base_url, "model": DEMO_MODEL}
+            )
+            if created:
+                agent.created_by = demo
+                agent.save(update_fields=["created_by"])
+
+        snapshot = agent.snapshots.first()
+        if snapshot is None:
+            try:
+                data = parse_snapshot_json(DEMO_SNAPSHOT.read_bytes())
+                snapshot = import_snapshot(
+                    agent, data, by=demo, source=Snapshot.Source.CLI
+                )
+            except SnapshotError as e:
+                raise CommandError("the demo snapshot is invalid:\n" + "\n".join(e.errors)) from None
+            except TokenizeError as e:
+                raise CommandError(f"could not import the demo snapshot: {e}") from None
+            imported = "imported"
+        else:
+            imported = "already there"
+
+        self.stdout.write(
+            f"demo login: {username} (operator, superuser); reviewers: {', '.join(REVIEWERS)}\n"
+            f"agent {agent.name} (id {agent.pk}) -> {agent.base_url} model {agent.model}\n"
+            f"snapshot {snapshot.pk} {imported}: {snapshot.node_count} nodes, "
+            f"{snapshot.memory_count} memories, {snapshot.response_count} responses, "
+            f"{snapshot.token_count} tokens"
+        )
+
+    def _user(self, username, password, role, superuser=False):
+        user, _ = User.objects.get_or_create(username=username)
+        user.set_password(password)
+        user.is_staff = user.is_staff or superuser
+        user.is_superuser = user.is_superuser or superuser
+        user.email = user.email or f"{username}@example.com"
+        user.save()
+        user.groups.add(Group.objects.get(name=role))
+        return user
