@@ -135,14 +135,15 @@ class InferenceClient:
         return str(job_id)
 
     def train_status(self, job_id):
-        return self._request_json("GET", f"/train/{job_id}")
+        # A failed job's status carries its "error": that is the answer, not a failed call.
+        return self._request_json("GET", f"/train/{job_id}", body_error_fails=False)
 
     # --- plumbing -------------------------------------------------------
 
     def _post_json(self, path, body, headers=None):
         return self._request_json("POST", path, body, headers)
 
-    def _request_json(self, method, path, body=None, headers=None):
+    def _request_json(self, method, path, body=None, headers=None, body_error_fails=True):
         deadline = time.monotonic() + self.timeout
         try:
             with self.http.stream(method, self.base_url + path, json=body, headers=headers) as r:
@@ -169,7 +170,7 @@ class InferenceClient:
             raise PermanentError(error)
         if not isinstance(data, dict):
             raise TransientError(f"{path} HTTP {status}: the body is not a JSON object")
-        if "error" in data:
+        if body_error_fails and "error" in data:
             raise TransientError(f"{path} error: {data['error']}")
         return data
 
