@@ -76,6 +76,9 @@ class TrainJob(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     accepted_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Fine-tune runs started after training, on the samples' snapshots, to see
+    # whether their divergence fell.
+    rescore_runs = models.ManyToManyField("scoring.ScoringRun", blank=True, related_name="+")
 
     objects = TrainJobQuerySet.as_manager()
 
@@ -214,6 +217,36 @@ class TrainJob(models.Model):
             f"Only failed jobs and jobs needing attention can be retried; this one is "
             f"{self.get_status_display()}."
         )
+
+    def rescore(self, by):
+        """Start a fine-tune run on each snapshot the job's samples came from.
+
+        Each run covers the conversation from the earliest trained response of
+        its snapshot to the end, so every sample's response is scored again.
+        Returns the runs; ValidationError when the job has not succeeded.
+        """
+        from scoring.engine import start_run
+
+        from .runs import Mode
+        from .snapshots import Node, Section
+
+        if self.status != self.Status.SUCCEEDED:
+            raise ValidationError("Re-score after the training succeeded: until then the model has not changed.")
+        earliest = {}
+        for snapshot_id, index in self.samples.values_list(
+            "candidate__snapshot_id", "candidate__response__index"
+        ):
+            earliest[snapshot_id] = min(index, earliest.get(snapshot_id, index))
+        runs = []
+        with transaction.atomic():
+            for snapshot_id, first_index in sorted(earliest.items()):
+                snapshot = self.agent.snapshots.get(pk=snapshot_id)
+                entries = Node.objects.filter(snapshot=snapshot, section=Section.CONVERSATION).count()
+                params = {"count": entries - first_index, "alternates": False}
+                runs.append(start_run(snapshot, Mode.FINETUNE, params=params, by=by))
+            self.rescore_runs.add(*runs)
+            Activity.record(by, "re-scored", self, runs=[r.pk for r in runs])
+        return runs
 
 
 ACTIVE_STATUSES = [
