@@ -1,0 +1,132 @@
+"""Command-line flags, each also readable from ``REFSERVER_<FLAG_UPPER_SNAKE>``.
+
+A flag given on the command line wins over its environment variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from .faults import FaultSettings
+
+ENV_PREFIX = "REFSERVER_"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str
+    port: int
+    state_dir: Path
+    model: str
+    api_key: str | None
+    max_prompt_tokens: int
+    seed: int
+    enable_control: bool
+    access_log: bool
+    faults: FaultSettings
+
+
+def _comma_ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+def _comma_words(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+# (flag, type, default, help)
+_FLAGS: list[tuple[str, Callable[[str], Any], Any, str]] = [
+    ("--host", str, "127.0.0.1", "address to listen on"),
+    ("--port", int, 8765, "port to listen on (0 picks a free one)"),
+    ("--state-dir", str, None, "directory for training jobs and the trained model (required)"),
+    ("--model", str, "memscore-ref", "model name served and accepted in requests"),
+    ("--api-key", str, None, "require 'Authorization: Bearer KEY' on /v1 and /tokenize"),
+    ("--max-prompt-tokens", int, 262144, "longest prompt accepted (also the model's max length)"),
+    ("--latency-ms", float, 0.0, "fixed latency added to each call"),
+    ("--latency-per-token-us", float, 0.0, "latency added per token processed"),
+    ("--capacity", int, 0, "requests served at once, the rest queue (0 = unlimited)"),
+    ("--fail-rate", float, 0.0, "fraction of calls that fail (decided per call from --seed)"),
+    ("--fail-nth", _comma_ints, [], "call numbers that fail, e.g. '3,7' (1-based, per endpoint)"),
+    ("--fail-mode", str, "http500", "how a call fails: http500, error200, hang or drop"),
+    ("--fail-endpoints", _comma_words, ["score"], "endpoints faults apply to, e.g. 'score,completions'"),
+    ("--hang-seconds", float, 600.0, "how long a 'hang' failure holds the request"),
+    ("--seed", int, 0, "seed for failure decisions and the default sampling seed"),
+]
+_SWITCHES = [
+    ("--enable-control", "serve /v1/_control/faults and /v1/_control/stats (for tests)"),
+    ("--access-log", "log every request to stderr"),
+]
+
+
+def env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+
+
+def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> ServerConfig:
+    environ = os.environ if environ is None else environ
+    parser = argparse.ArgumentParser(
+        prog="python -m refserver",
+        description="memscore's reference inference server. Every flag can also be set "
+        "with the environment variable REFSERVER_<FLAG_UPPER_SNAKE>.",
+    )
+    for flag, kind, default, text in _FLAGS:
+        name = env_name(flag)
+        if name in environ:
+            try:
+                default = kind(environ[name])
+            except ValueError as e:
+                parser.error(f"{name}: {e}")
+        parser.add_argument(flag, type=kind, default=default, help=f"{text} [env {name}]")
+    for flag, text in _SWITCHES:
+        name = env_name(flag)
+        try:
+            default = _boolean(environ.get(name, ""))
+        except ValueError as e:
+            parser.error(f"{name}: {e}")
+        parser.add_argument(flag, action="store_true", default=default, help=f"{text} [env {name}]")
+    args = parser.parse_args(argv)
+
+    if not args.state_dir:
+        parser.error(f"--state-dir (or {env_name('--state-dir')}) is required")
+    if args.max_prompt_tokens < 1:
+        parser.error("--max-prompt-tokens must be at least 1")
+    try:
+        faults = FaultSettings.from_mapping(
+            {
+                "latency_ms": args.latency_ms,
+                "latency_per_token_us": args.latency_per_token_us,
+                "capacity": args.capacity,
+                "fail_rate": args.fail_rate,
+                "fail_nth": args.fail_nth,
+                "fail_mode": args.fail_mode,
+                "fail_endpoints": args.fail_endpoints,
+                "hang_seconds": args.hang_seconds,
+            }
+        )
+    except ValueError as e:
+        parser.error(str(e))
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        state_dir=Path(args.state_dir),
+        model=args.model,
+        api_key=args.api_key or None,
+        max_prompt_tokens=args.max_prompt_tokens,
+        seed=args.seed,
+        enable_control=args.enable_control,
+        access_log=args.access_log,
+        faults=faults,
+    )

@@ -1,0 +1,217 @@
+"""The reference language model: Kneser-Ney n-grams mixed with a cache of the prompt.
+
+    P(w | h) = l3 Pc3(w | last 2) + (1 - l3) [l2 Pc2(w | last 1) + (1 - l2) [l1 Pc1(w) + (1 - l1) P_KN(w | last 3)]]
+
+The caches Pc are relative frequencies over the prompt so far: how often w
+followed the same two tokens, the same token, or occurred at all. A cache's
+weight is Witten-Bell's n / (n + u), n being how often its context occurred
+before and u how many different tokens followed it, scaled by a bound: a context
+always followed by the same token is trusted, one followed by anything is not.
+The weights depend only on the history, never on w, so the mixture is a
+normalised distribution at every position. The cache is what makes a response
+that repeats facts from a memory much more probable when the memory is in the
+context, as it is for a real model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .corpus import load_documents
+from .ngram import ORDER, KneserNey, ngram_keys
+from .tokenizer import Tokenizer
+
+# Bounds of the cache weights: a repeated phrase can become near certain, but the
+# n-gram model always keeps a share for what the prompt has not shown yet.
+CACHE_TRIGRAM_WEIGHT = 0.9
+CACHE_BIGRAM_WEIGHT = 0.5
+CACHE_UNIGRAM_WEIGHT = 0.05
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training example: only the last ORDER-1 tokens of the context matter to
+    an n-gram model, so that is all that is kept."""
+
+    context_tail: tuple[int, ...]
+    continuation: tuple[int, ...]
+
+    @classmethod
+    def from_ids(cls, context_ids: Sequence[int], continuation_ids: Sequence[int]) -> "Sample":
+        return cls(tuple(context_ids[max(len(context_ids) - (ORDER - 1), 0) :]), tuple(continuation_ids))
+
+
+class LanguageModel:
+    def __init__(self, tokenizer: Tokenizer, ngrams: KneserNey):
+        self.tokenizer = tokenizer
+        self.ngrams = ngrams
+        self.vocab_size = tokenizer.vocab_size
+        self.im_start_id = tokenizer.im_start_id
+        self.im_end_id = tokenizer.im_end_id
+        self.assistant_header = [tokenizer.im_start_id] + tokenizer.encode("assistant\n")
+
+    # ---- scoring -------------------------------------------------------------
+
+    def token_logprobs(self, ids: np.ndarray, positions: np.ndarray | None = None) -> np.ndarray:
+        """log P(ids[t] | ids[:t]) for each t in ``positions`` (default: all)."""
+        ids = np.asarray(ids, np.int64)
+        if positions is None:
+            positions = np.arange(len(ids))
+        base = self.ngrams.base
+        n = len(ids)
+        # The unigram, bigram and trigram ending at each position; positions too
+        # early to have one get unique negative keys, which never match.
+        sentinel = -1 - np.arange(n, dtype=np.int64)
+        bigram = sentinel.copy()
+        bigram[1:] = ids[:-1] * base + ids[1:]
+        trigram = sentinel.copy()
+        trigram[2:] = bigram[1:-1] * base + ids[2:]
+        seen3, _ = _earlier_occurrences(trigram)
+        # A key seen for the first time adds one distinct follower to its context.
+        new3 = np.append(seen3[1:] == 0, False)
+        seen2, distinct3 = _earlier_occurrences(bigram, new3)
+        new2 = np.append(seen2[1:] == 0, False)
+        seen1, distinct2 = _earlier_occurrences(ids, new2)
+
+        t = positions
+        prev = np.maximum(t - 1, 0)
+        has1, has2 = t >= 1, t >= 2
+        # The context of position t is what ends at t - 1: its earlier occurrences
+        # and the distinct tokens that followed them.
+        caches = _mix_caches(
+            history_len=t,
+            count1=seen1[t],
+            context2=np.where(has1, seen1[prev], 0),
+            distinct2=np.where(has1, distinct2[prev], 0),
+            count2=seen2[t],
+            context3=np.where(has2, seen2[prev], 0),
+            distinct3=np.where(has2, distinct3[prev], 0),
+            count3=seen3[t],
+        )
+        padded = np.concatenate([np.full(ORDER - 1, self.ngrams.bos, np.int64), ids])
+        history = np.stack([padded[t + j] for j in range(ORDER - 1)], axis=1)
+        p_kn = self.ngrams.probs(self.ngrams.context_keys(history), ids[t])
+        return np.log(caches.kn_weight * p_kn + caches.cache_prob)
+
+    def response_spans(self, ids: np.ndarray) -> list[tuple[int, int]]:
+        """[start, end) of every assistant response: after <|im_start|>assistant\\n,
+        through the next <|im_end|> (or the end of the prompt)."""
+        ids = np.asarray(ids, np.int64)
+        h = len(self.assistant_header)
+        if len(ids) < h:
+            return []
+        match = np.ones(len(ids) - h + 1, bool)
+        for j, token in enumerate(self.assistant_header):
+            match &= ids[j : len(ids) - h + 1 + j] == token
+        starts = np.flatnonzero(match) + h
+        ends_at = np.flatnonzero(ids == self.im_end_id)
+        k = np.searchsorted(ends_at, starts)
+        ends = np.where(k < len(ends_at), ends_at[np.minimum(k, len(ends_at) - 1)] + 1, len(ids))
+        return list(zip(starts.tolist(), ends.tolist()))
+
+    def score(self, ids: Sequence[int] | np.ndarray) -> list[tuple[float, int]]:
+        """(total log-probability, token count) of each assistant response."""
+        ids = np.asarray(ids, np.int64)
+        spans = self.response_spans(ids)
+        if not spans:
+            return []
+        covered = np.zeros(len(ids) + 1, np.int64)
+        for start, end in spans:
+            covered[start] += 1
+            covered[end] -= 1
+        positions = np.flatnonzero(np.cumsum(covered[:-1]) > 0)
+        logp = np.zeros(len(ids))
+        logp[positions] = self.token_logprobs(ids, positions)
+        running = np.concatenate([[0.0], np.cumsum(logp)])
+        return [(float(running[end] - running[start]), end - start) for start, end in spans]
+
+    # ---- the full next-token distribution (generation, logprobs) -------------
+
+    def next_token_logprobs(self, history: np.ndarray) -> np.ndarray:
+        """log P(w | history) for every w in the vocabulary."""
+        h = np.asarray(history, np.int64)
+        vocab = self.vocab_size
+        n = len(h)
+        count1 = np.bincount(h, minlength=vocab)
+        after1 = h[1:][h[:-1] == h[-1]] if n >= 1 else h[:0]
+        after2 = h[2:][(h[:-2] == h[-2]) & (h[1:-1] == h[-1])] if n >= 2 else h[:0]
+        count2 = np.bincount(after1, minlength=vocab)
+        count3 = np.bincount(after2, minlength=vocab)
+        caches = _mix_caches(
+            history_len=np.int64(n),
+            count1=count1,
+            context2=np.int64(len(after1)),
+            distinct2=np.int64(np.count_nonzero(count2)),
+            count2=count2,
+            context3=np.int64(len(after2)),
+            distinct3=np.int64(np.count_nonzero(count3)),
+            count3=count3,
+        )
+        tail = np.concatenate([np.full(ORDER - 1, self.ngrams.bos, np.int64), h])[-(ORDER - 1) :]
+        p_kn = self.ngrams.probs(self.ngrams.context_keys(tail[None, :]), np.arange(vocab))
+        return np.log(caches.kn_weight * p_kn + caches.cache_prob)
+
+
+@dataclass(frozen=True)
+class _Caches:
+    kn_weight: np.ndarray
+    cache_prob: np.ndarray  # the weighted sum of the cache components
+
+
+def _mix_caches(history_len, count1, context2, distinct2, count2, context3, distinct3, count3) -> _Caches:
+    l3 = CACHE_TRIGRAM_WEIGHT * context3 / np.maximum(context3 + distinct3, 1)
+    l2 = CACHE_BIGRAM_WEIGHT * context2 / np.maximum(context2 + distinct2, 1)
+    l1 = np.where(history_len > 0, CACHE_UNIGRAM_WEIGHT, 0.0)
+    w3 = l3
+    w2 = (1 - l3) * l2
+    w1 = (1 - l3) * (1 - l2) * l1
+    cache_prob = (
+        w3 * count3 / np.maximum(context3, 1)
+        + w2 * count2 / np.maximum(context2, 1)
+        + w1 * count1 / np.maximum(history_len, 1)
+    )
+    return _Caches(kn_weight=(1 - l3) * (1 - l2) * (1 - l1), cache_prob=cache_prob)
+
+
+def _earlier_occurrences(keys: np.ndarray, flags: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """For each position: how many earlier positions hold the same key, and how
+    many of those have ``flags`` set. One stable sort groups equal keys in
+    position order; counts within a group are then prefix sums."""
+    n = len(keys)
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    index = np.arange(n)
+    is_start = np.ones(n, bool)
+    is_start[1:] = ordered[1:] != ordered[:-1]
+    group_start = np.maximum.accumulate(np.where(is_start, index, 0)) if n else index
+    seen = np.empty(n, np.int64)
+    seen[order] = index - group_start
+    flagged = np.zeros(n, np.int64)
+    if flags is not None and n:
+        before = np.concatenate([[0], np.cumsum(flags[order])[:-1]])
+        flagged[order] = before - before[group_start]
+    return seen, flagged
+
+
+class ModelBuilder:
+    """Builds models from the built-in corpus plus trained samples. The corpus part
+    is counted once; training adds the samples' n-grams and recounts."""
+
+    def __init__(self, tokenizer: Tokenizer | None = None):
+        documents = load_documents()
+        self.tokenizer = tokenizer or Tokenizer.from_texts(documents)
+        base = self.tokenizer.vocab_size + 1
+        self._corpus_keys = np.concatenate(
+            [ngram_keys(np.array(self.tokenizer.encode(doc)), 0, base) for doc in documents]
+        )
+
+    def build(self, samples: Sequence[Sample] = ()) -> LanguageModel:
+        base = self.tokenizer.vocab_size + 1
+        occurrences = [self._corpus_keys]
+        for sample in samples:
+            tokens = np.array(sample.context_tail + sample.continuation, np.int64)
+            occurrences.append(ngram_keys(tokens, len(sample.context_tail), base))
+        return LanguageModel(self.tokenizer, KneserNey(self.tokenizer.vocab_size, occurrences))
