@@ -27,8 +27,8 @@ from .tokenizer import Tokenizer
 # Bounds of the cache weights: a repeated phrase can become near certain, but the
 # n-gram model always keeps a share for what the prompt has not shown yet.
 CACHE_TRIGRAM_WEIGHT = 0.9
-CACHE_BIGRAM_WEIGHT = 0.5
-CACHE_UNIGRAM_WEIGHT = 0.05
+CACHE_BIGRAM_WEIGHT = 0.1
+CACHE_UNIGRAM_WEIGHT = 0.02
 
 
 @dataclass(frozen=True)
