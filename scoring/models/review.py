@@ -10,6 +10,10 @@ from .activity import Activity
 
 
 class CandidateQuerySet(models.QuerySet):
+    def without_ids(self):
+        """Leave out the token id lists (a whole context each): for pages."""
+        return self.defer("context_ids", "continuation_ids", "edited_ids")
+
     def pending(self):
         return self.filter(status=Candidate.Status.PENDING)
 
@@ -128,11 +132,12 @@ class Candidate(models.Model):
 
     @property
     def training_text(self):
-        return self.edited_text if self.edited_ids is not None else self.response_text
+        return self.edited_text if self.is_edited else self.response_text
 
     @property
     def is_edited(self):
-        return self.edited_ids is not None
+        # edited_at, not edited_ids: pages defer the (large) id lists.
+        return self.edited_at is not None
 
     def is_reserved_by_other(self, user, now=None):
         now = now or timezone.now()
@@ -197,8 +202,12 @@ class Candidate(models.Model):
             raise ValidationError({"comment": "A rejection needs a comment saying why."})
 
         with transaction.atomic():
+            # of=self: lock the candidate row only, not its agent's.
             locked = (
-                Candidate.objects.select_for_update().select_related("agent").get(pk=self.pk)
+                Candidate.objects.without_ids()
+                .select_for_update(of=("self",))
+                .select_related("agent")
+                .get(pk=self.pk)
             )
             locked._check_decidable()
             Review.objects.update_or_create(
@@ -272,7 +281,7 @@ class Candidate(models.Model):
             edited_ids = client.tokenize(self.agent.render_node(edited_node))
 
         with transaction.atomic():
-            locked = Candidate.objects.select_for_update().get(pk=self.pk)
+            locked = Candidate.objects.without_ids().select_for_update().get(pk=self.pk)
             locked._check_decidable()
             now = timezone.now()
             Candidate.objects.filter(pk=self.pk).update(
