@@ -1,12 +1,152 @@
+"""Scoring runs: the list, one run's live progress, starting and cancelling."""
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.shortcuts import redirect, render
 from django.urls import path
+from django.utils import timezone
+from django.views.decorators.http import require_POST
 
-from ._todo import todo
+from scoring.access import get_run_for_user, get_snapshot_for_user, require_perm
+from scoring.engine import start_run
+from scoring.forms import StartRunForm
+from scoring.models import Agent, ScoreCall, ScoringRun
+from scoring.models.runs import Mode, RunStatus
 
-# Placeholder routes: replace with real views.
+# Runs whose cells a heatmap can show (fine-tune runs have candidates instead).
+HEATMAP_MODES = [Mode.FULL, Mode.MEMORY, Mode.INCREMENTAL]
+
+
+def run_list(request):
+    require_perm(request, "scoring.view_scoringrun")
+    runs = ScoringRun.objects.select_related("agent", "snapshot", "created_by")
+
+    agent_id = request.GET.get("agent", "")
+    status = request.GET.get("status", "")
+    mode = request.GET.get("mode", "")
+    # Unknown filter values are ignored rather than answered with an error:
+    # the page is reached from links and a bookmark may outlive a choice.
+    if agent_id.isdigit():
+        runs = runs.filter(agent_id=int(agent_id))
+    if status in RunStatus.values:
+        runs = runs.filter(status=status)
+    if mode in Mode.values:
+        runs = runs.filter(mode=mode)
+
+    page = Paginator(runs, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "scoring/run_list.html",
+        {
+            "page": page,
+            "agents": Agent.objects.only("id", "name"),
+            "statuses": RunStatus.choices,
+            "modes": Mode.choices,
+            "selected": {"agent": agent_id, "status": status, "mode": mode},
+            "query": query.urlencode(),
+        },
+    )
+
+
+@require_POST
+def run_start(request, snapshot_id):
+    require_perm(request, "scoring.start_run")
+    snapshot = get_snapshot_for_user(request, snapshot_id)
+
+    form = StartRunForm(request.POST, snapshot=snapshot)
+    if not form.is_valid():
+        _report_errors(request, form.errors)
+        return redirect("snapshot_detail", snapshot.pk)
+
+    try:
+        run = start_run(snapshot, form.cleaned_data["mode"], params=form.params, by=request.user)
+    except ValidationError as e:
+        _report_errors(request, e.message_dict if hasattr(e, "error_dict") else {"": e.messages})
+        return redirect("snapshot_detail", snapshot.pk)
+
+    messages.success(request, f"Started {run}: {run.calls_total} score calls queued.")
+    return redirect("run_detail", run.pk)
+
+
+def _report_errors(request, errors):
+    """One message per field error, naming the field, for the snapshot page."""
+    for field, problems in errors.items():
+        for problem in problems:
+            label = "" if field in ("", "__all__") else f"{field}: "
+            messages.error(request, f"Run not started. {label}{problem}")
+
+
+def run_detail(request, pk):
+    run = get_run_for_user(request, pk)
+    return render(request, "scoring/run_detail.html", _progress_context(request, run))
+
+
+def run_progress(request, pk):
+    """The progress fragment that the run page polls while the run is active."""
+    run = get_run_for_user(request, pk)
+    if not request.htmx:
+        return redirect("run_detail", run.pk)
+    return render(request, "scoring/run_detail.html#progress", _progress_context(request, run))
+
+
+@require_POST
+def run_cancel(request, pk):
+    run = get_run_for_user(request, pk)
+    require_perm(request, "scoring.start_run")
+    if run.cancel(by=request.user):
+        messages.success(request, f"Cancelled {run}.")
+    else:
+        messages.info(request, f"{run} had already ended ({run.get_status_display()}).")
+    if request.htmx:
+        run.refresh_from_db()
+        return render(request, "scoring/run_detail.html#progress", _progress_context(request, run))
+    return redirect("run_detail", run.pk)
+
+
+def _progress_context(request, run):
+    # Failed calls grouped by their error, so 200 timeouts read as one line.
+    failed_calls = (
+        ScoreCall.objects.filter(run=run, status=ScoreCall.Status.FAILED)
+        .values("error")
+        .annotate(count=Count("id"))
+        .order_by("-count", "error")[:20]
+    )
+    return {
+        "run": run,
+        "failed_calls": failed_calls,
+        "timing": run_timing(run, timezone.now()),
+        "can_cancel": run.is_active and request.user.has_perm("scoring.start_run"),
+        "has_heatmap": run.mode in HEATMAP_MODES,
+    }
+
+
+def run_timing(run, now):
+    """Elapsed time and, while active, the time left at the rate so far."""
+    begun = run.started_at or run.created_at
+    end = run.finished_at if not run.is_active and run.finished_at else now
+    elapsed = max(end - begun, timedelta(0))
+    finished = run.calls_done + run.calls_failed
+    remaining = None
+    if run.is_active and run.started_at and finished and run.calls_total:
+        rate = finished / max(elapsed.total_seconds(), 1e-3)
+        remaining = timedelta(seconds=round((run.calls_total - finished) / rate))
+    return {"elapsed": _round(elapsed), "remaining": remaining, "percent": round(run.progress * 100)}
+
+
+def _round(delta):
+    return timedelta(seconds=round(delta.total_seconds()))
+
+
 urlpatterns = [
-    path("runs/", todo, name="run_list"),
-    path("snapshots/<int:snapshot_id>/runs/new/", todo, name="run_start"),
-    path("runs/<int:pk>/", todo, name="run_detail"),
-    path("runs/<int:pk>/progress/", todo, name="run_progress"),
-    path("runs/<int:pk>/cancel/", todo, name="run_cancel"),
+    path("runs/", run_list, name="run_list"),
+    path("snapshots/<int:snapshot_id>/runs/new/", run_start, name="run_start"),
+    path("runs/<int:pk>/", run_detail, name="run_detail"),
+    path("runs/<int:pk>/progress/", run_progress, name="run_progress"),
+    path("runs/<int:pk>/cancel/", run_cancel, name="run_cancel"),
 ]

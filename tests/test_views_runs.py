@@ -1,0 +1,239 @@
+"""Runs: list, detail with live progress, start (from the snapshot page) and cancel."""
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from scoring.importing import import_snapshot
+from scoring.models import Activity, Agent, ScoreCall, ScoringRun
+from scoring.models.runs import Mode, RunStatus
+from tests.matrix_data import FAILED, matrix_run
+from tests.snapshot_data import snapshot_doc
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    # The cast's five users are hashed with the slow default hasher otherwise.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def agent(db):
+    # No server is called by these pages; snapshots carry their token ids.
+    return Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="m")
+
+
+@pytest.fixture
+def snapshot(agent):
+    return import_snapshot(agent, snapshot_doc(token_ids=True))
+
+
+@pytest.fixture
+def active_run(agent, snapshot, cast):
+    run = ScoringRun.objects.create(
+        agent=agent, snapshot=snapshot, mode=Mode.FULL, status=RunStatus.RUNNING,
+        calls_total=10, calls_done=4, calls_failed=1, tokens_scored=12345,
+        created_by=cast.operator, started_at=timezone.now() - timedelta(seconds=50),
+    )
+    for seq in range(10):
+        ScoreCall.objects.create(
+            run=run, seq=seq, range_end=8,
+            status=ScoreCall.Status.FAILED if seq == 9 else ScoreCall.Status.PENDING,
+            error="server said <b>overloaded</b>" if seq == 9 else "",
+        )
+    return run
+
+
+def test_it_lists_runs_with_filters(cast, active_run, agent):
+    done = matrix_run(agent, [[1.0, 0.0]])
+    client = cast.client_for(cast.viewer)
+
+    page = client.get(reverse("run_list"))
+    assert page.status_code == 200
+    assert f'href="{reverse("run_detail", args=[active_run.pk])}"' in page.text
+    assert f'href="{reverse("run_detail", args=[done.pk])}"' in page.text
+
+    page = client.get(reverse("run_list"), {"status": "running"})
+    assert f'href="{reverse("run_detail", args=[active_run.pk])}"' in page.text
+    assert f'href="{reverse("run_detail", args=[done.pk])}"' not in page.text
+
+    page = client.get(reverse("run_list"), {"mode": "finetune", "agent": agent.pk})
+    assert "No runs match these filters" in page.text
+
+
+def test_it_shows_an_empty_state_with_what_to_do(cast):
+    page = cast.client_for(cast.viewer).get(reverse("run_list"))
+    assert "No scoring runs yet" in page.text
+    assert reverse("agent_list") in page.text
+
+
+def test_it_shows_progress_errors_and_who_started_it(cast, active_run):
+    page = cast.client_for(cast.viewer).get(reverse("run_detail", args=[active_run.pk]))
+    assert page.status_code == 200
+    text = page.text
+    assert "4 done, 1 failed of 10 score calls" in text
+    assert "12345" in text
+    assert cast.operator.username in text
+    # Polls while active.
+    assert f'hx-get="{reverse("run_progress", args=[active_run.pk])}"' in text
+    assert 'hx-trigger="every 1s"' in text
+    # Failed calls grouped, their error escaped.
+    assert "server said &lt;b&gt;overloaded&lt;/b&gt;" in text
+    assert "<b>overloaded" not in text
+    # Elapsed ~50 s; 5 of 10 calls in 50 s leaves about 50 s.
+    assert "0:00:5" in text
+    assert "about 0:00:" in text
+    # A viewer is not offered the cancel button.
+    assert reverse("run_cancel", args=[active_run.pk]) not in text
+
+
+def test_it_offers_cancel_to_an_operator(cast, active_run):
+    page = cast.client_for(cast.operator).get(reverse("run_detail", args=[active_run.pk]))
+    assert f'action="{reverse("run_cancel", args=[active_run.pk])}"' in page.text
+
+
+def test_it_returns_the_progress_fragment_to_htmx(cast, active_run):
+    client = cast.client_for(cast.viewer)
+    fragment = client.get(reverse("run_progress", args=[active_run.pk]), HTTP_HX_REQUEST="true")
+    assert fragment.status_code == 200
+    assert fragment.text.lstrip().startswith('<section id="run-progress"')
+    assert "<html" not in fragment.text and "topbar" not in fragment.text
+    assert 'hx-trigger="every 1s"' in fragment.text
+
+
+def test_it_stops_polling_once_the_run_ended(cast, active_run):
+    ScoringRun.objects.filter(pk=active_run.pk).update(
+        status=RunStatus.SUCCEEDED, calls_done=9, finished_at=timezone.now()
+    )
+    fragment = cast.client_for(cast.viewer).get(
+        reverse("run_progress", args=[active_run.pk]), HTTP_HX_REQUEST="true"
+    )
+    assert "hx-trigger" not in fragment.text and "hx-get" not in fragment.text
+    assert "succeeded" in fragment.text
+    assert reverse("heatmap", args=[active_run.pk]) in fragment.text
+
+
+def test_it_redirects_a_plain_progress_request_to_the_page(cast, active_run):
+    response = cast.client_for(cast.viewer).get(reverse("run_progress", args=[active_run.pk]))
+    assert response.status_code == 302
+    assert response.url == reverse("run_detail", args=[active_run.pk])
+
+
+def test_it_links_a_finetune_run_to_its_candidates(cast, agent, snapshot):
+    run = ScoringRun.objects.create(
+        agent=agent, snapshot=snapshot, mode=Mode.FINETUNE, status=RunStatus.SUCCEEDED,
+        finished_at=timezone.now(),
+    )
+    page = cast.client_for(cast.viewer).get(reverse("run_detail", args=[run.pk]))
+    assert f'{reverse("candidate_list")}?run={run.pk}' in page.text
+    assert reverse("heatmap", args=[run.pk]) not in page.text
+
+
+def test_an_operator_starts_a_run(cast, snapshot):
+    client = cast.client_for(cast.operator)
+    response = client.post(reverse("run_start", args=[snapshot.pk]), {"mode": "full"})
+    run = ScoringRun.objects.get()
+    assert response.status_code == 302
+    assert response.url == reverse("run_detail", args=[run.pk])
+    assert run.mode == Mode.FULL and run.status == RunStatus.QUEUED
+    assert run.created_by == cast.operator
+    # Baseline plus one call per memory key (4 distinct keys in the snapshot).
+    assert run.calls_total == 5 == ScoreCall.objects.filter(run=run).count()
+    assert Activity.objects.filter(verb="started run", target_id=str(run.pk), actor=cast.operator).exists()
+    follow = client.get(response.url)
+    assert f"Started {run}" in follow.text
+
+
+def test_it_sends_field_errors_back_to_the_snapshot(cast, snapshot):
+    client = cast.client_for(cast.operator)
+    response = client.post(reverse("run_start", args=[snapshot.pk]), {"mode": "memory"}, follow=True)
+    assert response.redirect_chain[-1][0] == reverse("snapshot_detail", args=[snapshot.pk])
+    assert "Run not started. key: Choose the memory to score." in response.text
+    assert not ScoringRun.objects.exists()
+
+    response = client.post(reverse("run_start", args=[snapshot.pk]), {"mode": "finetune", "count": "0"}, follow=True)
+    assert "count: " in response.text
+    assert not ScoringRun.objects.exists()
+
+
+def test_a_viewer_cannot_start_or_cancel(cast, snapshot, active_run):
+    client = cast.client_for(cast.viewer)
+    assert client.post(reverse("run_start", args=[snapshot.pk]), {"mode": "full"}).status_code == 403
+    assert client.post(reverse("run_cancel", args=[active_run.pk])).status_code == 403
+    assert ScoringRun.objects.count() == 1
+    active_run.refresh_from_db()
+    assert active_run.status == RunStatus.RUNNING
+    assert not Activity.objects.filter(target_type="scoringrun").exists()
+
+
+def test_an_outsider_gets_403_everywhere(cast, snapshot, active_run):
+    client = cast.client_for(cast.outsider)
+    for name, args in [("run_list", []), ("run_detail", [active_run.pk]), ("run_progress", [active_run.pk])]:
+        assert client.get(reverse(name, args=args)).status_code == 403, name
+    assert client.post(reverse("run_start", args=[snapshot.pk]), {"mode": "full"}).status_code == 403
+    assert client.post(reverse("run_cancel", args=[active_run.pk])).status_code == 403
+    assert ScoringRun.objects.count() == 1
+
+
+def test_it_requires_login(client, active_run):
+    response = client.get(reverse("run_detail", args=[active_run.pk]))
+    assert response.status_code == 302 and "/login/" in response.url
+
+
+def test_an_operator_cancels_a_run(cast, active_run):
+    client = cast.client_for(cast.operator)
+    response = client.post(reverse("run_cancel", args=[active_run.pk]))
+    assert response.status_code == 302
+    active_run.refresh_from_db()
+    assert active_run.status == RunStatus.CANCELLED
+    assert active_run.cancelled_by == cast.operator
+    assert Activity.objects.filter(verb="cancelled run", target_id=str(active_run.pk)).count() == 1
+
+    # Cancelling again changes nothing.
+    client.post(reverse("run_cancel", args=[active_run.pk]))
+    assert Activity.objects.filter(verb="cancelled run").count() == 1
+
+
+def test_cancel_over_htmx_returns_the_final_fragment(cast, active_run):
+    response = cast.client_for(cast.operator).post(
+        reverse("run_cancel", args=[active_run.pk]), HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 200
+    assert response.text.lstrip().startswith('<section id="run-progress"')
+    assert "hx-trigger" not in response.text
+    assert "cancelled" in response.text
+
+
+def test_cancel_is_post_only(cast, active_run):
+    response = cast.client_for(cast.operator).get(reverse("run_cancel", args=[active_run.pk]))
+    assert response.status_code == 405
+    active_run.refresh_from_db()
+    assert active_run.status == RunStatus.RUNNING
+
+
+def test_posts_need_the_csrf_token(cast, snapshot, active_run):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(cast.operator)
+    assert client.post(reverse("run_start", args=[snapshot.pk]), {"mode": "full"}).status_code == 403
+    assert client.post(reverse("run_cancel", args=[active_run.pk])).status_code == 403
+    assert ScoringRun.objects.count() == 1
+    active_run.refresh_from_db()
+    assert active_run.status == RunStatus.RUNNING
+
+    # With the token from a page, the same POST goes through.
+    client.get(reverse("run_detail", args=[active_run.pk]))
+    token = client.cookies["csrftoken"].value
+    response = client.post(reverse("run_cancel", args=[active_run.pk]), {"csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    active_run.refresh_from_db()
+    assert active_run.status == RunStatus.CANCELLED
+
+
+def test_it_counts_a_failed_call_in_the_run_page(cast, agent):
+    run = matrix_run(agent, [[0.5, 0.2], [FAILED, FAILED]], status=RunStatus.PARTIAL)
+    page = cast.client_for(cast.viewer).get(reverse("run_detail", args=[run.pk]))
+    assert "HTTP 500 from /score" in page.text
+    assert "finished with failures" in page.text
