@@ -102,8 +102,9 @@ Handler = Callable[[web.Request, RefServer, Call], Awaitable[web.StreamResponse]
 
 
 def endpoint(name: str, *, gated: bool = True) -> Callable[[Handler], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
-    """The path of every model call: authenticate, count, wait for capacity (when
-    ``gated``), fixed latency, then either an injected failure or the handler."""
+    """The path of every call: authenticate, count, then either an injected failure
+    or the handler. A ``gated`` call is model work: it waits for capacity and pays
+    the fixed latency first; reading job status or the model list does not."""
 
     def decorate(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         @functools.wraps(handler)
@@ -116,7 +117,8 @@ def endpoint(name: str, *, gated: bool = True) -> Callable[[Handler], Callable[[
             server.max_in_flight = max(server.max_in_flight, server.in_flight)
             try:
                 async with server.gate.slot() if gated else nullcontext():
-                    await asyncio.sleep(call.settings.latency_seconds())
+                    if gated:
+                        await asyncio.sleep(call.settings.latency_seconds())
                     if failure is not None:
                         return await _inject_failure(request, call, failure)
                     return await handler(request, server, call)
