@@ -1,11 +1,221 @@
-from django.urls import path
+"""A run's memories × responses heatmap: the page, its data, a CSV and one cell.
 
-from ._todo import todo
+The page is a shell; static/memscore/heatmap.js fetches `heatmap_data` and
+draws every cell on one canvas. The payload is packed for 500 × 2,000 cells:
+flat row-major integers in thousandths, keys and response snippets once, and
+cached once the run has finished (its cells can no longer change).
+"""
 
-# Placeholder routes: replace with real views.
+import csv
+import json
+
+from django.core.cache import cache
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.urls import path, reverse
+
+from scoring.access import get_run_for_user, require_perm
+from scoring.engine.matrix import load_matrix
+from scoring.models import CellScore, Memory, Node, ScoreCall
+from scoring.models.runs import ZERO_THRESHOLD
+
+SNIPPET_CHARS = 80
+# Values travel as integers in thousandths of a nat: shorter than floats,
+# exact after the 3-decimal rounding, and cheap to parse.
+UNIT = 0.001
+CACHE_SECONDS = 24 * 3600
+
+
+def heatmap(request, pk):
+    run = get_run_for_user(request, pk)
+    require_perm(request, "scoring.view_cellscore")
+    cell_url = reverse("heatmap_cell", args=[run.pk, 0, 0])
+    return render(
+        request,
+        "scoring/heatmap.html",
+        {
+            "run": run,
+            "data_url": reverse("heatmap_data", args=[run.pk]),
+            # heatmap.js appends "<memory_id>/<response_id>/".
+            "cell_base_url": cell_url[: -len("0/0/")],
+            "zero_threshold": ZERO_THRESHOLD,
+            "memory_count": run.snapshot.memory_count,
+            "response_count": run.snapshot.response_count,
+        },
+    )
+
+
+def heatmap_data(request, pk):
+    run = get_run_for_user(request, pk)
+    require_perm(request, "scoring.view_cellscore")
+    body = packed_payload(run)
+    response = HttpResponse(body, content_type="application/json")
+    # A finished run's payload never changes; an active run's does, every second.
+    response["Cache-Control"] = "private, max-age=3600" if not run.is_active else "no-store"
+    return response
+
+
+def packed_payload(run):
+    """The heatmap's JSON as bytes, from the cache when the run has finished."""
+    if run.is_active:
+        return _pack(run)
+    # The key changes with anything that could change the cells (a resumed
+    # or re-finished run), so a stale payload is never served.
+    key = "heatmap:v1:{}:{}:{}:{}:{}".format(
+        run.pk, run.status, run.calls_done, run.calls_failed,
+        run.finished_at.timestamp() if run.finished_at else "",
+    )
+    body = cache.get(key)
+    if body is None:
+        body = _pack(run)
+        cache.set(key, body, CACHE_SECONDS)
+    return body
+
+
+def _pack(run):
+    matrix = load_matrix(run)
+    memories, responses, deltas = matrix["memories"], matrix["responses"], matrix["deltas"]
+    row_of = {m["id"]: i for i, m in enumerate(memories)}
+    col_of = {r["id"]: j for j, r in enumerate(responses)}
+    # load_matrix gives None for failed and for not-yet-scored cells alike;
+    # the failed ones are few, so they are read apart to tell the two apart.
+    failed = set()
+    for memory_id, response_id in CellScore.objects.filter(run=run, failed=True).values_list(
+        "memory_id", "response_id"
+    ):
+        if memory_id in row_of and response_id in col_of:
+            failed.add(row_of[memory_id] * len(responses) + col_of[response_id])
+
+    values, missing = [], []
+    run_start = None
+    flat = 0
+    for row in deltas:
+        for delta in row:
+            if delta is None:
+                values.append(None)
+                if flat not in failed:
+                    if run_start is None:
+                        run_start = flat
+                elif run_start is not None:
+                    missing.append([run_start, flat - run_start])
+                    run_start = None
+            else:
+                values.append(round(delta * 1000))
+                if run_start is not None:
+                    missing.append([run_start, flat - run_start])
+                    run_start = None
+            flat += 1
+    if run_start is not None:
+        missing.append([run_start, flat - run_start])
+
+    payload = {
+        "run": run.pk,
+        "status": run.status,
+        "active": run.is_active,
+        "rows": len(memories),
+        "cols": len(responses),
+        "unit": UNIT,
+        "zero": ZERO_THRESHOLD,
+        "memory_ids": [m["id"] for m in memories],
+        "keys": [m["key"] for m in memories],
+        "response_ids": [r["id"] for r in responses],
+        "response_index": [r["index"] for r in responses],
+        "snippets": [_snippet(r["text"]) for r in responses],
+        # Signed deltas, row-major (memory by memory); null = the cell failed.
+        "values": values,
+        # [flat start, length] runs of cells with no score yet (null too in
+        # "values", but drawn as "not scored" rather than "failed").
+        "missing": missing,
+    }
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _snippet(text):
+    text = " ".join(text.split())
+    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…"
+
+
+def heatmap_csv(request, pk):
+    run = get_run_for_user(request, pk)
+    require_perm(request, "scoring.view_cellscore")
+    matrix = load_matrix(run)
+    failed = set(
+        CellScore.objects.filter(run=run, failed=True).values_list("memory_id", "response_id")
+    )
+
+    def rows():
+        writer = csv.writer(_Echo())
+        yield writer.writerow(
+            ["memory_id", "memory_key", "response_id", "response_index", "delta", "importance", "state"]
+        )
+        for memory, row in zip(matrix["memories"], matrix["deltas"]):
+            for response, delta in zip(matrix["responses"], row):
+                if delta is not None:
+                    importance = delta if delta > ZERO_THRESHOLD else 0.0
+                    state = "scored"
+                    cells = [f"{delta:.6g}", f"{importance:.6g}"]
+                else:
+                    state = "failed" if (memory["id"], response["id"]) in failed else "missing"
+                    cells = ["", ""]
+                yield writer.writerow(
+                    [memory["id"], _csv_text(memory["key"]), response["id"], response["index"], *cells, state]
+                )
+
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    filename = f"memscore-run-{run.pk}-{run.agent.name}-cells.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def _csv_text(value):
+    # A key starting with = + - @ would run as a formula in a spreadsheet.
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def heatmap_cell(request, pk, memory_id, response_id):
+    run = get_run_for_user(request, pk)
+    require_perm(request, "scoring.view_cellscore")
+    memory = Memory.objects.filter(agent_id=run.agent_id, pk=memory_id).first()
+    response = Node.objects.responses().filter(snapshot_id=run.snapshot_id, pk=response_id).first()
+    if memory is None or response is None:
+        raise Http404("No such cell in this run's snapshot.")
+    # The memory's text as this snapshot had it (it may have changed since).
+    memory_node = (
+        Node.objects.filter(snapshot_id=run.snapshot_id, memory=memory).order_by("section", "index").first()
+    )
+    cell = CellScore.objects.filter(run=run, memory_id=memory_id, response_id=response_id).first()
+    call_error = ""
+    if cell is not None and cell.failed:
+        call = (
+            ScoreCall.objects.filter(run=run, memory_id=memory_id, status=ScoreCall.Status.FAILED)
+            .exclude(error="")
+            .first()
+        )
+        call_error = call.error if call else ""
+    context = {
+        "run": run,
+        "memory": memory,
+        "memory_text": memory_node.text if memory_node else memory.text,
+        "memory_node": memory_node,
+        "response": response,
+        "cell": cell,
+        "call_error": call_error,
+        "harmful": cell is not None and not cell.failed and cell.delta < -ZERO_THRESHOLD,
+    }
+    template = "scoring/heatmap_cell.html"
+    if request.htmx:
+        template += "#cell"
+    return render(request, template, context)
+
+
 urlpatterns = [
-    path("runs/<int:pk>/heatmap/", todo, name="heatmap"),
-    path("runs/<int:pk>/heatmap.json", todo, name="heatmap_data"),
-    path("runs/<int:pk>/heatmap.csv", todo, name="heatmap_csv"),
-    path("runs/<int:pk>/cell/<int:memory_id>/<int:response_id>/", todo, name="heatmap_cell"),
+    path("runs/<int:pk>/heatmap/", heatmap, name="heatmap"),
+    path("runs/<int:pk>/heatmap.json", heatmap_data, name="heatmap_data"),
+    path("runs/<int:pk>/heatmap.csv", heatmap_csv, name="heatmap_csv"),
+    path("runs/<int:pk>/cell/<int:memory_id>/<int:response_id>/", heatmap_cell, name="heatmap_cell"),
 ]

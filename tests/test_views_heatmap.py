@@ -1,0 +1,243 @@
+"""The heatmap: page, packed JSON, CSV, cell fragment, and drawing in a real browser."""
+
+import csv
+import io
+import json
+import os
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from scoring.models import Agent, CellScore
+from scoring.models.runs import RunStatus
+from tests.matrix_data import FAILED, MISSING, matrix_run
+
+XSS = "<script>alert(1)</script>"
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def agent(db):
+    return Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="m")
+
+
+@pytest.fixture
+def run(agent):
+    return matrix_run(
+        agent,
+        [[1.2346, 0.005, FAILED], [-0.7, MISSING, 0.0]],
+        keys=["people/alice", f"evil/{XSS}"],
+        memory_texts=["Alice runs the sync.", f"Memory {XSS} text"],
+        responses=["First answer " + "x" * 200, f"Second {XSS} answer", "Third"],
+        status=RunStatus.PARTIAL,
+    )
+
+
+def test_it_renders_the_page_shell(cast, run):
+    page = cast.client_for(cast.viewer).get(reverse("heatmap", args=[run.pk]))
+    assert page.status_code == 200
+    assert 'id="heatmap-canvas"' in page.text
+    assert f'data-url="{reverse("heatmap_data", args=[run.pk])}"' in page.text
+    assert f'data-cell-base="/runs/{run.pk}/cell/"' in page.text
+    assert reverse("heatmap_csv", args=[run.pk]) in page.text
+    assert "<noscript>" in page.text
+    assert "memscore/heatmap.js" in page.text
+    # Keys and texts travel in the JSON only, never into the HTML.
+    assert XSS not in page.text
+
+
+def test_it_packs_the_cells_as_json(cast, run):
+    response = cast.client_for(cast.viewer).get(reverse("heatmap_data", args=[run.pk]))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    data = response.json()
+    assert data["rows"] == 2 and data["cols"] == 3
+    assert data["keys"] == ["people/alice", f"evil/{XSS}"]
+    assert data["memory_ids"] == [m.pk for m in run.memories]
+    assert data["response_ids"] == run.response_ids
+    assert data["response_index"] == [1, 3, 5]
+    assert data["snippets"][0] == "First answer " + "x" * 66 + "…"
+    assert len(data["snippets"][0]) == 80
+    assert data["snippets"][1] == f"Second {XSS} answer"
+    assert data["unit"] == 0.001 and data["zero"] == 0.01
+    # Signed thousandths, row-major; a failed cell is null and a zero is 0.
+    assert data["values"] == [1235, 5, None, -700, None, 0]
+    # The cell not scored yet is null too, but listed as missing, not failed.
+    assert data["missing"] == [[4, 1]]
+    assert data["status"] == "partial" and data["active"] is False
+
+
+def test_it_serves_a_finished_runs_payload_from_the_cache(cast, run):
+    client = cast.client_for(cast.viewer)
+    first = client.get(reverse("heatmap_data", args=[run.pk])).content
+    table = CellScore._meta.db_table
+    with CaptureQueriesContext(connection) as queries:
+        second = client.get(reverse("heatmap_data", args=[run.pk])).content
+    assert second == first
+    assert not [q for q in queries.captured_queries if table in q["sql"]]
+
+
+def test_it_does_not_cache_an_active_run(cast, agent):
+    run = matrix_run(agent, [[0.5, MISSING]], status=RunStatus.RUNNING, finished=False)
+    client = cast.client_for(cast.viewer)
+    assert client.get(reverse("heatmap_data", args=[run.pk])).json()["values"] == [500, None]
+    CellScore.objects.create(run=run, memory=run.memories[0], response_id=run.response_ids[1], delta=2.0)
+    data = client.get(reverse("heatmap_data", args=[run.pk])).json()
+    assert data["values"] == [500, 2000]
+    assert data["missing"] == [] and data["active"] is True
+
+
+def test_it_downloads_every_cell_as_csv(cast, run):
+    response = cast.client_for(cast.viewer).get(reverse("heatmap_csv", args=[run.pk]))
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0] == ["memory_id", "memory_key", "response_id", "response_index", "delta", "importance", "state"]
+    by_cell = {(r[1], r[3]): r[4:] for r in rows[1:]}
+    assert len(by_cell) == 6
+    assert by_cell[("people/alice", "1")] == ["1.2346", "1.2346", "scored"]
+    # At or below the threshold the importance is zero; the delta stays as measured.
+    assert by_cell[("people/alice", "3")] == ["0.005", "0", "scored"]
+    assert by_cell[("people/alice", "5")] == ["", "", "failed"]
+    assert by_cell[(f"evil/{XSS}", "1")] == ["-0.7", "0", "scored"]
+    assert by_cell[(f"evil/{XSS}", "3")] == ["", "", "missing"]
+
+
+def test_it_defuses_spreadsheet_formulas_in_the_csv(cast, agent):
+    run = matrix_run(agent, [[1.0]], keys=["=HYPERLINK(\"http://x\")"])
+    response = cast.client_for(cast.viewer).get(reverse("heatmap_csv", args=[run.pk]))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[1][1] == "'=HYPERLINK(\"http://x\")"
+
+
+def test_it_returns_the_cell_fragment_to_htmx_escaped(cast, run):
+    evil = run.memories[1]
+    url = reverse("heatmap_cell", args=[run.pk, evil.pk, run.response_ids[1]])
+    fragment = cast.client_for(cast.viewer).get(url, HTTP_HX_REQUEST="true")
+    assert fragment.status_code == 200
+    assert "<html" not in fragment.text and "topbar" not in fragment.text
+    assert fragment.text.lstrip().startswith('<div class="card" id="cell">')
+    assert XSS not in fragment.text
+    assert "Memory &lt;script&gt;alert(1)&lt;/script&gt; text" in fragment.text
+    assert "Second &lt;script&gt;alert(1)&lt;/script&gt; answer" in fragment.text
+    assert "not scored yet" in fragment.text
+
+
+def test_it_renders_the_cell_as_a_page_without_htmx(cast, run):
+    alice = run.memories[0]
+    page = cast.client_for(cast.viewer).get(reverse("heatmap_cell", args=[run.pk, alice.pk, run.response_ids[0]]))
+    assert page.status_code == 200
+    assert "topbar" in page.text
+    assert "importance 1.235 nats" in page.text
+    assert "Alice runs the sync." in page.text
+
+
+def test_it_says_a_failed_cell_failed_and_a_harmful_one_harms(cast, run):
+    client = cast.client_for(cast.viewer)
+    alice, evil = run.memories
+    failed = client.get(reverse("heatmap_cell", args=[run.pk, alice.pk, run.response_ids[2]]), HTTP_HX_REQUEST="true")
+    assert "failed" in failed.text and "not zero" in failed.text
+    harmful = client.get(reverse("heatmap_cell", args=[run.pk, evil.pk, run.response_ids[0]]), HTTP_HX_REQUEST="true")
+    assert "harmful" in harmful.text and "-0.700" in harmful.text
+
+
+def test_it_404s_a_cell_outside_the_run(cast, run, agent):
+    other_agent = Agent.objects.create(name="other", base_url="http://127.0.0.1:9/v1", model="m")
+    other = matrix_run(other_agent, [[1.0]])
+    client = cast.client_for(cast.viewer)
+    assert client.get(reverse("heatmap_cell", args=[run.pk, other.memories[0].pk, run.response_ids[0]])).status_code == 404
+    assert client.get(reverse("heatmap_cell", args=[run.pk, run.memories[0].pk, other.response_ids[0]])).status_code == 404
+
+
+def test_an_outsider_gets_403(cast, run):
+    client = cast.client_for(cast.outsider)
+    for name, args in [
+        ("heatmap", [run.pk]), ("heatmap_data", [run.pk]), ("heatmap_csv", [run.pk]),
+        ("heatmap_cell", [run.pk, run.memories[0].pk, run.response_ids[0]]),
+    ]:
+        assert client.get(reverse(name, args=args)).status_code == 403, name
+
+
+# --- in a real browser --------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--no-first-run",
+]
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_it_draws_a_hoverable_heatmap_in_chromium(live_server, agent):
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("MEMSCORE_REQUIRE_BROWSER") == "1":
+            pytest.fail("Chromium is missing")
+        pytest.skip("Chromium is not installed")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from django.contrib.auth.models import Group, User
+    from playwright.sync_api import sync_playwright
+
+    user = User.objects.create_user("vera", password="pw-for-tests-123")
+    user.groups.add(Group.objects.get(name="viewer"))
+    run = matrix_run(
+        agent, [[2.0, FAILED, 0.0, -1.0]] * 3,
+        keys=[f"k{i}/{XSS}" for i in range(3)], responses=[f"resp {j} {XSS}" for j in range(4)],
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        dialogs = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(f"{live_server.url}/login/")
+        page.fill("input[name=username]", "vera")
+        page.fill("input[name=password]", "pw-for-tests-123")
+        page.click("button[type=submit]")
+        page.wait_for_url(lambda url: "/login/" not in url)
+
+        page.goto(f"{live_server.url}{reverse('heatmap', args=[run.pk])}")
+        page.wait_for_function("document.body.dataset.heatmapReady === '1'")
+        box = page.locator("#heatmap-canvas").bounding_box()
+        assert box["width"] >= 4 * 16
+        cell = box["width"] / 4
+        pixel = page.evaluate(
+            "([x, y]) => Array.from(document.getElementById('heatmap-canvas').getContext('2d')"
+            ".getImageData(x, y, 1, 1).data)",
+            [int(cell * 2.5), 1],
+        )
+        assert pixel == [255, 255, 255, 255]  # a zero cell is white
+
+        # Hover the first cell: the tooltip shows the key and response as text.
+        page.mouse.move(box["x"] + cell / 2, box["y"] + 2)
+        tooltip = page.locator("#heatmap-tooltip")
+        tooltip.wait_for(state="visible")
+        assert tooltip.locator(".t-key").inner_text() == f"k0/{XSS}"
+        assert f"resp 0 {XSS}" in tooltip.locator(".t-resp").inner_text()
+        assert "importance 2.000" in tooltip.locator(".t-val").inner_text()
+        page.mouse.move(box["x"] + cell * 1.5, box["y"] + 2)
+        page.wait_for_function("document.querySelector('#heatmap-tooltip .t-val').textContent.startsWith('failed')")
+
+        # Click: the server-rendered cell detail is swapped in below.
+        page.mouse.click(box["x"] + cell * 3.5, box["y"] + 2)
+        page.locator("#cell-detail #cell").wait_for()
+        assert "harmful" in page.locator("#cell-detail").inner_text()
+        assert f"resp 3 {XSS}" in page.locator("#cell-detail").inner_text()
+        assert page.locator("#cell-detail script").count() == 0
+        assert not dialogs
+        browser.close()
