@@ -42,8 +42,8 @@ def agent_list(request):
 
 def agent_create(request):
     require_perm(request, "scoring.add_agent")
-    form = AgentForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
+    form = AgentForm(request.POST if request.method == "POST" else None)
+    if form.is_bound and form.is_valid():
         agent = form.save(commit=False)
         agent.created_by = request.user
         agent.save()
@@ -56,8 +56,8 @@ def agent_create(request):
 def agent_edit(request, pk):
     require_perm(request, "scoring.change_agent")
     agent = get_agent_for_user(request, pk)
-    form = AgentForm(request.POST or None, instance=agent)
-    if request.method == "POST" and form.is_valid():
+    form = AgentForm(request.POST if request.method == "POST" else None, instance=agent)
+    if form.is_bound and form.is_valid():
         # Names only, never values: the API key must not reach the activity log.
         changed = sorted(name for name in form.changed_data if name != "clear_api_key")
         if form.cleaned_data.get("clear_api_key"):

@@ -18,8 +18,11 @@ NODES_PER_PAGE = 200
 def snapshot_upload(request, agent_id):
     require_perm(request, "scoring.add_snapshot")
     agent = get_agent_for_user(request, agent_id)
-    form = SnapshotUploadForm(request.POST or None, request.FILES or None, agent=agent)
-    if request.method == "POST" and form.is_valid():
+    if request.method != "POST":
+        form = SnapshotUploadForm(agent=agent)
+    else:
+        form = SnapshotUploadForm(request.POST, request.FILES, agent=agent)
+    if form.is_bound and form.is_valid():
         try:
             snapshot = import_snapshot(
                 agent, form.snapshot_data, by=request.user, source=Snapshot.Source.UPLOAD

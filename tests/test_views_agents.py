@@ -1,0 +1,266 @@
+"""Agent pages: list, create, edit, detail, API tokens; roles, CSRF, and the secret key."""
+
+import re
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from scoring.models import Activity, Agent, ScoringRun, Snapshot
+from scoring.models.runs import Mode, RunStatus
+
+SECRET = "sk-live-SECRET-never-show-4471"
+
+
+@pytest.fixture
+def poc(db):
+    return Agent.objects.create(
+        name="poc", base_url="http://127.0.0.1:8765/v1", model="memscore-ref", api_key=SECRET
+    )
+
+
+def _valid_post(**overrides):
+    data = {
+        "name": "helper",
+        "base_url": "http://gpu-1.example.net:8000/v1",
+        "model": "qwen-32b",
+        "api_key": "",
+        "api_key_env": "",
+        "message_template": "<|im_start|>{role}\n{text}<|im_end|>\n",
+        "memory_template": "<|im_start|>memory\n[{key}]\n{text}<|im_end|>\n",
+        "score_concurrency": 8,
+        "score_shards": 2,
+        "request_timeout": 120,
+        "incremental_enabled": "on",
+        "incremental_max_age": 3600,
+        "incremental_response_window": 20,
+        "incremental_batch": 10,
+        "weight_alpha": 0.3,
+        "finetune_count": 200,
+        "finetune_min_divergence": 1.0,
+        "required_approvals": 2,
+    }
+    data.update(overrides)
+    return data
+
+
+def _snapshot(agent, when="2026-11-20T12:00:00Z"):
+    return Snapshot.objects.create(agent=agent, taken_at=when, source=Snapshot.Source.API)
+
+
+# --- list ---------------------------------------------------------------------
+
+def test_it_lists_agents_with_their_counts(cast, poc):
+    _snapshot(poc, "2026-11-19T12:00:00Z")
+    latest = _snapshot(poc, "2026-11-20T12:00:00Z")
+    poc.memories.create(key="people/alice")
+    ScoringRun.objects.create(agent=poc, snapshot=latest, mode=Mode.FULL, status=RunStatus.RUNNING)
+    ScoringRun.objects.create(agent=poc, snapshot=latest, mode=Mode.FULL, status=RunStatus.SUCCEEDED)
+
+    response = cast.client_for(cast.viewer).get(reverse("agent_list"))
+    assert response.status_code == 200
+    row = response.context["agents"].get(pk=poc.pk)
+    assert (row.memory_count, row.snapshot_count, row.active_run_count) == (1, 2, 1)
+    assert row.latest_snapshot_id == latest.pk
+    assert reverse("snapshot_detail", args=[latest.pk]) in response.content.decode()
+
+
+def test_it_lists_agents_in_a_constant_number_of_queries(cast, poc, django_assert_num_queries):
+    client = cast.client_for(cast.viewer)
+    client.get(reverse("agent_list"))  # warm the session and permission caches
+
+    def queries_for_page():
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(reverse("agent_list")).status_code == 200
+        return len(ctx.captured_queries)
+
+    one = queries_for_page()
+    for i in range(6):
+        other = Agent.objects.create(name=f"agent-{i}", base_url="http://x:1/v1", model="m")
+        snap = _snapshot(other)
+        other.memories.create(key="k")
+        ScoringRun.objects.create(agent=other, snapshot=snap, mode=Mode.FULL)
+    assert queries_for_page() == one
+
+
+def test_it_refuses_the_list_to_an_outsider(cast, poc):
+    assert cast.client_for(cast.outsider).get(reverse("agent_list")).status_code == 403
+
+
+def test_it_sends_anonymous_visitors_to_log_in(poc):
+    response = Client().get(reverse("agent_list"))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+# --- create -------------------------------------------------------------------
+
+def test_it_lets_an_operator_create_an_agent(cast):
+    client = cast.client_for(cast.operator)
+    assert client.get(reverse("agent_create")).status_code == 200
+    response = client.post(reverse("agent_create"), _valid_post(api_key="sk-new-key"))
+    agent = Agent.objects.get(name="helper")
+    assert response.status_code == 302 and response["Location"] == reverse("agent_detail", args=[agent.pk])
+    assert (agent.model, agent.score_concurrency, agent.score_shards, agent.required_approvals) == (
+        "qwen-32b", 8, 2, 2
+    )
+    assert agent.api_key == "sk-new-key"
+    assert agent.created_by == cast.operator
+    activity = Activity.objects.get(verb="created agent")
+    assert activity.actor == cast.operator and activity.target_id == str(agent.pk)
+
+
+@pytest.mark.parametrize("who", ["viewer", "reviewer", "outsider"])
+def test_it_refuses_creation_without_the_role(cast, who):
+    client = cast.client_for(getattr(cast, who))
+    assert client.get(reverse("agent_create")).status_code == 403
+    assert client.post(reverse("agent_create"), _valid_post()).status_code == 403
+    assert not Agent.objects.exists()
+
+
+def test_it_shows_field_errors_and_creates_nothing(cast, poc):
+    response = cast.client_for(cast.operator).post(
+        reverse("agent_create"),
+        _valid_post(name="poc", memory_template="[{name}] {text}", score_concurrency=0, api_key=SECRET),
+    )
+    assert response.status_code == 200
+    errors = response.context["form"].errors
+    assert "name" in errors and "memory_template" in errors and "score_concurrency" in errors
+    assert Agent.objects.count() == 1
+    # A key typed into a form with errors is not sent back in the page.
+    assert SECRET not in response.content.decode()
+
+
+# --- edit ---------------------------------------------------------------------
+
+def test_it_keeps_the_key_when_the_field_is_left_blank(cast, poc):
+    response = cast.client_for(cast.operator).post(
+        reverse("agent_edit", args=[poc.pk]), _valid_post(name="poc", api_key="", model="bigger")
+    )
+    assert response.status_code == 302
+    poc.refresh_from_db()
+    assert (poc.model, poc.api_key, poc.name) == ("bigger", SECRET, "poc")
+    activity = Activity.objects.get(verb="changed agent")
+    assert "model" in activity.detail["fields"] and SECRET not in str(activity.detail)
+
+
+def test_it_replaces_or_removes_the_key(cast, poc):
+    client = cast.client_for(cast.operator)
+    client.post(reverse("agent_edit", args=[poc.pk]), _valid_post(name="poc", api_key="sk-rotated"))
+    poc.refresh_from_db()
+    assert poc.api_key == "sk-rotated"
+    client.post(reverse("agent_edit", args=[poc.pk]), _valid_post(name="poc", clear_api_key="on"))
+    poc.refresh_from_db()
+    assert poc.api_key == ""
+    assert "sk-rotated" not in str(list(Activity.objects.values_list("detail", flat=True)))
+
+
+def test_it_does_not_rename_an_agent(cast, poc):
+    cast.client_for(cast.operator).post(reverse("agent_edit", args=[poc.pk]), _valid_post(name="renamed"))
+    poc.refresh_from_db()
+    assert poc.name == "poc"
+
+
+@pytest.mark.parametrize("who", ["viewer", "reviewer"])
+def test_it_refuses_edits_without_the_role(cast, poc, who):
+    client = cast.client_for(getattr(cast, who))
+    assert client.get(reverse("agent_edit", args=[poc.pk])).status_code == 403
+    response = client.post(reverse("agent_edit", args=[poc.pk]), _valid_post(name="poc", model="hacked"))
+    assert response.status_code == 403
+    poc.refresh_from_db()
+    assert poc.model == "memscore-ref" and poc.api_key == SECRET
+
+
+# --- detail and the secret key --------------------------------------------------
+
+def test_it_shows_the_agent_with_its_snapshots(cast, poc):
+    snapshot = _snapshot(poc)
+    response = cast.client_for(cast.viewer).get(reverse("agent_detail", args=[poc.pk]))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert reverse("snapshot_detail", args=[snapshot.pk]) in html
+    assert reverse("memory_list", args=[poc.pk]) in html
+    assert ">set<" in html
+    # A viewer gets neither the upload link, the edit link nor the token button.
+    assert reverse("snapshot_upload", args=[poc.pk]) not in html
+    assert reverse("agent_token", args=[poc.pk]) not in html
+
+
+def test_it_says_not_set_without_a_key(cast, poc):
+    poc.api_key = ""
+    poc.save()
+    html = cast.client_for(cast.viewer).get(reverse("agent_detail", args=[poc.pk])).content.decode()
+    assert "not set" in html
+
+
+def test_it_never_renders_the_api_key(cast, poc):
+    _snapshot(poc)
+    client = cast.client_for(cast.operator)
+    pages = [
+        client.get(reverse("agent_list")),
+        client.get(reverse("agent_detail", args=[poc.pk])),
+        client.get(reverse("agent_edit", args=[poc.pk])),
+        client.get(reverse("agent_create")),
+        # An edit with errors re-renders the form with everything posted.
+        client.post(reverse("agent_edit", args=[poc.pk]), _valid_post(name="poc", base_url="not a url")),
+        client.post(reverse("agent_token", args=[poc.pk])),
+    ]
+    for response in pages:
+        assert response.status_code == 200, response.request["PATH_INFO"]
+        assert SECRET not in response.content.decode(), response.request["PATH_INFO"]
+
+
+def test_it_refuses_the_detail_to_an_outsider(cast, poc):
+    assert cast.client_for(cast.outsider).get(reverse("agent_detail", args=[poc.pk])).status_code == 403
+
+
+# --- API tokens -----------------------------------------------------------------
+
+def test_it_issues_a_token_shown_once(cast, poc):
+    client = cast.client_for(cast.operator)
+    response = client.post(reverse("agent_token", args=[poc.pk]))
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    html = response.content.decode()
+    token = re.search(r'<pre class="text box" id="token">([^<]+)</pre>', html).group(1)
+    poc.refresh_from_db()
+    assert poc.check_ingest_token(token)
+    assert f"Authorization: Bearer {token}" in html and "http://testserver/api/v1/snapshots" in html
+    assert Activity.objects.filter(verb="issued API token for", actor=cast.operator).count() == 1
+    # The detail page never shows it again.
+    assert token not in client.get(reverse("agent_detail", args=[poc.pk])).content.decode()
+    # A second token replaces the first.
+    client.post(reverse("agent_token", args=[poc.pk]))
+    poc.refresh_from_db()
+    assert not poc.check_ingest_token(token)
+
+
+def test_it_refuses_tokens_to_a_viewer_and_to_get(cast, poc):
+    before = poc.issue_ingest_token()
+    response = cast.client_for(cast.viewer).post(reverse("agent_token", args=[poc.pk]))
+    assert response.status_code == 403
+    assert cast.client_for(cast.operator).get(reverse("agent_token", args=[poc.pk])).status_code == 405
+    poc.refresh_from_db()
+    assert poc.check_ingest_token(before)
+
+
+# --- CSRF -----------------------------------------------------------------------
+
+def test_it_enforces_csrf_on_every_post(cast, poc):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(cast.operator)
+    token_hash = poc.ingest_token_hash
+    assert client.post(reverse("agent_create"), _valid_post()).status_code == 403
+    assert client.post(reverse("agent_edit", args=[poc.pk]), _valid_post(name="poc", model="x")).status_code == 403
+    assert client.post(reverse("agent_token", args=[poc.pk])).status_code == 403
+    poc.refresh_from_db()
+    assert not Agent.objects.filter(name="helper").exists()
+    assert poc.model == "memscore-ref" and poc.ingest_token_hash == token_hash
+
+    # With the token from the form, the same post goes through.
+    page = client.get(reverse("agent_create")).content.decode()
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    response = client.post(reverse("agent_create"), {**_valid_post(), "csrfmiddlewaretoken": csrf})
+    assert response.status_code == 302 and Agent.objects.filter(name="helper").exists()
