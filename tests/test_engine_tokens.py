@@ -1,0 +1,76 @@
+"""Token sequences: what tokens(range, filter) keeps, and how fast it cuts a big context."""
+
+import time
+
+import pytest
+from django.utils import timezone
+
+from scoring.engine.tokens import Filter, SnapshotTokens
+from scoring.models import Agent, Node, Section, Snapshot
+from tests.engine_support import build_ids, node_rows
+
+pytestmark = pytest.mark.django_db
+
+
+def make_context(n_conversation, tokens_per_node, n_keys, *, identity_keys=2):
+    """A snapshot written directly with made-up ids: no server needed."""
+    agent = Agent.objects.create(name="big", base_url="http://127.0.0.1:9/v1", model="m")
+    snapshot = Snapshot.objects.create(agent=agent, taken_at=timezone.now(), source=Snapshot.Source.CLI)
+    counter = iter(range(10**9))
+
+    def node(section, index, role="", key=""):
+        ids = [next(counter) % 50_000 for _ in range(tokens_per_node)]
+        return Node(snapshot=snapshot, section=section, index=index, role=role, memory_key=key,
+                    token_ids=ids, n_tokens=len(ids))
+
+    nodes = [node(Section.SYSTEM, 0, role="system")]
+    nodes += [node(Section.IDENTITY, i, key=f"identity/{i}") for i in range(identity_keys)]
+    nodes += [node(Section.JOURNAL, 0, role="system")]
+    for i in range(n_conversation):
+        kind = i % 3
+        if kind == 1:
+            # Keys come back: key k appears at several places in the conversation.
+            nodes.append(node(Section.CONVERSATION, i, key=f"key/{(i // 3) % n_keys}"))
+        else:
+            nodes.append(node(Section.CONVERSATION, i, role="user" if kind == 0 else "assistant"))
+    # An identity key that also appears in the conversation.
+    nodes[-2] = node(Section.CONVERSATION, n_conversation - 2, key="identity/0")
+    Node.objects.bulk_create(nodes, batch_size=500)
+    return snapshot
+
+
+def test_it_builds_the_sequences_of_the_design():
+    snapshot = make_context(30, 4, 5)
+    tokens = SnapshotTokens(snapshot.pk)
+    nodes = node_rows(snapshot)
+
+    assert tokens.tokens(0, 30) == build_ids(nodes)
+    assert tokens.tokens(4, 17) == build_ids(nodes, 4, 17)
+    assert tokens.tokens(0, 30, Filter.SKIP_KEY, "key/2") == build_ids(
+        nodes, skip=lambda n: n.memory_key == "key/2")
+    # A key in identity and conversation is removed from both.
+    assert tokens.tokens(0, 30, Filter.SKIP_KEY, "identity/0") == build_ids(
+        nodes, skip=lambda n: n.memory_key == "identity/0")
+    assert tokens.tokens(10, 30, Filter.SKIP_ALL) == build_ids(nodes, 10, 30, skip=lambda n: bool(n.memory_key))
+    assert tokens.tokens(0, 30, Filter.SKIP_KEY, "not/there") == build_ids(nodes)
+    assert [e.index for e in tokens.responses(0, 9)] == [2, 5, 8]
+    assert tokens.node_ids(7) == nodes[-30 + 7].token_ids
+
+
+def test_it_cuts_500_filtered_sequences_from_a_200k_token_context_quickly():
+    snapshot = make_context(2_000, 100, 500)
+    started = time.monotonic()
+    tokens = SnapshotTokens(snapshot.pk)
+    loaded = time.monotonic() - started
+
+    started = time.monotonic()
+    lengths = {len(tokens.tokens(0, 2_000, Filter.SKIP_KEY, f"key/{k}")) for k in range(500)}
+    cut = time.monotonic() - started
+
+    total = 2_004 * 100
+    assert tokens.n_tokens == total
+    # Each key appears at one or two places in the conversation.
+    assert lengths <= {total - 100, total - 200}
+    assert loaded < 10, loaded
+    # Milliseconds each: seconds per sequence would make this minutes.
+    assert cut < 10, cut
