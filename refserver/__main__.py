@@ -7,14 +7,14 @@ import logging
 import signal
 import sys
 
-from aiohttp import web
-
-from .app import RefServer, build_app
 from .config import ServerConfig, parse_config
-from .training import StateError
 
 
 async def serve(config: ServerConfig) -> None:
+    from aiohttp import web
+
+    from .app import RefServer, build_app
+
     server = RefServer(config)
     runner = web.AppRunner(
         build_app(server),
@@ -40,7 +40,9 @@ async def serve(config: ServerConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    config = parse_config(argv)
+    config = parse_config(argv)  # before the heavy imports, so a bad flag fails fast
+    from .training import StateError
+
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="refserver %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(serve(config))

@@ -117,7 +117,8 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
             }
         )
     except ValueError as e:
-        parser.error(str(e))
+        field, _, problem = str(e).partition(":")
+        parser.error(f"--{field.replace('_', '-')}:{problem}")
     return ServerConfig(
         host=args.host,
         port=args.port,
