@@ -30,11 +30,11 @@ class ServerConfig:
     faults: FaultSettings
 
 
-def _comma_ints(text: str) -> list[int]:
+def list_of_ints(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
 
-def _comma_words(text: str) -> list[str]:
+def list_of_names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
@@ -59,9 +59,9 @@ _FLAGS: list[tuple[str, Callable[[str], Any], Any, str]] = [
     ("--latency-per-token-us", float, 0.0, "latency added per token processed"),
     ("--capacity", int, 0, "requests served at once, the rest queue (0 = unlimited)"),
     ("--fail-rate", float, 0.0, "fraction of calls that fail (decided per call from --seed)"),
-    ("--fail-nth", _comma_ints, [], "call numbers that fail, e.g. '3,7' (1-based, per endpoint)"),
+    ("--fail-nth", list_of_ints, [], "call numbers that fail, e.g. '3,7' (1-based, per endpoint)"),
     ("--fail-mode", str, "http500", "how a call fails: http500, error200, hang or drop"),
-    ("--fail-endpoints", _comma_words, ["score"], "endpoints faults apply to, e.g. 'score,completions'"),
+    ("--fail-endpoints", list_of_names, ["score"], "endpoints faults apply to, e.g. 'score,completions'"),
     ("--hang-seconds", float, 600.0, "how long a 'hang' failure holds the request"),
     ("--seed", int, 0, "seed for failure decisions and the default sampling seed"),
 ]

@@ -120,6 +120,16 @@ def test_a_job_that_fails_says_why(tmp_path, sample):
         assert response_logprob(client, sample["probe"]) == before  # a failed job leaves the model as it was
 
 
+def test_a_job_interrupted_by_a_stop_runs_after_the_restart(tmp_path, sample):
+    state = tmp_path / "state"
+    hung_trainer = ("--fail-nth", "1", "--fail-endpoints", "train_job", "--fail-mode", "hang")
+    with run_refserver(state, *hung_trainer) as server, httpx.Client(base_url=server.base_url) as client:
+        job_id = post_train(client, [sample["training"]]).json()["job_id"]
+        wait_for(client, job_id, statuses=("running",))
+    with run_refserver(state) as server, httpx.Client(base_url=server.base_url) as client:
+        assert wait_for(client, job_id)["status"] == "succeeded"
+
+
 def test_an_unknown_job_is_404(client):
     response = client.get("/train/job-does-not-exist")
     assert response.status_code == 404
