@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -12,7 +13,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import numpy as np
 from aiohttp import web
@@ -113,21 +114,27 @@ def endpoint(name: str, *, gated: bool = True) -> Callable[[Handler], Callable[[
             server.check_auth(request)
             number, failure = server.faults.count_call(name)
             call = Call(name, number, server.faults.settings)
-            server.in_flight += gated
-            server.max_in_flight = max(server.max_in_flight, server.in_flight)
-            try:
-                async with server.gate.slot() if gated else nullcontext():
-                    if gated:
-                        await asyncio.sleep(call.settings.latency_seconds())
-                    if failure is not None:
-                        return await _inject_failure(request, call, failure)
-                    return await handler(request, server, call)
-            finally:
-                server.in_flight -= gated
+            async with _model_work(server, call) if gated else nullcontext():
+                if failure is not None:
+                    return await _inject_failure(request, call, failure)
+                return await handler(request, server, call)
 
         return wrapped
 
     return decorate
+
+
+@contextlib.asynccontextmanager
+async def _model_work(server: RefServer, call: Call) -> AsyncIterator[None]:
+    # In flight counts from arrival, queue included: it shows what clients sent at once.
+    server.in_flight += 1
+    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+    try:
+        async with server.gate.slot():
+            await asyncio.sleep(call.settings.latency_seconds())
+            yield
+    finally:
+        server.in_flight -= 1
 
 
 class _DropConnection(Exception):
@@ -158,8 +165,10 @@ async def errors_as_json(request: web.Request, handler: Callable[[web.Request], 
         return await handler(request)
     except v.BadRequest as e:
         return _error(e.status, e.message)
-    except _DropConnection:
-        # Close the socket with no response at all, as a crashed server would.
+    except (_DropConnection, ConnectionError):
+        # A 'drop' fault, or a client gone in the middle of a stream: close the socket
+        # with no (further) response. aiohttp ends a cancelled handler's connection
+        # quietly, where any other exception would be logged and answered with a 500.
         if request.transport is not None:
             request.transport.abort()
         raise asyncio.CancelledError() from None
@@ -300,8 +309,6 @@ async def completions(request: web.Request, server: RefServer, call: Call) -> we
             "finish_reason": result.finish_reason if i == last else None,
         }
         await send({**base, "choices": [choice]})
-    if last < 0:
-        await send({**base, "choices": [{"index": 0, "text": "", "token_ids": [], "logprobs": None, "finish_reason": result.finish_reason}]})
     options = body.get("stream_options") or {}
     if isinstance(options, dict) and options.get("include_usage"):
         await send({**base, "choices": [], "usage": usage})

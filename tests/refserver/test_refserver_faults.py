@@ -88,6 +88,19 @@ def test_it_drops_the_connection_without_a_response(ref, http):
     assert score(http).status_code == 200
 
 
+def test_a_client_leaving_mid_stream_frees_its_slot(ref, http):
+    body = {"prompt": PROMPT[:3], "max_tokens": 40, "temperature": 1.0, "seed": 1}
+    assert len(http.post("/completions", json=body).json()["choices"][0]["token_ids"]) >= 10  # 0.5 s to stream
+    ref.control(capacity=1, latency_per_token_us=50_000)
+    with http.stream("POST", "/completions", json={**body, "stream": True}) as response:
+        assert next(response.iter_lines()).startswith("data: ")
+    deadline = time.monotonic() + 3
+    while ref.stats()["in_flight"] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert ref.stats()["in_flight"] == 0
+    assert score(http, timeout=2).status_code == 200
+
+
 def test_it_fails_at_a_rate_reproducibly(ref, http):
     ref.control(fail_rate=0.3, fail_mode="http500")
     first = [score(http).status_code for _ in range(60)]
