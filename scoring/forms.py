@@ -22,7 +22,22 @@ AGENT_FIELD_GROUPS = [
 ]
 
 
+def _template_field(model_field):
+    field = Agent._meta.get_field(model_field)
+    # A textarea keeps the newlines (a text input drops them) and strip=False the
+    # trailing one: the template must render exactly what the agent sends.
+    return forms.CharField(
+        label=field.verbose_name,
+        max_length=field.max_length,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
+        help_text=field.help_text,
+    )
+
+
 def _check_template(template, sample):
+    # Browsers submit textarea line breaks as CRLF; the chat template uses LF.
+    template = template.replace("\r\n", "\n")
     try:
         rendered = template.format(**sample)
     except (KeyError, IndexError, ValueError) as e:
@@ -52,13 +67,23 @@ class AgentForm(forms.ModelForm):
         assume_scheme="http",
         help_text=Agent._meta.get_field("base_url").help_text,
     )
+    message_template = _template_field("message_template")
+    memory_template = _template_field("memory_template")
 
     class Meta:
         model = Agent
         fields = [name for _, names in AGENT_FIELD_GROUPS for name in names if name != "clear_api_key"]
-        widgets = {
-            "message_template": forms.TextInput(),
-            "memory_template": forms.TextInput(),
+        labels = {
+            "score_concurrency": "Calls in flight",
+            "score_shards": "Shards",
+            "request_timeout": "Call timeout (seconds)",
+            "incremental_enabled": "Score memories in the background",
+            "incremental_max_age": "Re-score after (seconds)",
+            "incremental_response_window": "Response window",
+            "incremental_batch": "Memories per tick",
+            "finetune_count": "Last entries to consider",
+            "finetune_min_divergence": "Minimum divergence (nats)",
+            "required_approvals": "Approvals required before training",
         }
 
     def __init__(self, *args, **kwargs):

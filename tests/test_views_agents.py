@@ -264,3 +264,22 @@ def test_it_enforces_csrf_on_every_post(cast, poc):
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
     response = client.post(reverse("agent_create"), {**_valid_post(), "csrfmiddlewaretoken": csrf})
     assert response.status_code == 302 and Agent.objects.filter(name="helper").exists()
+
+
+def test_it_keeps_the_templates_byte_for_byte(cast, poc):
+    from scoring.models.agents import DEFAULT_MEMORY_TEMPLATE, DEFAULT_MESSAGE_TEMPLATE
+
+    client = cast.client_for(cast.operator)
+    page = client.get(reverse("agent_edit", args=[poc.pk])).content.decode()
+    # In a textarea: a one-line input would drop the newlines.
+    assert re.search(r'<textarea name="message_template"[^>]*>\n&lt;\|im_start\|&gt;\{role\}\n\{text\}', page)
+    # Browsers send textarea line breaks as CRLF.
+    response = client.post(reverse("agent_edit", args=[poc.pk]), _valid_post(
+        name="poc",
+        message_template=DEFAULT_MESSAGE_TEMPLATE.replace("\n", "\r\n"),
+        memory_template=DEFAULT_MEMORY_TEMPLATE.replace("\n", "\r\n"),
+    ))
+    assert response.status_code == 302
+    poc.refresh_from_db()
+    assert poc.message_template == DEFAULT_MESSAGE_TEMPLATE
+    assert poc.memory_template == DEFAULT_MEMORY_TEMPLATE
