@@ -20,11 +20,13 @@ log = logging.getLogger(__name__)
 __all__ = ["start_run", "run_inline", "enqueue_run", "shard_count"]
 
 
-def start_run(snapshot, mode, *, params=None, by=None, enqueue=True):
+def start_run(snapshot, mode, *, params=None, by=None, enqueue=True, actor_name=None):
     """Validate, plan and create a run with all its calls; enqueue it on commit.
 
     Raises django.core.exceptions.ValidationError naming the bad field
     (mode, key, count, ...). enqueue=False leaves the work to run_inline.
+    `by` is the user who starts it (None for beat or the command line, then
+    named by actor_name in the activity log).
     """
     user = by if getattr(by, "is_authenticated", False) else None
     with transaction.atomic():
@@ -50,7 +52,7 @@ def start_run(snapshot, mode, *, params=None, by=None, enqueue=True):
                 row.save()
             rows.append(row)
         ScoreCall.objects.bulk_create([r for r in rows if r.pk is None], batch_size=1000)
-        Activity.record(by, "started run", run, mode=mode, params=plan.params)
+        Activity.record(by, "started run", run, actor_name=actor_name, mode=mode, params=plan.params)
         if enqueue:
             transaction.on_commit(lambda: enqueue_run(run.pk))
     return run

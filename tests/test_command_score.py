@@ -1,0 +1,106 @@
+"""The score command: start a run, follow it, run it in-process, and fail loudly."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from scoring.models import Activity, CellScore, ScoringRun
+from tests.conftest import NO_FAULTS, wait_for
+from tests.engine_support import make_snapshot, private_refserver  # noqa: F401
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(settings):
+    settings.MEMSCORE_RETRY_BACKOFF = 0.01
+    settings.MEMSCORE_CALL_ATTEMPTS = 2
+
+
+@pytest.fixture
+def snapshot(agent):
+    return make_snapshot(agent)
+
+
+def score(*args):
+    out = StringIO()
+    call_command("score", *[str(a) for a in args], stdout=out)
+    return out.getvalue().splitlines()
+
+
+def test_it_starts_a_run_and_prints_its_id(snapshot):
+    lines = score(snapshot.pk, "--mode", "full")
+
+    run = ScoringRun.objects.get()
+    assert lines == [str(run.pk)]
+    assert run.status == ScoringRun.Status.QUEUED and run.calls_total == 9
+    assert Activity.objects.get(verb="started run").actor_name == "command line"
+
+
+def test_it_runs_inline_and_reports_progress(snapshot):
+    lines = score(snapshot.pk, "--mode", "full", "--inline")
+
+    run = ScoringRun.objects.get()
+    assert lines[0] == str(run.pk)
+    assert run.status == ScoringRun.Status.SUCCEEDED
+    assert any(line.startswith(f"run {run.pk} succeeded: 9/9 calls (0 failed)") for line in lines)
+    assert lines[-1] == "8 memories, 56 cells"
+    assert CellScore.objects.filter(run=run).count() == 56
+
+
+def test_it_prints_the_importance_of_one_memory(snapshot):
+    lines = score(snapshot.pk, "--mode", "memory", "--key", "people/alice", "--inline")
+
+    run = ScoringRun.objects.get()
+    assert lines[-1] == (f"importance of people/alice: {run.result['importance']:.3f} over "
+                         f"{run.result['responses']} responses")
+    assert run.result["importance"] > 1.0
+
+
+def test_it_exits_non_zero_when_the_run_is_partial(snapshot, agent, ref):
+    agent.score_concurrency = 1
+    agent.save()
+    ref.control(**{**NO_FAULTS, "fail_nth": [3, 4]})
+
+    with pytest.raises(CommandError) as e:
+        score(snapshot.pk, "--mode", "full", "--inline")
+
+    run = ScoringRun.objects.get()
+    assert run.status == ScoringRun.Status.PARTIAL
+    assert str(e.value).startswith(f"run {run.pk} finished with failures: 1 of 9 calls failed")
+    assert "identity/sam" in str(e.value)
+
+
+def test_it_follows_a_run_on_a_worker(snapshot, celery_worker):
+    lines = score(snapshot.pk, "--mode", "memory", "--key", "places/office", "--wait")
+
+    run = ScoringRun.objects.get()
+    assert run.status == ScoringRun.Status.SUCCEEDED
+    assert lines[0] == str(run.pk)
+    assert any("succeeded: 2/2 calls" in line for line in lines)
+    assert lines[-1].startswith("importance of places/office: ")
+
+
+def test_it_explains_what_it_cannot_start(snapshot):
+    cases = [
+        ([999999, "--mode", "full"], "no snapshot with id 999999"),
+        ([snapshot.pk, "--mode", "memory", "--key", "nope"], "key: no memory with key 'nope'"),
+        ([snapshot.pk, "--mode", "full", "--count", "3"], "--count does not apply to --mode full"),
+        ([snapshot.pk, "--mode", "incremental", "--limit", "0"], "limit: must be at least 1"),
+    ]
+    for args, message in cases:
+        with pytest.raises(CommandError) as e:
+            score(*args)
+        assert message in str(e.value)
+    assert not ScoringRun.objects.exists()
+
+
+def test_it_reports_a_failed_baseline(snapshot, ref):
+    ref.control(**{**NO_FAULTS, "fail_rate": 1.0})
+
+    with pytest.raises(CommandError) as e:
+        score(snapshot.pk, "--mode", "finetune", "--count", "10", "--inline")
+
+    assert "failed" in str(e.value) and "baseline" in str(e.value)
+    wait_for(lambda: ScoringRun.objects.get().status == ScoringRun.Status.FAILED, timeout=5)
