@@ -146,11 +146,25 @@ async def _inject_failure(request: web.Request, call: Call, mode: str) -> web.St
     if mode == "http500":
         return _error(500, message)
     if mode == "error200":
+        if call.endpoint == "completions" and await _wants_stream(request):
+            # As vLLM reports an error to a streaming client: an event, then [DONE].
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            await response.write(f"data: {json.dumps({'error': message})}\n\ndata: [DONE]\n\n".encode())
+            await response.write_eof()
+            return response
         return web.json_response({"error": message})
     if mode == "hang":
         await asyncio.sleep(call.settings.hang_seconds)
         return _error(504, f"{message}: held for {call.settings.hang_seconds:g} s")
     raise _DropConnection()
+
+
+async def _wants_stream(request: web.Request) -> bool:
+    try:
+        return json.loads(await request.read()).get("stream") is True
+    except (ValueError, RecursionError, AttributeError, web.HTTPException):
+        return False  # any body will do: this only picks the shape of the failure
 
 
 def _error(status: int, message: str) -> web.Response:

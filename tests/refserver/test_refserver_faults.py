@@ -64,6 +64,15 @@ def test_it_fails_with_an_error_in_a_200_body(ref, http):
     assert "scores" in score(http).json()
 
 
+def test_it_sends_an_error_event_to_a_streaming_client(ref, http):
+    ref.control(fail_nth=[1], fail_mode="error200", fail_endpoints=["completions"])
+    body = {"prompt": PROMPT, "max_tokens": 3, "stream": True}
+    with http.stream("POST", "/completions", json=body) as response:
+        assert response.status_code == 200
+        events = [line for line in response.iter_lines() if line]
+    assert events == ['data: {"error": "injected failure (error200) on completions call 1"}', "data: [DONE]"]
+
+
 def test_it_hangs_past_the_client_timeout_then_serves_the_next_call(ref, http):
     ref.control(fail_nth=[1], fail_mode="hang", hang_seconds=30, capacity=1)
     started = time.monotonic()
