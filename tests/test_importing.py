@@ -229,3 +229,37 @@ def test_it_uses_the_last_text_of_a_key_surfaced_twice(offline_agent):
     assert Memory.objects.get(key="places/office").text == "Desk 14, door code changed to 5582#."
     assert snapshot.memory_count == MEMORY_KEYS
     assert Node.objects.filter(snapshot=snapshot, memory__key="places/office").count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_imports_snapshots_of_one_agent_at_the_same_time():
+    """Two imports racing to create the same memory keys both succeed, each key once."""
+    import threading
+
+    from django.db import connection
+
+    agent = Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="memscore-ref")
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def run(i):
+        try:
+            doc = snapshot_doc(token_ids=True, taken_at=f"2026-11-2{i}T12:00:00Z")
+            doc["conversation"][4]["memory"] = f"people/friend-{i}"
+            barrier.wait()
+            import_snapshot(agent, doc)
+        except Exception as e:  # reported below; a thread's exception would be lost
+            errors.append(e)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert Snapshot.objects.count() == 4
+    keys = list(Memory.objects.filter(agent=agent).values_list("key", flat=True))
+    assert len(keys) == len(set(keys)) == 3 + 4  # identity/core, identity/sam, places/office + 4 friends
+    assert not Node.objects.filter(memory__isnull=True).exclude(memory_key="").exists()
