@@ -63,8 +63,8 @@ class LanguageModel:
         base = self.ngrams.base
         n = len(ids)
         # The unigram, bigram and trigram ending at each position; positions too
-        # early to have one get unique negative keys, which never match.
-        sentinel = -1 - np.arange(n, dtype=np.int64)
+        # early to have one get unique keys above any real one, which never match.
+        sentinel = base**3 + np.arange(n, dtype=np.int64)
         bigram = sentinel.copy()
         bigram[1:] = ids[:-1] * base + ids[1:]
         trigram = sentinel.copy()
@@ -177,13 +177,21 @@ def _mix_caches(history_len, count1, context2, distinct2, count2, context3, dist
 
 
 def _earlier_occurrences(keys: np.ndarray, flags: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """For each position: how many earlier positions hold the same key, and how
-    many of those have ``flags`` set. One stable sort groups equal keys in
+    """For each position: how many earlier positions hold the same (non-negative)
+    key, and how many of those have ``flags`` set. Sorting groups equal keys in
     position order; counts within a group are then prefix sums."""
     n = len(keys)
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
     index = np.arange(n)
+    shift = max(n - 1, 1).bit_length()
+    if n and int(keys.max()) < 1 << (63 - shift):
+        # Key and position packed in one int64: a plain sort (SIMD-accelerated in
+        # numpy) is then stable, and several times faster than a stable argsort.
+        packed = np.sort((keys << shift) | index)
+        order = packed & ((1 << shift) - 1)
+        ordered = packed >> shift
+    else:
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
     is_start = np.ones(n, bool)
     is_start[1:] = ordered[1:] != ordered[:-1]
     group_start = np.maximum.accumulate(np.where(is_start, index, 0)) if n else index

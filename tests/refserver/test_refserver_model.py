@@ -1,0 +1,40 @@
+"""The model in process: the vectorised scoring path against the one-position path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from refserver.corpus import load_documents
+from refserver.model import ModelBuilder, _earlier_occurrences
+
+
+@pytest.fixture(scope="module")
+def model():
+    return ModelBuilder().build()
+
+
+def test_vectorised_scoring_matches_the_full_distribution_at_every_kind_of_position(model):
+    """token_logprobs (sorted lookups, argsort cache counts) must give exactly the
+    log-probabilities of next_token_logprobs (dense counts), which sum to one."""
+    tokenizer = model.tokenizer
+    ids = np.array([t for doc in load_documents()[:200] for t in tokenizer.encode(doc)] * 2)
+    assert len(ids) > 8000  # long enough for the sorted-query path
+    scored = model.token_logprobs(ids)
+    rng = np.random.default_rng(0)
+    for t in [0, 1, 2, 3, *rng.integers(4, len(ids), 25), len(ids) - 1]:
+        full = model.next_token_logprobs(ids[:t])
+        assert np.exp(full).sum() == pytest.approx(1.0, abs=1e-9)
+        assert scored[t] == pytest.approx(full[ids[t]], abs=1e-9)
+
+
+@pytest.mark.parametrize("high", [5, 2**40, 2**62])  # the last forces the stable-argsort path
+def test_earlier_occurrence_counts_are_exact(high):
+    rng = np.random.default_rng(1)
+    keys = rng.choice(rng.integers(0, high, 40, dtype=np.int64), 3000)
+    flags = rng.random(3000) < 0.3
+    seen, flagged = _earlier_occurrences(keys, flags)
+    for i in rng.integers(0, 3000, 200):
+        before = keys[:i] == keys[i]
+        assert seen[i] == before.sum()
+        assert flagged[i] == (before & flags[:i]).sum()
