@@ -1,0 +1,45 @@
+// Keyboard shortcuts on a candidate's page. Every shortcut is an element that
+// carries data-key: a button or link is clicked, a text box (data-key-action=
+// "focus") is focused. Elements are looked up on each key press because htmx
+// swaps the forms. No page text is ever inserted as HTML.
+(function () {
+  "use strict";
+
+  function isTyping(el) {
+    return !!el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+  }
+
+  function focusField(field) {
+    var details = field.closest("details");
+    if (details) details.open = true;
+    field.focus();
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
+    var active = document.activeElement;
+    if (event.key === "Escape" && isTyping(active)) {
+      active.blur();
+      return;
+    }
+    if (isTyping(event.target) || !/^[a-z]$/.test(event.key)) return;
+
+    var target = document.querySelector('[data-key="' + event.key + '"]');
+    if (!target) return;
+    event.preventDefault();
+
+    if (target.getAttribute("data-key-action") === "focus") {
+      focusField(target);
+      return;
+    }
+    // Reject needs a comment: an empty comment box gets the focus instead.
+    var requiredId = target.getAttribute("data-requires");
+    var required = requiredId && document.getElementById(requiredId);
+    if (required && !required.value.trim()) {
+      required.setAttribute("placeholder", "Say why, then press Reject (or r after Esc).");
+      focusField(required);
+      return;
+    }
+    target.click();
+  });
+})();
