@@ -88,13 +88,19 @@ def matrix_run(agent, deltas, *, keys=None, memory_texts=None, responses=None,
                 else:
                     rows.append((run.pk, memory_id, response_id, float(value), False))
         table = connection.ops.quote_name(CellScore._meta.db_table)
+        columns = "(run_id, memory_id, response_id, delta, failed)"
         with connection.cursor() as cursor:
-            for start in range(0, len(rows), 50_000):
-                cursor.executemany(
-                    f"INSERT INTO {table} (run_id, memory_id, response_id, delta, failed) "
-                    "VALUES (%s, %s, %s, %s, %s)",
-                    rows[start:start + 50_000],
-                )
+            if connection.vendor == "postgresql":
+                # COPY: executemany would send a million statements.
+                with cursor.cursor.copy(f"COPY {table} {columns} FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                for start in range(0, len(rows), 50_000):
+                    cursor.executemany(
+                        f"INSERT INTO {table} {columns} VALUES (%s, %s, %s, %s, %s)",
+                        rows[start:start + 50_000],
+                    )
     run.memories = [memories[k] for k in keys]
     run.response_ids = response_ids
     return run

@@ -1,6 +1,7 @@
 """The heatmap: page, packed JSON, CSV, cell fragment, and drawing in a real browser."""
 
 import csv
+import gzip
 import io
 import json
 import os
@@ -90,6 +91,16 @@ def test_it_serves_a_finished_runs_payload_from_the_cache(cast, run):
         second = client.get(reverse("heatmap_data", args=[run.pk])).content
     assert second == first
     assert not [q for q in queries.captured_queries if table in q["sql"]]
+
+
+def test_it_sends_gzip_and_answers_304_when_unchanged(cast, run):
+    client = cast.client_for(cast.viewer)
+    url = reverse("heatmap_data", args=[run.pk])
+    response = client.get(url, HTTP_ACCEPT_ENCODING="gzip, deflate")
+    assert response["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(response.content))["values"] == [1235, 5, None, -700, None, 0]
+    again = client.get(url, HTTP_IF_NONE_MATCH=response["ETag"])
+    assert again.status_code == 304 and again.content == b""
 
 
 def test_it_does_not_cache_an_active_run(cast, agent):

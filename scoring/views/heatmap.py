@@ -2,12 +2,15 @@
 
 The page is a shell; static/memscore/heatmap.js fetches `heatmap_data` and
 draws every cell on one canvas. The payload is packed for 500 × 2,000 cells:
-flat row-major integers in thousandths, keys and response snippets once, and
-cached once the run has finished (its cells can no longer change).
+flat row-major integers in thousandths, keys and response snippets once,
+gzipped and cached once the run has finished (its cells can no longer change).
 """
 
 import csv
+import gzip
 import json
+
+import numpy as np
 
 from django.core.cache import cache
 from django.http import Http404, HttpResponse, StreamingHttpResponse
@@ -48,72 +51,81 @@ def heatmap(request, pk):
 def heatmap_data(request, pk):
     run = get_run_for_user(request, pk)
     require_perm(request, "scoring.view_cellscore")
-    body = packed_payload(run)
-    response = HttpResponse(body, content_type="application/json")
-    # A finished run's payload never changes; an active run's does, every second.
-    response["Cache-Control"] = "private, max-age=3600" if not run.is_active else "no-store"
+    if run.is_active:
+        # An active run's cells change every second: always fresh, never stored.
+        response = HttpResponse(pack(run), content_type="application/json")
+        response["Cache-Control"] = "no-store"
+        return response
+
+    key = _cache_key(run)
+    etag = f'"{key}"'
+    if etag in request.headers.get("If-None-Match", ""):
+        response = HttpResponse(status=304)
+    else:
+        compressed = cached_payload(run)
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            response = HttpResponse(compressed, content_type="application/json")
+            response["Content-Encoding"] = "gzip"
+        else:
+            response = HttpResponse(gzip.decompress(compressed), content_type="application/json")
+    # Browsers keep it but ask again each time (a cheap 304 while it holds).
+    response["Cache-Control"] = "private, no-cache"
+    response["ETag"] = etag
+    response["Vary"] = "Accept-Encoding, Cookie"
     return response
 
 
-def packed_payload(run):
-    """The heatmap's JSON as bytes, from the cache when the run has finished."""
-    if run.is_active:
-        return _pack(run)
-    # The key changes with anything that could change the cells (a resumed
-    # or re-finished run), so a stale payload is never served.
-    key = "heatmap:v1:{}:{}:{}:{}:{}".format(
-        run.pk, run.status, run.calls_done, run.calls_failed,
-        run.finished_at.timestamp() if run.finished_at else "",
-    )
-    body = cache.get(key)
-    if body is None:
-        body = _pack(run)
-        cache.set(key, body, CACHE_SECONDS)
-    return body
+def cached_payload(run):
+    """A finished run's payload, gzipped, from the cache or packed and cached now.
+
+    Reading a million cells takes seconds; whoever finishes a run may call
+    this so that even the first visit finds the payload ready.
+    """
+    key = _cache_key(run)
+    compressed = cache.get(key)
+    if compressed is None:
+        compressed = gzip.compress(pack(run), compresslevel=5)
+        cache.set(key, compressed, CACHE_SECONDS)
+    return compressed
 
 
-def _pack(run):
+def _cache_key(run):
+    # Changes with anything that could change a finished run's cells (a
+    # resumed or re-finished run), so a stale payload is never served.
+    finished = int(run.finished_at.timestamp() * 1e6) if run.finished_at else 0
+    return f"heatmap-v1-{run.pk}-{run.status}-{run.calls_done}-{run.calls_failed}-{finished}"
+
+
+def pack(run):
+    """The heatmap's JSON payload as bytes."""
     matrix = load_matrix(run)
-    memories, responses, deltas = matrix["memories"], matrix["responses"], matrix["deltas"]
+    memories, responses = matrix["memories"], matrix["responses"]
+    rows, cols = len(memories), len(responses)
+    # None (failed or not scored) becomes NaN; everything else is vectorised.
+    deltas = np.array(matrix["deltas"], dtype=np.float64).reshape(rows * cols)
+    unknown = np.isnan(deltas)
+
+    # load_matrix gives None for failed and for not-yet-scored cells alike;
+    # failed cells are stored as such and few, so they are read apart.
     row_of = {m["id"]: i for i, m in enumerate(memories)}
     col_of = {r["id"]: j for j, r in enumerate(responses)}
-    # load_matrix gives None for failed and for not-yet-scored cells alike;
-    # the failed ones are few, so they are read apart to tell the two apart.
-    failed = set()
+    failed = np.zeros(rows * cols, dtype=bool)
     for memory_id, response_id in CellScore.objects.filter(run=run, failed=True).values_list(
         "memory_id", "response_id"
     ):
         if memory_id in row_of and response_id in col_of:
-            failed.add(row_of[memory_id] * len(responses) + col_of[response_id])
+            failed[row_of[memory_id] * cols + col_of[response_id]] = True
 
-    values, missing = [], []
-    run_start = None
-    flat = 0
-    for row in deltas:
-        for delta in row:
-            if delta is None:
-                values.append(None)
-                if flat not in failed:
-                    if run_start is None:
-                        run_start = flat
-                elif run_start is not None:
-                    missing.append([run_start, flat - run_start])
-                    run_start = None
-            else:
-                values.append(round(delta * 1000))
-                if run_start is not None:
-                    missing.append([run_start, flat - run_start])
-                    run_start = None
-            flat += 1
-    if run_start is not None:
-        missing.append([run_start, flat - run_start])
+    values = np.rint(np.where(unknown, 0.0, deltas) / UNIT).astype(np.int64).tolist()
+    for i in np.flatnonzero(unknown).tolist():
+        values[i] = None
 
     payload = {
         "run": run.pk,
         "status": run.status,
         "active": run.is_active,
-        "rows": len(memories),
-        "cols": len(responses),
+        "rows": rows,
+        "cols": cols,
         "unit": UNIT,
         "zero": ZERO_THRESHOLD,
         "memory_ids": [m["id"] for m in memories],
@@ -121,13 +133,19 @@ def _pack(run):
         "response_ids": [r["id"] for r in responses],
         "response_index": [r["index"] for r in responses],
         "snippets": [_snippet(r["text"]) for r in responses],
-        # Signed deltas, row-major (memory by memory); null = the cell failed.
+        # Signed deltas in thousandths, row-major (memory by memory);
+        # null = no value: failed, or not scored yet when listed in "missing".
         "values": values,
-        # [flat start, length] runs of cells with no score yet (null too in
-        # "values", but drawn as "not scored" rather than "failed").
-        "missing": missing,
+        # [flat start, length] runs of cells not scored yet.
+        "missing": _runs(unknown & ~failed),
     }
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _runs(mask):
+    """[[start, length], ...] of the True stretches of a boolean array."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.view(np.int8), [0]))))
+    return [[int(start), int(end - start)] for start, end in zip(edges[::2], edges[1::2])]
 
 
 def _snippet(text):

@@ -63,6 +63,7 @@
   fetch(canvas.dataset.url, { credentials: "same-origin", headers: { Accept: "application/json" } })
     .then(function (r) {
       if (!r.ok) throw new Error("the server answered " + r.status);
+      performance.mark("heatmap-response");
       return r.json();
     })
     .then(start)
@@ -72,6 +73,7 @@
     });
 
   function start(payload) {
+    performance.mark("heatmap-parsed");
     d = payload;
     rows = d.rows; cols = d.cols;
     sizeEl.textContent = rows + " memories × " + cols + " responses";
@@ -83,6 +85,7 @@
       return;
     }
     decode();
+    performance.mark("heatmap-decoded");
     order = new Int32Array(rows);
     for (var r = 0; r < rows; r++) order[r] = r;
     draw();
