@@ -1,0 +1,75 @@
+// Small SVG line charts, no library: <div class="chart" data-series="ID"> reads
+// the JSON that Django's json_script put in <script id="ID"> — a list of
+// {"t": ISO time, "score": number, "weight": number} — and draws score points
+// and the weight line over time. Labels are set with textContent.
+(function () {
+  "use strict";
+  var NS = "http://www.w3.org/2000/svg";
+  var W = 720, H = 220, PAD = { left: 48, right: 12, top: 10, bottom: 26 };
+
+  function el(name, attrs, parent) {
+    var node = document.createElementNS(NS, name);
+    for (var k in attrs) node.setAttribute(k, attrs[k]);
+    if (parent) parent.appendChild(node);
+    return node;
+  }
+
+  function niceTicks(lo, hi, count) {
+    var span = hi - lo || 1, step = Math.pow(10, Math.floor(Math.log10(span / count)));
+    [1, 2, 5, 10].some(function (m) { if (span / (step * m) <= count) { step *= m; return true; } return false; });
+    var out = [];
+    for (var v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(+v.toFixed(10));
+    return out;
+  }
+
+  function draw(container, points) {
+    var times = points.map(function (p) { return Date.parse(p.t); });
+    var values = [];
+    points.forEach(function (p) { values.push(p.score, p.weight); });
+    var t0 = Math.min.apply(null, times), t1 = Math.max.apply(null, times);
+    if (t0 === t1) { t0 -= 3600e3; t1 += 3600e3; }
+    var lo = Math.min(0, Math.min.apply(null, values)), hi = Math.max.apply(null, values);
+    if (hi <= lo) hi = lo + 1;
+    var x = function (t) { return PAD.left + (t - t0) / (t1 - t0) * (W - PAD.left - PAD.right); };
+    var y = function (v) { return H - PAD.bottom - (v - lo) / (hi - lo) * (H - PAD.top - PAD.bottom); };
+
+    var svg = el("svg", { viewBox: "0 0 " + W + " " + H, role: "img" });
+    var title = el("title", {}, svg);
+    title.textContent = "Score and weight over " + points.length + " scorings";
+
+    niceTicks(lo, hi, 4).forEach(function (v) {
+      el("line", { x1: PAD.left, x2: W - PAD.right, y1: y(v), y2: y(v), "class": "grid-line" }, svg);
+      var label = el("text", { x: PAD.left - 6, y: y(v) + 4, "text-anchor": "end" }, svg);
+      label.textContent = String(v);
+    });
+    el("line", { x1: PAD.left, x2: W - PAD.right, y1: y(lo), y2: y(lo), "class": "axis" }, svg);
+    [t0, (t0 + t1) / 2, t1].forEach(function (t, i) {
+      var label = el("text", { x: x(t), y: H - 8, "text-anchor": ["start", "middle", "end"][i] }, svg);
+      label.textContent = new Date(t).toISOString().slice(0, 16).replace("T", " ");
+    });
+
+    function path(key) {
+      return points.map(function (p, i) { return (i ? "L" : "M") + x(times[i]).toFixed(1) + "," + y(p[key]).toFixed(1); }).join("");
+    }
+    el("path", { d: path("score"), "class": "series-score", "stroke-dasharray": "3 3" }, svg);
+    el("path", { d: path("weight"), "class": "series-weight" }, svg);
+    points.forEach(function (p, i) {
+      var dot = el("circle", { cx: x(times[i]), cy: y(p.score), r: 3, "class": "dot-score" }, svg);
+      var tip = el("title", {}, dot);
+      tip.textContent = p.t.slice(0, 16).replace("T", " ") + ": score " + p.score.toFixed(3) + ", weight " + p.weight.toFixed(3);
+    });
+    container.appendChild(svg);
+  }
+
+  function init() {
+    document.querySelectorAll(".chart[data-series]").forEach(function (container) {
+      var source = document.getElementById(container.dataset.series);
+      if (!source) return;
+      var points = JSON.parse(source.textContent);
+      if (points.length) draw(container, points);
+    });
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();

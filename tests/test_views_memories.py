@@ -1,0 +1,167 @@
+"""Memories: the list with importance and flags, and one memory's page."""
+
+import pytest
+from django.urls import reverse
+
+from scoring.models import Agent, MemoryScore
+from scoring.models.runs import RunStatus
+from tests.matrix_data import FAILED, matrix_run
+
+XSS = "<script>alert(1)</script>"
+N = 12  # responses per run: enough for "never matters" (at least 10)
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def agent(db):
+    return Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="m")
+
+
+@pytest.fixture
+def run(agent):
+    return matrix_run(
+        agent,
+        [
+            [2.0, 0.5] + [0.0] * (N - 2),          # useful: sum 2.5, max 2.0
+            [0.005, -0.004] + [0.0] * (N - 2),     # never matters (all ≤ 0.01)
+            [1.0, -0.8] + [0.0] * (N - 2),         # harmful: one response much better without it
+            [-0.06] * N,                            # harmful: net -0.72
+            [0.3] + [FAILED] * (N - 1),             # one scored response: too few to judge
+        ],
+        keys=["useful", "never", "harmful", "netneg", f"xss/{XSS}"],
+        memory_texts=["u", "n", "h", "nn", f"text {XSS}"],
+        responses=[f"answer {j} {XSS}" for j in range(N)],
+        status=RunStatus.PARTIAL,
+    )
+
+
+def _keys_in_order(html, keys):
+    positions = {k: html.find(f">{k}</a>") for k in keys}
+    assert all(p >= 0 for p in positions.values()), positions
+    return sorted(keys, key=positions.get)
+
+
+def test_it_lists_memories_by_importance_with_flags(cast, run, agent):
+    page = cast.client_for(cast.viewer).get(reverse("memory_list", args=[agent.pk]))
+    assert page.status_code == 200
+    html = page.text
+    # Ties (both 0) keep key order.
+    assert _keys_in_order(html, ["useful", "harmful", "never", "netneg"]) == ["useful", "harmful", "netneg", "never"]
+    rows = {k: html[html.find(f">{k}</a>"):].split("</tr>")[0] for k in ["useful", "never", "harmful", "netneg"]}
+    assert "never matters" in rows["never"] and "harmful" not in rows["never"]
+    assert ">harmful</span>" in rows["harmful"] and "never matters" not in rows["harmful"]
+    assert ">harmful</span>" in rows["netneg"]
+    assert "never matters" not in rows["useful"] and ">harmful</span>" not in rows["useful"]
+    assert "2.500" in rows["useful"] and "2.000" in rows["useful"]
+    # One scored response is not enough evidence to say it never matters.
+    xss_row = html[html.find("xss/&lt;script&gt;"):].split("</tr>")[0]
+    assert "never matters" not in xss_row
+    assert XSS not in html
+    assert f'href="{reverse("heatmap", args=[run.pk])}"' in html
+
+
+def test_it_filters_by_flag(cast, run, agent):
+    client = cast.client_for(cast.viewer)
+    never = client.get(reverse("memory_list", args=[agent.pk]), {"flag": "never"}).text
+    assert ">never</a>" in never and ">useful</a>" not in never and ">harmful</a>" not in never
+    harmful = client.get(reverse("memory_list", args=[agent.pk]), {"flag": "harmful"}).text
+    assert ">harmful</a>" in harmful and ">netneg</a>" in harmful and ">never</a>" not in harmful
+
+
+def test_it_sorts_by_key_weight_and_last_scored(cast, run, agent):
+    from django.utils import timezone
+
+    memories = {m.key: m for m in run.memories}
+    memories["never"].weight, memories["never"].last_scored = 3.0, timezone.now()
+    memories["never"].save()
+    memories["netneg"].weight = 1.0
+    memories["netneg"].save()
+    client = cast.client_for(cast.viewer)
+    keys = ["useful", "never", "harmful", "netneg"]
+
+    html = client.get(reverse("memory_list", args=[agent.pk]), {"sort": "key"}).text
+    assert _keys_in_order(html, keys) == ["harmful", "netneg", "never", "useful"]
+    html = client.get(reverse("memory_list", args=[agent.pk]), {"sort": "-key"}).text
+    assert _keys_in_order(html, keys) == ["useful", "never", "netneg", "harmful"]
+    html = client.get(reverse("memory_list", args=[agent.pk]), {"sort": "-weight"}).text
+    # Never-scored memories go last, by key.
+    assert _keys_in_order(html, keys) == ["never", "netneg", "harmful", "useful"]
+    html = client.get(reverse("memory_list", args=[agent.pk]), {"sort": "-importance_max"}).text
+    assert _keys_in_order(html, keys) == ["useful", "harmful", "netneg", "never"]
+    assert 'aria-sort="descending"' in html
+
+
+def test_it_uses_the_latest_full_run(cast, run, agent):
+    newer = matrix_run(agent, [[0.0] * N, [5.0] * N, [0.0] * N], keys=["useful", "never", "harmful"])
+    html = cast.client_for(cast.viewer).get(reverse("memory_list", args=[agent.pk])).text
+    assert f'href="{reverse("run_detail", args=[newer.pk])}"' in html
+    assert _keys_in_order(html, ["useful", "never", "harmful"])[0] == "never"
+
+
+def test_it_says_what_to_do_without_memories(cast, agent):
+    html = cast.client_for(cast.viewer).get(reverse("memory_list", args=[agent.pk])).text
+    assert "No memories yet" in html
+    assert "importance is unknown" in html
+
+
+def test_it_shows_one_memory(cast, run):
+    memory = run.memories[4]
+    MemoryScore.objects.create(memory=memory, run=run, score=0.3, weight=0.3, responses=1)
+    MemoryScore.objects.create(memory=memory, score=1.0, weight=0.51, responses=12)
+    page = cast.client_for(cast.viewer).get(reverse("memory_detail", args=[memory.pk]))
+    assert page.status_code == 200
+    html = page.text
+    assert XSS not in html
+    assert "text &lt;script&gt;alert(1)&lt;/script&gt;" in html
+    # Where it appears, with a link to the snapshot.
+    assert f'href="{reverse("snapshot_detail", args=[run.snapshot_id])}"' in html
+    # The response it matters for, with a link to compare the texts.
+    assert reverse("heatmap_cell", args=[run.pk, memory.pk, run.response_ids[0]]) in html
+    assert "answer 0 &lt;script&gt;" in html
+    # Its history for charts.js, as JSON that cannot close the script element.
+    assert '<script id="memory-history" type="application/json">' in html
+    assert '"weight": 0.51' in html
+    assert "memscore/charts.js" in html
+
+
+def test_it_shows_where_a_harmful_memory_hurts(cast, run):
+    harmful = run.memories[2]
+    html = cast.client_for(cast.viewer).get(reverse("memory_detail", args=[harmful.pk])).text
+    assert ">harmful</span>" in html
+    assert "Responses predicted better without it" in html
+    assert "-0.800" in html
+    assert reverse("heatmap_cell", args=[run.pk, harmful.pk, run.response_ids[1]]) in html
+
+
+def test_it_explains_a_memory_never_scored(cast, agent):
+    from scoring.models import Memory
+
+    memory = Memory.objects.create(agent=agent, key="lonely", text="alone")
+    html = cast.client_for(cast.viewer).get(reverse("memory_detail", args=[memory.pk])).text
+    assert "No score history yet" in html
+    assert "No full-matrix run has finished" in html
+
+
+def test_an_outsider_gets_403(cast, run, agent):
+    client = cast.client_for(cast.outsider)
+    assert client.get(reverse("memory_list", args=[agent.pk])).status_code == 403
+    assert client.get(reverse("memory_detail", args=[run.memories[0].pk])).status_code == 403
+
+
+def test_it_404s_unknown_ones(cast, db):
+    client = cast.client_for(cast.viewer)
+    assert client.get(reverse("memory_list", args=[999])).status_code == 404
+    assert client.get(reverse("memory_detail", args=[999])).status_code == 404
