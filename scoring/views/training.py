@@ -1,12 +1,187 @@
+"""Training: jobs sent to the server's /train, sending, retrying and re-scoring."""
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.shortcuts import redirect, render
 from django.urls import path
+from django.views.decorators.http import require_POST
 
-from ._todo import todo
+from scoring.access import get_train_job_for_user, require_perm
+from scoring.models import Agent, Candidate, Node, ScoreCall, TrainJob
+from scoring.models.runs import RunStatus
+from scoring.training import send_to_training
 
-# Placeholder routes: replace with real views.
+TEMPLATE = "scoring/training_job_detail.html"
+
+
+class SendForm(forms.Form):
+    agent = forms.ModelChoiceField(queryset=Agent.objects.all(), empty_label=None)
+
+
+def _agents_with_waiting():
+    """Agents with how many approved candidates wait to be sent: one query."""
+    waiting = (
+        Candidate.objects.filter(agent=OuterRef("pk"))
+        .waiting_for_training()
+        .order_by()
+        .values("agent")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Agent.objects.annotate(
+        waiting=Coalesce(Subquery(waiting, output_field=IntegerField()), Value(0))
+    ).only("id", "name")
+
+
+def train_job_list(request, send_form=None):
+    require_perm(request, "scoring.view_trainjob")
+    jobs = TrainJob.objects.select_related("agent", "created_by").annotate(sample_count=Count("samples"))
+    page = Paginator(jobs.order_by("-created_at"), 50).get_page(request.GET.get("page"))
+    context = {"page": page, "any_active": any(job.is_active for job in page.object_list)}
+    if request.htmx:
+        return render(request, "scoring/training_job_list.html#jobs", context)
+
+    agents = list(_agents_with_waiting())
+    if send_form is None:
+        chosen = request.GET.get("agent", "")
+        initial = next((a for a in agents if str(a.pk) == chosen), None)
+        initial = initial or next((a for a in agents if a.waiting), None)
+        send_form = SendForm(initial={"agent": initial.pk if initial else None})
+    context.update(
+        agents=agents,
+        send_form=send_form,
+        can_send=request.user.has_perm("scoring.send_training"),
+    )
+    return render(request, "scoring/training_job_list.html", context)
+
+
+@require_POST
+def train_send(request):
+    require_perm(request, "scoring.view_trainjob", "scoring.send_training")
+    form = SendForm(request.POST)
+    if form.is_valid():
+        agent = form.cleaned_data["agent"]
+        job = send_to_training(agent, request.user)
+        if job is None:
+            form.add_error(
+                "agent", f"Nothing to send: no approved candidates of {agent.name} are waiting."
+            )
+    if form.errors:
+        return train_job_list(request, send_form=form)
+    messages.success(
+        request, f"Sent {job.samples.count()} approved sample(s) of {agent.name} as {job}."
+    )
+    return redirect("train_job_detail", job.pk)
+
+
+def train_job_detail(request, pk):
+    job = get_train_job_for_user(request, pk)
+    context = _status_context(request, job)
+    if request.htmx:
+        return render(request, f"{TEMPLATE}#status", context)
+    context["samples"] = _samples_with_rescore(job)
+    context["rescore_runs"] = list(job.rescore_runs.order_by("-created_at"))
+    return render(request, TEMPLATE, context)
+
+
+@require_POST
+def train_job_retry(request, pk):
+    job = get_train_job_for_user(request, pk)
+    require_perm(request, "scoring.send_training")
+    was_failed = job.status == TrainJob.Status.FAILED
+    try:
+        result = job.retry(by=request.user)
+    except ValidationError as e:
+        messages.error(request, " ".join(e.messages))
+        return redirect("train_job_detail", job.pk)
+    if not was_failed:
+        messages.success(request, f"Re-sending {job} with the same Idempotency-Key.")
+        return redirect("train_job_detail", job.pk)
+    if result is None:
+        messages.warning(request, "Nothing to resend: none of this job's candidates is still approved and unsent.")
+        return redirect("train_job_detail", job.pk)
+    messages.success(request, f"Sent the still-approved candidates again as {result}.")
+    return redirect("train_job_detail", result.pk)
+
+
+@require_POST
+def train_job_rescore(request, pk):
+    job = get_train_job_for_user(request, pk)
+    require_perm(request, "scoring.start_run")
+    try:
+        runs = job.rescore(by=request.user)
+    except ValidationError as e:
+        messages.error(request, "Not re-scored: " + " ".join(e.messages))
+        return redirect("train_job_detail", job.pk)
+    names = ", ".join(f"#{r.pk}" for r in runs)
+    messages.success(request, f"Started fine-tune run(s) {names} on the samples' snapshots.")
+    return redirect("train_job_detail", job.pk)
+
+
+def _status_context(request, job):
+    return {
+        "job": job,
+        "sample_count": job.samples.count(),
+        "can_send": request.user.has_perm("scoring.send_training"),
+        "can_rescore": request.user.has_perm("scoring.start_run"),
+    }
+
+
+def _samples_with_rescore(job):
+    """The job's samples, each with its response's divergence in the latest
+    finished re-score run (None until there is one)."""
+    samples = list(
+        job.samples.select_related("candidate", "candidate__snapshot")
+        # The id lists are whole contexts; the page needs none of them.
+        .defer(
+            "context_ids", "continuation_ids", "candidate__context_ids",
+            "candidate__continuation_ids", "candidate__edited_ids",
+        )
+        .order_by("id")
+    )
+    after = _rescored_divergences(job)
+    for sample in samples:
+        sample.divergence_after = after.get(sample.candidate.response_id)
+        sample.change = (
+            None if sample.divergence_after is None
+            else sample.divergence_after - sample.candidate.divergence
+        )
+    return samples
+
+
+def _rescored_divergences(job):
+    """{response node id: divergence} from the job's finished re-score runs
+    (a later run wins). Baseline minus all-memories-removed, clamped at 0, as
+    the engine computes it."""
+    runs = job.rescore_runs.filter(status__in=[RunStatus.SUCCEEDED, RunStatus.PARTIAL]).order_by("created_at")
+    calls = ScoreCall.objects.filter(
+        run__in=runs, status=ScoreCall.Status.DONE,
+        filter__in=[ScoreCall.Filter.NONE, ScoreCall.Filter.SKIP_ALL],
+    ).select_related("run").order_by("run__created_at", "seq")
+    by_run = {}
+    for call in calls:
+        by_run.setdefault(call.run_id, {})[call.filter] = call
+    found = {}
+    for pair in by_run.values():
+        base, without = pair.get(ScoreCall.Filter.NONE), pair.get(ScoreCall.Filter.SKIP_ALL)
+        if base is None or without is None:
+            continue
+        responses = Node.objects.responses().filter(
+            snapshot_id=base.run.snapshot_id, index__gte=base.range_start, index__lt=base.range_end
+        ).order_by("index").values_list("pk", flat=True)
+        for node_id, b, w in zip(responses, base.result or [], without.result or []):
+            found[node_id] = max(0.0, b - w)
+    return found
+
+
 urlpatterns = [
-    path("training/", todo, name="train_job_list"),
-    path("training/send/", todo, name="train_send"),
-    path("training/<uuid:pk>/", todo, name="train_job_detail"),
-    path("training/<uuid:pk>/retry/", todo, name="train_job_retry"),
-    path("training/<uuid:pk>/rescore/", todo, name="train_job_rescore"),
+    path("training/", train_job_list, name="train_job_list"),
+    path("training/send/", train_send, name="train_send"),
+    path("training/<uuid:pk>/", train_job_detail, name="train_job_detail"),
+    path("training/<uuid:pk>/retry/", train_job_retry, name="train_job_retry"),
+    path("training/<uuid:pk>/rescore/", train_job_rescore, name="train_job_rescore"),
 ]

@@ -1,0 +1,223 @@
+"""Training pages: the job list and its send form, a job, retry and re-score."""
+
+import pytest
+from candidate_factory import make_approved, make_candidate
+from django.test import Client
+from django.urls import reverse
+
+from scoring import training
+from scoring.models import Activity, Candidate, ScoringRun, TrainJob
+from scoring.models.runs import Mode
+from scoring.training import send_to_training
+
+XSS = "<script>alert('x')</script>"
+
+
+def send(client, agent):
+    return client.post(reverse("train_send"), {"agent": agent.pk})
+
+
+def detail_url(job):
+    return reverse("train_job_detail", args=[job.pk])
+
+
+def test_it_lists_jobs_and_how_many_wait(cast, agent):
+    make_approved(agent, 2)
+    job = send_to_training(agent, cast.operator)
+    make_approved(agent, 3)
+
+    r = cast.client_for(cast.viewer).get(reverse("train_job_list"))
+
+    assert r.status_code == 200
+    page = r.content.decode()
+    assert "poc — 3 approved waiting" not in page  # viewers get no form
+    assert "poc: 3 approved waiting" in page and "needs the operator role" in page
+    assert str(job) in page and "otto" in page
+    r = cast.client_for(cast.operator).get(reverse("train_job_list"))
+    assert "poc — 3 approved waiting" in r.content.decode()
+
+
+def test_it_polls_the_job_list_while_jobs_are_active(cast, agent):
+    make_approved(agent, 1)
+    job = send_to_training(agent, cast.operator)
+    client = cast.client_for(cast.viewer)
+
+    r = client.get(reverse("train_job_list"), HTTP_HX_REQUEST="true")
+    page = r.content.decode()
+    assert 'id="jobs"' in page and 'hx-trigger="every 3s"' in page
+    assert "<html" not in page and "topbar" not in page
+
+    job.mark_accepted("job-1")
+    TrainJob.objects.filter(pk=job.pk).update(status=TrainJob.Status.SUCCEEDED)
+    r = client.get(reverse("train_job_list"), HTTP_HX_REQUEST="true")
+    assert "hx-trigger" not in r.content.decode()
+
+
+def test_it_marks_unknown_jobs_as_needing_attention(cast, agent):
+    make_approved(agent, 1)
+    job = send_to_training(agent, cast.operator)
+    TrainJob.objects.filter(pk=job.pk).update(status=TrainJob.Status.UNKNOWN, last_error="timed out")
+    client = cast.client_for(cast.viewer)
+    assert "needs attention" in client.get(reverse("train_job_list")).content.decode()
+    page = client.get(detail_url(job)).content.decode()
+    assert "needs attention" in page and "same Idempotency-Key" in page and "timed out" in page
+
+
+def test_it_lets_operators_send(cast, agent):
+    candidates = make_approved(agent, 2)
+    r = send(cast.client_for(cast.operator), agent)
+    job = TrainJob.objects.get()
+    assert r.status_code == 302 and r["Location"] == detail_url(job)
+    assert job.created_by == cast.operator
+    assert set(job.samples.values_list("candidate_id", flat=True)) == {c.pk for c in candidates}
+
+
+@pytest.mark.parametrize("role", ["viewer", "reviewer", "outsider"])
+def test_it_forbids_sending_to_others(cast, agent, role):
+    make_approved(agent, 1)
+    assert send(cast.client_for(getattr(cast, role)), agent).status_code == 403
+    assert not TrainJob.objects.exists()
+
+
+def test_it_says_when_nothing_is_approved(cast, agent):
+    make_candidate(agent)
+    r = send(cast.client_for(cast.operator), agent)
+    assert r.status_code == 200
+    assert "Nothing to send: no approved candidates of poc are waiting." in r.content.decode()
+    assert not TrainJob.objects.exists()
+
+
+def test_it_sends_once_on_a_double_click(cast, agent):
+    make_approved(agent, 2)
+    client = cast.client_for(cast.operator)
+    assert send(client, agent).status_code == 302
+    assert send(client, agent).status_code == 200
+    assert TrainJob.objects.count() == 1
+
+
+def test_it_refuses_a_missing_agent(cast, agent):
+    r = cast.client_for(cast.operator).post(reverse("train_send"), {"agent": 999999})
+    assert r.status_code == 200 and "Select a valid choice" in r.content.decode()
+
+
+def test_it_enforces_csrf(cast, agent):
+    make_approved(agent, 1)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(cast.operator)
+    assert send(client, agent).status_code == 403
+    assert not TrainJob.objects.exists()
+
+    client.get(reverse("train_job_list"))
+    r = client.post(reverse("train_send"),
+                    {"agent": agent.pk, "csrfmiddlewaretoken": client.cookies["csrftoken"].value})
+    assert r.status_code == 302 and TrainJob.objects.count() == 1
+    job = TrainJob.objects.get()
+    training.dispatch(job.pk)
+    job.refresh_from_db()
+    job.mark_failed("no")
+    assert client.post(reverse("train_job_retry", args=[job.pk])).status_code == 403
+    assert client.post(reverse("train_job_rescore", args=[job.pk])).status_code == 403
+    assert TrainJob.objects.count() == 1
+
+
+def test_it_shows_a_job_with_its_samples(cast, agent):
+    c = make_candidate(agent, status=Candidate.Status.APPROVED, response_text=f"Hi {XSS}")
+    job = send_to_training(agent, cast.operator)
+    r = cast.client_for(cast.viewer).get(detail_url(job))
+    page = r.content.decode()
+    assert r.status_code == 200
+    assert reverse("candidate_detail", args=[c.pk]) in page
+    assert "<script>alert" not in page and "&lt;script&gt;" in page
+    assert 'hx-trigger="every 2s"' in page  # pending: the status polls
+    assert "Retry" not in page  # not for viewers, not while pending
+
+
+def test_it_serves_the_job_status_as_a_fragment(cast, agent):
+    make_approved(agent, 1)
+    job = send_to_training(agent, cast.operator)
+    job.mark_failed(f"bad {XSS}")
+    r = cast.client_for(cast.operator).get(detail_url(job), HTTP_HX_REQUEST="true")
+    page = r.content.decode()
+    assert 'id="job-status"' in page and "<html" not in page
+    assert "Retry in a new job" in page and "hx-trigger" not in page
+    assert "<script>alert" not in page
+
+
+def test_it_forbids_outsiders_the_pages(cast, agent):
+    make_approved(agent, 1)
+    job = send_to_training(agent, cast.operator)
+    client = cast.client_for(cast.outsider)
+    assert client.get(reverse("train_job_list")).status_code == 403
+    assert client.get(detail_url(job)).status_code == 403
+
+
+def test_it_retries_a_failed_job_for_operators(cast, agent):
+    candidates = make_approved(agent, 2)
+    job = send_to_training(agent, cast.operator)
+    job.mark_failed("rejected by the server")
+
+    for role in ("viewer", "reviewer"):
+        r = cast.client_for(getattr(cast, role)).post(reverse("train_job_retry", args=[job.pk]))
+        assert r.status_code == 403
+    assert TrainJob.objects.count() == 1
+
+    r = cast.client_for(cast.operator).post(reverse("train_job_retry", args=[job.pk]))
+    new_job = TrainJob.objects.exclude(pk=job.pk).get()
+    assert r.status_code == 302 and r["Location"] == detail_url(new_job)
+    assert set(new_job.samples.values_list("candidate_id", flat=True)) == {c.pk for c in candidates}
+
+    # Retrying the failed job again finds nothing left to send.
+    r = cast.client_for(cast.operator).post(reverse("train_job_retry", args=[job.pk]), follow=True)
+    assert "Nothing to resend" in r.content.decode()
+    assert TrainJob.objects.count() == 2
+
+
+def test_it_resends_an_unknown_job_with_the_same_key(cast, agent):
+    make_approved(agent, 1)
+    job = send_to_training(agent, cast.operator)
+    TrainJob.objects.filter(pk=job.pk).update(status=TrainJob.Status.UNKNOWN)
+    r = cast.client_for(cast.operator).post(reverse("train_job_retry", args=[job.pk]), follow=True)
+    assert "same Idempotency-Key" in r.content.decode()
+    assert TrainJob.objects.count() == 1
+    assert Activity.objects.filter(verb="retried", actor=cast.operator).exists()
+
+
+def test_it_refuses_to_retry_a_job_that_is_fine(cast, agent):
+    make_approved(agent, 1)
+    job = send_to_training(agent, cast.operator)
+    r = cast.client_for(cast.operator).post(reverse("train_job_retry", args=[job.pk]), follow=True)
+    assert "Only failed jobs" in r.content.decode()
+    assert TrainJob.objects.count() == 1
+
+
+def test_it_rescores_a_trained_job_and_shows_the_new_divergence(cast, agent, ref):
+    from scoring.engine import run_inline
+
+    c = make_candidate(agent, status=Candidate.Status.APPROVED, divergence=3.0)
+    job = send_to_training(agent, cast.operator)
+    client = cast.client_for(cast.operator)
+
+    r = client.post(reverse("train_job_rescore", args=[job.pk]), follow=True)
+    assert "Re-score after the training succeeded" in r.content.decode()
+    assert not ScoringRun.objects.exists()
+
+    training.dispatch(job.pk)
+    TrainJob.objects.filter(pk=job.pk).update(status=TrainJob.Status.SUCCEEDED)
+    for role in ("viewer", "reviewer"):
+        assert cast.client_for(getattr(cast, role)).post(
+            reverse("train_job_rescore", args=[job.pk])).status_code == 403
+    assert not ScoringRun.objects.exists()
+
+    r = client.post(reverse("train_job_rescore", args=[job.pk]))
+    assert r.status_code == 302
+    run = ScoringRun.objects.get()
+    assert run.mode == Mode.FINETUNE and run.snapshot_id == c.snapshot_id
+    assert run.created_by == cast.operator
+    assert list(job.rescore_runs.all()) == [run]
+
+    run_inline(run)
+    page = client.get(detail_url(job)).content.decode()
+    assert reverse("run_detail", args=[run.pk]) in page
+    sample = client.get(detail_url(job)).context["samples"][0]
+    assert sample.divergence_after is not None
+    assert sample.change == pytest.approx(sample.divergence_after - 3.0)
