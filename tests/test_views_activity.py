@@ -1,0 +1,93 @@
+"""The activity log: filters, pagination, links to targets, escaping, access."""
+
+from datetime import datetime, timezone as dt_timezone
+
+import pytest
+from django.urls import reverse
+
+from scoring.models import Activity, Agent, ScoringRun, Snapshot
+
+XSS = "<script>alert(1)</script>"
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def log(cast):
+    agent = Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="m")
+    snapshot = Snapshot.objects.create(agent=agent, taken_at=datetime(2026, 11, 1, tzinfo=dt_timezone.utc),
+                                       source=Snapshot.Source.API)
+    run = ScoringRun.objects.create(agent=agent, snapshot=snapshot, mode="full")
+    entries = {
+        "created": Activity.record(cast.operator, "created agent", agent),
+        "imported": Activity.record(None, "imported snapshot", snapshot, actor_name="agent:poc", nodes=12),
+        "started": Activity.record(cast.operator, "started run", run, mode="full"),
+        "evil": Activity.record(cast.reviewer, "commented", None, text=XSS),
+    }
+    days = {"created": 1, "imported": 2, "started": 3, "evil": 4}
+    for name, entry in entries.items():
+        Activity.objects.filter(pk=entry.pk).update(created_at=datetime(2026, 11, days[name], 12, tzinfo=dt_timezone.utc))
+    return {"agent": agent, "snapshot": snapshot, "run": run, **entries}
+
+
+def test_it_lists_who_did_what_newest_first(cast, log):
+    page = cast.client_for(cast.viewer).get(reverse("activity_list"))
+    assert page.status_code == 200
+    html = page.text
+    order = [html.index(f">{verb}</span>") for verb in ["commented", "started run", "imported snapshot", "created agent"]]
+    assert order == sorted(order)
+    assert "agent:poc" in html and cast.operator.username in html
+    # Targets link to their pages.
+    assert f'href="{reverse("run_detail", args=[log["run"].pk])}"' in html
+    assert f'href="{reverse("agent_detail", args=[log["agent"].pk])}"' in html
+    assert f'href="{reverse("snapshot_detail", args=[log["snapshot"].pk])}"' in html
+    # Details are text, escaped.
+    assert XSS not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_it_filters_by_actor_verb_target_type_and_dates(cast, log):
+    client = cast.client_for(cast.viewer)
+
+    def verbs(**params):
+        html = client.get(reverse("activity_list"), params).text
+        return {v for v in ["created agent", "imported snapshot", "started run", "commented"] if f">{v}</span>" in html}
+
+    assert verbs(actor=cast.operator.username) == {"created agent", "started run"}
+    assert verbs(actor="agent:") == {"imported snapshot"}
+    assert verbs(verb="started run") == {"started run"}
+    assert verbs(target_type="snapshot") == {"imported snapshot"}
+    assert verbs(since="2026-11-02", until="2026-11-03") == {"imported snapshot", "started run"}
+    assert verbs(until="2026-11-01") == {"created agent"}
+
+
+def test_it_names_a_bad_filter(cast, log):
+    html = cast.client_for(cast.viewer).get(reverse("activity_list"), {"since": "2026-11-05", "until": "2026-11-01"}).text
+    assert "The end date is before the start date." in html
+    html = cast.client_for(cast.viewer).get(reverse("activity_list"), {"verb": "nonsense"}).text
+    assert "Select a valid choice" in html
+    assert "Nothing matches these filters" in html
+
+
+def test_it_paginates(cast, log):
+    for i in range(60):
+        Activity.record(cast.operator, "poked", None, n=i)
+    client = cast.client_for(cast.viewer)
+    first = client.get(reverse("activity_list"), {"verb": "poked"}).text
+    assert "page 1 of 2" in first
+    assert "?verb=poked&amp;page=2" in first
+    second = client.get(reverse("activity_list"), {"verb": "poked", "page": 2}).text
+    assert "page 2 of 2" in second
+    assert second.count(">poked</span>") == 10
+
+
+def test_it_says_when_nothing_happened_yet(cast):
+    html = cast.client_for(cast.viewer).get(reverse("activity_list")).text
+    assert "Nothing has happened yet" in html
+
+
+def test_an_outsider_gets_403(cast, log):
+    assert cast.client_for(cast.outsider).get(reverse("activity_list")).status_code == 403
