@@ -125,17 +125,18 @@ def test_bad_sampling_parameters_are_400(http, field, value):
     assert_error(http.post("/completions", json={"prompt": GOOD, field: value}), 400, field)
 
 
-def test_a_wrong_or_missing_bearer_token_is_401(guarded, http):
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": API_KEY}, {"Authorization": "Basic " + API_KEY}):
-        for method, url, body in (
-            ("POST", f"{guarded.base_url}/score", {"prompt": GOOD}),
-            ("POST", f"{guarded.root_url}/tokenize", {"prompt": "x"}),
-            ("GET", f"{guarded.base_url}/models", None),
-            ("GET", f"{guarded.base_url}/train/job-x", None),
-        ):
-            response = httpx.request(method, url, json=body, headers=headers)
-            assert_error(response, 401, "bearer token")
-    assert httpx.get(f"{guarded.root_url}/health").status_code == 200  # for load balancers and start-up checks
+def test_a_wrong_or_missing_bearer_token_is_401(guarded):
+    with httpx.Client() as anonymous:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": API_KEY}, {"Authorization": "Basic " + API_KEY}):
+            for method, url, body in (
+                ("POST", f"{guarded.base_url}/score", {"prompt": GOOD}),
+                ("POST", f"{guarded.root_url}/tokenize", {"prompt": "x"}),
+                ("GET", f"{guarded.base_url}/models", None),
+                ("GET", f"{guarded.base_url}/train/job-x", None),
+            ):
+                response = anonymous.request(method, url, json=body, headers=headers)
+                assert_error(response, 401, "bearer token")
+        assert anonymous.get(f"{guarded.root_url}/health").status_code == 200  # for load balancers and start-up checks
 
 
 def test_an_unknown_model_is_404(http):

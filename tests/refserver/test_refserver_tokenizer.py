@@ -5,7 +5,6 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from refserver.testing import run_refserver
 from refserver.tokenizer import IM_END, IM_START, Tokenizer
 from refserver.corpus import load_documents
 
@@ -21,13 +20,13 @@ def detokenize(client, ids):
     return response.json()["prompt"]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=texts)
 def test_it_round_trips_any_text_through_the_server(client, tokenize, text):
     assert detokenize(client, tokenize(text)) == text
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(text=texts | st.text(alphabet=st.characters(codec="utf-8") | st.characters(categories=["Cs"])))
 def test_it_round_trips_any_text_in_process(text):
     tokenizer = _tokenizer()
@@ -64,13 +63,11 @@ def test_it_serves_tokenize_outside_v1_as_vllm_does(server, client):
     assert client.post(f"{server.root_url}/detokenize", json={"tokens": [0]}).json() == {"prompt": IM_START}
 
 
-def test_it_keeps_token_ids_across_restarts(tmp_path, tokenize):
-    text = "Good morning! The weather in Zanzibar is 31 degrees.\n"
-    with run_refserver(tmp_path / "other") as other:
-        import httpx
-
-        ids = httpx.post(f"{other.base_url}/tokenize", json={"prompt": text}).json()["tokens"]
-    assert ids == tokenize(text)
+def test_it_keeps_token_ids_across_restarts(tokenize):
+    """The server process and this one derive the vocabulary separately (with
+    different hash seeds) and must agree, as a restarted server must."""
+    text = "Good morning! The weather in Zanzibar is 31 degrees.\n<|im_start|>assistant\nTea?<|im_end|>"
+    assert tokenize(text) == _tokenizer().encode(text)
 
 
 def test_it_derives_the_vocabulary_deterministically():

@@ -95,29 +95,44 @@ def test_a_reused_idempotency_key_with_other_samples_is_refused(server, client, 
     assert "Idempotency-Key" in response.json()["error"]
 
 
-def test_a_job_goes_queued_running_succeeded(tmp_path, sample):
-    with run_refserver(tmp_path / "state", "--latency-ms", "300") as server, httpx.Client(base_url=server.base_url) as client:
-        job_id = post_train(client, [sample["training"]]).json()["job_id"]
-        seen = [client.get(f"/train/{job_id}").json()["status"]]
-        while seen[-1] not in ("succeeded", "failed"):
-            time.sleep(0.02)
-            status = client.get(f"/train/{job_id}").json()["status"]
-            if status != seen[-1]:
-                seen.append(status)
-        job = client.get(f"/train/{job_id}").json()
+@pytest.fixture(scope="module")
+def trainer(tmp_path_factory):
+    """A server of this module's own, whose faults these tests change."""
+    with run_refserver(tmp_path_factory.mktemp("trainer")) as handle:
+        yield handle
+
+
+@pytest.fixture(scope="module")
+def trainer_client(trainer):
+    with httpx.Client(base_url=trainer.base_url) as client:
+        yield client
+
+
+def test_a_job_goes_queued_running_succeeded(trainer, trainer_client, sample):
+    trainer.control(latency_ms=300)
+    client = trainer_client
+    job_id = post_train(client, [sample["training"]]).json()["job_id"]
+    seen = [client.get(f"/train/{job_id}").json()["status"]]
+    while seen[-1] not in ("succeeded", "failed"):
+        time.sleep(0.02)
+        status = client.get(f"/train/{job_id}").json()["status"]
+        if status != seen[-1]:
+            seen.append(status)
+    job = client.get(f"/train/{job_id}").json()
     assert seen == ["queued", "running", "succeeded"]
     assert job["samples"] == 1 and job["error"] is None
     assert job["created_at"] <= job["started_at"] <= job["finished_at"]
 
 
-def test_a_job_that_fails_says_why(tmp_path, sample):
-    with run_refserver(tmp_path / "state", "--fail-nth", "1", "--fail-endpoints", "train_job") as server, httpx.Client(base_url=server.base_url) as client:
-        before = response_logprob(client, sample["probe"])
-        job = wait_for(client, post_train(client, [sample["training"]]).json()["job_id"])
-        assert job["status"] == "failed"
-        assert "injected failure" in job["error"]
-        assert job["finished_at"] is not None
-        assert response_logprob(client, sample["probe"]) == before  # a failed job leaves the model as it was
+def test_a_job_that_fails_says_why(trainer, trainer_client, sample):
+    trainer.control(fail_nth=[1], fail_endpoints=["train_job"])
+    client = trainer_client
+    before = response_logprob(client, sample["probe"])
+    job = wait_for(client, post_train(client, [sample["training"]]).json()["job_id"])
+    assert job["status"] == "failed"
+    assert "injected failure" in job["error"]
+    assert job["finished_at"] is not None
+    assert response_logprob(client, sample["probe"]) == before  # a failed job leaves the model as it was
 
 
 def test_a_job_interrupted_by_a_stop_runs_after_the_restart(tmp_path, sample):
