@@ -167,32 +167,39 @@ class Trainer:
     # ---- the background worker -----------------------------------------------
 
     async def run(self, executor: Executor, on_trained: Callable[[LanguageModel], None]) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             job = self.jobs[await self._queue.get()]
-            settings = self.faults.settings
-            await asyncio.sleep(settings.latency_seconds())
-            job.status, job.started_at = RUNNING, _now()
-            self._save(job)
             try:
-                n_tokens = sum(len(s.continuation) for s in job.samples)
-                await asyncio.sleep(settings.latency_seconds(n_tokens))
-                call, mode = self.faults.count_call("train_job")
-                if mode is not None:
-                    if mode == "hang":
-                        await asyncio.sleep(settings.hang_seconds)
-                    raise RuntimeError(f"injected failure ({mode}) on train_job call {call}")
-                model = await loop.run_in_executor(executor, self.builder.build, self._trained + job.samples)
+                model = await self._train(job, executor)
                 job.status, job.trained_seq = SUCCEEDED, self._next_trained_seq
             except Exception as e:  # a failed job must never stop the worker
                 log.warning("training job %s failed: %s", job.job_id, e)
-                job.status, job.error = FAILED, str(e)
+                job.status, job.error, model = FAILED, str(e), None
             job.finished_at = _now()
-            self._save(job)
-            if job.status == SUCCEEDED:
+            try:
+                self._save(job)
+            except OSError as e:
+                # Unrecorded, the job must not count: a restart could not rebuild the model.
+                log.error("could not record training job %s: %s", job.job_id, e)
+                job.status, job.error, model = FAILED, f"could not record the job: {e}", None
+            if model is not None:
                 self._next_trained_seq += 1
                 self._trained += job.samples
                 on_trained(model)
+
+    async def _train(self, job: Job, executor: Executor) -> LanguageModel:
+        settings = self.faults.settings
+        await asyncio.sleep(settings.latency_seconds())
+        job.status, job.started_at = RUNNING, _now()
+        self._save(job)
+        await asyncio.sleep(settings.latency_seconds(sum(len(s.continuation) for s in job.samples)))
+        call, mode = self.faults.count_call("train_job")
+        if mode is not None:
+            if mode == "hang":
+                await asyncio.sleep(settings.hang_seconds)
+            raise RuntimeError(f"injected failure ({mode}) on train_job call {call}")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, self.builder.build, self._trained + job.samples)
 
     def _save(self, job: Job) -> None:
         _write_json(self.jobs_dir / f"{job.job_id}.json", job.record())
