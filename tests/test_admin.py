@@ -1,0 +1,290 @@
+"""The admin panel: every model registered, secrets hidden, text escaped, and
+bulk actions going through the model verbs (reviews and activity recorded)."""
+
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.contrib.auth.models import Group, User
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from scoring.models import (
+    Activity, Agent, Candidate, Memory, Review, ScoringRun, Snapshot, TrainJob, TrainSample,
+)
+from scoring.models.runs import Mode, RunStatus
+from tests.matrix_data import matrix_run
+
+XSS = "<script>alert(1)</script>"
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+SECRET = "sk-very-secret-key-42"
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def staff(username, role=None, superuser=False):
+    user = User.objects.create_user(username, password="pw-for-tests-123", is_staff=True,
+                                    is_superuser=superuser)
+    if role:
+        user.groups.add(Group.objects.get(name=role))
+    client = Client()
+    client.force_login(user)
+    return user, client
+
+
+@pytest.fixture
+def agent(db):
+    agent = Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="m", api_key=SECRET)
+    agent.issue_ingest_token()
+    return agent
+
+
+@pytest.fixture
+def run(agent):
+    return matrix_run(
+        agent, [[1.0, -0.7], [0.0, 0.2]], keys=[f"evil/{XSS}", "plain"],
+        memory_texts=[f"memory {XSS}", "plain"], responses=[f"answer {XSS}", "fine"],
+    )
+
+
+@pytest.fixture
+def candidates(run):
+    responses = list(run.snapshot.nodes.filter(role="assistant").order_by("index"))
+    return [
+        Candidate.objects.create(
+            agent=run.agent, snapshot=run.snapshot, response=node, response_key=f"t{i}",
+            divergence=2.0 + i, response_text=f"candidate {i} {XSS}",
+            context_ids=[1, 2, 3], continuation_ids=[4, 5],
+        )
+        for i, node in enumerate(responses)
+    ]
+
+
+def test_every_model_is_registered():
+    models = list(apps.get_app_config("scoring").get_models())
+    for model in models:
+        assert admin.site.is_registered(model), model
+
+
+def test_every_changelist_and_change_page_renders_escaped(agent, run, candidates):
+    _, client = staff("root", superuser=True)
+    job = TrainJob.objects.create(agent=agent, status=TrainJob.Status.FAILED, last_error=XSS)
+    TrainSample.objects.create(job=job, candidate=candidates[0], context_ids=[1], continuation_ids=[2], live=False)
+    Activity.record(None, "commented", candidates[0], actor_name=f"agent:{XSS}", text=XSS)
+    candidates[0].add_comment(User.objects.get(username="root"), f"comment {XSS}")
+    from scoring.models import CellScore, Comment, MemoryScore, Node, ScoreCall
+
+    objects = {
+        Agent: agent, Snapshot: run.snapshot, Node: Node.objects.filter(snapshot=run.snapshot).first(),
+        Memory: run.memories[0], ScoringRun: run, ScoreCall: ScoreCall.objects.filter(run=run).first(),
+        CellScore: CellScore.objects.filter(run=run).first(), Candidate: candidates[0],
+        Comment: Comment.objects.first(), TrainJob: job, TrainSample: job.samples.first(),
+        Activity: Activity.objects.first(),
+        MemoryScore: MemoryScore.objects.create(memory=run.memories[0], run=run, score=1.0, weight=1.0),
+    }
+    candidates[0].decide(User.objects.get(username="root"), "approve")
+    objects[Review] = Review.objects.first()
+    for model, obj in objects.items():
+        info = (model._meta.app_label, model._meta.model_name)
+        listing = client.get(reverse("admin:%s_%s_changelist" % info))
+        assert listing.status_code == 200, model
+        assert XSS not in listing.text, model
+        page = client.get(reverse("admin:%s_%s_change" % info, args=[obj.pk]))
+        assert page.status_code == 200, model
+        assert XSS not in page.text, model
+    # Spot checks that the text is there, escaped.
+    for model in (Memory, Candidate, Activity):
+        info = (model._meta.app_label, model._meta.model_name)
+        assert ESCAPED in client.get(reverse("admin:%s_%s_changelist" % info)).text, model
+    assert ESCAPED in client.get(reverse("admin:scoring_memory_change", args=[run.memories[0].pk])).text
+
+
+def test_the_agent_form_never_shows_the_api_key(agent):
+    _, client = staff("root", superuser=True)
+    page = client.get(reverse("admin:scoring_agent_change", args=[agent.pk]))
+    assert page.status_code == 200
+    assert SECRET not in page.text
+    assert agent.ingest_token_hash not in page.text
+    assert 'name="api_key"' not in page.text and 'name="ingest_token_hash"' not in page.text
+    assert 'name="new_api_key"' in page.text and 'type="password"' in page.text
+    listing = client.get(reverse("admin:scoring_agent_changelist"))
+    assert SECRET not in listing.text and agent.ingest_token_hash not in listing.text
+
+
+def _agent_form(agent, **changes):
+    data = {
+        "name": agent.name, "base_url": agent.base_url, "model": agent.model, "api_key_env": "",
+        "message_template": agent.message_template, "memory_template": agent.memory_template,
+        "score_concurrency": agent.score_concurrency, "score_shards": agent.score_shards,
+        "request_timeout": agent.request_timeout, "incremental_enabled": "on",
+        "incremental_max_age": agent.incremental_max_age,
+        "incremental_response_window": agent.incremental_response_window,
+        "incremental_batch": agent.incremental_batch, "weight_alpha": agent.weight_alpha,
+        "finetune_count": agent.finetune_count, "finetune_min_divergence": agent.finetune_min_divergence,
+        "required_approvals": agent.required_approvals, "new_api_key": "",
+    }
+    data.update(changes)
+    return data
+
+
+def test_a_blank_key_field_keeps_the_key_and_a_new_one_replaces_it(agent):
+    root, client = staff("root", superuser=True)
+    url = reverse("admin:scoring_agent_change", args=[agent.pk])
+
+    response = client.post(url, _agent_form(agent, model="m2"))
+    assert response.status_code == 302
+    agent.refresh_from_db()
+    assert agent.model == "m2" and agent.api_key == SECRET
+    assert not Activity.objects.filter(verb="set API key").exists()
+    assert Activity.objects.filter(verb="changed in admin", target_id=str(agent.pk), actor=root).exists()
+
+    response = client.post(url, _agent_form(agent, new_api_key="sk-new"))
+    assert response.status_code == 302
+    agent.refresh_from_db()
+    assert agent.api_key == "sk-new"
+    entry = Activity.objects.get(verb="set API key")
+    assert "sk-new" not in str(entry.detail)
+    assert "sk-new" not in client.get(url).text
+
+    response = client.post(url, _agent_form(agent, remove_api_key="on"))
+    agent.refresh_from_db()
+    assert agent.api_key == ""
+
+
+def test_bulk_approve_goes_through_decide(candidates):
+    reviewer, client = staff("rita", "reviewer")
+    response = client.post(reverse("admin:scoring_candidate_changelist"), {
+        "action": "approve_selected", "_selected_action": [c.pk for c in candidates], "index": 0,
+    })
+    assert response.status_code == 302
+    for candidate in candidates:
+        candidate.refresh_from_db()
+        assert candidate.status == Candidate.Status.APPROVED
+        assert Review.objects.get(candidate=candidate).reviewer == reviewer
+    assert Activity.objects.filter(verb="approved", actor=reviewer).count() == 2
+
+
+def test_bulk_reject_asks_for_a_comment_first(candidates):
+    reviewer, client = staff("rita", "reviewer")
+    url = reverse("admin:scoring_candidate_changelist")
+    ids = [c.pk for c in candidates]
+
+    page = client.post(url, {"action": "reject_selected", "_selected_action": ids, "index": 0})
+    assert page.status_code == 200
+    assert "Why are they rejected?" in page.text
+    assert XSS not in page.text and "candidate 0 " + ESCAPED in page.text
+    assert not Review.objects.exists()
+
+    # Without a comment: asked again, nothing decided.
+    page = client.post(url, {"action": "reject_selected", "_selected_action": ids, "apply": "1", "comment": " "})
+    assert page.status_code == 200 and "This field is required" in page.text
+    assert not Review.objects.exists()
+
+    response = client.post(url, {"action": "reject_selected", "_selected_action": ids, "apply": "1",
+                                 "comment": "Off topic for training."})
+    assert response.status_code == 302
+    for candidate in candidates:
+        candidate.refresh_from_db()
+        assert candidate.status == Candidate.Status.REJECTED
+        review = Review.objects.get(candidate=candidate)
+        assert (review.reviewer, review.decision, review.comment) == (reviewer, "reject", "Off topic for training.")
+    assert Activity.objects.filter(verb="rejected", actor=reviewer).count() == 2
+
+
+def test_a_viewer_cannot_decide_from_the_admin(candidates):
+    _, client = staff("vera", "viewer")
+    response = client.post(reverse("admin:scoring_candidate_changelist"), {
+        "action": "approve_selected", "_selected_action": [c.pk for c in candidates], "index": 0,
+    }, follow=True)
+    assert response.status_code == 200
+    assert not Review.objects.exists()
+    assert Candidate.objects.filter(status=Candidate.Status.PENDING).count() == 2
+    listing = client.get(reverse("admin:scoring_candidate_changelist"))
+    assert "approve_selected" not in listing.text
+
+
+def test_cancel_runs_goes_through_cancel(agent, run):
+    active = ScoringRun.objects.create(agent=agent, snapshot=run.snapshot, mode=Mode.FULL,
+                                       status=RunStatus.RUNNING, calls_total=3)
+    operator, client = staff("otto", "operator")
+    response = client.post(reverse("admin:scoring_scoringrun_changelist"), {
+        "action": "cancel_runs", "_selected_action": [active.pk, run.pk], "index": 0,
+    }, follow=True)
+    assert "Cancelled 1 run(s)." in response.text
+    assert "1 run(s) had already ended." in response.text
+    active.refresh_from_db()
+    run.refresh_from_db()
+    assert active.status == RunStatus.CANCELLED and active.cancelled_by == operator
+    assert run.status == RunStatus.SUCCEEDED
+    assert Activity.objects.filter(verb="cancelled run", target_id=str(active.pk), actor=operator).count() == 1
+
+
+def test_a_viewer_cannot_cancel_runs(agent, run):
+    active = ScoringRun.objects.create(agent=agent, snapshot=run.snapshot, mode=Mode.FULL,
+                                       status=RunStatus.RUNNING, calls_total=3)
+    _, client = staff("vera", "viewer")
+    client.post(reverse("admin:scoring_scoringrun_changelist"), {
+        "action": "cancel_runs", "_selected_action": [active.pk], "index": 0,
+    })
+    active.refresh_from_db()
+    assert active.status == RunStatus.RUNNING
+
+
+def test_retry_goes_through_retry(agent, candidates):
+    operator, client = staff("otto", "operator")
+    unknown = TrainJob.objects.create(agent=agent, status=TrainJob.Status.UNKNOWN,
+                                      retry_after=timezone.now() + timezone.timedelta(hours=1))
+    done = TrainJob.objects.create(agent=agent, status=TrainJob.Status.SUCCEEDED, server_job_id="j1")
+    response = client.post(reverse("admin:scoring_trainjob_changelist"), {
+        "action": "retry_jobs", "_selected_action": [unknown.pk, done.pk], "index": 0,
+    }, follow=True)
+    assert "Retried 1 job(s)." in response.text
+    assert "only failed or unknown jobs are retried" in response.text
+    unknown.refresh_from_db()
+    assert unknown.retry_after is None
+    assert Activity.objects.filter(verb="retried", target_id=str(unknown.pk), actor=operator).count() == 1
+    assert not Activity.objects.filter(verb="retried", target_id=str(done.pk)).exists()
+
+
+def test_retry_of_a_failed_job_makes_a_new_one(agent, candidates):
+    operator, client = staff("otto", "operator")
+    reviewer, _ = staff("rita", "reviewer")
+    candidates[0].decide(reviewer, "approve")
+    failed = TrainJob.objects.create(agent=agent, status=TrainJob.Status.FAILED)
+    TrainSample.objects.create(job=failed, candidate=candidates[0], context_ids=[1], continuation_ids=[2])
+    client.post(reverse("admin:scoring_trainjob_changelist"), {
+        "action": "retry_jobs", "_selected_action": [failed.pk], "index": 0,
+    })
+    new_job = TrainJob.objects.exclude(pk=failed.pk).get()
+    assert new_job.created_by == operator
+    assert list(new_job.samples.values_list("candidate_id", flat=True)) == [candidates[0].pk]
+    assert not failed.samples.filter(live=True).exists()
+
+
+def test_the_activity_log_is_read_only(agent):
+    _, client = staff("root", superuser=True)
+    entry = Activity.record(None, "imported snapshot", agent, actor_name="agent:poc")
+    assert client.get(reverse("admin:scoring_activity_add")).status_code == 403
+    url = reverse("admin:scoring_activity_change", args=[entry.pk])
+    page = client.get(url)
+    assert page.status_code == 200 and 'name="verb"' not in page.text
+    client.post(url, {"actor_name": "forged", "verb": "nothing"})
+    entry.refresh_from_db()
+    assert entry.actor_name == "agent:poc"
+    assert client.post(reverse("admin:scoring_activity_delete", args=[entry.pk]), {"post": "yes"}).status_code == 403
+    assert Activity.objects.filter(pk=entry.pk).exists()
+
+
+def test_admin_posts_need_the_csrf_token(candidates):
+    user = User.objects.create_user("rita", password="pw", is_staff=True)
+    user.groups.add(Group.objects.get(name="reviewer"))
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    response = client.post(reverse("admin:scoring_candidate_changelist"), {
+        "action": "approve_selected", "_selected_action": [c.pk for c in candidates], "index": 0,
+    })
+    assert response.status_code == 403
+    assert not Review.objects.exists()
