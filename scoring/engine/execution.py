@@ -2,14 +2,21 @@
 
 A call is claimed with a conditional update (PENDING, or RUNNING with a lapsed
 claim → RUNNING with a fresh claim); the claim's attempt number is its token,
-so only the latest claimer may store a result. Results are stored one call at
-a time, in a transaction that holds the run's row, together with whatever the
-call completes (cells, scores, candidates, the end of the run).
+so only the latest claimer may store a result. Results are stored as calls
+finish, in a transaction that holds the run's row, together with whatever
+they complete (cells, scores, candidates, the end of the run).
+
+One thread per task talks to the database (claims and stores); a pool of
+threads makes the HTTP calls. Database writes then never contend inside a
+process (SQLite would make writers sleep), and results that finish together
+are stored in one transaction.
 """
 
 import logging
 import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -30,64 +37,97 @@ Status = ScoreCall.Status
 # A call claimed this many times without an answer keeps killing or hanging
 # its workers: it fails rather than being retried for ever.
 MAX_CLAIMS = 5
+# How often the dispatcher looks whether the run was cancelled.
+CANCEL_CHECK_SECONDS = 0.5
 
 
 def claim_seconds():
     return settings.MEMSCORE_CLAIM_SECONDS
 
 
-def claim_next(run_id, concurrency):
-    """Claim the run's next call (baselines first); None when there is none to take.
+@dataclass
+class Outcome:
+    result: list = None
+    error: str = None
+    n_tokens: int = 0
 
-    Also None when `concurrency` calls of the run are already in flight, so
-    extra tasks (a re-delivered message, a resumed run) never exceed it.
+
+def claim_calls(run_id, want, concurrency):
+    """Claim up to `want` of the run's calls, baselines first.
+
+    Never more than `concurrency` calls of the run in flight in all, counting
+    other tasks' live claims, so extra tasks (a re-delivered message, a
+    resumed run) never exceed the agent's concurrency.
     """
     now = timezone.now()
     calls = ScoreCall.objects.filter(run_id=run_id)
-    if calls.live(now).count() >= concurrency:
-        return None
+    room = min(want, concurrency - calls.live(now).count())
+    if room <= 0:
+        return []
     order = [F("baseline_id").asc(nulls_first=True), "seq"]
-    for pk in calls.claimable(now).order_by(*order).values_list("pk", flat=True)[: concurrency * 2]:
-        now = timezone.now()
-        won = ScoreCall.objects.filter(claimable_q(now), pk=pk).update(
-            status=Status.RUNNING,
-            claimed_until=now + timedelta(seconds=claim_seconds()),
-            attempts=F("attempts") + 1,
-            started_at=now,
-        )
-        if won:
-            return ScoreCall.objects.select_related("memory").get(pk=pk)
-    return None
+    candidates = list(calls.claimable(now).order_by(*order).values_list("pk", flat=True)[: room * 2])
+    won = []
+    with transaction.atomic():
+        for pk in candidates:
+            now = timezone.now()
+            if ScoreCall.objects.filter(claimable_q(now), pk=pk).update(
+                status=Status.RUNNING,
+                claimed_until=now + timedelta(seconds=claim_seconds()),
+                attempts=F("attempts") + 1,
+                started_at=now,
+            ):
+                won.append(pk)
+                if len(won) == room:
+                    break
+    claimed = ScoreCall.objects.select_related("memory").in_bulk(won)
+    return [claimed[pk] for pk in won]
 
 
-def store(run, call, tokens, *, result=None, error=None, n_tokens=0, enqueue_alternates=True):
-    """Store a claimed call's outcome and settle what it completes.
+def claim_next(run_id, concurrency):
+    """Claim one call, or None."""
+    claimed = claim_calls(run_id, 1, concurrency)
+    return claimed[0] if claimed else None
 
-    Returns False (storing nothing) when the run is no longer active (it was
-    cancelled: in-flight results are discarded) or the claim was lost.
+
+def store(run, outcomes, tokens, *, enqueue_alternates=True):
+    """Store claimed calls' outcomes [(call, Outcome)] and settle what they complete.
+
+    Returns how many were stored: none when the run is no longer active (it
+    was cancelled: results in flight are discarded), and not a call whose
+    claim was taken over by another worker.
     """
-    ok = error is None
     with transaction.atomic():
         locked = ScoringRun.objects.select_for_update().select_related("agent").filter(pk=run.pk).first()
         if locked is None or locked.status not in ACTIVE_STATUSES:
-            return False
+            return 0
         now = timezone.now()
-        stored = ScoreCall.objects.filter(pk=call.pk, status=Status.RUNNING, attempts=call.attempts).update(
-            status=Status.DONE if ok else Status.FAILED,
-            result=result,
-            tokens=n_tokens,
-            error="" if ok else error,
-            finished_at=now,
-            claimed_until=None,
-        )
+        stored, done, failed, n_tokens = [], 0, 0, 0
+        for call, outcome in outcomes:
+            ok = outcome.error is None
+            status = Status.DONE if ok else Status.FAILED
+            updated = ScoreCall.objects.filter(pk=call.pk, status=Status.RUNNING, attempts=call.attempts).update(
+                status=status,
+                result=outcome.result,
+                tokens=outcome.n_tokens,
+                error=outcome.error or "",
+                finished_at=now,
+                claimed_until=None,
+            )
+            if not updated:
+                continue
+            call.status, call.result, call.error = status, outcome.result, outcome.error or ""
+            stored.append(call)
+            done, failed, n_tokens = done + ok, failed + (not ok), n_tokens + outcome.n_tokens
         if not stored:
-            return False
-        counters = {"calls_done": F("calls_done") + 1} if ok else {"calls_failed": F("calls_failed") + 1}
-        ScoringRun.objects.filter(pk=run.pk).update(tokens_scored=F("tokens_scored") + n_tokens, **counters)
-        call.status, call.result, call.error = (Status.DONE if ok else Status.FAILED), result, error or ""
-        results.settle(locked, call, tokens, enqueue_alternates=enqueue_alternates)
+            return 0
+        ScoringRun.objects.filter(pk=run.pk).update(
+            calls_done=F("calls_done") + done,
+            calls_failed=F("calls_failed") + failed,
+            tokens_scored=F("tokens_scored") + n_tokens,
+        )
+        results.settle(locked, stored, tokens, enqueue_alternates=enqueue_alternates)
         results.finish_if_done(run.pk)
-    return True
+    return len(stored)
 
 
 def extend_claim(call):
@@ -96,11 +136,10 @@ def extend_claim(call):
     )
 
 
-def run_call(run, call, tokens, client, *, enqueue_alternates=True):
-    """Score one claimed call, retrying transient errors, and store the outcome."""
+def score_call(call, tokens, client, *, on_retry=None):
+    """Make one claimed call's /score request, retrying transient errors. No database."""
     if call.attempts > MAX_CLAIMS:
-        error = f"abandoned after {call.attempts - 1} claims that never answered"
-        return store(run, call, tokens, error=error, enqueue_alternates=enqueue_alternates)
+        return Outcome(error=f"abandoned after {call.attempts - 1} claims that never answered")
     key = call.memory.key if call.memory_id else None
     ids = tokens.tokens(call.range_start, call.range_end, call.filter, key)
     expected = len(tokens.responses(call.range_start, call.range_end))
@@ -112,19 +151,16 @@ def run_call(run, call, tokens, client, *, enqueue_alternates=True):
         return scores
 
     try:
-        scores = call_with_retries(score_once, on_retry=lambda attempt, error: extend_claim(call))
+        return Outcome(result=call_with_retries(score_once, on_retry=on_retry), n_tokens=len(ids))
     except InferenceError as e:
-        return store(run, call, tokens, error=str(e), enqueue_alternates=enqueue_alternates)
-    return store(
-        run, call, tokens, result=scores, n_tokens=len(ids), enqueue_alternates=enqueue_alternates
-    )
+        return Outcome(error=str(e))
 
 
 class Executor:
     """Works on one run with up to `threads` calls in flight at once.
 
     threads=0 works in the calling thread, one call at a time: for callers
-    inside a transaction, whose rows other threads cannot see.
+    inside a transaction, whose rows other threads could not see.
     """
 
     def __init__(self, run, *, threads, concurrency=None, time_budget=None, enqueue_alternates=True):
@@ -133,6 +169,7 @@ class Executor:
         self.concurrency = concurrency or run.agent.score_concurrency
         self.deadline = time.monotonic() + time_budget if time_budget else None
         self.enqueue_alternates = enqueue_alternates
+        self._active_checked, self._active = 0.0, True
 
     def execute(self):
         """Do the run's claimable work. Returns True if work was left for later."""
@@ -140,43 +177,80 @@ class Executor:
             return False
         self.tokens = snapshot_tokens(self.run.snapshot)
         if self.threads == 0:
-            self.work(close_connection=False)
+            self.work_here()
         else:
-            workers = [
-                threading.Thread(target=self.work, name=f"run-{self.run.pk}-{i}", daemon=True)
-                for i in range(self.threads)
-            ]
-            for w in workers:
-                w.start()
-            for w in workers:
-                w.join()
+            self.work_pooled()
         out_of_time = self.deadline is not None and time.monotonic() > self.deadline
         return out_of_time and ScoreCall.objects.filter(run=self.run).claimable(timezone.now()).exists()
 
     def mark_started(self):
-        now = timezone.now()
         ScoringRun.objects.filter(pk=self.run.pk, status=RunStatus.QUEUED).update(
-            status=RunStatus.RUNNING, started_at=now
+            status=RunStatus.RUNNING, started_at=timezone.now()
         )
         return ScoringRun.objects.filter(pk=self.run.pk, status__in=ACTIVE_STATUSES).exists()
 
-    def is_active(self):
-        return ScoringRun.objects.filter(pk=self.run.pk, status__in=ACTIVE_STATUSES).exists()
+    def may_claim(self):
+        """False past the time budget or once the run ended (cancelled, or finished elsewhere)."""
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            return False
+        now = time.monotonic()
+        if now - self._active_checked >= CANCEL_CHECK_SECONDS:
+            self._active = ScoringRun.objects.filter(pk=self.run.pk, status__in=ACTIVE_STATUSES).exists()
+            self._active_checked = now
+        return self._active
 
-    def work(self, close_connection=True):
-        client = InferenceClient.for_agent(self.run.agent)
+    def store(self, outcomes):
         try:
-            while self.deadline is None or time.monotonic() < self.deadline:
-                if not self.is_active():
-                    break  # cancelled, or finished by another worker
+            store(self.run, outcomes, self.tokens, enqueue_alternates=self.enqueue_alternates)
+        except Exception:
+            # Not stored: the claims lapse and the calls are taken again (MAX_CLAIMS bounds it).
+            log.exception("run %s: could not store %d results", self.run.pk, len(outcomes))
+
+    def work_here(self):
+        with InferenceClient.for_agent(self.run.agent) as client:
+            while self.may_claim():
                 call = claim_next(self.run.pk, self.concurrency)
                 if call is None:
-                    break
-                run_call(self.run, call, self.tokens, client, enqueue_alternates=self.enqueue_alternates)
-        except Exception:
-            # The claim lapses and the call is taken again (MAX_CLAIMS bounds it).
-            log.exception("run %s: a worker thread stopped", self.run.pk)
-        finally:
-            client.close()
-            if close_connection:
-                connection.close()
+                    return
+                self.store([(call, score_call(call, self.tokens, client))])
+
+    def work_pooled(self):
+        local, clients = threading.local(), []
+
+        def score_in_thread(call):
+            if not hasattr(local, "client"):
+                local.client = InferenceClient.for_agent(self.run.agent)
+                clients.append(local.client)
+
+            def keep_claim(attempt, error):
+                # A retrying call keeps its claim; this thread's connection is closed
+                # at once, as threads of the pool come and go.
+                try:
+                    extend_claim(call)
+                finally:
+                    connection.close()
+
+            return score_call(call, self.tokens, local.client, on_retry=keep_claim)
+
+        in_flight = {}
+        with ThreadPoolExecutor(self.threads, thread_name_prefix=f"run-{self.run.pk}") as pool:
+            try:
+                while True:
+                    if self.may_claim() and len(in_flight) < self.threads:
+                        for call in claim_calls(self.run.pk, self.threads - len(in_flight), self.concurrency):
+                            in_flight[pool.submit(score_in_thread, call)] = call
+                    if not in_flight:
+                        return
+                    finished, _ = wait(in_flight, timeout=CANCEL_CHECK_SECONDS, return_when=FIRST_COMPLETED)
+                    outcomes = []
+                    for future in finished:
+                        call = in_flight.pop(future)
+                        try:
+                            outcomes.append((call, future.result()))
+                        except Exception:
+                            log.exception("run %s: call %s stopped; its claim will lapse", self.run.pk, call.seq)
+                    if outcomes:
+                        self.store(outcomes)
+            finally:
+                for client in clients:
+                    client.close()

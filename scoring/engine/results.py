@@ -6,6 +6,7 @@ second sees the first and settles the pair, and a crash loses nothing that
 was committed.
 """
 
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -20,32 +21,48 @@ ERRORS_LISTED = 5
 BASELINE_FAILED = "its baseline call failed"
 
 
-def settle(run, call, tokens, *, enqueue_alternates=True):
-    """Settle every pair that `call` (just finished) completes."""
-    if call.baseline_id is not None:
-        baseline = ScoreCall.objects.get(pk=call.baseline_id)
-        if baseline.status in (Status.DONE, Status.FAILED) or call.status == Status.FAILED:
-            _settle_pair(run, call, baseline, tokens, enqueue_alternates)
-        return
-    if call.status == Status.FAILED:
-        # Nothing can be compared with a failed baseline: fail the calls not yet run.
-        abandoned = ScoreCall.objects.filter(claimable_q(timezone.now()), baseline=call).update(
-            status=Status.FAILED, error=BASELINE_FAILED, finished_at=timezone.now(),
-            claimed_until=None,
-        )
-        if abandoned:
-            ScoringRun.objects.filter(pk=run.pk).update(calls_failed=F("calls_failed") + abandoned)
-    compared = call.compared.filter(status__in=[Status.DONE, Status.FAILED]).select_related("memory")
-    for other in compared:
-        _settle_pair(run, other, call, tokens, enqueue_alternates)
+def settle(run, stored, tokens, *, enqueue_alternates=True):
+    """Settle every pair that the just-stored calls complete, each pair once.
+
+    A pair is settled by whichever of its two calls is stored second (the
+    run's row lock orders them); a failed comparison is settled at once.
+    """
+    pairs = {}
+    baselines = ScoreCall.objects.in_bulk({c.baseline_id for c in stored if c.baseline_id is not None})
+    for call in stored:
+        if call.baseline_id is None:
+            if call.status == Status.FAILED:
+                _abandon_comparisons(run, call)
+            for other in call.compared.filter(status__in=[Status.DONE, Status.FAILED]).select_related("memory"):
+                pairs[other.pk] = (other, call)
+        else:
+            baseline = baselines[call.baseline_id]
+            if baseline.status in (Status.DONE, Status.FAILED) or call.status == Status.FAILED:
+                pairs[call.pk] = (call, baseline)
+    cells = []
+    for call, baseline in pairs.values():
+        cells += _settle_pair(run, call, baseline, tokens, enqueue_alternates)
+    insert_cells(cells)
+
+
+def _abandon_comparisons(run, baseline):
+    """Nothing can be compared with a failed baseline: fail the calls not yet run."""
+    now = timezone.now()
+    abandoned = ScoreCall.objects.filter(claimable_q(now), baseline=baseline).update(
+        status=Status.FAILED, error=BASELINE_FAILED, finished_at=now, claimed_until=None
+    )
+    if abandoned:
+        ScoringRun.objects.filter(pk=run.pk).update(calls_failed=F("calls_failed") + abandoned)
 
 
 def _settle_pair(run, call, baseline, tokens, enqueue_alternates):
+    """Settle one pair; returns the cells to insert."""
     ok = call.status == Status.DONE and baseline.status == Status.DONE
+    cells = []
     if call.filter == ScoreCall.Filter.SKIP_KEY:
-        write_cells(run, call, baseline if ok else None, tokens)
+        cells = cell_rows(run, call, baseline if ok else None, tokens)
     if not ok:
-        return
+        return cells
     if run.mode == Mode.INCREMENTAL:
         incremental.record(run, call, baseline)
     elif run.mode == Mode.FINETUNE:
@@ -54,26 +71,44 @@ def _settle_pair(run, call, baseline, tokens, enqueue_alternates):
         )
         ScoringRun.objects.filter(pk=run.pk).update(result={**(run.result or {}), **found})
         run.result = {**(run.result or {}), **found}
+    return cells
+
+
+def cell_rows(run, call, baseline, tokens):
+    """One cell per response in the call's range: (run, memory, response, delta, failed),
+    with the signed delta, or failed when baseline is None."""
+    entries = tokens.responses(call.range_start, call.range_end)
+    if baseline is None:
+        return [(run.pk, call.memory_id, e.node_id, None, True) for e in entries]
+    return [
+        (run.pk, call.memory_id, e.node_id, b - w, False)
+        for e, b, w in zip(entries, baseline.result, call.result)
+    ]
+
+
+def insert_cells(rows):
+    """Insert cell rows, skipping any already stored.
+
+    ON CONFLICT DO NOTHING relies on cell_unique_per_run_memory_response: a
+    pair settled twice never stores a cell twice. Plain executemany, as a
+    full matrix writes up to a million cells and the ORM's bulk_create spends
+    far longer building objects and SQL than the database spends inserting.
+    """
+    if not rows:
+        return
+    table = connection.ops.quote_name(CellScore._meta.db_table)
+    sql = (
+        f"INSERT INTO {table} (run_id, memory_id, response_id, delta, failed) "
+        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), 10_000):
+            cursor.executemany(sql, rows[start : start + 10_000])
 
 
 def write_cells(run, call, baseline, tokens):
-    """One cell per response in the call's range: the signed delta, or failed.
-
-    ignore_conflicts relies on cell_unique_per_run_memory_response: a pair
-    settled twice (a re-delivered task) never stores a cell twice.
-    """
-    entries = tokens.responses(call.range_start, call.range_end)
-    if baseline is None:
-        cells = [
-            CellScore(run_id=run.pk, memory_id=call.memory_id, response_id=e.node_id, failed=True)
-            for e in entries
-        ]
-    else:
-        cells = [
-            CellScore(run_id=run.pk, memory_id=call.memory_id, response_id=e.node_id, delta=b - w)
-            for e, b, w in zip(entries, baseline.result, call.result)
-        ]
-    CellScore.objects.bulk_create(cells, ignore_conflicts=True, batch_size=2000)
+    """Store one pair's cells (baseline None: failed cells)."""
+    insert_cells(cell_rows(run, call, baseline, tokens))
 
 
 def finish_if_done(run_id):

@@ -1,0 +1,137 @@
+"""How close a full matrix comes to the ideal of score_concurrency calls at once.
+
+    .venv/bin/python bench/score_speed.py [--memories 200] [--responses 40] [--latency-ms 50]
+
+Starts the reference server with --latency-ms 50 --capacity 8, imports a
+snapshot with 200 memories into a throwaway SQLite database (or
+BENCH_DATABASE_URL, a scratch database: it is migrated and written to), and
+runs a full matrix (201 calls) in this process with score_concurrency 8.
+Prints the wall time beside one call at a time (201 × 50 ms) and the ideal
+(201 × 50 ms / 8); the target is within 1.2× of the ideal. The server's own
+compute per call is printed too: on a small machine it, not the latency, can
+be what bounds the run. Prints figures only; it asserts nothing.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONCURRENCY = 8
+
+
+def process_cpu(pid):
+    """User + system CPU seconds of a process (Linux /proc), 0 where unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def snapshot_doc(memories, responses):
+    """Every memory surfaces once; responses are spread among them."""
+    conversation = []
+    every = max(1, memories // responses)
+    for i in range(memories):
+        conversation.append({"memory": f"topic/{i:03d}", "text": f"Locker {i * 7 % 97} holds box {i}."})
+        if i % every == every - 1 and sum(1 for n in conversation if n.get("role") == "assistant") < responses:
+            conversation.append({"role": "user", "text": f"Where is box {i}?"})
+            conversation.append({"role": "assistant", "text": f"In locker {i * 7 % 97}.",
+                                 "timestamp": f"2026-11-20T10:{len(conversation) % 60:02d}:00Z"})
+    return {
+        "agent": "bench",
+        "taken_at": "2026-11-20T12:00:00Z",
+        "system": [{"role": "system", "text": "You are a benchmark."}],
+        "identity": [],
+        "journal": [],
+        "conversation": conversation,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--memories", type=int, default=200)
+    parser.add_argument("--responses", type=int, default=40)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    args = parser.parse_args()
+
+    scratch = tempfile.mkdtemp(prefix="memscore-bench-")
+    os.environ["MEMSCORE_VAR_DIR"] = scratch
+    os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{scratch}/bench.sqlite3")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "memscore_site.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    import httpx
+    from django.core.management import call_command
+
+    from refserver.testing import run_refserver
+    from scoring.engine import run_inline, start_run
+    from scoring.engine.matrix import load_matrix
+    from scoring.engine.tokens import SnapshotTokens
+    from scoring.importing import import_snapshot
+    from scoring.models import Agent, Snapshot
+
+    call_command("migrate", verbosity=0)
+    Agent.objects.filter(name="bench").delete()
+    latency = args.latency_ms / 1000
+    flags = ["--latency-ms", f"{args.latency_ms:g}", "--capacity", str(CONCURRENCY)]
+    # The import tokenizes 16 texts at a time: on a server of its own, so the
+    # scoring server's "most calls in flight" counts only score calls.
+    with run_refserver(Path(scratch) / "tokenizer") as tokenizer:
+        agent = Agent.objects.create(name="bench", base_url=tokenizer.base_url, model="memscore-ref",
+                                     score_concurrency=CONCURRENCY)
+        snapshot = import_snapshot(agent, snapshot_doc(args.memories, args.responses),
+                                   source=Snapshot.Source.CLI, actor_name="bench")
+    with run_refserver(Path(scratch) / "refserver", *flags) as server:
+        agent.base_url = server.base_url
+        agent.save()
+        ids = SnapshotTokens(snapshot.pk).tokens(0, 10**9)
+        # One call alone: the latency plus the server's compute for this context.
+        body = {"model": agent.model, "prompt": ids, "logprobs": 1}
+        singles = []
+        with httpx.Client(timeout=60) as client:
+            for _ in range(5):
+                started = time.perf_counter()
+                client.post(f"{server.base_url}/score", json=body).raise_for_status()
+                singles.append(time.perf_counter() - started)
+        single = sorted(singles)[len(singles) // 2]
+        server.control(latency_ms=args.latency_ms, capacity=CONCURRENCY)  # resets the counters
+
+        started, cpu, server_cpu = time.perf_counter(), time.process_time(), process_cpu(server.proc.pid)
+        run = run_inline(start_run(snapshot, "full", enqueue=False))
+        wall = time.perf_counter() - started
+        cpu, server_cpu = time.process_time() - cpu, process_cpu(server.proc.pid) - server_cpu
+        stats = server.stats()
+
+    started = time.perf_counter()
+    matrix = load_matrix(run)
+    loaded = time.perf_counter() - started
+
+    calls = run.calls_total
+    serial = calls * latency
+    ideal = serial / CONCURRENCY
+    print(f"full matrix: {args.memories} memories x {snapshot.response_count} responses, "
+          f"{len(ids):,} tokens per call, {calls} calls, status {run.status}")
+    print(f"wall time:                       {wall:8.2f} s")
+    print(f"one at a time ({calls} x {args.latency_ms:g} ms):    {serial:8.2f} s  ({serial / wall:.1f}x the wall time)")
+    print(f"ideal ({calls} x {args.latency_ms:g} ms / {CONCURRENCY}):        {ideal:8.2f} s")
+    if ideal:
+        print(f"ratio to the ideal:              {wall / ideal:8.2f}x  (target <= 1.2x)")
+    print(f"one call alone on the server:    {single * 1000:8.1f} ms  "
+          f"(latency {args.latency_ms:g} ms + compute {max(0.0, single - latency) * 1000:.1f} ms)")
+    print(f"calls in flight at most:         {stats['max_concurrent_seen']:8d}")
+    print(f"CPU time, memscore (this process): {cpu:6.2f} s  ({cpu / calls * 1000:.1f} ms a call)")
+    print(f"CPU time, reference server:        {server_cpu:6.2f} s  ({server_cpu / calls * 1000:.1f} ms a call)")
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
+          "(the run is CPU-bound when the CPU times above exceed wall time x free CPUs)")
+    print(f"load_matrix ({len(matrix['memories'])} x {len(matrix['responses'])}):   {loaded * 1000:8.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
