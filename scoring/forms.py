@@ -60,13 +60,6 @@ class AgentForm(forms.ModelForm):
         help_text="Sent as a Bearer token to the inference server. Leave blank to keep the current key.",
     )
     clear_api_key = forms.BooleanField(label="Remove the stored API key", required=False)
-    # Inference servers are mostly on a local network: a bare host means http.
-    base_url = forms.URLField(
-        label=Agent._meta.get_field("base_url").verbose_name,
-        max_length=Agent._meta.get_field("base_url").max_length,
-        assume_scheme="http",
-        help_text=Agent._meta.get_field("base_url").help_text,
-    )
     message_template = _template_field("message_template")
     memory_template = _template_field("memory_template")
 

@@ -27,6 +27,15 @@ NO_FAULTS = dict(
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashing():
+    # PBKDF2's million rounds cost ~1 s per user; tests make hundreds of users.
+    from django.conf import settings
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _own_celery_queue():
     from memscore_site.celery import app
 

@@ -3,6 +3,9 @@ import os
 import secrets
 
 from django.conf import settings
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -10,12 +13,22 @@ DEFAULT_MESSAGE_TEMPLATE = "<|im_start|>{role}\n{text}<|im_end|>\n"
 DEFAULT_MEMORY_TEMPLATE = "<|im_start|>memory\n[{key}]\n{text}<|im_end|>\n"
 
 
+def validate_base_url(value):
+    # Not URLField: inference hosts are often bare names on a LAN ("gpu-1").
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("Enter an http:// or https:// URL with a host, e.g. http://gpu-1:8000/v1")
+
+
 class Agent(models.Model):
     """An LLM agent whose context memscore scores, and its inference server."""
 
     name = models.SlugField(max_length=100, unique=True)
-    base_url = models.URLField(
-        "inference base URL", help_text="For example http://127.0.0.1:8765/v1"
+    base_url = models.CharField(
+        "inference base URL",
+        max_length=500,
+        validators=[validate_base_url],
+        help_text="For example http://127.0.0.1:8765/v1",
     )
     model = models.CharField("model name", max_length=200)
     # Secret: never rendered in pages, logs or the admin (see admin.AgentForm).
