@@ -5,7 +5,7 @@
 - /score on one long prompt (a conversation built from the corpus, about half of
   it assistant responses), end to end over HTTP: tokens per second.
 - The same prompt scored in process, without HTTP or JSON: the model's own speed.
-- A trivial call (/score on 7 tokens, and GET /health) over a kept-alive
+- A trivial call (/score on a 7-token greeting, and GET /health) over a kept-alive
   connection: the median round trip, i.e. the server's per-call overhead.
 """
 
@@ -26,7 +26,6 @@ from refserver.corpus import load_documents, render_message  # noqa: E402
 from refserver.model import ModelBuilder  # noqa: E402
 from refserver.testing import run_refserver  # noqa: E402
 
-TRIVIAL = [0, 267, 12, 74, 107, 1, 12]  # <|im_start|>assistant\nHi<|im_end|>\n
 
 
 def conversation_ids(client: httpx.Client, n_tokens: int) -> list[int]:
@@ -75,8 +74,10 @@ def main() -> None:
             http_times = timed(score_long, args.repeats)
             n_responses = len(client.post("/score", json={"prompt": prompt}).json()["scores"])
 
+            greeting = client.post("/tokenize", json={"prompt": "<|im_start|>assistant\nHi<|im_end|>\n"}).json()["tokens"]
+
             def trivial() -> None:
-                client.post("/score", json={"prompt": TRIVIAL}).raise_for_status()
+                client.post("/score", json={"prompt": greeting}).raise_for_status()
 
             def health() -> None:
                 client.get(f"{server.root_url}/health").raise_for_status()

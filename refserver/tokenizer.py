@@ -19,7 +19,8 @@ IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
 SPECIAL_TOKENS = (IM_START, IM_END)
 N_BYTES = 256
-FIRST_PIECE_ID = len(SPECIAL_TOKENS) + N_BYTES
+FIRST_BYTE_ID = len(SPECIAL_TOKENS)
+FIRST_PIECE_ID = FIRST_BYTE_ID + N_BYTES
 
 _SPECIAL_SPLIT = re.compile("(" + "|".join(re.escape(s) for s in SPECIAL_TOKENS) + ")")
 # Newlines are pieces of their own, so that text split after a newline encodes to
@@ -84,9 +85,9 @@ class Tokenizer:
                 ids.append(token)
             elif part[0] == " " and part[1:] in piece_ids:
                 # " Word" unseen but "Word" known: keep the word whole.
-                ids += (2 + 0x20, piece_ids[part[1:]])
+                ids += (FIRST_BYTE_ID + ord(" "), piece_ids[part[1:]])
             else:
-                ids += (2 + b for b in part.encode("utf-8", "surrogatepass"))
+                ids += (FIRST_BYTE_ID + b for b in part.encode("utf-8", "surrogatepass"))
         return ids
 
     def token_bytes(self, token_id: int) -> bytes:
@@ -99,7 +100,7 @@ class Tokenizer:
     def token_str(self, token_id: int) -> str:
         """A readable, unique name for one token (used as a key in logprobs)."""
         data = self._bytes_of_id[token_id]
-        if 2 <= token_id < FIRST_PIECE_ID and data[0] >= 0x80:
+        if FIRST_BYTE_ID <= token_id < FIRST_PIECE_ID and data[0] >= 0x80:
             return f"<0x{data[0]:02X}>"
         return data.decode("utf-8", "surrogatepass")
 

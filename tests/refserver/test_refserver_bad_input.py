@@ -5,11 +5,13 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from refserver.corpus import load_documents
 from refserver.testing import run_refserver
+from refserver.tokenizer import Tokenizer
 
 API_KEY = "s3cret-key"
 MAX_PROMPT = 50
-GOOD = [0, 267, 12, 74, 107, 1, 12]  # <|im_start|>assistant\nHi<|im_end|>\n
+GOOD = Tokenizer.from_texts(load_documents()).encode("<|im_start|>assistant\nHi<|im_end|>\n")
 
 
 @pytest.fixture(scope="module")

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 
+from refserver.corpus import load_documents
 from refserver.testing import run_refserver
+from refserver.tokenizer import Tokenizer
 
-NO_FAULTS = dict(
-    latency_ms=0, latency_per_token_us=0, capacity=0, fail_rate=0.0, fail_nth=[],
-    fail_mode="http500", fail_endpoints=["score"], hang_seconds=600,
-)
-PROMPT = [0, 267, 12, 74, 107, 1, 12]  # <|im_start|>assistant\nHi<|im_end|>\n
+PROMPT = Tokenizer.from_texts(load_documents()).encode("<|im_start|>assistant\nHi<|im_end|>\n")
 
 
 @pytest.fixture(scope="module")
@@ -221,8 +221,5 @@ def test_a_bad_flag_or_variable_stops_start_up_with_a_message(tmp_path):
 
 
 def _child_env() -> dict[str, str]:
-    import os
-    from pathlib import Path
-
     root = str(Path(__file__).resolve().parents[2])
     return {**os.environ, "PYTHONPATH": root}

@@ -7,6 +7,8 @@ import math
 
 import pytest
 
+from refserver.tokenizer import FIRST_BYTE_ID
+
 SYSTEM = ("system", "You are a helpful assistant. Answer briefly and kindly.")
 MEMORIES = {
     "people/okonkwo": "Memory people/okonkwo: Professor Okonkwo keeps a tortoise named Galileo at the lighthouse on Tresco.",
@@ -72,9 +74,9 @@ def test_its_scores_are_sums_of_the_normalised_log_probabilities(client, score, 
     prefix = tokenize(chat(SYSTEM, QUESTION) + "<|im_start|>assistant\nProfessor Okonkwo keeps Galileo")
     [top] = _one_step(client, prefix, vocab)["logprobs"]["top_logprobs"]
     most_likely = tokenize(max(top, key=top.get))
-    byte_c3 = 2 + 0xC3  # a byte token of a non-ASCII character, named "<0xC3>"
+    byte_c3 = FIRST_BYTE_ID + 0xC3  # a byte token of a non-ASCII character, named "<0xC3>"
     base = score(prefix)["scores"][0]["total_logprob"]
-    for token in [0, 1, 2 + ord(" "), byte_c3, tokenize(" the")[0], *most_likely, vocab - 1]:
+    for token in [0, 1, FIRST_BYTE_ID + ord(" "), byte_c3, tokenize(" the")[0], *most_likely, vocab - 1]:
         name = "<0xC3>" if token == byte_c3 else client.post("/detokenize", json={"tokens": [token]}).json()["prompt"]
         extended = score(prefix + [token])["scores"][0]["total_logprob"]
         assert extended - base == pytest.approx(top[name], abs=1e-9)
