@@ -40,9 +40,10 @@ def run(agent):
             [1.0, -0.8] + [0.0] * (N - 2),         # harmful: one response much better without it
             [-0.06] * N,                            # harmful: net -0.72
             [0.3] + [FAILED] * (N - 1),             # one scored response: too few to judge
+            [FAILED] * N,                           # every call failed: unknown, not zero
         ],
-        keys=["useful", "never", "harmful", "netneg", f"xss/{XSS}"],
-        memory_texts=["u", "n", "h", "nn", f"text {XSS}"],
+        keys=["useful", "never", "harmful", "netneg", f"xss/{XSS}", "broken"],
+        memory_texts=["u", "n", "h", "nn", f"text {XSS}", "b"],
         responses=[f"answer {j} {XSS}" for j in range(N)],
         status=RunStatus.PARTIAL,
     )
@@ -68,7 +69,10 @@ def test_it_lists_memories_by_importance_with_flags(cast, run, agent):
     assert "2.500" in rows["useful"] and "2.000" in rows["useful"]
     # One scored response is not enough evidence to say it never matters.
     xss_row = html[html.find("xss/&lt;script&gt;"):].split("</tr>")[0]
-    assert "never matters" not in xss_row
+    assert "never matters" not in xss_row and "11 failed" in xss_row
+    # A memory whose every cell failed shows "failed", never an importance of 0.
+    broken = html[html.find(">broken</a>"):].split("</tr>")[0]
+    assert broken.count(">failed</span>") == 2 and "0.000" not in broken and "never matters" not in broken
     assert XSS not in html
     assert f'href="{reverse("heatmap", args=[run.pk])}"' in html
 

@@ -75,7 +75,7 @@ def test_it_shows_progress_errors_and_who_started_it(cast, active_run):
     assert page.status_code == 200
     text = page.text
     assert "4 done, 1 failed of 10 score calls" in text
-    assert "12345" in text
+    assert "12,345" in text
     assert cast.operator.username in text
     # Polls while active.
     assert f'hx-get="{reverse("run_progress", args=[active_run.pk])}"' in text

@@ -5,7 +5,7 @@
 (function () {
   "use strict";
   var NS = "http://www.w3.org/2000/svg";
-  var W = 720, H = 220, PAD = { left: 48, right: 12, top: 10, bottom: 26 };
+  var W = 960, H = 240, PAD = { left: 48, right: 12, top: 10, bottom: 26 };
 
   function el(name, attrs, parent) {
     var node = document.createElementNS(NS, name);
