@@ -13,6 +13,8 @@ from scoring.models.runs import Mode, RunStatus
 from tests.matrix_data import FAILED, matrix_run
 from tests.snapshot_data import snapshot_doc
 
+XSS = "<script>alert(1)</script>"
+
 
 @pytest.fixture(autouse=True)
 def fast_passwords(settings):
@@ -125,9 +127,11 @@ def test_it_redirects_a_plain_progress_request_to_the_page(cast, active_run):
 def test_it_links_a_finetune_run_to_its_candidates(cast, agent, snapshot):
     run = ScoringRun.objects.create(
         agent=agent, snapshot=snapshot, mode=Mode.FINETUNE, status=RunStatus.SUCCEEDED,
-        finished_at=timezone.now(),
+        finished_at=timezone.now(), result={"responses": 3, "candidates": 2, "new": [XSS]},
     )
     page = cast.client_for(cast.viewer).get(reverse("run_detail", args=[run.pk]))
+    assert "<dt>candidates</dt><dd>2</dd>" in page.text
+    assert "<dt>new</dt><dd>1</dd>" in page.text
     assert f'{reverse("candidate_list")}?run={run.pk}' in page.text
     assert reverse("heatmap", args=[run.pk]) not in page.text
 
@@ -205,6 +209,7 @@ def test_cancel_over_htmx_returns_the_final_fragment(cast, active_run):
     assert response.text.lstrip().startswith('<section id="run-progress"')
     assert "hx-trigger" not in response.text
     assert "cancelled" in response.text
+    assert f"Cancelled by {cast.operator.username}" in response.text
 
 
 def test_cancel_is_post_only(cast, active_run):

@@ -84,7 +84,13 @@ def _report_errors(request, errors):
 
 def run_detail(request, pk):
     run = get_run_for_user(request, pk)
-    return render(request, "scoring/run_detail.html", _progress_context(request, run))
+    # The run's findings, whatever its mode: lists (incremental's scored and
+    # skipped memories) are shown as their length.
+    result = run.result if isinstance(run.result, dict) else {}
+    findings = [(name, len(v) if isinstance(v, list) else v) for name, v in result.items()]
+    return render(
+        request, "scoring/run_detail.html", {**_progress_context(request, run), "findings": findings}
+    )
 
 
 def run_progress(request, pk):
