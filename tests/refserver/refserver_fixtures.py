@@ -1,33 +1,27 @@
-"""A refserver process shared by the tests that do not change its faults or model,
-and helpers to build chat prompts. Tests that need their own server (faults,
-training, flags) start one with run_refserver."""
+"""Fixtures of the refserver tests, imported by each test module.
+
+Not a conftest.py: memscore's tests do `from conftest import ...`, which finds
+whichever conftest module pytest loaded last, so a second conftest.py in the
+tree breaks them. Importing the fixtures gives each test module its own server,
+which also keeps one module's training jobs from changing another's model.
+"""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import httpx
+import pytest
 
-# The `pytest` script, unlike `python -m pytest`, leaves the repository root off
-# sys.path, and this directory's name would then make `refserver` a namespace
-# package of test files. Put the real package first.
-REPO_ROOT = str(Path(__file__).resolve().parents[2])
-if REPO_ROOT not in sys.path:
-    sys.path.insert(0, REPO_ROOT)
-
-import httpx  # noqa: E402
-import pytest  # noqa: E402
-
-from refserver.corpus import render_message  # noqa: E402
-from refserver.testing import run_refserver  # noqa: E402
+from refserver.corpus import render_message
+from refserver.testing import run_refserver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def server(tmp_path_factory):
     with run_refserver(tmp_path_factory.mktemp("refserver-state")) as handle:
         yield handle
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def client(server):
     with httpx.Client(base_url=server.base_url, timeout=30) as c:
         yield c
