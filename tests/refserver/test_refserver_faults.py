@@ -74,7 +74,7 @@ def test_it_sends_an_error_event_to_a_streaming_client(ref, http):
 
 
 def test_it_hangs_past_the_client_timeout_then_serves_the_next_call(ref, http):
-    ref.control(fail_nth=[1], fail_mode="hang", hang_seconds=30, capacity=1)
+    ref.control(fail_nth=[1], fail_mode="hang", hang_seconds=5, capacity=1)
     started = time.monotonic()
     with pytest.raises(httpx.ReadTimeout):
         score(http, timeout=0.3)
