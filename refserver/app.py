@@ -37,9 +37,9 @@ MAX_STOP_STRINGS = 16
 class RefServer:
     """Everything the handlers share: settings, the current model, faults, jobs."""
 
-    def __init__(self, config: ServerConfig, builder: ModelBuilder | None = None):
+    def __init__(self, config: ServerConfig):
         self.config = config
-        self.builder = builder or ModelBuilder()
+        self.builder = ModelBuilder()
         self.tokenizer = self.builder.tokenizer
         self.faults = Faults(config.faults, config.seed)
         self.gate = CapacityGate(config.faults.capacity)
