@@ -198,3 +198,18 @@ def test_it_waits_a_claims_length_before_resuming_a_run(agent, ref, fast_env):
 
     run.refresh_from_db()
     assert run.enqueued_at is not None
+
+
+def test_it_returns_quietly_for_work_that_is_gone_or_done(agent, ref):
+    from scoring.tasks.scoring import execute_run, generate_alternate
+
+    snapshot = make_snapshot(agent)
+    run = start_run(snapshot, "full", enqueue=False)
+    run.cancel()
+
+    execute_run(run.pk)  # a cancelled run: nothing is claimed
+    execute_run(999_999)
+    generate_alternate(999_999)
+
+    assert not ScoreCall.objects.filter(run=run).exclude(status=ScoreCall.Status.PENDING).exists()
+    assert ref.stats()["calls"].get("score", 0) == 0

@@ -54,7 +54,9 @@ def start_run(snapshot, mode, *, params=None, by=None, enqueue=True, actor_name=
         ScoreCall.objects.bulk_create([r for r in rows if r.pk is None], batch_size=1000)
         Activity.record(by, "started run", run, actor_name=actor_name, mode=mode, params=plan.params)
         if enqueue:
-            transaction.on_commit(lambda: enqueue_run(run.pk))
+            # robust: with the broker down the run is still saved, and
+            # resume_stalled_runs sends it once the broker is back.
+            transaction.on_commit(lambda: enqueue_run(run.pk), robust=True)
     return run
 
 

@@ -94,9 +94,7 @@ def build_candidates(run, call, baseline, tokens, *, enqueue_alternates):
             alternate_status=Candidate.AlternateStatus.PENDING, alternate_error=""
         )
         if enqueue_alternates:
-            from scoring.tasks.scoring import generate_alternate
-
-            transaction.on_commit(lambda: [generate_alternate.delay(pk) for pk in wants_alternate])
+            transaction.on_commit(lambda: enqueue_alternates_of(wants_alternate))
     return {
         "responses": len(entries),
         "above_threshold": len(above),
@@ -104,6 +102,20 @@ def build_candidates(run, call, baseline, tokens, *, enqueue_alternates):
         "candidates": ids,
         "new": new,
     }
+
+
+def enqueue_alternates_of(candidate_ids):
+    """One task per alternate; one that cannot be sent is recorded as failed, not lost."""
+    from scoring.tasks.scoring import generate_alternate
+
+    for pk in candidate_ids:
+        try:
+            generate_alternate.delay(pk)
+        except Exception as e:  # the broker is down: say so on the candidate
+            Candidate.objects.filter(pk=pk, alternate_status=Candidate.AlternateStatus.PENDING).update(
+                alternate_status=Candidate.AlternateStatus.FAILED,
+                alternate_error=f"could not be queued: {e}"[:2000],
+            )
 
 
 def alternate_prompt(candidate, client):

@@ -1,0 +1,69 @@
+"""Claims: concurrent claimers each win different calls; lapsed claims are taken over;
+a result is stored only by the latest claimer."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from scoring.engine import start_run
+from scoring.engine.execution import Outcome, claim_calls, store
+from scoring.engine.tokens import snapshot_tokens
+from scoring.models import ScoreCall
+from tests.engine_support import make_snapshot
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def run(agent):
+    return start_run(make_snapshot(agent, extra_memories=12), "full", enqueue=False)
+
+
+def test_it_gives_each_call_to_exactly_one_of_many_concurrent_claimers(run):
+    won, barrier = [], threading.Barrier(8)
+
+    def claimer():
+        try:
+            barrier.wait()
+            while True:
+                calls = claim_calls(run.pk, 2, concurrency=1000)
+                if not calls:
+                    return
+                won.extend(c.pk for c in calls)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claimer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(won) == sorted(run.calls.values_list("pk", flat=True))
+    assert set(run.calls.values_list("status", "attempts")) == {(ScoreCall.Status.RUNNING, 1)}
+
+
+def test_it_claims_baselines_first_and_within_the_concurrency(run):
+    first = claim_calls(run.pk, 3, concurrency=3)
+
+    assert [c.seq for c in first] == [0, 1, 2]
+    assert claim_calls(run.pk, 3, concurrency=3) == []  # three in flight already
+
+
+def test_it_takes_over_a_lapsed_claim_and_ignores_the_old_claimers_result(run):
+    call = claim_calls(run.pk, 1, concurrency=1)[0]
+    ScoreCall.objects.filter(pk=call.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
+
+    again = claim_calls(run.pk, 1, concurrency=1)[0]
+
+    assert again.pk == call.pk and again.attempts == 2
+    tokens = snapshot_tokens(run.snapshot)
+    # The first claimer answers late: its claim was taken over, so nothing is stored.
+    assert store(run, [(call, Outcome(result=[0.0] * 13, n_tokens=5))], tokens) == 0
+    assert store(run, [(again, Outcome(result=[-1.0] * 13, n_tokens=7))], tokens) == 1
+    run.refresh_from_db()
+    assert (run.calls_done, run.tokens_scored) == (1, 7)
+    assert ScoreCall.objects.get(pk=call.pk).result == [-1.0] * 13
