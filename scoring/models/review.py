@@ -120,7 +120,14 @@ class Candidate(models.Model):
                 fields=["agent", "response_key"], name="candidate_unique_response_per_agent"
             )
         ]
-        indexes = [models.Index(fields=["agent", "status", "-divergence"])]
+        indexes = [
+            models.Index(fields=["agent", "status", "-divergence"]),
+            # The review queue and the list walk candidates in divergence order;
+            # a row carries a whole context's ids, so scanning the table is slow.
+            models.Index(fields=["status", "-divergence", "id"], name="candidate_status_divergence"),
+            models.Index(fields=["-divergence", "id"], name="candidate_divergence"),
+            models.Index(fields=["status", "reserved_until"], name="candidate_status_reserved"),
+        ]
         permissions = [("review_candidate", "Can approve, reject, edit and comment on candidates")]
 
     def __str__(self):

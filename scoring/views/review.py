@@ -113,11 +113,9 @@ def review_queue(request):
 
 def candidate_list(request):
     require_perm(request, "scoring.view_candidate")
-    approvals = Count("reviews", filter=Q(reviews__decision=Review.Decision.APPROVE))
-    candidates = (
-        Candidate.objects.without_ids()
-        .select_related("agent", "reserved_by")
-        .annotate(approvals=approvals)
+    candidates = Candidate.objects.select_related("agent", "reserved_by").only(
+        "id", "agent__name", "agent__required_approvals", "divergence", "status", "edited_at",
+        "reserved_by__username", "reserved_until", "response_text",
     )
 
     agent_id = request.GET.get("agent", "")
@@ -129,6 +127,19 @@ def candidate_list(request):
         candidates = candidates.filter(status=status)
 
     page = Paginator(candidates.order_by("-divergence", "id"), 50).get_page(request.GET.get("page"))
+    # Approvals of this page's candidates only: counting in the page query
+    # would group every candidate's row.
+    page.object_list = list(page.object_list)
+    approvals = dict(
+        Review.objects.filter(
+            candidate__in=[c.pk for c in page.object_list], decision=Review.Decision.APPROVE
+        )
+        .values("candidate")
+        .annotate(n=Count("id"))
+        .values_list("candidate", "n")
+    )
+    for candidate in page.object_list:
+        candidate.approvals = approvals.get(candidate.pk, 0)
     query = request.GET.copy()
     query.pop("page", None)
     return render(
@@ -345,7 +356,11 @@ def _page_context(request, candidate, queue=None, **forms_):
     return context
 
 
-_WORDS = re.compile(r"\s+|[^\s]+")
+# A word with the whitespace after it: half as many tokens as splitting them
+# apart, and whitespace alone never lines two texts up.
+_WORDS = re.compile(r"\S+\s*|\s+")
+# Beyond this many words in all, difflib's popularity heuristic keeps a diff fast.
+EXACT_DIFF_WORDS = 2000
 
 
 def word_diff(old, new):
@@ -354,7 +369,7 @@ def word_diff(old, new):
     escapes the text, so model output can never become markup."""
     a, b = _WORDS.findall(old or ""), _WORDS.findall(new or "")
     left, right = [], []
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=len(a) + len(b) > EXACT_DIFF_WORDS)
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op == "equal":
             left.append(("".join(a[i1:i2]), "same"))
