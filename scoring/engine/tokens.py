@@ -74,6 +74,7 @@ class SnapshotTokens:
             if r[0] == Section.CONVERSATION
         ]
         self.identity_keys = [r[4] for r in rows if r[0] == Section.IDENTITY and r[4]]
+        self._responses = {}
         # Entries are addressed by list position: the import numbers them 0..n-1.
         if any(e.index != i for i, e in enumerate(self.entries)):
             raise ValueError(f"snapshot {snapshot_id}: conversation indices are not 0..n-1")
@@ -95,7 +96,12 @@ class SnapshotTokens:
 
     def responses(self, start, end):
         """The conversation's assistant entries in [start, end), in order."""
-        return [e for e in self.entries[start:end] if e.is_response]
+        # Every call of a full matrix asks for the same range: keep it (a
+        # fresh list each time, so callers may change theirs).
+        found = self._responses.get((start, end))
+        if found is None:
+            found = self._responses[start, end] = [e for e in self.entries[start:end] if e.is_response]
+        return list(found)
 
     def node_ids(self, conv_index):
         """The token ids of one conversation entry."""
