@@ -14,6 +14,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -101,13 +102,19 @@ def backoff_seconds(attempts):
 
 def claim_seconds(agent):
     """How long a dispatcher owns a job it is sending: longer than the POST can
-    take (the client's total deadline), so only a dead worker's claim runs out."""
-    return min(settings.MEMSCORE_CLAIM_SECONDS, agent.request_timeout + 30)
+    take, so normally only a dead worker's claim runs out. (The client checks its
+    total deadline between chunks, so a trickling answer may run up to twice
+    the timeout.) Should a slow worker lose its claim anyway, the job is re-sent
+    with the same key and the server gives back the same job."""
+    return min(settings.MEMSCORE_CLAIM_SECONDS, 2 * agent.request_timeout + 30)
 
 
 def claim(job_id):
     """Claim one due job for sending; returns (job, claimed_until) or None."""
-    job = TrainJob.objects.select_related("agent").filter(pk=job_id).first()
+    try:
+        job = TrainJob.objects.select_related("agent").filter(pk=job_id).first()
+    except ValidationError:  # not a UUID: a stray message, nothing to do
+        return None
     if job is None:
         return None
     now = timezone.now()
