@@ -104,11 +104,14 @@ def main():
         server.control(latency_ms=args.latency_ms, capacity=CONCURRENCY)  # resets the counters
 
         started, cpu, server_cpu = time.perf_counter(), time.process_time(), process_cpu(server.proc.pid)
-        run = run_inline(start_run(snapshot, "full", enqueue=False))
+        run = start_run(snapshot, "full", enqueue=False)
+        planned = time.perf_counter() - started
+        run = run_inline(run)
         wall = time.perf_counter() - started
         cpu, server_cpu = time.process_time() - cpu, process_cpu(server.proc.pid) - server_cpu
         stats = server.stats()
 
+    spans = [(f - s).total_seconds() for s, f in run.calls.values_list("started_at", "finished_at")]
     started = time.perf_counter()
     matrix = load_matrix(run)
     loaded = time.perf_counter() - started
@@ -118,14 +121,16 @@ def main():
     ideal = serial / CONCURRENCY
     print(f"full matrix: {args.memories} memories x {snapshot.response_count} responses, "
           f"{len(ids):,} tokens per call, {calls} calls, status {run.status}")
-    print(f"wall time:                       {wall:8.2f} s")
+    print(f"wall time:                       {wall:8.2f} s  (planning the run: {planned:.2f} s)")
     print(f"one at a time ({calls} x {args.latency_ms:g} ms):    {serial:8.2f} s  ({serial / wall:.1f}x the wall time)")
     print(f"ideal ({calls} x {args.latency_ms:g} ms / {CONCURRENCY}):        {ideal:8.2f} s")
     if ideal:
         print(f"ratio to the ideal:              {wall / ideal:8.2f}x  (target <= 1.2x)")
     print(f"one call alone on the server:    {single * 1000:8.1f} ms  "
           f"(latency {args.latency_ms:g} ms + compute {max(0.0, single - latency) * 1000:.1f} ms)")
-    print(f"calls in flight at most:         {stats['max_concurrent_seen']:8d}")
+    print(f"calls in flight at most:         {stats['max_concurrent_seen']:8d}  "
+          f"(on average {sum(spans) / wall:.1f}; a call took {sum(spans) / len(spans) * 1000:.0f} ms "
+          "from claim to stored)")
     print(f"CPU time, memscore (this process): {cpu:6.2f} s  ({cpu / calls * 1000:.1f} ms a call)")
     print(f"CPU time, reference server:        {server_cpu:6.2f} s  ({server_cpu / calls * 1000:.1f} ms a call)")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "

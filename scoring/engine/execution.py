@@ -40,6 +40,12 @@ MAX_CLAIMS = 5
 CANCEL_CHECK_SECONDS = 0.5
 
 
+# What a worker needs of a claimed call (not the memory's text).
+CALL_FIELDS = [
+    "run_id", "seq", "filter", "memory__key", "range_start", "range_end", "baseline_id", "attempts", "status",
+]
+
+
 def claim_seconds():
     return settings.MEMSCORE_CLAIM_SECONDS
 
@@ -78,7 +84,7 @@ def claim_calls(run_id, want, concurrency):
                 won.append(pk)
                 if len(won) == room:
                     break
-    claimed = ScoreCall.objects.select_related("memory").in_bulk(won)
+    claimed = ScoreCall.objects.select_related("memory").only(*CALL_FIELDS).in_bulk(won)
     return [claimed[pk] for pk in won]
 
 

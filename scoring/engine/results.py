@@ -28,7 +28,9 @@ def settle(run, stored, tokens, *, enqueue_alternates=True):
     run's row lock orders them); a failed comparison is settled at once.
     """
     pairs = {}
-    baselines = ScoreCall.objects.in_bulk({c.baseline_id for c in stored if c.baseline_id is not None})
+    baselines = ScoreCall.objects.only("status", "result").in_bulk(
+        {c.baseline_id for c in stored if c.baseline_id is not None}
+    )
     for call in stored:
         if call.baseline_id is None:
             if call.status == Status.FAILED:
