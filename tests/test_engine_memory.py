@@ -84,3 +84,11 @@ def test_it_needs_a_key(agent, ref):
         start_run(snapshot, "memory", params={})
 
     assert "key" in e.value.message_dict
+
+
+def test_it_starts_a_memory_also_in_identity_where_the_conversation_shows_it(agent, ref):
+    snapshot = make_snapshot(agent)  # identity/sam comes back late in the conversation
+
+    run = start_run(snapshot, "memory", params={"key": "identity/sam"}, enqueue=False)
+
+    assert run.calls.get(seq=0).range_start == first_index(snapshot, "identity/sam") > 0

@@ -4,8 +4,6 @@
 `run_inline(run)` does a run's work in this process (tests, the CLI).
 """
 
-import logging
-
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -15,9 +13,7 @@ from scoring.models import Activity, Candidate, ScoreCall, ScoringRun
 from . import finetune, planning, results
 from .execution import Executor
 
-log = logging.getLogger(__name__)
-
-__all__ = ["start_run", "run_inline", "enqueue_run", "shard_count"]
+__all__ = ["start_run", "run_inline", "enqueue_run", "shard_count", "threads_for_shard"]
 
 
 def start_run(snapshot, mode, *, params=None, by=None, enqueue=True, actor_name=None):

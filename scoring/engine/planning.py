@@ -60,14 +60,19 @@ class Outline:
         """Memory keys of identity then conversation, each once, in order of first appearance."""
         return list(dict.fromkeys(self.identity_keys + [e.memory_key for e in self.entries if e.memory_key]))
 
-    def first_position(self, key):
-        """Conversation index where the key first appears; identity memories count as 0."""
-        if key in self.identity_keys:
+    def first_position(self, key, *, identity_first=True):
+        """Conversation index where the key first appears; identity memories count as 0.
+
+        identity_first=False prefers the conversation's first appearance and
+        counts only an identity-only memory as 0 (one-memory mode).
+        """
+        in_identity = key in self.identity_keys
+        if in_identity and identity_first:
             return 0
         for e in self.entries:
             if e.memory_key == key:
                 return e.index
-        return None
+        return 0 if in_identity else None
 
     def window_end(self, start, n):
         """End (exclusive) of the range from start through the nth response after it."""
@@ -184,7 +189,7 @@ def plan_full(snapshot, outline, params):
 
 def plan_memory(snapshot, outline, params):
     key = params["key"]
-    start = outline.first_position(key)
+    start = outline.first_position(key, identity_first=False)
     if start is None:
         raise ValidationError({"key": f"no memory with key {key!r} in this snapshot"})
     end = outline.window_end(start, MEMORY_RESPONSE_WINDOW)
