@@ -20,11 +20,6 @@ ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 SECRET = "sk-very-secret-key-42"
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def staff(username, role=None, superuser=False):
     user = User.objects.create_user(username, password="pw-for-tests-123", is_staff=True,
                                     is_superuser=superuser)

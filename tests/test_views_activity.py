@@ -10,11 +10,6 @@ from scoring.models import Activity, Agent, ScoringRun, Snapshot
 XSS = "<script>alert(1)</script>"
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def log(cast):
     agent = Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="m")

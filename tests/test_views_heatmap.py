@@ -19,11 +19,6 @@ XSS = "<script>alert(1)</script>"
 
 
 @pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def fresh_cache():
     from django.core.cache import cache
 
@@ -202,11 +197,17 @@ def test_it_draws_a_hoverable_heatmap_in_chromium(live_server, agent):
             pytest.fail("Chromium is missing")
         pytest.skip("Chromium is not installed")
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    from django.contrib.auth.models import Group, User
+    from django.contrib.auth.models import Permission, User
     from playwright.sync_api import sync_playwright
 
+    from scoring.roles import VIEWER, permissions_for
+
     user = User.objects.create_user("vera", password="pw-for-tests-123")
-    user.groups.add(Group.objects.get(name="viewer"))
+    # The viewer's permissions given directly: an earlier transactional test's
+    # flush removes the groups that the roles migration made.
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="scoring", codename__in=permissions_for(VIEWER))
+    )
     run = matrix_run(
         agent, [[2.0, FAILED, 0.0, -1.0]] * 3,
         keys=[f"k{i}/{XSS}" for i in range(3)], responses=[f"resp {j} {XSS}" for j in range(4)],

@@ -12,11 +12,6 @@ N = 12  # responses per run: enough for "never matters" (at least 10)
 
 
 @pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def fresh_cache():
     from django.core.cache import cache
 

@@ -16,12 +16,6 @@ from tests.snapshot_data import snapshot_doc
 XSS = "<script>alert(1)</script>"
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    # The cast's five users are hashed with the slow default hasher otherwise.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def agent(db):
     # No server is called by these pages; snapshots carry their token ids.
