@@ -157,7 +157,7 @@ class WorkerProcess:
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(15)
+                self.proc.wait(5)
             except subprocess.TimeoutExpired:
                 self.kill()
 
@@ -187,3 +187,32 @@ def wait_for(predicate, timeout=60, interval=0.2, message="condition"):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+class BeatProcess(WorkerProcess):
+    """`celery beat` as a child process, sending the schedule to the test queue."""
+
+    def start(self, timeout=60):
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "memscore_site", "beat", "-l", "info",
+             "-s", str(self.log_path.with_suffix(".schedule"))],
+            cwd=BASE_DIR, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"celery beat exited:\n{self.log_path.read_text()[-3000:]}")
+            if b"beat: Starting" in self.log_path.read_bytes():
+                return self
+            time.sleep(0.2)
+        raise RuntimeError(f"celery beat not started:\n{self.log_path.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def celery_beat(transactional_db, tmp_path):
+    beat = BeatProcess(tmp_path / "beat.log")
+    beat.start()
+    yield beat
+    beat.stop()

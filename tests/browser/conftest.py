@@ -1,0 +1,60 @@
+"""Playwright for Python driving Debian's Chromium (never a downloaded browser).
+
+Without /usr/bin/chromium the browser tests skip, except where
+MEMSCORE_REQUIRE_BROWSER=1 (CI), where a missing browser is a failure.
+"""
+
+import os
+import shutil
+
+import pytest
+
+from tests.conftest import ARTIFACTS
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("MEMSCORE_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"Chromium not found at {CHROMIUM}; CI must run the browser tests")
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    # Playwright's sync API runs an event loop in this thread; Django's ORM
+    # calls from the test body are still plain synchronous calls.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def screenshots(request):
+    """shot(page, name) saves a full-page PNG under test-artifacts/<test name>/."""
+    folder = ARTIFACTS / request.node.name
+    folder.mkdir(parents=True, exist_ok=True)
+    counter = iter(range(1, 1000))
+
+    def shot(page, name):
+        page.screenshot(path=str(folder / f"{next(counter):02d}-{name}.png"), full_page=True)
+
+    return shot
+
+
+def login(browser, live_server, username, password):
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login/" not in url)
+    return page
