@@ -23,3 +23,19 @@ def permissions_for(role):
     for name in order[: order.index(role) + 1]:
         codenames += ROLE_PERMISSIONS[name]
     return codenames
+
+
+def sync_role_groups(Group, Permission):
+    """Make the role groups hold exactly their permissions.
+
+    Takes the model classes so the data migration can pass its historical
+    models; tests call it after a transactional flush has emptied auth tables.
+    """
+    for role in (VIEWER, REVIEWER, OPERATOR):
+        group, _ = Group.objects.get_or_create(name=role)
+        codenames = permissions_for(role)
+        perms = list(Permission.objects.filter(content_type__app_label="scoring", codename__in=codenames))
+        missing = set(codenames) - {p.codename for p in perms}
+        if missing:
+            raise RuntimeError(f"permissions missing for role {role}: {sorted(missing)}")
+        group.permissions.set(perms)

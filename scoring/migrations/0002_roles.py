@@ -3,7 +3,7 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from scoring.roles import OPERATOR, REVIEWER, VIEWER, permissions_for
+from scoring.roles import OPERATOR, REVIEWER, VIEWER, sync_role_groups
 
 
 def create_roles(apps, schema_editor):
@@ -12,15 +12,7 @@ def create_roles(apps, schema_editor):
         app_config.models_module = True
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role in (VIEWER, REVIEWER, OPERATOR):
-        group, _ = Group.objects.get_or_create(name=role)
-        codenames = permissions_for(role)
-        perms = list(Permission.objects.filter(content_type__app_label="scoring", codename__in=codenames))
-        missing = set(codenames) - {p.codename for p in perms}
-        assert not missing, f"permissions missing for role {role}: {missing}"
-        group.permissions.set(perms)
+    sync_role_groups(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
 
 
 def remove_roles(apps, schema_editor):

@@ -6,28 +6,12 @@ from candidate_factory import make_candidate
 from django.urls import reverse
 
 from scoring.models import Candidate
-from tests.browser.conftest import browser, login  # noqa: F401 (browser is a fixture)
+from tests.browser.conftest import login
 
 pytestmark = [pytest.mark.browser]
 
 
-@pytest.fixture
-def roles(transactional_db):
-    """The role groups, made again if an earlier transactional test's flush
-    removed what the data migration made (the live server's thread sees only
-    committed data, so this test must be transactional itself)."""
-    from django.contrib.auth.models import Group, Permission
-
-    from scoring.roles import OPERATOR, REVIEWER, VIEWER, permissions_for
-
-    for role in (VIEWER, REVIEWER, OPERATOR):
-        group, created = Group.objects.get_or_create(name=role)
-        if created:
-            group.permissions.set(Permission.objects.filter(
-                content_type__app_label="scoring", codename__in=permissions_for(role)))
-
-
-def test_it_reviews_from_the_keyboard(roles, browser, live_server, cast, agent):  # noqa: F811
+def test_it_reviews_from_the_keyboard(transactional_db, browser, live_server, cast, agent):
     agent.required_approvals = 2
     agent.save()
     first = make_candidate(agent, divergence=5.0, alternate_text="Something else about <b>basil</b>.")
