@@ -151,8 +151,15 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 200 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 
-# --- Celery -----------------------------------------------------------------
+# --- Cache and Celery ---------------------------------------------------------
 REDIS_URL = envstr("REDIS_URL")
+# Shared by every web process (e.g. packed heatmaps of finished runs).
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "memscore")}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(VAR_DIR / "cache")}}
 # The longest task (one shard of a full matrix) is killed after this long;
 # the broker must not redeliver a message while its task may still run.
 CELERY_TASK_TIME_LIMIT = envint("CELERY_TASK_TIME_LIMIT", 60 * 60)

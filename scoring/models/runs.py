@@ -5,6 +5,10 @@ from django.utils import timezone
 
 # Cells at or below this divergence count as zero (as in the reference).
 ZERO_THRESHOLD = 0.01
+# A memory is harmful to a response when leaving it out makes the response
+# this many nats *more* likely. Small negative deltas are everywhere (the
+# model's cache is less diluted without any extra text), so they are not flagged.
+HARMFUL_DELTA = 0.5
 
 
 class Mode(models.TextChoices):

@@ -20,7 +20,7 @@ from django.urls import path, reverse
 from scoring.access import get_run_for_user, require_perm
 from scoring.engine.matrix import load_matrix
 from scoring.models import CellScore, Memory, Node, ScoreCall
-from scoring.models.runs import ZERO_THRESHOLD
+from scoring.models.runs import HARMFUL_DELTA, ZERO_THRESHOLD
 
 SNIPPET_CHARS = 80
 # Values travel as integers in thousandths of a nat: shorter than floats,
@@ -42,6 +42,7 @@ def heatmap(request, pk):
             # heatmap.js appends "<memory_id>/<response_id>/".
             "cell_base_url": cell_url[: -len("0/0/")],
             "zero_threshold": ZERO_THRESHOLD,
+            "harmful_delta": HARMFUL_DELTA,
             "memory_count": run.snapshot.memory_count,
             "response_count": run.snapshot.response_count,
         },
@@ -128,6 +129,7 @@ def pack(run):
         "cols": cols,
         "unit": UNIT,
         "zero": ZERO_THRESHOLD,
+        "harm": HARMFUL_DELTA,
         "memory_ids": [m["id"] for m in memories],
         "keys": [m["key"] for m in memories],
         "response_ids": [r["id"] for r in responses],

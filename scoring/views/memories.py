@@ -8,14 +8,13 @@ from django.urls import path
 
 from scoring.access import get_agent_for_user, get_memory_for_user, require_perm
 from scoring.models import CellScore, MemoryScore, Node, ScoringRun
-from scoring.models.runs import ZERO_THRESHOLD, Mode, RunStatus
+from scoring.models.runs import HARMFUL_DELTA, ZERO_THRESHOLD, Mode, RunStatus
 
 # "Never matters": no cell above ZERO_THRESHOLD over at least this many
 # scored responses (fewer responses are not enough evidence).
 NEVER_MATTERS_MIN_RESPONSES = 10
 # "Harmful": one response predicted this much better without the memory, or
 # the signed deltas summing to less than minus this.
-HARMFUL_DELTA = 0.5
 
 SORTS = {
     "key": "key",

@@ -135,7 +135,7 @@
       else {
         var val = value[i];
         if (val > zero) color[i] = HEAT[Math.max(12, Math.min(255, Math.round(val / vmax * 255)))];
-        else if (val < -zero) color[i] = HARM[Math.max(40, Math.min(255, Math.round(-val / vmax * 255)))];
+        else if (val < -d.harm) color[i] = HARM[Math.max(40, Math.min(255, Math.round(-val / vmax * 255)))];
         else color[i] = WHITE;
       }
     }
@@ -200,7 +200,8 @@
     if (state[i] === MISSING) return "not scored yet";
     var v = value[i];
     if (v > d.zero) return "importance " + fmt(v, 3) + " nats";
-    if (v < -d.zero) return "harmful: " + fmt(v, 3) + " nats (predicted better without it)";
+    if (v < -d.harm) return "harmful: " + fmt(v, 3) + " nats (predicted better without it)";
+    if (v < -d.zero) return "slightly better without it (" + fmt(v, 3) + " nats, not flagged)";
     return "no effect (" + fmt(v, 3) + ", counts as zero)";
   }
 
