@@ -137,7 +137,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = VAR_DIR / "static"  # collectstatic's output; made here so WhiteNoise finds it
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # The app serves its own static files (no separate web server in the demo);
 # finders let it do so before or without collectstatic.
 WHITENOISE_USE_FINDERS = True
