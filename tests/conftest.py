@@ -19,7 +19,9 @@ import pytest
 BASE_DIR = Path(__file__).resolve().parent.parent
 ARTIFACTS = BASE_DIR / "test-artifacts"
 PASSWORD = "pw-for-tests-123"
-TEST_QUEUE = f"memscore-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+# Per process, not random: this module may be imported twice (as conftest and
+# as tests.conftest) and both copies must name the same queue.
+TEST_QUEUE = f"memscore-test-{os.getpid()}"
 NO_FAULTS = dict(
     latency_ms=0, latency_per_token_us=0, capacity=0, fail_rate=0.0, fail_nth=[],
     fail_mode="http500", fail_endpoints=["score"], hang_seconds=600,
