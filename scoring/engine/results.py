@@ -6,7 +6,7 @@ second sees the first and settles the pair, and a crash loses nothing that
 was committed.
 """
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -138,7 +138,7 @@ def finish_if_done(run_id):
     else:
         status = RunStatus.FAILED
     now = timezone.now()
-    return bool(
+    ended = bool(
         ScoringRun.objects.filter(pk=run_id, status__in=ACTIVE_STATUSES).update(
             status=status,
             finished_at=now,
@@ -147,6 +147,16 @@ def finish_if_done(run_id):
             result={**(run.result or {}), **summary(run)},
         )
     )
+    if ended and run.mode == Mode.FULL:
+        # Packing a million cells takes seconds: do it now, not on the first view.
+        transaction.on_commit(lambda: _enqueue_heatmap_warming(run_id), robust=True)
+    return ended
+
+
+def _enqueue_heatmap_warming(run_id):
+    from scoring.tasks.scoring import warm_heatmap
+
+    warm_heatmap.delay(run_id)
 
 
 def error_summary(total, failed):

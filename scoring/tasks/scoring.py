@@ -117,3 +117,14 @@ def generate_alternate(self, candidate_id):
             raise self.retry(countdown=countdown, exc=e) from None
     except PermanentError as e:
         finetune.record_alternate_failure(candidate, e)
+
+
+@shared_task(ignore_result=True)
+def warm_heatmap(run_id):
+    """Right after a full run ends: pack its heatmap into the shared cache."""
+    from scoring.heatmaps import cached_payload
+
+    run = ScoringRun.objects.filter(pk=run_id).first()
+    if run is None or run.is_active:
+        return
+    cached_payload(run)

@@ -8,25 +8,16 @@ gzipped and cached once the run has finished (its cells can no longer change).
 
 import csv
 import gzip
-import json
 
-import numpy as np
-
-from django.core.cache import cache
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import path, reverse
 
 from scoring.access import get_run_for_user, require_perm
-from scoring.engine.matrix import load_matrix
+from scoring.engine.matrix import load_matrix_arrays
+from scoring.heatmaps import cache_key, cached_payload, pack
 from scoring.models import CellScore, Memory, Node, ScoreCall
 from scoring.models.runs import HARMFUL_DELTA, ZERO_THRESHOLD
-
-SNIPPET_CHARS = 80
-# Values travel as integers in thousandths of a nat: shorter than floats,
-# exact after the 3-decimal rounding, and cheap to parse.
-UNIT = 0.001
-CACHE_SECONDS = 24 * 3600
 
 
 def heatmap(request, pk):
@@ -58,7 +49,7 @@ def heatmap_data(request, pk):
         response["Cache-Control"] = "no-store"
         return response
 
-    key = _cache_key(run)
+    key = cache_key(run)
     etag = f'"{key}"'
     if etag in request.headers.get("If-None-Match", ""):
         response = HttpResponse(status=304)
@@ -76,106 +67,25 @@ def heatmap_data(request, pk):
     return response
 
 
-def cached_payload(run):
-    """A finished run's payload, gzipped, from the cache or packed and cached now.
-
-    Reading a million cells takes seconds; whoever finishes a run may call
-    this so that even the first visit finds the payload ready.
-    """
-    key = _cache_key(run)
-    compressed = cache.get(key)
-    if compressed is None:
-        compressed = gzip.compress(pack(run), compresslevel=5)
-        cache.set(key, compressed, CACHE_SECONDS)
-    return compressed
-
-
-def _cache_key(run):
-    # Changes with anything that could change a finished run's cells (a
-    # resumed or re-finished run), so a stale payload is never served.
-    finished = int(run.finished_at.timestamp() * 1e6) if run.finished_at else 0
-    return f"heatmap-v1-{run.pk}-{run.status}-{run.calls_done}-{run.calls_failed}-{finished}"
-
-
-def pack(run):
-    """The heatmap's JSON payload as bytes."""
-    matrix = load_matrix(run)
-    memories, responses = matrix["memories"], matrix["responses"]
-    rows, cols = len(memories), len(responses)
-    # None (failed or not scored) becomes NaN; everything else is vectorised.
-    deltas = np.array(matrix["deltas"], dtype=np.float64).reshape(rows * cols)
-    unknown = np.isnan(deltas)
-
-    # load_matrix gives None for failed and for not-yet-scored cells alike;
-    # failed cells are stored as such and few, so they are read apart.
-    row_of = {m["id"]: i for i, m in enumerate(memories)}
-    col_of = {r["id"]: j for j, r in enumerate(responses)}
-    failed = np.zeros(rows * cols, dtype=bool)
-    for memory_id, response_id in CellScore.objects.filter(run=run, failed=True).values_list(
-        "memory_id", "response_id"
-    ):
-        if memory_id in row_of and response_id in col_of:
-            failed[row_of[memory_id] * cols + col_of[response_id]] = True
-
-    values = np.rint(np.where(unknown, 0.0, deltas) / UNIT).astype(np.int64).tolist()
-    for i in np.flatnonzero(unknown).tolist():
-        values[i] = None
-
-    payload = {
-        "run": run.pk,
-        "status": run.status,
-        "active": run.is_active,
-        "rows": rows,
-        "cols": cols,
-        "unit": UNIT,
-        "zero": ZERO_THRESHOLD,
-        "harm": HARMFUL_DELTA,
-        "memory_ids": [m["id"] for m in memories],
-        "keys": [m["key"] for m in memories],
-        "response_ids": [r["id"] for r in responses],
-        "response_index": [r["index"] for r in responses],
-        "snippets": [_snippet(r["text"]) for r in responses],
-        # Signed deltas in thousandths, row-major (memory by memory);
-        # null = no value: failed, or not scored yet when listed in "missing".
-        "values": values,
-        # [flat start, length] runs of cells not scored yet.
-        "missing": _runs(unknown & ~failed),
-    }
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _runs(mask):
-    """[[start, length], ...] of the True stretches of a boolean array."""
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.view(np.int8), [0]))))
-    return [[int(start), int(end - start)] for start, end in zip(edges[::2], edges[1::2])]
-
-
-def _snippet(text):
-    text = " ".join(text.split())
-    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…"
-
-
 def heatmap_csv(request, pk):
     run = get_run_for_user(request, pk)
     require_perm(request, "scoring.view_cellscore")
-    matrix = load_matrix(run)
-    failed = set(
-        CellScore.objects.filter(run=run, failed=True).values_list("memory_id", "response_id")
-    )
+    memories, responses, deltas, failed = load_matrix_arrays(run)
 
     def rows():
         writer = csv.writer(_Echo())
         yield writer.writerow(
             ["memory_id", "memory_key", "response_id", "response_index", "delta", "importance", "state"]
         )
-        for memory, row in zip(matrix["memories"], matrix["deltas"]):
-            for response, delta in zip(matrix["responses"], row):
-                if delta is not None:
+        for i, memory in enumerate(memories):
+            for j, response in enumerate(responses):
+                delta = deltas[i, j]
+                if delta == delta:  # not NaN
                     importance = delta if delta > ZERO_THRESHOLD else 0.0
                     state = "scored"
                     cells = [f"{delta:.6g}", f"{importance:.6g}"]
                 else:
-                    state = "failed" if (memory["id"], response["id"]) in failed else "missing"
+                    state = "failed" if failed[i, j] else "missing"
                     cells = ["", ""]
                 yield writer.writerow(
                     [memory["id"], _csv_text(memory["key"]), response["id"], response["index"], *cells, state]

@@ -1,0 +1,89 @@
+"""The heatmap's data as one compact JSON payload, packed for 500 × 2,000 cells.
+
+Flat row-major integers in thousandths, keys and response snippets once;
+gzipped and cached once the run has finished (its cells can no longer
+change). The engine warms it when a full run ends, so even the first view
+of a big heatmap is served from the cache.
+"""
+
+import gzip
+import json
+
+import numpy as np
+from django.core.cache import cache
+
+from scoring.engine.matrix import load_matrix_arrays
+from scoring.models.runs import HARMFUL_DELTA, ZERO_THRESHOLD
+
+SNIPPET_CHARS = 80
+# Values travel as integers in thousandths of a nat: shorter than floats,
+# exact after the 3-decimal rounding, and cheap to parse.
+UNIT = 0.001
+CACHE_SECONDS = 7 * 24 * 3600
+
+
+def cached_payload(run):
+    """A finished run's payload, gzipped, from the cache or packed and cached now.
+
+    Reading a million cells takes seconds; whoever finishes a run may call
+    this so that even the first visit finds the payload ready.
+    """
+    key = cache_key(run)
+    compressed = cache.get(key)
+    if compressed is None:
+        compressed = gzip.compress(pack(run), compresslevel=5)
+        cache.set(key, compressed, CACHE_SECONDS)
+    return compressed
+
+
+def cache_key(run):
+    # Changes with anything that could change a finished run's cells (a
+    # resumed or re-finished run), so a stale payload is never served.
+    finished = int(run.finished_at.timestamp() * 1e6) if run.finished_at else 0
+    return f"heatmap-v1-{run.pk}-{run.status}-{run.calls_done}-{run.calls_failed}-{finished}"
+
+
+def pack(run):
+    """The heatmap's JSON payload as bytes."""
+    memories, responses, deltas, failed = load_matrix_arrays(run)
+    rows, cols = deltas.shape
+    deltas, failed = deltas.reshape(rows * cols), failed.reshape(rows * cols)
+    unknown = np.isnan(deltas)
+    values = np.rint(np.where(unknown, 0.0, deltas) / UNIT).astype(np.int64).tolist()
+    for i in np.flatnonzero(unknown).tolist():
+        values[i] = None
+
+    payload = {
+        "run": run.pk,
+        "status": run.status,
+        "active": run.is_active,
+        "rows": rows,
+        "cols": cols,
+        "unit": UNIT,
+        "zero": ZERO_THRESHOLD,
+        "harm": HARMFUL_DELTA,
+        "memory_ids": [m["id"] for m in memories],
+        "keys": [m["key"] for m in memories],
+        "response_ids": [r["id"] for r in responses],
+        "response_index": [r["index"] for r in responses],
+        "snippets": [_snippet(r["text"]) for r in responses],
+        # Signed deltas in thousandths, row-major (memory by memory);
+        # null = no value: failed, or not scored yet when listed in "missing".
+        "values": values,
+        # [flat start, length] runs of cells not scored yet.
+        "missing": _runs(unknown & ~failed),
+    }
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _runs(mask):
+    """[[start, length], ...] of the True stretches of a boolean array."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.view(np.int8), [0]))))
+    return [[int(start), int(end - start)] for start, end in zip(edges[::2], edges[1::2])]
+
+
+def _snippet(text):
+    text = " ".join(text.split())
+    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…"
+
+
