@@ -210,6 +210,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "scoring.tasks.scoring.resume_stalled_runs",
         "schedule": 15,
     },
+    "every-minute-resend-lost-alternates": {
+        "task": "scoring.tasks.scoring.resend_lost_alternates",
+        "schedule": 60,
+    },
     "every-10-seconds-dispatch-pending-train-jobs": {
         "task": "scoring.tasks.training.dispatch_train_jobs",
         "schedule": 10,

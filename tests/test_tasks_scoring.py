@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from scoring.engine import start_run
+from scoring.engine import run_inline, start_run
 from scoring.models import Candidate, CellScore, Memory, ScoreCall, ScoringRun
 from scoring.tasks.scoring import resume_stalled_runs, score_due_memories
 from tests.conftest import NO_FAULTS, wait_for
@@ -213,3 +213,36 @@ def test_it_returns_quietly_for_work_that_is_gone_or_done(agent, ref):
 
     assert not ScoreCall.objects.filter(run=run).exclude(status=ScoreCall.Status.PENDING).exists()
     assert ref.stats()["calls"].get("score", 0) == 0
+
+
+@pytest.mark.django_db
+def test_it_sends_again_an_alternate_whose_task_was_lost(agent, settings):
+    """A pending alternate older than a claim is sent again, once per tick."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from memscore_site.celery import app
+    from scoring.models import Candidate
+    from scoring.tasks.scoring import resend_lost_alternates
+
+    snapshot = make_snapshot(agent)
+    run = start_run(snapshot, "finetune", params={"min_divergence": 0.0, "alternates": True}, enqueue=False)
+    run_inline(run)
+    candidate = Candidate.objects.filter(run=run).first()
+    assert candidate is not None
+    # As a worker killed mid-task leaves it: pending, sent long ago, no text.
+    stale = timezone.now() - timedelta(seconds=settings.MEMSCORE_CLAIM_SECONDS + 5)
+    Candidate.objects.filter(pk=candidate.pk).update(
+        alternate_status="pending", alternate_text="", alternate_requested_at=stale
+    )
+
+    app.conf.task_always_eager = True
+    try:
+        resend_lost_alternates()
+    finally:
+        app.conf.task_always_eager = False
+
+    candidate.refresh_from_db()
+    assert candidate.alternate_status == "done" and candidate.alternate_text
+    assert candidate.alternate_requested_at > stale

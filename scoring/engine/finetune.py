@@ -9,6 +9,7 @@ import datetime
 import logging
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from scoring.client import InferenceClient, call_with_retries
 from scoring.models import Candidate, Node, ScoreCall
@@ -91,7 +92,9 @@ def build_candidates(run, call, baseline, tokens, *, enqueue_alternates):
 
     if wants_alternate:
         Candidate.objects.filter(pk__in=wants_alternate).update(
-            alternate_status=Candidate.AlternateStatus.PENDING, alternate_error=""
+            alternate_status=Candidate.AlternateStatus.PENDING,
+            alternate_error="",
+            alternate_requested_at=timezone.now(),
         )
         if enqueue_alternates:
             transaction.on_commit(lambda: enqueue_alternates_of(wants_alternate))
@@ -105,7 +108,8 @@ def build_candidates(run, call, baseline, tokens, *, enqueue_alternates):
 
 
 def enqueue_alternates_of(candidate_ids):
-    """One task per alternate; one that cannot be sent is recorded as failed, not lost."""
+    """One task per alternate; one that cannot be sent says so and stays pending,
+    and resend_lost_alternates sends it again once the broker is back."""
     from scoring.tasks.scoring import generate_alternate
 
     for pk in candidate_ids:
@@ -113,8 +117,7 @@ def enqueue_alternates_of(candidate_ids):
             generate_alternate.delay(pk)
         except Exception as e:  # the broker is down: say so on the candidate
             Candidate.objects.filter(pk=pk, alternate_status=Candidate.AlternateStatus.PENDING).update(
-                alternate_status=Candidate.AlternateStatus.FAILED,
-                alternate_error=f"could not be queued: {e}"[:2000],
+                alternate_error=f"could not be queued yet ({e}); it will be sent again"[:2000],
             )
 
 

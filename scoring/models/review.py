@@ -91,6 +91,9 @@ class Candidate(models.Model):
         max_length=8, choices=AlternateStatus.choices, default=AlternateStatus.NONE
     )
     alternate_error = models.TextField(blank=True)
+    # When the alternate was last sent to a worker: one pending for longer
+    # than a claim lasts was lost (a killed worker) and is sent again.
+    alternate_requested_at = models.DateTimeField(null=True, blank=True)
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     decided_at = models.DateTimeField(null=True, blank=True)

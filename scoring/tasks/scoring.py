@@ -72,6 +72,24 @@ def resume_stalled_runs(limit=100):
 
 
 @shared_task(ignore_result=True)
+def resend_lost_alternates(limit=200):
+    """Every minute (beat): send again the alternates that stayed pending for
+    longer than a claim lasts: their task was lost with a killed worker, or
+    could not be queued while the broker was down."""
+    cutoff = timezone.now() - timedelta(seconds=settings.MEMSCORE_CLAIM_SECONDS)
+    lost = Candidate.objects.filter(
+        alternate_status=Candidate.AlternateStatus.PENDING, alternate_requested_at__lt=cutoff
+    ).values_list("pk", flat=True)[:limit]
+    for pk in lost:
+        # Only the tick that moves the timestamp sends it, so two ticks never both do.
+        if Candidate.objects.filter(pk=pk, alternate_requested_at__lt=cutoff).update(
+            alternate_requested_at=timezone.now()
+        ):
+            log.warning("alternate of candidate %s was lost; sending it again", pk)
+            finetune.enqueue_alternates_of([pk])
+
+
+@shared_task(ignore_result=True)
 def score_due_memories(limit=None):
     """Every minute (beat): start an incremental run on each enabled agent's
     latest snapshot that has memories due for scoring, unless one is already
