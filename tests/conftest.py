@@ -48,19 +48,30 @@ def _own_celery_queue():
 
 # --- people -----------------------------------------------------------------
 
+def ensure_role_groups():
+    """A transactional test's flush empties the auth tables the migrations
+    filled; make the permissions and role groups again when they are gone."""
+    from django.apps import apps
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.auth.models import Group, Permission
+
+    from scoring.roles import sync_role_groups
+
+    if not Group.objects.filter(name="operator").exists():
+        create_permissions(apps.get_app_config("scoring"), verbosity=0)
+        sync_role_groups(Group, Permission)
+
+
+@pytest.fixture
+def roles(db):
+    ensure_role_groups()
+
+
 class Cast:
     def __init__(self):
-        from django.contrib.auth.management import create_permissions
-        from django.apps import apps
-        from django.contrib.auth.models import Group, Permission, User
+        from django.contrib.auth.models import Group, User
 
-        from scoring.roles import sync_role_groups
-
-        # A transactional test's flush empties the auth tables the migrations
-        # filled; make the permissions and role groups again when they are gone.
-        if not Group.objects.filter(name="operator").exists():
-            create_permissions(apps.get_app_config("scoring"), verbosity=0)
-            sync_role_groups(Group, Permission)
+        ensure_role_groups()
 
         def make(name, role=None, **extra):
             user = User.objects.create_user(name, f"{name}@example.com", PASSWORD, **extra)

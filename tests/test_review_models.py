@@ -200,7 +200,7 @@ def test_it_adds_comments(cast, agent):
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
-def test_it_settles_concurrent_approvals_once(ref):
+def test_it_settles_concurrent_approvals_once(ref, roles):
     from scoring.models import Agent
 
     agent = Agent.objects.create(name="poc", base_url=ref.base_url, model="memscore-ref")

@@ -18,8 +18,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser():
+    # Per test, not per session: while Playwright's sync API is open its event
+    # loop runs in this thread, and any other test's asyncio.run() would fail.
     if not os.path.exists(CHROMIUM):
         if os.environ.get("MEMSCORE_REQUIRE_BROWSER") == "1":
             pytest.fail(f"Chromium not found at {CHROMIUM}; CI must run the browser tests")

@@ -1,0 +1,54 @@
+"""The heatmap in a real browser: drawn, hoverable, clickable, and model text
+shown as text (keys and responses carry <script>)."""
+
+import pytest
+from django.urls import reverse
+
+from tests.browser.conftest import login
+from tests.matrix_data import FAILED, matrix_run
+
+pytestmark = [pytest.mark.browser]
+
+XSS = "<script>alert(1)</script>"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_draws_a_hoverable_heatmap_in_chromium(browser, live_server, cast, agent):
+    run = matrix_run(
+        agent, [[2.0, FAILED, 0.0, -1.0]] * 3,
+        keys=[f"k{i}/{XSS}" for i in range(3)], responses=[f"resp {j} {XSS}" for j in range(4)],
+    )
+    page = login(browser, live_server, cast.viewer.username, cast.password)
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    page.goto(f"{live_server.url}{reverse('heatmap', args=[run.pk])}")
+    page.wait_for_function("document.body.dataset.heatmapReady === '1'")
+    box = page.locator("#heatmap-canvas").bounding_box()
+    assert box["width"] >= 4 * 16
+    cell = box["width"] / 4
+    pixel = page.evaluate(
+        "([x, y]) => Array.from(document.getElementById('heatmap-canvas').getContext('2d')"
+        ".getImageData(x, y, 1, 1).data)",
+        [int(cell * 2.5), 1],
+    )
+    assert pixel == [255, 255, 255, 255]  # a zero cell is white
+
+    # Hover the first cell: the tooltip shows the key and response as text.
+    page.mouse.move(box["x"] + cell / 2, box["y"] + 2)
+    tooltip = page.locator("#heatmap-tooltip")
+    tooltip.wait_for(state="visible")
+    assert tooltip.locator(".t-key").inner_text() == f"k0/{XSS}"
+    assert f"resp 0 {XSS}" in tooltip.locator(".t-resp").inner_text()
+    assert "importance 2.000" in tooltip.locator(".t-val").inner_text()
+    page.mouse.move(box["x"] + cell * 1.5, box["y"] + 2)
+    page.wait_for_function("document.querySelector('#heatmap-tooltip .t-val').textContent.startsWith('failed')")
+
+    # Click: the server-rendered cell detail is swapped in below.
+    page.mouse.click(box["x"] + cell * 3.5, box["y"] + 2)
+    page.locator("#cell-detail #cell").wait_for()
+    assert "harmful" in page.locator("#cell-detail").inner_text()
+    assert f"resp 3 {XSS}" in page.locator("#cell-detail").inner_text()
+    assert page.locator("#cell-detail script").count() == 0
+    assert not dialogs
+    page.context.close()
