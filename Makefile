@@ -23,4 +23,4 @@ bench: $(INSTALLED)
 	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) var staticfiles test-artifacts
+	rm -rf $(VENV) var test-artifacts
