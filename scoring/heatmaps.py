@@ -13,7 +13,7 @@ import numpy as np
 from django.core.cache import cache
 
 from scoring.engine.matrix import load_matrix_arrays
-from scoring.models.runs import HARMFUL_DELTA, ZERO_THRESHOLD
+from scoring.models.runs import HARMFUL_CELL_DELTA, ZERO_THRESHOLD
 
 SNIPPET_CHARS = 80
 # Values travel as integers in thousandths of a nat: shorter than floats,
@@ -61,7 +61,7 @@ def pack(run):
         "cols": cols,
         "unit": UNIT,
         "zero": ZERO_THRESHOLD,
-        "harm": HARMFUL_DELTA,
+        "harm": HARMFUL_CELL_DELTA,
         "memory_ids": [m["id"] for m in memories],
         "keys": [m["key"] for m in memories],
         "response_ids": [r["id"] for r in responses],

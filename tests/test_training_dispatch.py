@@ -6,7 +6,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from candidate_factory import make_approved
-from conftest import wait_for
+from tests.conftest import wait_for
 from django.utils import timezone
 
 from scoring import training

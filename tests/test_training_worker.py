@@ -3,7 +3,7 @@
 import httpx
 import pytest
 from candidate_factory import make_approved
-from conftest import wait_for
+from tests.conftest import wait_for
 from django.contrib.auth.models import User
 
 from scoring.models import Agent, Candidate, TrainJob

@@ -159,7 +159,9 @@ def test_it_says_a_failed_cell_failed_and_a_harmful_one_harms(cast, run):
     failed = client.get(reverse("heatmap_cell", args=[run.pk, alice.pk, run.response_ids[2]]), HTTP_HX_REQUEST="true")
     assert "failed" in failed.text and "not zero" in failed.text
     harmful = client.get(reverse("heatmap_cell", args=[run.pk, evil.pk, run.response_ids[0]]), HTTP_HX_REQUEST="true")
-    assert "harmful" in harmful.text and "-0.700" in harmful.text
+    # -0.7 nats: better without it, but not enough to call the memory harmful here.
+    assert "slightly better without it" in harmful.text and "-0.700" in harmful.text
+    assert ">harmful<" not in harmful.text
 
 
 def test_it_404s_a_cell_outside_the_run(cast, run, agent):

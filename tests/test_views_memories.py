@@ -32,13 +32,14 @@ def run(agent):
         [
             [2.0, 0.5] + [0.0] * (N - 2),          # useful: sum 2.5, max 2.0
             [0.005, -0.004] + [0.0] * (N - 2),     # never matters (all ≤ 0.01)
-            [1.0, -0.8] + [0.0] * (N - 2),         # harmful: one response much better without it
+            [1.0, -2.5] + [0.0] * (N - 2),         # harmful: net -1.5
             [-0.06] * N,                            # harmful: net -0.72
             [0.3] + [FAILED] * (N - 1),             # one scored response: too few to judge
             [FAILED] * N,                           # every call failed: unknown, not zero
+            [3.0, -2.5] + [0.0] * (N - 2),         # useful overall despite one response (net +0.5)
         ],
-        keys=["useful", "never", "harmful", "netneg", f"xss/{XSS}", "broken"],
-        memory_texts=["u", "n", "h", "nn", f"text {XSS}", "b"],
+        keys=["useful", "never", "harmful", "netneg", f"xss/{XSS}", "broken", "mixed"],
+        memory_texts=["u", "n", "h", "nn", f"text {XSS}", "b", "m"],
         responses=[f"answer {j} {XSS}" for j in range(N)],
         status=RunStatus.PARTIAL,
     )
@@ -61,6 +62,9 @@ def test_it_lists_memories_by_importance_with_flags(cast, run, agent):
     assert ">harmful</span>" in rows["harmful"] and "never matters" not in rows["harmful"]
     assert ">harmful</span>" in rows["netneg"]
     assert "never matters" not in rows["useful"] and ">harmful</span>" not in rows["useful"]
+    # One response predicted better without it does not make a useful memory harmful.
+    mixed = html[html.find(">mixed</a>"):].split("</tr>")[0]
+    assert ">harmful</span>" not in mixed
     assert "2.500" in rows["useful"] and "2.000" in rows["useful"]
     # One scored response is not enough evidence to say it never matters.
     xss_row = html[html.find("xss/&lt;script&gt;"):].split("</tr>")[0]
@@ -141,7 +145,7 @@ def test_it_shows_where_a_harmful_memory_hurts(cast, run):
     html = cast.client_for(cast.viewer).get(reverse("memory_detail", args=[harmful.pk])).text
     assert ">harmful</span>" in html
     assert "Responses predicted better without it" in html
-    assert "-0.800" in html
+    assert "-2.500" in html
     assert reverse("heatmap_cell", args=[run.pk, harmful.pk, run.response_ids[1]]) in html
 
 

@@ -12,6 +12,7 @@ process (SQLite would make writers sleep), and results that finish together
 are stored in one transaction.
 """
 
+import functools
 import logging
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -24,7 +25,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from scoring.client import InferenceClient, InferenceError, TransientError, call_with_retries
-from scoring.models import ScoreCall, ScoringRun
+from scoring.models import Memory, ScoreCall, ScoringRun
 from scoring.models.runs import ACTIVE_STATUSES, RunStatus, claimable_q
 
 from . import results
@@ -40,10 +41,8 @@ MAX_CLAIMS = 5
 CANCEL_CHECK_SECONDS = 0.5
 
 
-# What a worker needs of a claimed call (not the memory's text).
-CALL_FIELDS = [
-    "run_id", "seq", "filter", "memory__key", "range_start", "range_end", "baseline_id", "attempts", "status",
-]
+# What a worker needs of a claimed call (not the memory's text), as the claim returns it.
+CALL_COLUMNS = ["id", "run_id", "seq", "filter", "memory_id", "range_start", "range_end", "baseline_id", "attempts"]
 
 
 def claim_seconds():
@@ -57,54 +56,108 @@ class Outcome:
     n_tokens: int = 0
 
 
-def claim_calls(run_id, want, concurrency):
+def run_memories(run_id):
+    """The memories a run's calls leave out, by id: only their keys are loaded
+    (the rest loads when used), so a claim needs no join."""
+    used = ScoreCall.objects.filter(run_id=run_id, memory__isnull=False).values("memory_id")
+    return Memory.objects.filter(pk__in=used).only("key").in_bulk()
+
+
+def claim_calls(run_id, want, concurrency, *, finished=(), memories=None):
     """Claim up to `want` of the run's calls, baselines first.
 
     Never more than `concurrency` calls of the run in flight in all, counting
     other tasks' live claims, so extra tasks (a re-delivered message, a
-    resumed run) never exceed the agent's concurrency.
+    resumed run) never exceed the agent's concurrency. `finished`: calls of
+    this claimer whose answer came back but is not stored yet; their claims
+    are still live, but they are no longer in flight.
+
+    One conditional UPDATE claims the whole batch and returns the rows it
+    took (RETURNING: SQLite 3.35+, PostgreSQL). On PostgreSQL the candidates
+    are locked with SKIP LOCKED, so concurrent claimers take different rows
+    and never wait on each other; the claimable condition is re-checked on
+    every row, so a call is never claimed twice. Plain SQL: on the hot path
+    of every call, building these queries with the ORM cost more CPU than the
+    database spent running them.
     """
     now = timezone.now()
-    calls = ScoreCall.objects.filter(run_id=run_id)
-    room = min(want, concurrency - calls.live(now).count())
+    live_sql, not_in, claim_sql = _claim_sql(connection.vendor)
+    db_now = connection.ops.adapt_datetimefield_value(now)
+    finished = list(finished)
+    if finished:
+        live_sql += f" AND {not_in} ({', '.join(['%s'] * len(finished))})"
+    with connection.cursor() as cursor:
+        cursor.execute(live_sql, [run_id, Status.RUNNING, db_now, *finished])
+        room = min(want, concurrency - cursor.fetchone()[0])
     if room <= 0:
         return []
-    order = [F("baseline_id").asc(nulls_first=True), "seq"]
-    candidates = list(calls.claimable(now).order_by(*order).values_list("pk", flat=True)[: room * 2])
+    until = now + timedelta(seconds=claim_seconds())
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(claim_sql, [
+            Status.RUNNING, connection.ops.adapt_datetimefield_value(until), db_now,
+            run_id, Status.PENDING, Status.RUNNING, db_now, room,
+            Status.PENDING, Status.RUNNING, db_now,
+        ])
+        rows = cursor.fetchall()
     won = []
-    with transaction.atomic():
-        for pk in candidates:
-            now = timezone.now()
-            if ScoreCall.objects.filter(claimable_q(now), pk=pk).update(
-                status=Status.RUNNING,
-                claimed_until=now + timedelta(seconds=claim_seconds()),
-                attempts=F("attempts") + 1,
-                started_at=now,
-            ):
-                won.append(pk)
-                if len(won) == room:
-                    break
-    claimed = ScoreCall.objects.select_related("memory").only(*CALL_FIELDS).in_bulk(won)
-    return [claimed[pk] for pk in won]
+    for row in rows:
+        call = ScoreCall(**dict(zip(CALL_COLUMNS, row)), status=Status.RUNNING, claimed_until=until, started_at=now)
+        if memories is not None and call.memory_id is not None:
+            call.memory = memories[call.memory_id]
+        won.append(call)
+    # RETURNING gives no order: baselines first, then by baseline and seq, as claimed.
+    won.sort(key=lambda c: (c.baseline_id is not None, c.baseline_id or 0, c.seq))
+    return won
 
 
-def claim_next(run_id, concurrency):
+@functools.cache
+def _claim_sql(vendor):
+    """The claim's statements on the default database: (live claims, claim)."""
+    q = connection.ops.quote_name
+    col = {f.name: q(f.column) for f in ScoreCall._meta.concrete_fields}
+    table = q(ScoreCall._meta.db_table)
+    live = (
+        f"SELECT COUNT(*) FROM {table} WHERE {col['run']} = %s "
+        f"AND {col['status']} = %s AND {col['claimed_until']} > %s"
+    )
+    # claimable_q, on the call's own columns only, so PostgreSQL re-checks
+    # exactly this on a row that another claimer changed meanwhile.
+    claimable = f"({col['status']} = %s OR ({col['status']} = %s AND {col['claimed_until']} < %s))"
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    candidates = (
+        f"SELECT {col['id']} FROM {table} WHERE {col['run']} = %s AND {claimable} "
+        f"ORDER BY {col['baseline']} ASC NULLS FIRST, {col['seq']} ASC LIMIT %s{lock}"
+    )
+    claim = (
+        f"UPDATE {table} SET {col['status']} = %s, {col['claimed_until']} = %s, "
+        f"{col['attempts']} = {col['attempts']} + 1, {col['started_at']} = %s "
+        f"WHERE {col['id']} IN ({candidates}) AND {claimable} "
+        f"RETURNING {', '.join(col[c.removesuffix('_id') if c != 'id' else c] for c in CALL_COLUMNS)}"
+    )
+    return live, f"{col['id']} NOT IN", claim
+
+
+def claim_next(run_id, concurrency, *, memories=None):
     """Claim one call, or None."""
-    claimed = claim_calls(run_id, 1, concurrency)
+    claimed = claim_calls(run_id, 1, concurrency, memories=memories)
     return claimed[0] if claimed else None
 
 
-def store(run, outcomes, tokens, *, enqueue_alternates=True):
+def store(run, outcomes, tokens, *, enqueue_alternates=True, baselines=None):
     """Store claimed calls' outcomes [(call, Outcome)] and settle what they complete.
 
     Returns how many were stored: none when the run is no longer active (it
     was cancelled: results in flight are discarded), and not a call whose
-    claim was taken over by another worker.
+    claim was taken over by another worker. `baselines`: a dict the caller
+    keeps between stores, of finished baselines (never changed again); filled
+    in once the store commits.
     """
     with transaction.atomic():
-        locked = ScoringRun.objects.select_for_update().select_related("agent").filter(pk=run.pk).first()
-        if locked is None or locked.status not in ACTIVE_STATUSES:
+        locked = ScoringRun.objects.select_for_update().filter(pk=run.pk, status__in=ACTIVE_STATUSES).first()
+        if locked is None:
             return 0
+        # The agent does not change during a run: the caller's copy saves a join.
+        locked.agent = run.agent
         now = timezone.now()
         stored, done, failed, n_tokens = [], 0, 0, 0
         for call, outcome in outcomes:
@@ -130,8 +183,16 @@ def store(run, outcomes, tokens, *, enqueue_alternates=True):
             calls_failed=F("calls_failed") + failed,
             tokens_scored=F("tokens_scored") + n_tokens,
         )
-        results.settle(locked, stored, tokens, enqueue_alternates=enqueue_alternates)
-        results.finish_if_done(run.pk)
+        locked.calls_done += done
+        locked.calls_failed += failed
+        finished = results.settle(locked, stored, tokens, enqueue_alternates=enqueue_alternates, baselines=baselines)
+        # Every change of a call to done or failed adds to these counters in
+        # the same transaction, under this lock: while they fall short of the
+        # total, some call is surely unfinished and the run cannot end yet.
+        if locked.calls_done + locked.calls_failed >= locked.calls_total:
+            results.finish_if_done(run.pk)
+    if baselines is not None:
+        baselines.update(finished)
     return len(stored)
 
 
@@ -181,6 +242,10 @@ class Executor:
         if not self.mark_started():
             return False
         self.tokens = snapshot_tokens(self.run.snapshot)
+        # What does not change during the run, read once: the keys of the
+        # memories left out, and each baseline once it has finished.
+        self.memories = run_memories(self.run.pk)
+        self.baselines = {}
         if self.threads == 0:
             self.work_here()
         else:
@@ -206,7 +271,8 @@ class Executor:
 
     def store(self, outcomes):
         try:
-            store(self.run, outcomes, self.tokens, enqueue_alternates=self.enqueue_alternates)
+            store(self.run, outcomes, self.tokens, enqueue_alternates=self.enqueue_alternates,
+                  baselines=self.baselines)
         except Exception:
             # Not stored: the claims lapse and the calls are taken again (MAX_CLAIMS bounds it).
             log.exception("run %s: could not store %d results", self.run.pk, len(outcomes))
@@ -214,7 +280,7 @@ class Executor:
     def work_here(self):
         with InferenceClient.for_agent(self.run.agent) as client:
             while self.may_claim():
-                call = claim_next(self.run.pk, self.concurrency)
+                call = claim_next(self.run.pk, self.concurrency, memories=self.memories)
                 if call is None:
                     return
                 self.store([(call, score_call(call, self.tokens, client))])
@@ -236,12 +302,25 @@ class Executor:
 
             return score_call(call, self.tokens, client, on_retry=keep_claim)
 
-        in_flight = {}
+        in_flight, outcomes = {}, []
         with client, ThreadPoolExecutor(self.threads, thread_name_prefix=f"run-{self.run.pk}") as pool:
             while True:
+                # The next calls are claimed before the answers that came back
+                # are stored, so the pool is busy again during the store; but
+                # a failed baseline is stored first, as it fails the calls
+                # compared with it, which are then never sent.
+                if any(outcome.error is not None and call.baseline_id is None for call, outcome in outcomes):
+                    self.store(outcomes)
+                    outcomes = []
                 if self.may_claim() and len(in_flight) < self.threads:
-                    for call in claim_calls(self.run.pk, self.threads - len(in_flight), self.concurrency):
+                    claimed = claim_calls(
+                        self.run.pk, self.threads - len(in_flight), self.concurrency,
+                        finished=[call.pk for call, _ in outcomes], memories=self.memories,
+                    )
+                    for call in claimed:
                         in_flight[pool.submit(score_in_thread, call)] = call
+                if outcomes:
+                    self.store(outcomes)
                 if not in_flight:
                     return
                 finished, _ = wait(in_flight, timeout=CANCEL_CHECK_SECONDS, return_when=FIRST_COMPLETED)
@@ -252,5 +331,3 @@ class Executor:
                         outcomes.append((call, future.result()))
                     except Exception:
                         log.exception("run %s: call %s stopped; its claim will lapse", self.run.pk, call.seq)
-                if outcomes:
-                    self.store(outcomes)

@@ -21,16 +21,21 @@ ERRORS_LISTED = 5
 BASELINE_FAILED = "its baseline call failed"
 
 
-def settle(run, stored, tokens, *, enqueue_alternates=True):
+def settle(run, stored, tokens, *, enqueue_alternates=True, baselines=None):
     """Settle every pair that the just-stored calls complete, each pair once.
 
     A pair is settled by whichever of its two calls is stored second (the
     run's row lock orders them); a failed comparison is settled at once.
+
+    `baselines`: finished baselines by id that the caller read in committed
+    stores (a finished call never changes again). Returns the finished
+    baselines read here, for the caller to keep once this transaction commits.
     """
     pairs = {}
-    baselines = ScoreCall.objects.only("status", "result").in_bulk(
-        {c.baseline_id for c in stored if c.baseline_id is not None}
-    )
+    baselines = dict(baselines or {})
+    missing = {c.baseline_id for c in stored if c.baseline_id is not None} - baselines.keys()
+    if missing:
+        baselines.update(ScoreCall.objects.only("status", "result").in_bulk(missing))
     for call in stored:
         if call.baseline_id is None:
             if call.status == Status.FAILED:
@@ -45,6 +50,7 @@ def settle(run, stored, tokens, *, enqueue_alternates=True):
     for call, baseline in pairs.values():
         cells += _settle_pair(run, call, baseline, tokens, enqueue_alternates)
     insert_cells(cells)
+    return {pk: b for pk, b in baselines.items() if b.status in (Status.DONE, Status.FAILED)}
 
 
 def _abandon_comparisons(run, baseline):
@@ -55,6 +61,7 @@ def _abandon_comparisons(run, baseline):
     )
     if abandoned:
         ScoringRun.objects.filter(pk=run.pk).update(calls_failed=F("calls_failed") + abandoned)
+        run.calls_failed += abandoned
 
 
 def _settle_pair(run, call, baseline, tokens, enqueue_alternates):

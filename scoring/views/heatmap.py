@@ -17,7 +17,7 @@ from scoring.access import get_run_for_user, require_perm
 from scoring.engine.matrix import load_matrix_arrays
 from scoring.heatmaps import cache_key, cached_payload, pack
 from scoring.models import CellScore, Memory, Node, ScoreCall
-from scoring.models.runs import HARMFUL_DELTA, ZERO_THRESHOLD
+from scoring.models.runs import HARMFUL_CELL_DELTA, ZERO_THRESHOLD
 
 
 def heatmap(request, pk):
@@ -33,7 +33,7 @@ def heatmap(request, pk):
             # heatmap.js appends "<memory_id>/<response_id>/".
             "cell_base_url": cell_url[: -len("0/0/")],
             "zero_threshold": ZERO_THRESHOLD,
-            "harmful_delta": HARMFUL_DELTA,
+            "harmful_delta": HARMFUL_CELL_DELTA,
             "memory_count": run.snapshot.memory_count,
             "response_count": run.snapshot.response_count,
         },
@@ -135,7 +135,9 @@ def heatmap_cell(request, pk, memory_id, response_id):
         "response": response,
         "cell": cell,
         "call_error": call_error,
-        "harmful": cell is not None and not cell.failed and cell.delta < -ZERO_THRESHOLD,
+        "harmful": cell is not None and not cell.failed and cell.delta < -HARMFUL_CELL_DELTA,
+        "better_without": cell is not None and not cell.failed and cell.delta < -ZERO_THRESHOLD,
+        "harmful_delta": HARMFUL_CELL_DELTA,
     }
     template = "scoring/heatmap_cell.html"
     if request.htmx:

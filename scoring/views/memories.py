@@ -72,7 +72,9 @@ def flags_for(row):
     flags = []
     if row["scored"] >= NEVER_MATTERS_MIN_RESPONSES and (row["importance_max"] or 0) <= ZERO_THRESHOLD:
         flags.append("never")
-    if row["scored"] and (row["min_delta"] < -HARMFUL_DELTA or row["net"] < -HARMFUL_DELTA):
+    # Net, not any one cell: leaving out any memory makes a few unrelated
+    # responses slightly more likely, so single cells below zero are common.
+    if row["scored"] and row["net"] < -HARMFUL_DELTA:
         flags.append("harmful")
     return flags
 

@@ -15,7 +15,7 @@ XSS = "<script>alert(1)</script>"
 @pytest.mark.django_db(transaction=True)
 def test_it_draws_a_hoverable_heatmap_in_chromium(browser, live_server, cast, agent):
     run = matrix_run(
-        agent, [[2.0, FAILED, 0.0, -1.0]] * 3,
+        agent, [[2.0, FAILED, 0.0, -2.5]] * 3,
         keys=[f"k{i}/{XSS}" for i in range(3)], responses=[f"resp {j} {XSS}" for j in range(4)],
     )
     page = login(browser, live_server, cast.viewer.username, cast.password)
