@@ -11,7 +11,7 @@ from django.utils import timezone
 from scoring.engine import start_run
 from scoring.engine.execution import Outcome, claim_calls, store
 from scoring.engine.tokens import snapshot_tokens
-from scoring.models import ScoreCall
+from scoring.models import ScoreCall, ScoringRun
 from tests.engine_support import make_snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -67,3 +67,39 @@ def test_it_takes_over_a_lapsed_claim_and_ignores_the_old_claimers_result(run):
     run.refresh_from_db()
     assert (run.calls_done, run.tokens_scored) == (1, 7)
     assert ScoreCall.objects.get(pk=call.pk).result == [-1.0] * 13
+
+
+def test_it_does_not_count_calls_whose_answer_is_back_against_the_concurrency(run):
+    first = claim_calls(run.pk, 3, concurrency=3)
+
+    # The claimer has the first call's answer but has not stored it yet: the
+    # server is working on two calls only, so one more may be sent.
+    more = claim_calls(run.pk, 3, concurrency=3, finished=[first[0].pk])
+
+    assert [c.seq for c in more] == [3]
+    assert claim_calls(run.pk, 3, concurrency=3, finished=[first[0].pk]) == []
+
+
+def test_it_ends_the_run_once_when_another_worker_stores_the_last_call(run):
+    tokens = snapshot_tokens(run.snapshot)
+
+    def answer(call):
+        return Outcome(result=[-1.0] * len(tokens.responses(call.range_start, call.range_end)), n_tokens=1)
+
+    calls = claim_calls(run.pk, 1000, concurrency=1000)
+    *early, last = calls
+    baselines = {}
+    assert store(run, [(c, answer(c)) for c in early], tokens, baselines=baselines) == len(early)
+    run.refresh_from_db()
+    assert run.is_active
+    # The last call's claim lapses; another worker takes it over and stores it.
+    ScoreCall.objects.filter(pk=last.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
+    again = claim_calls(run.pk, 1, concurrency=1)[0]
+
+    assert store(run, [(again, answer(again))], tokens) == 1
+    run.refresh_from_db()
+    assert run.status == ScoringRun.Status.SUCCEEDED
+    assert (run.calls_done, run.calls_failed) == (len(calls), 0)
+    assert run.cells.filter(failed=False).count() == (len(calls) - 1) * len(answer(last).result)
+    # The first worker's late answer changes nothing.
+    assert store(run, [(last, answer(last))], tokens, baselines=baselines) == 0

@@ -21,12 +21,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from scoring.client import InferenceClient, InferenceError, TransientError, call_with_retries
 from scoring.models import Memory, ScoreCall, ScoringRun
-from scoring.models.runs import ACTIVE_STATUSES, RunStatus, claimable_q
+from scoring.models.runs import ACTIVE_STATUSES, RunStatus
 
 from . import results
 from .tokens import snapshot_tokens
@@ -151,38 +150,35 @@ def store(run, outcomes, tokens, *, enqueue_alternates=True, baselines=None):
     claim was taken over by another worker. `baselines`: a dict the caller
     keeps between stores, of finished baselines (never changed again); filled
     in once the store commits.
+
+    Plain SQL for the statements run for every call (see claim_calls).
     """
+    lock_sql, store_sql, count_sql = _store_sql(connection.vendor)
+    result_field = ScoreCall._meta.get_field("result")
     with transaction.atomic():
-        locked = ScoringRun.objects.select_for_update().filter(pk=run.pk, status__in=ACTIVE_STATUSES).first()
+        locked = next(iter(ScoringRun.objects.raw(lock_sql, [run.pk, *ACTIVE_STATUSES])), None)
         if locked is None:
             return 0
-        # The agent does not change during a run: the caller's copy saves a join.
+        # The agent does not change during a run: the caller's copy saves a query.
         locked.agent = run.agent
-        now = timezone.now()
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
         stored, done, failed, n_tokens = [], 0, 0, 0
-        for call, outcome in outcomes:
-            ok = outcome.error is None
-            status = Status.DONE if ok else Status.FAILED
-            updated = ScoreCall.objects.filter(pk=call.pk, status=Status.RUNNING, attempts=call.attempts).update(
-                status=status,
-                result=outcome.result,
-                tokens=outcome.n_tokens,
-                error=outcome.error or "",
-                finished_at=now,
-                claimed_until=None,
-            )
-            if not updated:
-                continue
-            call.status, call.result, call.error = status, outcome.result, outcome.error or ""
-            stored.append(call)
-            done, failed, n_tokens = done + ok, failed + (not ok), n_tokens + outcome.n_tokens
-        if not stored:
-            return 0
-        ScoringRun.objects.filter(pk=run.pk).update(
-            calls_done=F("calls_done") + done,
-            calls_failed=F("calls_failed") + failed,
-            tokens_scored=F("tokens_scored") + n_tokens,
-        )
+        with connection.cursor() as cursor:
+            for call, outcome in outcomes:
+                ok = outcome.error is None
+                status = Status.DONE if ok else Status.FAILED
+                cursor.execute(store_sql, [
+                    status, result_field.get_db_prep_save(outcome.result, connection), outcome.n_tokens,
+                    outcome.error or "", now, call.pk, Status.RUNNING, call.attempts,
+                ])
+                if not cursor.rowcount:
+                    continue
+                call.status, call.result, call.error = status, outcome.result, outcome.error or ""
+                stored.append(call)
+                done, failed, n_tokens = done + ok, failed + (not ok), n_tokens + outcome.n_tokens
+            if not stored:
+                return 0
+            cursor.execute(count_sql, [done, failed, n_tokens, run.pk])
         locked.calls_done += done
         locked.calls_failed += failed
         finished = results.settle(locked, stored, tokens, enqueue_alternates=enqueue_alternates, baselines=baselines)
@@ -194,6 +190,33 @@ def store(run, outcomes, tokens, *, enqueue_alternates=True, baselines=None):
     if baselines is not None:
         baselines.update(finished)
     return len(stored)
+
+
+@functools.cache
+def _store_sql(vendor):
+    """store's statements on the default database: (lock the run, store a call, count)."""
+    q = connection.ops.quote_name
+    run_col = {f.name: q(f.column) for f in ScoringRun._meta.concrete_fields}
+    col = {f.name: q(f.column) for f in ScoreCall._meta.concrete_fields}
+    run_table, table = q(ScoringRun._meta.db_table), q(ScoreCall._meta.db_table)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    lock_run = (
+        f"SELECT * FROM {run_table} WHERE {run_col['id']} = %s "
+        f"AND {run_col['status']} IN ({', '.join(['%s'] * len(ACTIVE_STATUSES))}){lock}"
+    )
+    # Only the latest claimer stores: the call is still running under the
+    # attempt number it was claimed with.
+    store_call = (
+        f"UPDATE {table} SET {col['status']} = %s, {col['result']} = %s, {col['tokens']} = %s, "
+        f"{col['error']} = %s, {col['finished_at']} = %s, {col['claimed_until']} = NULL "
+        f"WHERE {col['id']} = %s AND {col['status']} = %s AND {col['attempts']} = %s"
+    )
+    count = (
+        f"UPDATE {run_table} SET {run_col['calls_done']} = {run_col['calls_done']} + %s, "
+        f"{run_col['calls_failed']} = {run_col['calls_failed']} + %s, "
+        f"{run_col['tokens_scored']} = {run_col['tokens_scored']} + %s WHERE {run_col['id']} = %s"
+    )
+    return lock_run, store_call, count
 
 
 def extend_claim(call):
