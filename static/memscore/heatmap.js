@@ -143,8 +143,13 @@
 
   function legend(top) {
     var spans = ticks.children;
-    for (var k = 0; k < 5; k++) spans[k].textContent = fmt(vmax * k / 4, 2);
-    if (top > vmax) spans[4].textContent = "≥ " + fmt(vmax, 2);
+    for (var k = 0; k < 5; k++) spans[k].textContent = tick(vmax * k / 4);
+    if (top > vmax) spans[4].textContent = "≥ " + tick(vmax);
+  }
+
+  // Few digits, so five labels fit under the colour ramp.
+  function tick(x) {
+    return Number(x).toFixed(x >= 100 || x === 0 ? 0 : x >= 10 ? 1 : 2);
   }
 
   function fmt(x, digits) {
