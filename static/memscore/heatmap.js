@@ -59,38 +59,54 @@
   var value, state, color, rowMax, rowSum, order, scale = 1, vmax = 1;
   var hover = null, hoverFrame = 0;
 
+  // While the run is active the cells are fetched again every few seconds.
+  var REFRESH_MS = 3000;
+  var attached = false;
+  var liveNotice = document.getElementById("heatmap-live");
+
   statusEl.textContent = "Loading the cells…";
-  fetch(canvas.dataset.url, { credentials: "same-origin", headers: { Accept: "application/json" } })
-    .then(function (r) {
-      if (!r.ok) throw new Error("the server answered " + r.status);
-      performance.mark("heatmap-response");
-      return r.json();
-    })
-    .then(start)
-    .catch(function (err) {
-      statusEl.hidden = false;
-      statusEl.textContent = "Could not load the heatmap (" + err.message + "). The CSV download still works.";
-    });
+  load();
+
+  function load() {
+    fetch(canvas.dataset.url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) {
+        if (!r.ok) throw new Error("the server answered " + r.status);
+        performance.mark("heatmap-response");
+        return r.json();
+      })
+      .then(start)
+      .catch(function (err) {
+        statusEl.hidden = false;
+        statusEl.textContent = "Could not load the heatmap (" + err.message + "). The CSV download still works.";
+      });
+  }
 
   function start(payload) {
     performance.mark("heatmap-parsed");
     d = payload;
     rows = d.rows; cols = d.cols;
     sizeEl.textContent = rows + " memories × " + cols + " responses";
+    if (d.active) setTimeout(load, REFRESH_MS);
+    else if (liveNotice) liveNotice.hidden = true;
     if (!rows || !cols) {
       statusEl.textContent = d.active
-        ? "No cells yet: the run has not scored anything. Reload in a moment."
+        ? "No cells yet: the run has not scored anything. This page updates itself."
         : "This run has no cells to show.";
       document.body.dataset.heatmapReady = "empty";
       return;
     }
     decode();
     performance.mark("heatmap-decoded");
+    statusEl.hidden = true;
+    if (attached) {
+      resort();  // a refresh keeps the chosen order and zoom
+      return;
+    }
     order = new Int32Array(rows);
     for (var r = 0; r < rows; r++) order[r] = r;
     draw();
-    statusEl.hidden = true;
     attach();
+    attached = true;
     pngButton.disabled = false;
     performance.mark("heatmap-ready");
     document.body.dataset.heatmapReady = "1";

@@ -52,3 +52,31 @@ def test_it_draws_a_hoverable_heatmap_in_chromium(browser, live_server, cast, ag
     assert page.locator("#cell-detail script").count() == 0
     assert not dialogs
     page.context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_fills_in_by_itself_while_the_run_is_active(browser, live_server, cast, agent):
+    from django.utils import timezone
+
+    from scoring.models import CellScore, ScoringRun
+    from scoring.models.runs import RunStatus
+    from tests.matrix_data import MISSING
+
+    run = matrix_run(agent, [[1.0, MISSING]], keys=["people/alice"], responses=["first", "second"],
+                     status=RunStatus.RUNNING, finished=False)
+    page = login(browser, live_server, cast.viewer.username, cast.password)
+    page.goto(f"{live_server.url}{reverse('heatmap', args=[run.pk])}")
+    page.wait_for_function("document.body.dataset.heatmapReady === '1'")
+    assert page.locator("#heatmap-live").is_visible()
+
+    # The worker scores the missing cell and the run ends, with the page open.
+    CellScore.objects.create(run=run, memory=run.memories[0], response_id=run.response_ids[1], delta=3.0)
+    ScoringRun.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED, finished_at=timezone.now())
+
+    page.locator("#heatmap-live").wait_for(state="hidden", timeout=15_000)
+    box = page.locator("#heatmap-canvas").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + 2)
+    page.wait_for_function(
+        "document.querySelector('#heatmap-tooltip .t-val').textContent.includes('importance 3.000')"
+    )
+    page.context.close()
