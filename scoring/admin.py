@@ -15,6 +15,7 @@ from django.db.models import Count, Q
 from django.template.response import TemplateResponse
 from django.utils.text import Truncator
 
+from scoring.forms import AgentForm
 from scoring.models import (
     Activity,
     Agent,
@@ -71,49 +72,17 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 # --- agents -------------------------------------------------------------------
 
-class AgentAdminForm(forms.ModelForm):
-    # Write-only: the stored key is never rendered; a blank field keeps it.
-    new_api_key = forms.CharField(
-        label="New API key",
-        required=False,
-        strip=True,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Sets the key sent to the inference server. Leave blank to keep the current one.",
-    )
-    remove_api_key = forms.BooleanField(label="Remove the stored API key", required=False)
-
-    class Meta:
-        model = Agent
-        exclude = ["api_key", "ingest_token_hash"]
-
-    def clean(self):
-        cleaned = super().clean()
-        if cleaned.get("new_api_key") and cleaned.get("remove_api_key"):
-            self.add_error("remove_api_key", "Either enter a new key or remove the stored one, not both.")
-        return cleaned
-
-    def save(self, commit=True):
-        agent = super().save(commit=False)
-        if self.cleaned_data.get("new_api_key"):
-            agent.api_key = self.cleaned_data["new_api_key"]
-        elif self.cleaned_data.get("remove_api_key"):
-            agent.api_key = ""
-        if commit:
-            agent.save()
-        return agent
-
-
 @admin.register(Agent)
 class AgentAdmin(LoggedAdmin):
-    form = AgentAdminForm
-    exclude = ["api_key", "ingest_token_hash"]
+    # The same form as the agent pages: the key is write-only there too.
+    form = AgentForm
     list_display = ["name", "model", "base_url", "key_state", "incremental_enabled", "created_at"]
     list_filter = ["incremental_enabled"]
     search_fields = ["name", "model", "base_url"]
     readonly_fields = ["key_state", "ingest_token_state", "created_at", "created_by"]
     fieldsets = [
         (None, {"fields": ["name", "base_url", "model"]}),
-        ("Secrets", {"fields": ["key_state", "new_api_key", "remove_api_key", "api_key_env",
+        ("Secrets", {"fields": ["key_state", "api_key", "clear_api_key", "api_key_env",
                                 "ingest_token_state"]}),
         ("Chat template", {"fields": ["message_template", "memory_template"]}),
         ("Scoring", {"fields": ["score_concurrency", "score_shards", "request_timeout"]}),
@@ -138,9 +107,9 @@ class AgentAdmin(LoggedAdmin):
         if not change:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
-        if form.cleaned_data.get("new_api_key"):
+        if form.cleaned_data.get("api_key"):
             Activity.record(request.user, "set API key", obj)
-        elif form.cleaned_data.get("remove_api_key"):
+        elif form.cleaned_data.get("clear_api_key"):
             Activity.record(request.user, "removed API key", obj)
 
 

@@ -103,8 +103,10 @@ def test_the_agent_form_never_shows_the_api_key(agent):
     assert page.status_code == 200
     assert SECRET not in page.text
     assert agent.ingest_token_hash not in page.text
-    assert 'name="api_key"' not in page.text and 'name="ingest_token_hash"' not in page.text
-    assert 'name="new_api_key"' in page.text and 'type="password"' in page.text
+    assert 'name="ingest_token_hash"' not in page.text
+    # The key field is write-only: a password input that never renders a value.
+    field = page.text[page.text.index('name="api_key"') - 200:page.text.index('name="api_key"') + 200]
+    assert 'type="password"' in field and "value=" not in field
     listing = client.get(reverse("admin:scoring_agent_changelist"))
     assert SECRET not in listing.text and agent.ingest_token_hash not in listing.text
 
@@ -119,7 +121,7 @@ def _agent_form(agent, **changes):
         "incremental_response_window": agent.incremental_response_window,
         "incremental_batch": agent.incremental_batch, "weight_alpha": agent.weight_alpha,
         "finetune_count": agent.finetune_count, "finetune_min_divergence": agent.finetune_min_divergence,
-        "required_approvals": agent.required_approvals, "new_api_key": "",
+        "required_approvals": agent.required_approvals, "api_key": "",
     }
     data.update(changes)
     return data
@@ -136,7 +138,7 @@ def test_a_blank_key_field_keeps_the_key_and_a_new_one_replaces_it(agent):
     assert not Activity.objects.filter(verb="set API key").exists()
     assert Activity.objects.filter(verb="changed in admin", target_id=str(agent.pk), actor=root).exists()
 
-    response = client.post(url, _agent_form(agent, new_api_key="sk-new"))
+    response = client.post(url, _agent_form(agent, api_key="sk-new"))
     assert response.status_code == 302
     agent.refresh_from_db()
     assert agent.api_key == "sk-new"
@@ -144,7 +146,7 @@ def test_a_blank_key_field_keeps_the_key_and_a_new_one_replaces_it(agent):
     assert "sk-new" not in str(entry.detail)
     assert "sk-new" not in client.get(url).text
 
-    response = client.post(url, _agent_form(agent, remove_api_key="on"))
+    response = client.post(url, _agent_form(agent, clear_api_key="on"))
     agent.refresh_from_db()
     assert agent.api_key == ""
 
