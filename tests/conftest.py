@@ -37,6 +37,15 @@ def _fast_password_hashing():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(settings, request):
+    # A fresh in-memory cache per test. Not the configured one: in CI that is
+    # Redis, on the broker's database, where clearing it would drop queued tasks.
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": request.node.nodeid}
+    }
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _own_celery_queue():
     from memscore_site.celery import app

@@ -17,15 +17,6 @@ from tests.matrix_data import FAILED, MISSING, matrix_run
 XSS = "<script>alert(1)</script>"
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    from django.core.cache import cache
-
-    cache.clear()
-    yield
-    cache.clear()
-
-
 @pytest.fixture
 def agent(db):
     return Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="m")

@@ -11,15 +11,6 @@ XSS = "<script>alert(1)</script>"
 N = 12  # responses per run: enough for "never matters" (at least 10)
 
 
-@pytest.fixture(autouse=True)
-def fresh_cache():
-    from django.core.cache import cache
-
-    cache.clear()
-    yield
-    cache.clear()
-
-
 @pytest.fixture
 def agent(db):
     return Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="m")
