@@ -27,6 +27,8 @@ import threading
 import time
 from pathlib import Path
 
+from scratch import setup_django
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
@@ -47,21 +49,6 @@ def parse_args():
                         help="an empty database to use (default: SQLite in a temporary folder)")
     parser.add_argument("--failed", type=float, default=0.01, help="fraction of failed cells")
     return parser.parse_args()
-
-
-def setup_django(tmp, database_url):
-    os.environ["MEMSCORE_VAR_DIR"] = str(tmp)
-    os.environ["DATABASE_URL"] = database_url or f"sqlite:///{tmp / 'bench.sqlite3'}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "memscore_site.settings")
-    # Playwright's sync API keeps an event loop in this thread; ORM calls here stay synchronous.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def build_runs(sizes, failed_fraction):
@@ -168,6 +155,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="memscore-bench-") as tmp:
         tmp = Path(tmp)
         print(f"Building runs in a temporary database ({args.database_url or 'SQLite in ' + str(tmp)})…")
+        # Playwright's sync API keeps an event loop in this thread; ORM calls here stay synchronous.
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
         setup_django(tmp, args.database_url)
         runs = build_runs(sizes, args.failed)
         server, app, base_url = serve()

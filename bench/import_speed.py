@@ -13,9 +13,9 @@ import random
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from scratch import setup_django
+
 LIMIT_SECONDS = 10.0
 RESPONSES, MEMORIES = 2000, 500
 
@@ -47,20 +47,10 @@ def big_snapshot(seed=7):
 
 
 def main():
-    scratch = tempfile.mkdtemp(prefix="memscore-bench-")
-    os.environ["MEMSCORE_VAR_DIR"] = scratch
-    os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{scratch}/bench.sqlite3")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "memscore_site.settings")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
+    setup_django(tempfile.mkdtemp(prefix="memscore-bench-"), os.environ.get("BENCH_DATABASE_URL"))
     from scoring.importing import import_snapshot, validate_snapshot
     from scoring.models import Agent, Snapshot
 
-    call_command("migrate", verbosity=0)
     Agent.objects.filter(name="bench").delete()
     agent = Agent.objects.create(name="bench", base_url="http://127.0.0.1:9/v1", model="none")
     doc = big_snapshot()
@@ -79,7 +69,9 @@ def main():
     import_snapshot(agent, doc, source=Snapshot.Source.CLI, actor_name="bench")
     second = time.perf_counter() - started
 
-    engine = django.db.connection.vendor
+    from django.db import connection
+
+    engine = connection.vendor
     print(
         f"import_speed ({engine}): {snapshot.node_count} nodes, {snapshot.memory_count} memories, "
         f"{snapshot.response_count} responses, {snapshot.token_count} tokens\n"

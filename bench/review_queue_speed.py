@@ -26,6 +26,8 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from scratch import setup_django
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
@@ -40,21 +42,6 @@ def parse_args():
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"),
                         help="an empty scratch database (default: SQLite in a temporary folder)")
     return parser.parse_args()
-
-
-def setup_django(tmp, database_url):
-    os.environ["MEMSCORE_VAR_DIR"] = str(tmp)
-    os.environ["DATABASE_URL"] = database_url or f"sqlite:///{tmp / 'bench.sqlite3'}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "memscore_site.settings")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.test.utils import setup_test_environment
-
-    setup_test_environment()  # lets the test client's "testserver" host in
-    call_command("migrate", verbosity=0)
 
 
 def build(n_candidates):
@@ -145,7 +132,10 @@ def report(name, samples, queries):
 def main():
     args = parse_args()
     with tempfile.TemporaryDirectory(prefix="memscore-bench-") as tmp:
-        setup_django(Path(tmp), args.database_url)
+        setup_django(tmp, args.database_url)
+        from django.test.utils import setup_test_environment
+
+        setup_test_environment()  # lets the test client's "testserver" host in
         from django.conf import settings
         from django.test import Client
         from django.urls import reverse

@@ -14,12 +14,12 @@ be what bounds the run. Prints figures only; it asserts nothing.
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from scratch import setup_django
+
 CONCURRENCY = 8
 
 
@@ -60,15 +60,8 @@ def main():
     args = parser.parse_args()
 
     scratch = tempfile.mkdtemp(prefix="memscore-bench-")
-    os.environ["MEMSCORE_VAR_DIR"] = scratch
-    os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{scratch}/bench.sqlite3")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "memscore_site.settings")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    setup_django(scratch, os.environ.get("BENCH_DATABASE_URL"))
     import httpx
-    from django.core.management import call_command
 
     from refserver.testing import run_refserver
     from scoring.engine import run_inline, start_run
@@ -77,7 +70,6 @@ def main():
     from scoring.importing import import_snapshot
     from scoring.models import Agent, Snapshot
 
-    call_command("migrate", verbosity=0)
     Agent.objects.filter(name="bench").delete()
     latency = args.latency_ms / 1000
     flags = ["--latency-ms", f"{args.latency_ms:g}", "--capacity", str(CONCURRENCY)]
