@@ -248,3 +248,10 @@ def celery_beat(transactional_db, tmp_path):
     beat.start()
     yield beat
     beat.stop()
+
+
+@pytest.fixture
+def fast_retries(settings):
+    """Retries of transient server errors without the production backoff."""
+    settings.MEMSCORE_RETRY_BACKOFF = 0.01
+    settings.MEMSCORE_CALL_ATTEMPTS = 2

@@ -9,13 +9,8 @@ from scoring.models import Candidate, ScoringRun
 from tests.conftest import NO_FAULTS
 from tests.engine_support import make_snapshot, private_refserver  # noqa: F401
 
-pytestmark = pytest.mark.django_db(transaction=True)
 
-
-@pytest.fixture(autouse=True)
-def fast_retries(settings):
-    settings.MEMSCORE_RETRY_BACKOFF = 0.01
-    settings.MEMSCORE_CALL_ATTEMPTS = 2
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_retries")]
 
 
 def candidates(*args):

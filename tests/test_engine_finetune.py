@@ -16,13 +16,8 @@ from tests.engine_support import (
     score,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
 
-
-@pytest.fixture(autouse=True)
-def fast_retries(settings):
-    settings.MEMSCORE_RETRY_BACKOFF = 0.01
-    settings.MEMSCORE_CALL_ATTEMPTS = 2
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_retries")]
 
 
 @pytest.fixture

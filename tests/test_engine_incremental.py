@@ -19,15 +19,10 @@ from tests.engine_support import (
     score,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_retries")]
 
 WINDOW = 3
-
-
-@pytest.fixture(autouse=True)
-def fast_retries(settings):
-    settings.MEMSCORE_RETRY_BACKOFF = 0.01
-    settings.MEMSCORE_CALL_ATTEMPTS = 2
 
 
 @pytest.fixture
