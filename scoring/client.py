@@ -16,6 +16,7 @@ import time
 
 import httpx
 from django.conf import settings
+from httpx_sse import SSEError, connect_sse
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +84,6 @@ class InferenceClient:
             raise TransientError("/tokenize answered without a list of integer tokens")
         return tokens
 
-    def detokenize(self, token_ids):
-        data = self._post_json("/detokenize", {"model": self.model, "tokens": token_ids})
-        return data.get("prompt", "")
-
     def complete(self, prompt_ids, *, temperature=0.6, top_p=0.95, top_k=20, max_tokens=256,
                  priority=ALTERNATE_PRIORITY):
         """Stream a completion and return its text (as the reference's alternates)."""
@@ -103,25 +100,28 @@ class InferenceClient:
         parts = []
         deadline = time.monotonic() + self.timeout
         try:
-            with self.http.stream("POST", self.base_url + "/completions", json=body) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    self._raise_for_status(response, "/completions")
-                for line in response.iter_lines():
+            with connect_sse(self.http, "POST", self.base_url + "/completions", json=body) as events:
+                if events.response.status_code >= 400:
+                    events.response.read()
+                    self._raise_for_status(events.response, "/completions")
+                for event in events.iter_sse():
+                    # The read timeout restarts with every chunk; this bounds the whole stream.
                     if time.monotonic() > deadline:
                         raise TransientError(f"/completions took longer than {self.timeout:g}s")
-                    if not line.startswith("data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == "[DONE]":
+                    if not event.data:
+                        continue  # an event without data (a keep-alive): nothing to read
+                    if event.data == "[DONE]":
                         return "".join(parts)
-                    chunk = json.loads(payload)
+                    chunk = event.json()
                     if "error" in chunk:
                         raise TransientError(f"/completions error: {chunk['error']}")
                     parts.append(chunk["choices"][0].get("text", ""))
+        except SSEError as e:
+            # The server answered, but not with a stream (httpx-sse files this under transport errors).
+            raise TransientError(f"/completions did not stream: {e}") from None
         except httpx.HTTPError as e:
             raise _classify_transport_error("/completions", e) from None
-        except (ValueError, KeyError, IndexError) as e:
+        except (ValueError, KeyError, IndexError, TypeError) as e:
             raise TransientError(f"/completions sent a malformed event: {e!r}") from None
         raise TransientError("/completions stream ended without [DONE]")
 

@@ -1,0 +1,113 @@
+"""The inference client's streamed completions: events read with httpx-sse,
+a total deadline, and errors sorted into the client's taxonomy."""
+
+import json
+import time
+
+import httpx
+import pytest
+
+from scoring.client import InferenceClient, OutcomeUnknown, PermanentError, TransientError
+
+SSE = {"Content-Type": "text/event-stream"}
+
+
+def client_answering(handler, timeout=5.0):
+    client = InferenceClient("http://inference.test/v1/", "m", timeout=timeout)
+    client.http = httpx.Client(transport=httpx.MockTransport(handler))
+    return client
+
+
+def stream(*payloads):
+    return b"".join(f"data: {p if isinstance(p, str) else json.dumps(p)}\n\n".encode() for p in payloads)
+
+
+def text(t):
+    return {"choices": [{"text": t}]}
+
+
+def test_it_joins_the_streamed_text():
+    seen = {}
+
+    def handler(request):
+        seen["url"] = str(request.url)
+        seen["body"] = json.loads(request.content)
+        seen["accept"] = request.headers["accept"]
+        body = b": keep-alive\n\n" + stream(text("Hel"), text("lo"), {"choices": [{}]}, "[DONE]")
+        return httpx.Response(200, headers=SSE, content=body)
+
+    with client_answering(handler) as client:
+        assert client.complete([1, 2, 3], max_tokens=7) == "Hello"
+    assert seen["url"] == "http://inference.test/v1/completions"
+    assert seen["body"]["stream"] is True and seen["body"]["prompt"] == [1, 2, 3]
+    assert seen["body"]["max_tokens"] == 7
+    assert seen["accept"] == "text/event-stream"
+
+
+def test_it_reads_events_split_across_chunks():
+    def chunks():
+        whole = stream(text("a"), text("b"), "[DONE]")
+        for i in range(0, len(whole), 5):
+            yield whole[i:i + 5]
+
+    with client_answering(lambda r: httpx.Response(200, headers=SSE, content=chunks())) as client:
+        assert client.complete([1]) == "ab"
+
+
+@pytest.mark.parametrize("body, message", [
+    (stream({"error": "model overloaded"}, "[DONE]"), "/completions error: model overloaded"),
+    (stream(text("a")), r"stream ended without \[DONE\]"),
+    (stream("{not json"), "malformed event"),
+    (stream({"choices": []}), "malformed event"),
+])
+def test_a_bad_stream_is_a_transient_error(body, message):
+    with client_answering(lambda r: httpx.Response(200, headers=SSE, content=body)) as client:
+        with pytest.raises(TransientError, match=message) as e:
+            client.complete([1])
+    assert not isinstance(e.value, OutcomeUnknown)
+
+
+def test_an_answer_that_is_not_a_stream_is_a_transient_error():
+    answer = httpx.Response(200, json={"choices": [{"text": "whole"}]})
+    with client_answering(lambda r: answer) as client:
+        with pytest.raises(TransientError, match="did not stream") as e:
+            client.complete([1])
+    assert not isinstance(e.value, OutcomeUnknown)
+
+
+@pytest.mark.parametrize("status, error", [(500, TransientError), (429, TransientError),
+                                           (400, PermanentError)])
+def test_an_error_status_is_sorted(status, error):
+    answer = httpx.Response(status, json={"error": "no thanks"})
+    with client_answering(lambda r: answer) as client:
+        with pytest.raises(error, match=f"/completions HTTP {status}: no thanks"):
+            client.complete([1])
+
+
+def test_a_stream_slower_than_the_deadline_stops():
+    def slow():
+        for _ in range(100):
+            time.sleep(0.02)
+            yield stream(text("x"))
+
+    with client_answering(lambda r: httpx.Response(200, headers=SSE, content=slow()), timeout=0.1) as client:
+        start = time.monotonic()
+        with pytest.raises(TransientError, match="took longer than 0.1s"):
+            client.complete([1])
+    assert time.monotonic() - start < 1.0
+
+
+def test_a_connection_refused_is_transient_and_a_drop_is_unknown():
+    def refuse(request):
+        raise httpx.ConnectError("refused", request=request)
+
+    def drop(request):
+        raise httpx.RemoteProtocolError("peer closed", request=request)
+
+    with client_answering(refuse) as client:
+        with pytest.raises(TransientError) as e:
+            client.complete([1])
+    assert not isinstance(e.value, OutcomeUnknown)
+    with client_answering(drop) as client:
+        with pytest.raises(OutcomeUnknown):
+            client.complete([1])
