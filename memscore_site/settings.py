@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "django_filters",  # the list pages' FilterSets (scoring/filters.py)
     "template_partials",
     "scoring",
 ]
