@@ -40,7 +40,7 @@ def delta(baseline, without):
 def divergence(baseline, without):
     """The reference's divergence: the delta clamped at zero (a memory never
     counts as *negative* importance)."""
-    return max(0.0, baseline - without)
+    return max(0.0, delta(baseline, without))
 
 
 def divergences(baselines, withouts):
@@ -50,13 +50,23 @@ def divergences(baselines, withouts):
 
 def cell_importance(delta):
     """A cell's displayed importance: the delta when above ZERO_THRESHOLD, else
-    0; None (failed, not scored) stays None.
+    0; None or NaN (failed, not scored) stays None.
 
-    Mirrored by: views/memories.py (`_cell_importance_sql`) and
-    static/memscore/heatmap.js (`importance`)."""
-    if delta is None or (isinstance(delta, float) and math.isnan(delta)):
+    Mirrored by: views/memories.py (`_importance`, in SQL) and
+    static/memscore/heatmap.js (`cellImportance`)."""
+    if not _scored(delta):
         return None
     return delta if delta > ZERO_THRESHOLD else 0.0
+
+
+def is_better_without(delta):
+    """Whether one response is more likely without the memory beyond noise
+    (the delta below -ZERO_THRESHOLD): shown, but harmful only past
+    is_harmful's threshold.
+
+    Mirrored by: views/memories.py (`delta__lt` filter of the memory page)
+    and static/memscore/heatmap.js (`isBetterWithout`)."""
+    return _scored(delta) and delta < -ZERO_THRESHOLD
 
 
 def memory_importance(deltas):
@@ -67,14 +77,27 @@ def memory_importance(deltas):
 
 def importance_sum(deltas):
     """A memory's importance over a run: the sum of its cells' importances
-    (failed cells, None, left out)."""
-    return sum(cell_importance(d) for d in deltas if d is not None)
+    (failed cells, None or NaN, left out; 0 when none was scored).
+
+    Mirrored by: views/memories.py (`Sum` of `_importance`) and
+    static/memscore/heatmap.js (`rowImportance`)."""
+    return sum(cell_importance(d) for d in deltas if _scored(d))
 
 
 def importance_max(deltas):
-    """The largest cell importance of a memory, None when no cell was scored."""
-    values = [cell_importance(d) for d in deltas if d is not None]
-    return max(values) if values else None
+    """The largest cell importance of a memory, None when no cell was scored.
+
+    Mirrored by: views/memories.py (`Max` of `_importance`) and
+    static/memscore/heatmap.js (`rowImportance`, 0 there for sorting)."""
+    return max((cell_importance(d) for d in deltas if _scored(d)), default=None)
+
+
+def net_delta(deltas):
+    """The sum of a memory's scored signed deltas: what is_harmful judges for
+    a memory (0 when none was scored).
+
+    Mirrored by: views/memories.py (`Sum("delta")`, NULL over failed cells)."""
+    return sum(d for d in deltas if _scored(d))
 
 
 def window_score(baselines, withouts):
@@ -85,10 +108,15 @@ def window_score(baselines, withouts):
 
 def ewma(previous, score, alpha):
     """A memory's new weight: an exponentially weighted moving average of its
-    scores; the first score (previous None) becomes the weight."""
+    scores; the first score (previous None) becomes the weight.
+
+    For 0 <= alpha <= 1 the weight stays between the previous weight and the
+    score: the clamp undoes float rounding, which can otherwise step one ulp
+    outside (0.1 * 3.0 + 0.9 * 3.0 == 3.0000000000000004)."""
     if previous is None:
         return score
-    return alpha * score + (1 - alpha) * previous
+    weight = alpha * score + (1 - alpha) * previous
+    return min(max(weight, min(previous, score)), max(previous, score))
 
 
 def is_harmful(net_delta):
@@ -96,9 +124,9 @@ def is_harmful(net_delta):
     responses are more likely without the memory by more than HARMFUL_NATS.
     For one cell, its delta; for a memory, the sum over its scored cells.
 
-    Mirrored by: views/memories.py (`harmful` flag from the SQL sum) and
-    static/memscore/heatmap.js (`isHarmful`)."""
-    return net_delta is not None and net_delta < -HARMFUL_NATS
+    Mirrored by: static/memscore/heatmap.js (`isHarmful`); views/memories.py
+    calls it through memory_flags on its SQL sums."""
+    return _scored(net_delta) and net_delta < -HARMFUL_NATS
 
 
 def never_matters(scored, max_importance):
@@ -115,3 +143,8 @@ def memory_flags(scored, max_importance, net_delta):
     if scored and is_harmful(net_delta):
         flags.append("harmful")
     return flags
+
+
+def _scored(delta):
+    """Whether a cell has a value: failed cells are None (rows) or NaN (arrays)."""
+    return delta is not None and not math.isnan(delta)
