@@ -27,7 +27,6 @@ from refserver.model import ModelBuilder  # noqa: E402
 from refserver.testing import run_refserver  # noqa: E402
 
 
-
 def conversation_ids(client: httpx.Client, n_tokens: int) -> list[int]:
     """Memories and dialogue turns from the corpus, repeated until long enough."""
     documents = load_documents()
@@ -74,7 +73,8 @@ def main() -> None:
             http_times = timed(score_long, args.repeats)
             n_responses = len(client.post("/score", json={"prompt": prompt}).json()["scores"])
 
-            greeting = client.post("/tokenize", json={"prompt": "<|im_start|>assistant\nHi<|im_end|>\n"}).json()["tokens"]
+            greeting_text = "<|im_start|>assistant\nHi<|im_end|>\n"
+            greeting = client.post("/tokenize", json={"prompt": greeting_text}).json()["tokens"]
 
             def trivial() -> None:
                 client.post("/score", json={"prompt": greeting}).raise_for_status()
@@ -92,12 +92,14 @@ def main() -> None:
 
     best, median = min(http_times), statistics.median(http_times)
     print(f"/score, {len(prompt):,} tokens, {n_responses} assistant responses, {args.repeats} runs")
-    print(f"  over HTTP:   median {median * 1e3:7.1f} ms = {len(prompt) / median:>12,.0f} tokens/s   (best {len(prompt) / best:,.0f})")
+    rate, best_rate = len(prompt) / median, len(prompt) / best
+    print(f"  over HTTP:   median {median * 1e3:7.1f} ms = {rate:>12,.0f} tokens/s   (best {best_rate:,.0f})")
     m_median = statistics.median(model_times)
     print(f"  in process:  median {m_median * 1e3:7.1f} ms = {len(prompt) / m_median:>12,.0f} tokens/s")
     for name, times in (("/score, 7 tokens", trivial_times), ("GET /health", health_times)):
         q = statistics.quantiles(times, n=100)
-        print(f"trivial call {name:>16}: median {statistics.median(times) * 1e3:.3f} ms, p90 {q[89] * 1e3:.3f} ms over {len(times)} calls")
+        median_ms, p90_ms = statistics.median(times) * 1e3, q[89] * 1e3
+        print(f"trivial call {name:>16}: median {median_ms:.3f} ms, p90 {p90_ms:.3f} ms over {len(times)} calls")
 
 
 if __name__ == "__main__":

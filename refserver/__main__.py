@@ -11,9 +11,12 @@ from .config import ServerConfig, parse_config
 
 
 async def serve(config: ServerConfig) -> None:
+    # Not a cycle: aiohttp and the model (numpy, the corpus) load only once the flags
+    # have been read, so that `--help` and a bad flag answer at once.
     from aiohttp import web
 
-    from .app import RefServer, build_app
+    from .app import build_app
+    from .server import RefServer
 
     server = RefServer(config)
     runner = web.AppRunner(
@@ -41,7 +44,7 @@ async def serve(config: ServerConfig) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(argv)  # before the heavy imports, so a bad flag fails fast
-    from .training import StateError
+    from .training import StateError  # heavy (numpy): imported after the flags, as in serve()
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="refserver %(levelname)s %(name)s: %(message)s")
     try:

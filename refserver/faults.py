@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, AsyncIterator, Mapping
+from typing import Any
 
 FAIL_MODES = ("http500", "error200", "hang", "drop")
 # "train_job" is not a route: it is the background run of a training job, which
@@ -32,7 +33,7 @@ class FaultSettings:
     hang_seconds: float = 600.0
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "FaultSettings":
+    def from_mapping(cls, values: Mapping[str, Any]) -> FaultSettings:
         """Settings from JSON-like values; fields not given keep their defaults.
         Raises ValueError naming the offending field."""
         known = {f.name for f in fields(cls)}

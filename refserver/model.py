@@ -15,8 +15,8 @@ context, as it is for a real model.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -40,7 +40,7 @@ class Sample:
     continuation: tuple[int, ...]
 
     @classmethod
-    def from_ids(cls, context_ids: Sequence[int], continuation_ids: Sequence[int]) -> "Sample":
+    def from_ids(cls, context_ids: Sequence[int], continuation_ids: Sequence[int]) -> Sample:
         return cls(tuple(context_ids[max(len(context_ids) - (ORDER - 1), 0) :]), tuple(continuation_ids))
 
 

@@ -8,8 +8,8 @@ its (k)-suffix is ``key % B**k``. Lookups are np.searchsorted in sorted key arra
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 

@@ -21,9 +21,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 5.0

@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
@@ -64,7 +64,7 @@ class Tokenizer:
         ).hexdigest()[:16]
 
     @classmethod
-    def from_texts(cls, texts: Iterable[str]) -> "Tokenizer":
+    def from_texts(cls, texts: Iterable[str]) -> Tokenizer:
         """Derive the vocabulary deterministically: every multi-character piece of
         the texts, ordered by descending frequency and then by the piece itself."""
         counts: Counter[str] = Counter()
@@ -104,7 +104,7 @@ class Tokenizer:
             return f"<0x{data[0]:02X}>"
         return data.decode("utf-8", "surrogatepass")
 
-    def incremental_decoder(self) -> "IncrementalDecoder":
+    def incremental_decoder(self) -> IncrementalDecoder:
         return IncrementalDecoder(self)
 
 

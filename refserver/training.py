@@ -14,11 +14,12 @@ import json
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .faults import Faults
 from .model import LanguageModel, ModelBuilder, Sample
@@ -38,7 +39,7 @@ class IdempotencyConflict(Exception):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -72,7 +73,7 @@ class Job:
         return d
 
     @classmethod
-    def from_record(cls, d: dict[str, Any]) -> "Job":
+    def from_record(cls, d: dict[str, Any]) -> Job:
         d = dict(d)
         d["samples"] = [Sample(tuple(tail), tuple(cont)) for tail, cont in d["samples"]]
         return cls(**d)

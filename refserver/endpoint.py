@@ -1,0 +1,96 @@
+"""The path every call to an endpoint takes: authenticate, count the call, then, for
+model work, wait for a capacity slot and pay the fixed latency, and finally either
+fail as the fault settings say or run the handler."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import nullcontext
+
+from aiohttp import web
+
+from .errors import DropConnection, RequestHandler, error_response
+from .faults import FaultSettings
+from .server import SERVER, RefServer
+
+
+class Call:
+    """One counted call to an endpoint; handlers use it to pay per-token latency."""
+
+    def __init__(self, endpoint: str, number: int, settings: FaultSettings):
+        self.endpoint = endpoint
+        self.number = number
+        self.settings = settings
+
+    async def token_latency(self, n_tokens: int) -> None:
+        delay = self.settings.latency_per_token_us * n_tokens / 1e6
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+Handler = Callable[[web.Request, RefServer, Call], Awaitable[web.StreamResponse]]
+
+
+def endpoint(name: str, *, gated: bool = True) -> Callable[[Handler], RequestHandler]:
+    """The path of every call: authenticate, count, then either an injected failure
+    or the handler. A ``gated`` call is model work: it waits for capacity and pays
+    the fixed latency first; reading job status or the model list does not."""
+
+    def decorate(handler: Handler) -> RequestHandler:
+        @functools.wraps(handler)
+        async def wrapped(request: web.Request) -> web.StreamResponse:
+            server = request.app[SERVER]
+            server.check_auth(request)
+            number, failure = server.faults.count_call(name)
+            call = Call(name, number, server.faults.settings)
+            async with _model_work(server, call) if gated else nullcontext():
+                if failure is not None:
+                    return await _inject_failure(request, call, failure)
+                return await handler(request, server, call)
+
+        return wrapped
+
+    return decorate
+
+
+@contextlib.asynccontextmanager
+async def _model_work(server: RefServer, call: Call) -> AsyncIterator[None]:
+    # In flight counts from arrival, queue included: it shows what clients sent at once.
+    server.in_flight += 1
+    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+    try:
+        async with server.gate.slot():
+            await asyncio.sleep(call.settings.latency_seconds())
+            yield
+    finally:
+        server.in_flight -= 1
+
+
+async def _inject_failure(request: web.Request, call: Call, mode: str) -> web.StreamResponse:
+    message = f"injected failure ({mode}) on {call.endpoint} call {call.number}"
+    if mode == "http500":
+        return error_response(500, message)
+    if mode == "error200":
+        if call.endpoint == "completions" and await _wants_stream(request):
+            # As vLLM reports an error to a streaming client: an event, then [DONE].
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            await response.write(f"data: {json.dumps({'error': message})}\n\ndata: [DONE]\n\n".encode())
+            await response.write_eof()
+            return response
+        return web.json_response({"error": message})
+    if mode == "hang":
+        await asyncio.sleep(call.settings.hang_seconds)
+        return error_response(504, f"{message}: held for {call.settings.hang_seconds:g} s")
+    raise DropConnection()
+
+
+async def _wants_stream(request: web.Request) -> bool:
+    try:
+        return json.loads(await request.read()).get("stream") is True
+    except (ValueError, RecursionError, AttributeError, web.HTTPException):
+        return False  # any body will do: this only picks the shape of the failure

@@ -1,0 +1,76 @@
+"""The state every handler shares: settings, the model being served, faults, jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+
+from . import validation as v
+from .config import ServerConfig
+from .faults import CapacityGate, Faults
+from .model import ModelBuilder
+from .training import Trainer
+
+# Bodies (and texts) above this are parsed off the event loop so other requests keep flowing.
+LARGE_BODY = 64 * 1024
+# A 262,144-token prompt is about 2 MB of JSON; training requests carry long contexts.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+class RefServer:
+    """Everything the handlers share: settings, the current model, faults, jobs."""
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.builder = ModelBuilder()
+        self.tokenizer = self.builder.tokenizer
+        self.faults = Faults(config.faults, config.seed)
+        self.gate = CapacityGate(config.faults.capacity)
+        self.trainer = Trainer(config.state_dir, self.builder, self.faults)
+        # Replaced whole when a training job finishes; a request keeps the model it started with.
+        self.model = self.trainer.load()
+        self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="refserver-cpu")
+        self.started_at = time.time()
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def cpu(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run CPU-heavy work in a thread; numpy releases the GIL for most of it."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def check_auth(self, request: web.Request) -> None:
+        key = self.config.api_key
+        if key is None:
+            return
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise v.BadRequest("missing bearer token: send 'Authorization: Bearer <api key>'", 401)
+        if not hmac.compare_digest(token.strip().encode(), key.encode()):
+            raise v.BadRequest("invalid bearer token", 401)
+
+    async def read_json(self, request: web.Request) -> dict[str, Any]:
+        """The body as a JSON object, naming the served model if it names one."""
+        raw = await request.read()
+        if not raw.strip():
+            raise v.BadRequest("request body is empty; expected a JSON object")
+        try:
+            body = json.loads(raw) if len(raw) < LARGE_BODY else await self.cpu(json.loads, raw)
+        except (ValueError, RecursionError) as e:
+            raise v.BadRequest(f"request body is not valid JSON: {e}") from None
+        if not isinstance(body, dict):
+            raise v.BadRequest("request body must be a JSON object")
+        model = body.get("model")
+        if model is not None and model != self.config.model:
+            raise v.BadRequest(f"model {model!r} does not exist; this server serves {self.config.model!r}", 404)
+        return body
+
+
+SERVER = web.AppKey("refserver", RefServer)
