@@ -1,0 +1,116 @@
+"""Agents, their snapshots (nodes) and memories (with their score history)."""
+
+from django.contrib import admin
+
+from scoring.admin.base import LoggedAdmin, ReadOnlyAdmin, short
+from scoring.forms import AgentForm
+from scoring.models import Activity, Agent, Memory, MemoryScore, Node, Snapshot
+
+
+@admin.register(Agent)
+class AgentAdmin(LoggedAdmin):
+    # The same form as the agent pages: the key is write-only there too.
+    form = AgentForm
+    list_display = ["name", "model", "base_url", "key_state", "incremental_enabled", "created_at"]
+    list_filter = ["incremental_enabled"]
+    search_fields = ["name", "model", "base_url"]
+    readonly_fields = ["key_state", "ingest_token_state", "created_at", "created_by"]
+    fieldsets = [
+        (None, {"fields": ["name", "base_url", "model"]}),
+        ("Secrets", {"fields": ["key_state", "api_key", "clear_api_key", "api_key_env",
+                                "ingest_token_state"]}),
+        ("Chat template", {"fields": ["message_template", "memory_template"]}),
+        ("Scoring", {"fields": ["score_concurrency", "score_shards", "request_timeout"]}),
+        ("Background scoring", {"fields": ["incremental_enabled", "incremental_max_age",
+                                           "incremental_response_window", "incremental_batch",
+                                           "weight_alpha"]}),
+        ("Fine-tuning", {"fields": ["finetune_count", "finetune_min_divergence", "required_approvals"]}),
+        ("Record", {"fields": ["created_at", "created_by"]}),
+    ]
+
+    @admin.display(description="API key")
+    def key_state(self, agent):
+        if agent.api_key_env:
+            return f"from ${agent.api_key_env}"
+        return "set" if agent.api_key else "none"
+
+    @admin.display(description="snapshot API token")
+    def ingest_token_state(self, agent):
+        return "issued (only its hash is kept)" if agent.ingest_token_hash else "none"
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+        if form.cleaned_data.get("api_key"):
+            Activity.record(request.user, "set API key", obj)
+        elif form.cleaned_data.get("clear_api_key"):
+            Activity.record(request.user, "removed API key", obj)
+
+
+@admin.register(Snapshot)
+class SnapshotAdmin(LoggedAdmin):
+    list_display = ["id", "agent", "taken_at", "source", "memory_count", "response_count",
+                    "token_count", "imported_by", "imported_at"]
+    list_filter = ["source", "agent"]
+    list_select_related = ["agent", "imported_by"]
+    date_hierarchy = "taken_at"
+    search_fields = ["agent__name"]
+    raw_id_fields = ["imported_by"]
+    readonly_fields = ["agent", "source", "imported_at", "imported_by", "node_count", "memory_count",
+                       "response_count", "token_count"]
+
+    def has_add_permission(self, request):
+        # Snapshots come in through the API, the upload page or the CLI (validated there).
+        return False
+
+
+@admin.register(Node)
+class NodeAdmin(ReadOnlyAdmin):
+    list_display = ["id", "snapshot", "section", "index", "role", "memory_key", "n_tokens", "text_start"]
+    list_filter = ["section"]
+    list_select_related = ["snapshot__agent"]
+    search_fields = ["memory_key", "text"]
+    raw_id_fields = ["snapshot", "memory"]
+    exclude = ["token_ids"]
+    readonly_fields = ["snapshot", "section", "index", "role", "memory_key", "memory", "text",
+                       "timestamp", "n_tokens"]
+    show_full_result_count = False
+
+    @admin.display(description="text")
+    def text_start(self, node):
+        return short(node.text)
+
+
+class MemoryScoreInline(admin.TabularInline):
+    model = MemoryScore
+    extra = 0
+    can_delete = False
+    fields = ["scored_at", "score", "weight", "responses", "run"]
+    readonly_fields = fields
+    ordering = ["-scored_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Memory)
+class MemoryAdmin(LoggedAdmin):
+    list_display = ["key", "agent", "weight", "last_scored", "first_seen"]
+    list_filter = ["agent"]
+    list_select_related = ["agent"]
+    search_fields = ["key", "text"]
+    readonly_fields = ["agent", "key", "weight", "last_scored", "first_seen"]
+    inlines = [MemoryScoreInline]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(MemoryScore)
+class MemoryScoreAdmin(ReadOnlyAdmin):
+    list_display = ["memory", "score", "weight", "responses", "run", "scored_at"]
+    list_select_related = ["memory", "run"]
+    search_fields = ["memory__key"]
+    raw_id_fields = ["memory", "run"]
+    date_hierarchy = "scored_at"

@@ -1,0 +1,43 @@
+"""What the admin's ModelAdmins share: activity logging, read-only views, short text."""
+
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.utils.text import Truncator
+
+from scoring.models import Activity
+
+
+def short(text, length=80):
+    return Truncator(" ".join((text or "").split())).chars(length)
+
+
+def errors_text(error):
+    return "; ".join(error.messages) if isinstance(error, ValidationError) else str(error)
+
+
+class LoggedAdmin(admin.ModelAdmin):
+    """Edits and deletions made in the admin go to the activity log too."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        verb = "changed in admin" if change else "added in admin"
+        Activity.record(request.user, verb, obj, fields=sorted(form.changed_data))
+
+    def delete_model(self, request, obj):
+        Activity.record(request.user, "deleted in admin", obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            Activity.record(request.user, "deleted in admin", obj)
+        super().delete_queryset(request, queryset)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Viewable (and, for superusers, deletable) but never added or edited by hand."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
