@@ -1,0 +1,143 @@
+"""Cleaned snapshot → rows: tokenize what came without token ids, upsert the
+agent's memories, and write the snapshot, its nodes and the log entry at once."""
+
+from concurrent.futures import ThreadPoolExecutor, as_completed
+
+from django.db import transaction
+from django.db.models import Max
+
+from scoring.client import InferenceClient, InferenceError, call_with_retries
+from scoring.importing.validate import validate_snapshot
+from scoring.models import Activity, Memory, Node, Snapshot
+from scoring.models.snapshots import SECTION_ORDER
+
+# /tokenize calls in flight at once when a snapshot comes without token ids.
+TOKENIZE_CONCURRENCY = 16
+# A tokenize failure fails the whole import, and the API caller is waiting.
+TOKENIZE_ATTEMPTS = 2
+
+
+class TokenizeError(Exception):
+    """The inference server could not tokenize a node: nothing was imported."""
+
+
+def _unsaved_nodes(cleaned):
+    nodes = []
+    for section in SECTION_ORDER:
+        for index, item in enumerate(cleaned["sections"][section]):
+            node = Node(
+                section=section,
+                index=index,
+                role=item["role"],
+                memory_key=item["memory_key"],
+                text=item["text"],
+                timestamp=item["timestamp"],
+            )
+            if item["token_ids"] is not None:
+                node.token_ids = item["token_ids"]
+            nodes.append(node)
+    return nodes
+
+
+def tokenize_missing(agent, nodes):
+    """Fill `token_ids` of nodes that have none from the agent's server's /tokenize.
+
+    Each distinct rendered text is tokenized once, TOKENIZE_CONCURRENCY at a
+    time; the first failure stops the rest and raises TokenizeError.
+    """
+    todo = {}
+    for node in nodes:
+        if node.token_ids is None or node.token_ids == []:
+            todo.setdefault(agent.render_node(node), []).append(node)
+    if not todo:
+        return
+    with InferenceClient.for_agent(agent) as client:
+        def tokenize(text):
+            return call_with_retries(lambda: client.tokenize(text), attempts=TOKENIZE_ATTEMPTS)
+
+        with ThreadPoolExecutor(max_workers=min(TOKENIZE_CONCURRENCY, len(todo))) as pool:
+            futures = {pool.submit(tokenize, text): text for text in todo}
+            try:
+                for future in as_completed(futures):
+                    ids = future.result()
+                    for node in todo[futures[future]]:
+                        node.token_ids = ids
+            except InferenceError as e:
+                pool.shutdown(wait=False, cancel_futures=True)
+                first = todo[futures[future]][0]
+                raise TokenizeError(
+                    f"the inference server at {agent.base_url} could not tokenize "
+                    f"{first.section}[{first.index}]: {e}"
+                ) from None
+
+
+def _memories_for(agent, nodes, taken_at):
+    """Upsert the agent's Memory rows for the keys in nodes; return {key: Memory}.
+
+    The text kept is the one of the newest snapshot: an older snapshot imported
+    late creates missing keys but does not overwrite newer texts.
+    """
+    latest_text = {}
+    for node in nodes:
+        if node.memory_key:
+            latest_text[node.memory_key] = node.text  # the last occurrence wins
+    if not latest_text:
+        return {}
+    # ignore_conflicts: a concurrent import of the same agent may create a key first.
+    Memory.objects.bulk_create(
+        [Memory(agent=agent, key=key, text=text) for key, text in latest_text.items()],
+        ignore_conflicts=True,
+        batch_size=500,
+    )
+    memories = {m.key: m for m in Memory.objects.filter(agent=agent, key__in=list(latest_text))}
+    newest = agent.snapshots.aggregate(newest=Max("taken_at"))["newest"]
+    if newest is None or taken_at >= newest:
+        changed = []
+        for key, memory in memories.items():
+            if memory.text != latest_text[key]:
+                memory.text = latest_text[key]
+                changed.append(memory)
+        Memory.objects.bulk_update(changed, ["text"], batch_size=500)
+    return memories
+
+
+def import_snapshot(agent, data, *, by=None, source=Snapshot.Source.UPLOAD, actor_name=None):
+    """Validate, tokenize what needs it, and store one snapshot of `agent`.
+
+    Raises SnapshotError (invalid input) or TokenizeError (server failed);
+    in both cases nothing is written.
+    """
+    cleaned = validate_snapshot(data, agent=agent)
+    nodes = _unsaved_nodes(cleaned)
+    tokenize_missing(agent, nodes)
+
+    with transaction.atomic():
+        # Computed before this snapshot exists, so "newest" means the others.
+        memories = _memories_for(agent, nodes, cleaned["taken_at"])
+        snapshot = Snapshot.objects.create(
+            agent=agent,
+            taken_at=cleaned["taken_at"],
+            imported_by=by if by is not None and by.is_authenticated else None,
+            source=source,
+            node_count=len(nodes),
+            memory_count=len(memories),
+            response_count=sum(1 for n in nodes if n.is_response),
+            token_count=sum(len(n.token_ids) for n in nodes),
+        )
+        for node in nodes:
+            node.snapshot = snapshot
+            node.n_tokens = len(node.token_ids)
+            node.memory = memories.get(node.memory_key) if node.memory_key else None
+        Node.objects.bulk_create(nodes, batch_size=1000)
+        Activity.record(
+            by,
+            "imported snapshot",
+            snapshot,
+            actor_name=actor_name,
+            source=source,
+            nodes=snapshot.node_count,
+            memories=snapshot.memory_count,
+            responses=snapshot.response_count,
+            tokens=snapshot.token_count,
+        )
+    return snapshot

@@ -1,0 +1,195 @@
+"""Data → cleaned snapshot: every problem found, each naming its field."""
+
+import re
+from datetime import UTC, datetime
+
+from scoring.importing.parse import SnapshotError
+from scoring.models import Memory, Node, Section
+from scoring.models.snapshots import SECTION_ORDER
+
+# Past this many problems the rest are summarised: a snapshot with a systematic
+# mistake would otherwise produce thousands of lines nobody reads.
+MAX_ERRORS = 50
+TOP_LEVEL_FIELDS = ("agent", "taken_at", *[s.value for s in SECTION_ORDER])
+NODE_FIELDS = ("role", "memory", "text", "timestamp", "token_ids")
+# Memories are what scoring removes, and it only looks in these sections.
+MEMORY_SECTIONS = (Section.IDENTITY, Section.CONVERSATION)
+ROLE_MAX = Node._meta.get_field("role").max_length
+KEY_MAX = Memory._meta.get_field("key").max_length
+MAX_TOKEN_ID = 2**31 - 1
+_DATETIME_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+class _Errors:
+    def __init__(self):
+        self.messages = []
+        self.dropped = 0
+
+    def add(self, path, message):
+        if len(self.messages) < MAX_ERRORS:
+            self.messages.append(f"{path}: {message}")
+        else:
+            self.dropped += 1
+
+    def raise_if_any(self):
+        if self.messages:
+            messages = list(self.messages)
+            if self.dropped:
+                messages.append(f"... and {self.dropped} more errors")
+            raise SnapshotError(messages)
+
+
+def _parse_datetime(value):
+    """An aware datetime, or None if value is not an ISO 8601 date-time string."""
+    if not isinstance(value, str) or not _DATETIME_SHAPE.match(value):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        # Documented: a time without an offset is UTC.
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _is_int(value):
+    # bool is an int in Python, but `true` is not a token id.
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_duplicates(obj, path, errors):
+    for key in getattr(obj, "duplicate_keys", ()):
+        errors.add(f"{path}.{key}" if path else key, "appears more than once in the same object")
+
+
+def _clean_node(node, section, path, errors):
+    """One node → {"role", "memory_key", "text", "timestamp", "token_ids"},
+    adding its problems to `errors` (None if it is not even an object)."""
+    if not isinstance(node, dict):
+        errors.add(path, f"must be an object, not {_json_type(node)}")
+        return None
+    _check_duplicates(node, path, errors)
+    for key in node:
+        if key not in NODE_FIELDS:
+            errors.add(f"{path}.{key}", f"unknown field (a node has {', '.join(NODE_FIELDS)})")
+    role, key = node.get("role"), node.get("memory")
+    _check_role_or_memory(node, section, path, errors)
+
+    text = node.get("text")
+    if "text" not in node:
+        errors.add(f"{path}.text", "required")
+    elif not isinstance(text, str):
+        errors.add(f"{path}.text", f"must be a string, not {_json_type(text)}")
+
+    timestamp = None
+    if node.get("timestamp") is not None:
+        timestamp = _parse_datetime(node["timestamp"])
+        if timestamp is None:
+            errors.add(f"{path}.timestamp", "not an ISO 8601 date-time")
+
+    return {
+        "role": role if isinstance(role, str) and "memory" not in node else "",
+        "memory_key": key if isinstance(key, str) and "role" not in node else "",
+        "text": text if isinstance(text, str) else "",
+        "timestamp": timestamp,
+        "token_ids": _clean_token_ids(node.get("token_ids"), f"{path}.token_ids", errors),
+    }
+
+
+def _check_role_or_memory(node, section, path, errors):
+    """A node is a message (a "role") or a memory (its key), never both."""
+    role, key = node.get("role"), node.get("memory")
+    if "role" in node and "memory" in node:
+        errors.add(path, 'a node has either "role" or "memory", not both')
+    elif "role" in node:
+        if not isinstance(role, str) or not role.strip():
+            errors.add(f"{path}.role", "must be a non-empty string")
+        elif len(role) > ROLE_MAX or any(c.isspace() for c in role):
+            errors.add(f"{path}.role", f"must be one word of at most {ROLE_MAX} characters")
+    elif "memory" in node:
+        if not isinstance(key, str) or not key.strip():
+            errors.add(f"{path}.memory", "must be a non-empty string (the memory's key)")
+        elif len(key) > KEY_MAX:
+            errors.add(f"{path}.memory", f"longer than {KEY_MAX} characters")
+        elif section not in MEMORY_SECTIONS:
+            errors.add(f"{path}.memory", "memories belong in identity or conversation")
+    else:
+        errors.add(path, 'needs "role" (a message) or "memory" (a memory key)')
+
+
+def _clean_token_ids(token_ids, path, errors):
+    """The node's token ids as given (None when absent, to be tokenized)."""
+    if token_ids is None:
+        return None
+    if not isinstance(token_ids, list):
+        errors.add(path, "must be a list of integers")
+        return None
+    if not token_ids:
+        errors.add(path, "must not be empty (leave it out to have it tokenized)")
+    # A fast path for the common, valid case: 200k ids must not crawl.
+    elif not all(_is_int(t) and 0 <= t <= MAX_TOKEN_ID for t in token_ids):
+        for i, t in enumerate(token_ids):
+            if not _is_int(t):
+                errors.add(f"{path}[{i}]", "not an integer")
+            elif not 0 <= t <= MAX_TOKEN_ID:
+                errors.add(f"{path}[{i}]", "not a token id (out of range)")
+    return token_ids
+
+
+def _json_type(value):
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string",
+            list: "a list"}.get(type(value), "an object")
+
+
+def validate_snapshot(data, *, agent=None):
+    """Check data against the snapshot format; return it cleaned or raise SnapshotError.
+
+    With `agent`, the snapshot's "agent" must be that agent's name. Cleaned:
+    {"agent": str, "taken_at": datetime, "sections": {Section: [node, ...]}}
+    where a node is {"role", "memory_key", "text", "timestamp", "token_ids"}.
+    """
+    errors = _Errors()
+    if not isinstance(data, dict):
+        raise SnapshotError([f"snapshot: must be a JSON object, not {_json_type(data)}"])
+    _check_duplicates(data, "", errors)
+    for key in data:
+        if key not in TOP_LEVEL_FIELDS:
+            errors.add(key, f"unknown field (a snapshot has {', '.join(TOP_LEVEL_FIELDS)})")
+
+    name = data.get("agent")
+    if "agent" not in data:
+        errors.add("agent", "required (the agent's name)")
+    elif not isinstance(name, str) or not name.strip():
+        errors.add("agent", "must be a non-empty string")
+    elif agent is not None and name != agent.name:
+        errors.add("agent", f"{name!r} does not match the agent {agent.name!r} it is imported into")
+
+    taken_at = None
+    if "taken_at" not in data:
+        errors.add("taken_at", "required (when the snapshot was taken)")
+    else:
+        taken_at = _parse_datetime(data["taken_at"])
+        if taken_at is None:
+            errors.add("taken_at", "not an ISO 8601 date-time")
+
+    sections = {}
+    for section in SECTION_ORDER:
+        nodes = data.get(section.value)
+        if section.value not in data:
+            errors.add(section.value, "required (a list of nodes, possibly empty)")
+            continue
+        if not isinstance(nodes, list):
+            errors.add(section.value, f"must be a list of nodes, not {_json_type(nodes)}")
+            continue
+        sections[section] = [
+            _clean_node(node, section, f"{section.value}[{i}]", errors)
+            for i, node in enumerate(nodes)
+        ]
+    if data.get(Section.CONVERSATION.value) == []:
+        errors.add("conversation", "must not be empty")
+
+    errors.raise_if_any()
+    return {"agent": name, "taken_at": taken_at, "sections": sections}
