@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from scoring.engine import run_inline, start_run
-from scoring.engine.matrix import load_matrix
+from scoring.heatmap.matrix import load_matrix
 from scoring.models import CellScore, Node
 from tests.conftest import NO_FAULTS
 from tests.engine_support import make_snapshot, private_refserver  # noqa: F401

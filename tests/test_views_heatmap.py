@@ -43,6 +43,8 @@ def test_it_renders_the_page_shell(cast, run):
     assert reverse("heatmap_csv", args=[run.pk]) in page.text
     assert "<noscript>" in page.text
     assert "memscore/heatmap.js" in page.text
+    # One definition of harmful: scoring.maths.HARMFUL_NATS, as on the memories pages.
+    assert "harmful: predicted more than 0.5 nats better without it" in page.text
     # Keys and texts travel in the JSON only, never into the HTML.
     assert XSS not in page.text
 
@@ -60,7 +62,7 @@ def test_it_packs_the_cells_as_json(cast, run):
     assert data["snippets"][0] == "First answer " + "x" * 66 + "…"
     assert len(data["snippets"][0]) == 80
     assert data["snippets"][1] == f"Second {XSS} answer"
-    assert data["unit"] == 0.001 and data["zero"] == 0.01
+    assert data["unit"] == 0.001 and data["zero"] == 0.01 and data["harm"] == 0.5
     # Signed thousandths, row-major; a failed cell is null and a zero is 0.
     assert data["values"] == [1235, 5, None, -700, None, 0]
     # The cell not scored yet is null too, but listed as missing, not failed.
@@ -84,14 +86,30 @@ def test_it_sends_gzip_and_answers_304_when_unchanged(cast, run):
     response = client.get(url, HTTP_ACCEPT_ENCODING="gzip, deflate")
     assert response["Content-Encoding"] == "gzip"
     assert json.loads(gzip.decompress(response.content))["values"] == [1235, 5, None, -700, None, 0]
+    assert response["ETag"].startswith('"heatmap-v2-')
     again = client.get(url, HTTP_IF_NONE_MATCH=response["ETag"])
     assert again.status_code == 304 and again.content == b""
+    for answer in (response, again):
+        assert answer["ETag"] == response["ETag"]
+        assert answer["Cache-Control"] == "private, no-cache"
+        assert answer["Vary"] == "Accept-Encoding, Cookie"
+    plain = client.get(url, HTTP_IF_NONE_MATCH='"something-else"')
+    assert plain.status_code == 200 and "Content-Encoding" not in plain
+    assert plain.json()["values"] == [1235, 5, None, -700, None, 0]
+
+
+def test_it_answers_403_before_304(cast, run):
+    etag = cast.client_for(cast.viewer).get(reverse("heatmap_data", args=[run.pk]))["ETag"]
+    response = cast.client_for(cast.outsider).get(reverse("heatmap_data", args=[run.pk]), HTTP_IF_NONE_MATCH=etag)
+    assert response.status_code == 403
 
 
 def test_it_does_not_cache_an_active_run(cast, agent):
     run = matrix_run(agent, [[0.5, MISSING]], status=RunStatus.RUNNING, finished=False)
     client = cast.client_for(cast.viewer)
-    assert client.get(reverse("heatmap_data", args=[run.pk])).json()["values"] == [500, None]
+    first = client.get(reverse("heatmap_data", args=[run.pk]))
+    assert first.json()["values"] == [500, None]
+    assert first["Cache-Control"] == "no-store" and "ETag" not in first
     CellScore.objects.create(run=run, memory=run.memories[0], response_id=run.response_ids[1], delta=2.0)
     data = client.get(reverse("heatmap_data", args=[run.pk])).json()
     assert data["values"] == [500, 2000]
@@ -150,9 +168,18 @@ def test_it_says_a_failed_cell_failed_and_a_harmful_one_harms(cast, run):
     failed = client.get(reverse("heatmap_cell", args=[run.pk, alice.pk, run.response_ids[2]]), HTTP_HX_REQUEST="true")
     assert "failed" in failed.text and "not zero" in failed.text
     harmful = client.get(reverse("heatmap_cell", args=[run.pk, evil.pk, run.response_ids[0]]), HTTP_HX_REQUEST="true")
-    # -0.7 nats: better without it, but not enough to call the memory harmful here.
-    assert "slightly better without it" in harmful.text and "-0.700" in harmful.text
-    assert ">harmful<" not in harmful.text
+    # -0.7 nats: past maths.HARMFUL_NATS, the one threshold for cells and memories.
+    assert ">harmful<" in harmful.text and "-0.700" in harmful.text
+
+
+def test_it_says_a_slightly_negative_cell_is_not_harmful(cast, agent):
+    run = matrix_run(agent, [[-0.3, -0.005]], keys=["mild"])
+    client = cast.client_for(cast.viewer)
+    mild = client.get(reverse("heatmap_cell", args=[run.pk, run.memories[0].pk, run.response_ids[0]]))
+    assert "slightly better without it" in mild.text and "-0.300" in mild.text
+    assert ">harmful<" not in mild.text and "only below −0.5" in mild.text
+    noise = client.get(reverse("heatmap_cell", args=[run.pk, run.memories[0].pk, run.response_ids[1]]))
+    assert "no effect" in noise.text
 
 
 def test_it_404s_a_cell_outside_the_run(cast, run, agent):

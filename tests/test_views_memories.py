@@ -75,6 +75,32 @@ def test_it_filters_by_flag(cast, run, agent):
     assert ">harmful</a>" in harmful and ">netneg</a>" in harmful and ">never</a>" not in harmful
 
 
+def test_it_searches_keys_and_texts(cast, run, agent):
+    client = cast.client_for(cast.viewer)
+    html = client.get(reverse("memory_list", args=[agent.pk]), {"q": "  USE "}).text
+    assert ">useful</a>" in html and ">never</a>" not in html
+    assert 'value="USE"' in html
+    by_text = client.get(reverse("memory_list", args=[agent.pk]), {"q": "nn"}).text
+    assert ">netneg</a>" in by_text and ">useful</a>" not in by_text
+    nothing = client.get(reverse("memory_list", args=[agent.pk]), {"q": "zzz", "flag": "never"}).text
+    assert "No memories match" in nothing
+
+
+def test_it_ignores_an_unknown_flag(cast, run, agent):
+    html = cast.client_for(cast.viewer).get(reverse("memory_list", args=[agent.pk]), {"flag": "bogus"}).text
+    assert ">useful</a>" in html and ">never</a>" in html
+
+
+def test_its_sort_links_keep_the_filters_and_leave_the_page(cast, run, agent):
+    html = cast.client_for(cast.viewer).get(
+        reverse("memory_list", args=[agent.pk]), {"flag": "harmful", "q": "h", "page": "1", "sort": "key"}
+    ).text
+    # key is the current sort (ascending): its link flips it; others start descending.
+    assert 'href="?flag=harmful&amp;q=h&amp;sort=-key"' in html
+    assert 'href="?flag=harmful&amp;q=h&amp;sort=-importance_max"' in html
+    assert "page=" not in html
+
+
 def test_it_sorts_by_key_weight_and_last_scored(cast, run, agent):
     from django.utils import timezone
 
@@ -138,6 +164,18 @@ def test_it_shows_where_a_harmful_memory_hurts(cast, run):
     assert "Responses predicted better without it" in html
     assert "-2.500" in html
     assert reverse("heatmap_cell", args=[run.pk, harmful.pk, run.response_ids[1]]) in html
+    # The cell is harmful by itself too (below -0.5 nats): marked so.
+    assert 'nats better without it: harmful">-2.500</span>' in html
+
+
+def test_it_lists_cells_slightly_better_without_it_unmarked(cast, run):
+    netneg = run.memories[3]
+    html = cast.client_for(cast.viewer).get(reverse("memory_detail", args=[netneg.pk])).text
+    # Harmful on balance (12 × -0.06), but no one cell is past the threshold.
+    assert ">harmful</span>" in html and "more than 0.5 nats better without it on balance" in html
+    assert "Responses predicted better without it" in html
+    assert '<td class="num">-0.060</td>' in html
+    assert 'harmful">-0.060' not in html
 
 
 def test_it_explains_a_memory_never_scored(cast, agent):

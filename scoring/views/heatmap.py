@@ -1,9 +1,8 @@
 """A run's memories × responses heatmap: the page, its data, a CSV and one cell.
 
 The page is a shell; static/memscore/heatmap.js fetches `heatmap_data` and
-draws every cell on one canvas. The payload is packed for 500 × 2,000 cells:
-flat row-major integers in thousandths, keys and response snippets once,
-gzipped and cached once the run has finished (its cells can no longer change).
+draws every cell on one canvas. The data is scoring.heatmap.payload's packed
+JSON, read through scoring.heatmap.matrix; every threshold is scoring.maths's.
 """
 
 import csv
@@ -12,17 +11,24 @@ import gzip
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import path, reverse
+from django.views.decorators.http import condition
 
+from scoring import maths
 from scoring.access import get_run_for_user, require_perm
-from scoring.engine.matrix import load_matrix_arrays
-from scoring.heatmaps import cache_key, cached_payload, pack
+from scoring.heatmap.matrix import load_matrix_arrays
+from scoring.heatmap.payload import cache_key, cached_payload, pack
 from scoring.models import CellScore, Memory, Node, ScoreCall
-from scoring.models.runs import HARMFUL_CELL_DELTA, ZERO_THRESHOLD
+
+
+def _get_heatmap_run(request, pk):
+    """The run, if the user may see it and its cells (404 / 403 otherwise)."""
+    run = get_run_for_user(request, pk)
+    require_perm(request, "scoring.view_cellscore")
+    return run
 
 
 def heatmap(request, pk):
-    run = get_run_for_user(request, pk)
-    require_perm(request, "scoring.view_cellscore")
+    run = _get_heatmap_run(request, pk)
     cell_url = reverse("heatmap_cell", args=[run.pk, 0, 0])
     return render(
         request,
@@ -32,8 +38,8 @@ def heatmap(request, pk):
             "data_url": reverse("heatmap_data", args=[run.pk]),
             # heatmap.js appends "<memory_id>/<response_id>/".
             "cell_base_url": cell_url[: -len("0/0/")],
-            "zero_threshold": ZERO_THRESHOLD,
-            "harmful_delta": HARMFUL_CELL_DELTA,
+            "zero_threshold": maths.ZERO_THRESHOLD,
+            "harmful_nats": maths.HARMFUL_NATS,
             "memory_count": run.snapshot.memory_count,
             "response_count": run.snapshot.response_count,
         },
@@ -41,35 +47,35 @@ def heatmap(request, pk):
 
 
 def heatmap_data(request, pk):
-    run = get_run_for_user(request, pk)
-    require_perm(request, "scoring.view_cellscore")
+    run = _get_heatmap_run(request, pk)
     if run.is_active:
-        # An active run's cells change every second: always fresh, never stored.
+        # An active run's cells change every second: always fresh, never
+        # stored, no ETag.
         response = HttpResponse(pack(run), content_type="application/json")
         response["Cache-Control"] = "no-store"
         return response
-
-    key = cache_key(run)
-    etag = f'"{key}"'
-    if etag in request.headers.get("If-None-Match", ""):
-        response = HttpResponse(status=304)
-    else:
-        compressed = cached_payload(run)
-        if "gzip" in request.headers.get("Accept-Encoding", ""):
-            response = HttpResponse(compressed, content_type="application/json")
-            response["Content-Encoding"] = "gzip"
-        else:
-            response = HttpResponse(gzip.decompress(compressed), content_type="application/json")
-    # Browsers keep it but ask again each time (a cheap 304 while it holds).
+    response = _finished_payload(request, run)
+    # On the 304s too: browsers keep it but ask again each time (a cheap 304
+    # while it holds).
     response["Cache-Control"] = "private, no-cache"
-    response["ETag"] = etag
     response["Vary"] = "Accept-Encoding, Cookie"
     return response
 
 
+@condition(etag_func=lambda request, run: cache_key(run))
+def _finished_payload(request, run):
+    """A finished run's payload, gzipped when the browser takes it (a 304 from
+    condition() when its ETag, the cache key, still matches)."""
+    compressed = cached_payload(run)
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        response = HttpResponse(compressed, content_type="application/json")
+        response["Content-Encoding"] = "gzip"
+        return response
+    return HttpResponse(gzip.decompress(compressed), content_type="application/json")
+
+
 def heatmap_csv(request, pk):
-    run = get_run_for_user(request, pk)
-    require_perm(request, "scoring.view_cellscore")
+    run = _get_heatmap_run(request, pk)
     memories, responses, deltas, failed = load_matrix_arrays(run)
 
     def rows():
@@ -81,9 +87,8 @@ def heatmap_csv(request, pk):
             for j, response in enumerate(responses):
                 delta = deltas[i, j]
                 if delta == delta:  # not NaN
-                    importance = delta if delta > ZERO_THRESHOLD else 0.0
                     state = "scored"
-                    cells = [f"{delta:.6g}", f"{importance:.6g}"]
+                    cells = [f"{delta:.6g}", f"{maths.cell_importance(delta):.6g}"]
                 else:
                     state = "failed" if failed[i, j] else "missing"
                     cells = ["", ""]
@@ -108,8 +113,7 @@ def _csv_text(value):
 
 
 def heatmap_cell(request, pk, memory_id, response_id):
-    run = get_run_for_user(request, pk)
-    require_perm(request, "scoring.view_cellscore")
+    run = _get_heatmap_run(request, pk)
     memory = Memory.objects.filter(agent_id=run.agent_id, pk=memory_id).first()
     response = Node.objects.responses().filter(snapshot_id=run.snapshot_id, pk=response_id).first()
     if memory is None or response is None:
@@ -135,9 +139,11 @@ def heatmap_cell(request, pk, memory_id, response_id):
         "response": response,
         "cell": cell,
         "call_error": call_error,
-        "harmful": cell is not None and not cell.failed and cell.delta < -HARMFUL_CELL_DELTA,
-        "better_without": cell is not None and not cell.failed and cell.delta < -ZERO_THRESHOLD,
-        "harmful_delta": HARMFUL_CELL_DELTA,
+        # A failed cell's delta is None: no importance, neither flag.
+        "importance": maths.cell_importance(cell.delta) if cell is not None else None,
+        "harmful": cell is not None and maths.is_harmful(cell.delta),
+        "better_without": cell is not None and maths.is_better_without(cell.delta),
+        "harmful_nats": maths.HARMFUL_NATS,
     }
     template = "scoring/heatmap_cell.html"
     if request.htmx:

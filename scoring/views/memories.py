@@ -1,4 +1,9 @@
-"""An agent's memories: which matter, which never do, which do harm."""
+"""An agent's memories: which matter, which never do, which do harm.
+
+Importance and flags come from the cells of the agent's latest finished full
+run, aggregated in SQL; every formula is scoring.maths's, and the SQL that
+repeats one says which (tests/test_maths_mirrors.py checks they agree).
+"""
 
 from django.core.cache import cache
 from django.core.paginator import Paginator
@@ -6,15 +11,11 @@ from django.db.models import Case, Count, F, FloatField, Max, Min, Q, Sum, Value
 from django.shortcuts import render
 from django.urls import path
 
+from scoring import maths
 from scoring.access import get_agent_for_user, get_memory_for_user, require_perm
+from scoring.filters import MEMORY_FLAGS, MemoryFilter
 from scoring.models import CellScore, MemoryScore, Node, ScoringRun
-from scoring.models.runs import HARMFUL_DELTA, ZERO_THRESHOLD, Mode, RunStatus
-
-# "Never matters": no cell above ZERO_THRESHOLD over at least this many
-# scored responses (fewer responses are not enough evidence).
-NEVER_MATTERS_MIN_RESPONSES = 10
-# "Harmful": one response predicted this much better without the memory, or
-# the signed deltas summing to less than minus this.
+from scoring.models.runs import Mode, RunStatus
 
 SORTS = {
     "key": "key",
@@ -23,7 +24,6 @@ SORTS = {
     "importance_sum": "importance (sum)",
     "importance_max": "importance (max)",
 }
-FLAGS = {"never": "never matters", "harmful": "harmful"}
 FINISHED = [RunStatus.SUCCEEDED, RunStatus.PARTIAL]
 
 
@@ -36,9 +36,29 @@ def latest_full_run(agent):
 
 
 def _importance():
-    """A cell's clamped importance in SQL: delta above the threshold, else 0."""
+    """A cell's importance in SQL; mirrors scoring.maths.cell_importance (a
+    failed cell's NULL delta falls to 0 here, so callers filter failed=False)."""
     return Case(
-        When(delta__gt=ZERO_THRESHOLD, then=F("delta")), default=Value(0.0), output_field=FloatField()
+        When(delta__gt=maths.ZERO_THRESHOLD, then=F("delta")), default=Value(0.0), output_field=FloatField()
+    )
+
+
+def memory_stats_query(run):
+    """One row per memory of the run's cells; each aggregate mirrors a
+    scoring.maths function over the memory's deltas. SQL's SUM and MAX of no
+    rows are NULL where maths's sums give 0: read them only when scored > 0."""
+    scored = Q(failed=False)
+    return (
+        CellScore.objects.filter(run=run)
+        .values("memory_id")
+        .annotate(
+            importance_sum=Sum(_importance(), filter=scored),  # mirrors maths.importance_sum
+            importance_max=Max(_importance(), filter=scored),  # mirrors maths.importance_max
+            min_delta=Min("delta"),
+            net=Sum("delta"),  # mirrors maths.net_delta (a failed cell's delta is NULL)
+            scored=Count("id", filter=scored),
+            failed_cells=Count("id", filter=Q(failed=True)),
+        )
     )
 
 
@@ -49,34 +69,11 @@ def run_memory_stats(run):
     key = f"memory-stats:v1:{run.pk}:{run.status}:{run.calls_done}:{run.calls_failed}"
     stats = cache.get(key)
     if stats is None:
-        rows = (
-            CellScore.objects.filter(run=run)
-            .values("memory_id")
-            .annotate(
-                importance_sum=Sum(_importance(), filter=Q(failed=False)),
-                importance_max=Max(_importance(), filter=Q(failed=False)),
-                min_delta=Min("delta"),
-                net=Sum("delta"),
-                scored=Count("id", filter=Q(failed=False)),
-                failed_cells=Count("id", filter=Q(failed=True)),
-            )
-        )
-        stats = {row.pop("memory_id"): row for row in rows}
+        stats = {row.pop("memory_id"): row for row in memory_stats_query(run)}
         for row in stats.values():
-            row["flags"] = flags_for(row)
+            row["flags"] = maths.memory_flags(row["scored"], row["importance_max"], row["net"])
         cache.set(key, stats, 24 * 3600)
     return stats
-
-
-def flags_for(row):
-    flags = []
-    if row["scored"] >= NEVER_MATTERS_MIN_RESPONSES and (row["importance_max"] or 0) <= ZERO_THRESHOLD:
-        flags.append("never")
-    # Net, not any one cell: leaving out any memory makes a few unrelated
-    # responses slightly more likely, so single cells below zero are common.
-    if row["scored"] and row["net"] < -HARMFUL_DELTA:
-        flags.append("harmful")
-    return flags
 
 
 def memory_list(request, agent_id):
@@ -84,27 +81,20 @@ def memory_list(request, agent_id):
     require_perm(request, "scoring.view_memory")
     run = latest_full_run(agent)
     stats = run_memory_stats(run)
-
+    memory_filter = MemoryFilter(
+        request.GET or None,
+        agent.memories.only("id", "key", "weight", "last_scored", "text"),
+        flags_by_memory={pk: s["flags"] for pk, s in stats.items()},
+    )
     sort = request.GET.get("sort", "-importance_sum" if run else "key")
     sort = sort if sort.lstrip("-") in SORTS else "key"
-    flag = request.GET.get("flag", "")
-    search = request.GET.get("q", "").strip()
 
-    memories = agent.memories.all()
-    if search:
-        memories = memories.filter(Q(key__icontains=search) | Q(text__icontains=search))
-    rows = []
-    for memory in memories.only("id", "key", "weight", "last_scored", "text"):
+    rows = list(memory_filter.qs)
+    for memory in rows:
         memory.stats = stats.get(memory.pk)
         memory.flags = memory.stats["flags"] if memory.stats else []
-        if flag in FLAGS and flag not in memory.flags:
-            continue
-        rows.append(memory)
-    rows = _sorted(rows, sort)
-
-    page = Paginator(rows, 100).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    page = Paginator(_sorted(rows, sort), 100).get_page(request.GET.get("page"))
+    chosen = memory_filter.form.cleaned_data if memory_filter.is_bound else {}
     return render(
         request,
         "scoring/memory_list.html",
@@ -113,17 +103,14 @@ def memory_list(request, agent_id):
             "run": run,
             "page": page,
             "sort": sort,
-            "flag": flag,
-            "search": search,
-            "flags": FLAGS,
-            "query": query.urlencode(),
-            "columns": _sort_links(sort, _without(request.GET, "sort", "page")),
-            "counts": {
-                name: sum(1 for s in stats.values() if name in s["flags"]) for name in FLAGS
-            },
-            "never_min": NEVER_MATTERS_MIN_RESPONSES,
-            "harmful_delta": HARMFUL_DELTA,
-            "zero_threshold": ZERO_THRESHOLD,
+            "flag": chosen.get("flag", ""),
+            "search": chosen.get("q", ""),
+            "flags": MEMORY_FLAGS,
+            "columns": _sort_columns(sort),
+            "counts": {name: sum(1 for s in stats.values() if name in s["flags"]) for name in MEMORY_FLAGS},
+            "never_min": maths.NEVER_MATTERS_MIN_RESPONSES,
+            "harmful_nats": maths.HARMFUL_NATS,
+            "zero_threshold": maths.ZERO_THRESHOLD,
         },
     )
 
@@ -150,26 +137,19 @@ def _sorted(rows, sort):
     return present + absent
 
 
-def _sort_links(current, base_query):
-    """Header links: a column sorts descending first (key ascending), then flips."""
-    links = {}
-    for name in SORTS:
-        first = name if name == "key" else f"-{name}"
+def _sort_columns(current):
+    """Header links' targets (the template builds them with {% querystring %}):
+    a column sorts descending first (key ascending), then flips."""
+    columns = {}
+    for name, label in SORTS.items():
         if current.lstrip("-") == name:
-            target = name if current.startswith("-") else f"-{name}"
-            direction = "descending" if current.startswith("-") else "ascending"
+            descending = current.startswith("-")
+            target = name if descending else f"-{name}"
+            direction = "descending" if descending else "ascending"
         else:
-            target, direction = first, ""
-        query = f"{base_query}&sort={target}" if base_query else f"sort={target}"
-        links[name] = {"label": SORTS[name], "query": query, "direction": direction}
-    return links
-
-
-def _without(params, *names):
-    query = params.copy()
-    for name in names:
-        query.pop(name, None)
-    return query.urlencode()
+            target, direction = (name if name == "key" else f"-{name}"), ""
+        columns[name] = {"label": label, "sort": target, "direction": direction}
+    return columns
 
 
 def memory_detail(request, pk):
@@ -182,11 +162,15 @@ def memory_detail(request, pk):
         .select_related("snapshot")
         .order_by("-snapshot__taken_at", "section", "index")[:50]
     )
-    top_cells = harmful_cells = []
+    top_cells = better_without_cells = []
     if run is not None:
         cells = CellScore.objects.filter(run=run, memory=memory, failed=False).select_related("response")
-        top_cells = list(cells.filter(delta__gt=ZERO_THRESHOLD).order_by("-delta")[:15])
-        harmful_cells = list(cells.filter(delta__lt=-ZERO_THRESHOLD).order_by("delta")[:10])
+        # mirrors maths.cell_importance(delta) > 0
+        top_cells = list(cells.filter(delta__gt=maths.ZERO_THRESHOLD).order_by("-delta")[:15])
+        # mirrors maths.is_better_without
+        better_without_cells = list(cells.filter(delta__lt=-maths.ZERO_THRESHOLD).order_by("delta")[:10])
+        for cell in better_without_cells:
+            cell.harmful = maths.is_harmful(cell.delta)
 
     history = list(
         MemoryScore.objects.filter(memory=memory)
@@ -207,11 +191,11 @@ def memory_detail(request, pk):
             "flags": stats["flags"] if stats else [],
             "appearances": appearances,
             "top_cells": top_cells,
-            "harmful_cells": harmful_cells,
+            "better_without_cells": better_without_cells,
             "history": history[-20:][::-1],
             "chart": chart,
-            "never_min": NEVER_MATTERS_MIN_RESPONSES,
-            "harmful_delta": HARMFUL_DELTA,
+            "never_min": maths.NEVER_MATTERS_MIN_RESPONSES,
+            "harmful_nats": maths.HARMFUL_NATS,
         },
     )
 

@@ -1,12 +1,58 @@
 // Draws a run's memories × responses heatmap on one <canvas>.
 //
-// The payload (see scoring/views/heatmap.py) is flat and row-major. Every
+// The payload (see scoring/heatmap/payload.py) is flat and row-major. Every
 // cell's colour is computed once into a Uint32Array; a draw copies those
 // colours into one ImageData, so 500 × 2,000 cells draw in milliseconds.
 // Model text (keys, responses) only ever reaches the page via textContent;
 // the cell detail is HTML rendered (and escaped) by the server.
 (function () {
   "use strict";
+
+  // The formulas, as scoring.maths defines them; tests/test_maths_mirrors.py
+  // runs these with node and checks they agree. `zero` and `harm` are the
+  // payload's thresholds (maths.ZERO_THRESHOLD and maths.HARMFUL_NATS).
+
+  // mirrors scoring.maths.cell_importance (NaN, a failed cell, stays NaN)
+  function cellImportance(delta, zero) {
+    if (delta !== delta) return NaN;
+    return delta > zero ? delta : 0;
+  }
+
+  // mirrors scoring.maths.is_harmful
+  function isHarmful(netDelta, harm) {
+    return netDelta < -harm;
+  }
+
+  // mirrors scoring.maths.is_better_without
+  function isBetterWithout(delta, zero) {
+    return delta < -zero;
+  }
+
+  // mirrors scoring.maths.importance_sum and importance_max over the cells
+  // start..end of `values` (NaN = failed, left out). max is 0, not None, when
+  // nothing was scored: it only orders rows. positives counts the cells with
+  // an importance above zero (for the colour scale).
+  function rowImportance(values, start, end, zero) {
+    var sum = 0, max = 0, positives = 0;
+    for (var i = start; i < end; i++) {
+      var x = cellImportance(values[i], zero);
+      if (!(x > 0)) continue;
+      sum += x; positives++;
+      if (x > max) max = x;
+    }
+    return { sum: sum, max: max, positives: positives };
+  }
+
+  if (typeof document === "undefined") {
+    // Loaded by node for tests/test_maths_mirrors.py: only the formulas.
+    if (typeof module !== "undefined") {
+      module.exports = {
+        cellImportance: cellImportance, isHarmful: isHarmful,
+        isBetterWithout: isBetterWithout, rowImportance: rowImportance,
+      };
+    }
+    return;
+  }
 
   var canvas = document.getElementById("heatmap-canvas");
   if (!canvas) return;
@@ -126,18 +172,15 @@
     rowMax = new Float32Array(rows); rowSum = new Float64Array(rows);
     var top = 0, positives = 0;
     for (r = 0; r < rows; r++) {
-      var mx = 0, sum = 0;
-      for (i = r * cols, j = i + cols; i < j; i++) {
-        var x = value[i];
-        if (x > zero) { sum += x; if (x > mx) mx = x; positives++; }
-      }
-      rowMax[r] = mx; rowSum[r] = sum;
-      if (mx > top) top = mx;
+      var row = rowImportance(value, r * cols, (r + 1) * cols, zero);
+      rowMax[r] = row.max; rowSum[r] = row.sum;
+      positives += row.positives;
+      if (row.max > top) top = row.max;
     }
     vmax = top || 1;
     if (positives >= 100) {
       var bins = new Uint32Array(1024), want = positives * 0.99, seen = 0;
-      for (i = 0; i < n; i++) if (value[i] > zero) bins[Math.min(1023, (value[i] / top * 1024) | 0)]++;
+      for (i = 0; i < n; i++) if (cellImportance(value[i], zero) > 0) bins[Math.min(1023, (value[i] / top * 1024) | 0)]++;
       for (j = 0; j < 1024; j++) { seen += bins[j]; if (seen >= want) break; }
       vmax = Math.max(zero * 2, top * (j + 1) / 1024);
     }
@@ -150,8 +193,8 @@
       else if (s === MISSING) color[i] = NOT_SCORED;
       else {
         var val = value[i];
-        if (val > zero) color[i] = HEAT[Math.max(12, Math.min(255, Math.round(val / vmax * 255)))];
-        else if (val < -d.harm) color[i] = HARM[Math.max(40, Math.min(255, Math.round(-val / vmax * 255)))];
+        if (cellImportance(val, zero) > 0) color[i] = HEAT[Math.max(12, Math.min(255, Math.round(val / vmax * 255)))];
+        else if (isHarmful(val, d.harm)) color[i] = HARM[Math.max(40, Math.min(255, Math.round(-val / vmax * 255)))];
         else color[i] = WHITE;
       }
     }
@@ -220,9 +263,9 @@
     if (state[i] === FAILED) return "failed: the score call failed, value unknown";
     if (state[i] === MISSING) return "not scored yet";
     var v = value[i];
-    if (v > d.zero) return "importance " + fmt(v, 3) + " nats";
-    if (v < -d.harm) return "harmful: " + fmt(v, 3) + " nats (predicted better without it)";
-    if (v < -d.zero) return "slightly better without it (" + fmt(v, 3) + " nats, not flagged)";
+    if (cellImportance(v, d.zero) > 0) return "importance " + fmt(v, 3) + " nats";
+    if (isHarmful(v, d.harm)) return "harmful: " + fmt(v, 3) + " nats (predicted better without it)";
+    if (isBetterWithout(v, d.zero)) return "slightly better without it (" + fmt(v, 3) + " nats, not flagged)";
     return "no effect (" + fmt(v, 3) + ", counts as zero)";
   }
 

@@ -1,16 +1,19 @@
+"""export_matrix: a run's memories × responses importances as CSV or JSON."""
+
 import csv
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from scoring.engine.matrix import clamp, load_matrix
+from scoring.heatmap.matrix import load_matrix
+from scoring.maths import ZERO_THRESHOLD, cell_importance
 from scoring.models import ScoringRun
 
 
 class Command(BaseCommand):
     help = (
         "Write a run's memories × responses matrix to stdout. Cells are divergences "
-        "(deltas at or below 0.01 count as 0), empty/null where the cell failed."
+        f"(deltas at or below {ZERO_THRESHOLD} count as 0), empty/null where the cell failed."
     )
 
     def add_arguments(self, parser):
@@ -26,7 +29,7 @@ class Command(BaseCommand):
             raise CommandError(f"run {run} ({found.get_mode_display()}) has no memory × response cells")
         if found.is_active:
             self.stderr.write(f"run {run} is still {found.get_status_display()}: missing cells are empty")
-        cells = [[clamp(d) for d in row] for row in matrix["deltas"]]
+        cells = [[cell_importance(d) for d in row] for row in matrix["deltas"]]
         if format == "json":
             self.stdout.write(json.dumps({
                 "memories": [m["key"] for m in matrix["memories"]],

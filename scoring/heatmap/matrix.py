@@ -8,7 +8,6 @@ import numpy as np
 from django.db import connection
 
 from scoring.models import CellScore, Node, ScoreCall
-from scoring.models.runs import ZERO_THRESHOLD
 
 
 def load_matrix(run, *, cells=True):
@@ -83,8 +82,8 @@ def cell_arrays(run, memories, responses):
     if not len(rows):
         return deltas, failed
     cell_memory, cell_response = rows[:, 0].astype(np.int64), rows[:, 1].astype(np.int64)
-    r = memory_order[np.clip(np.searchsorted(memory_ids, cell_memory, sorter=memory_order), 0, len(memory_ids) - 1)]
-    c = response_order[np.clip(np.searchsorted(response_ids, cell_response, sorter=response_order), 0, len(response_ids) - 1)]
+    r = _positions(memory_ids, memory_order, cell_memory)
+    c = _positions(response_ids, response_order, cell_response)
     # Cells outside the run's rows or columns (e.g. outside an incremental window) are dropped.
     inside = (memory_ids[r] == cell_memory) & (response_ids[c] == cell_response)
     is_failed = rows[:, 3] != 0
@@ -92,6 +91,12 @@ def cell_arrays(run, memories, responses):
     deltas[r[ok], c[ok]] = rows[ok, 2]
     failed[r[inside & is_failed], c[inside & is_failed]] = True
     return deltas, failed
+
+
+def _positions(ids, order, wanted):
+    """Where each of `wanted` is in `ids` (`order` sorts ids); a wanted id not
+    in ids gets some position, which the caller checks."""
+    return order[np.clip(np.searchsorted(ids, wanted, sorter=order), 0, len(ids) - 1)]
 
 
 def _cell_tuples(run_id):
@@ -118,9 +123,3 @@ def _nested(deltas):
         nested[row][col] = None
     return nested
 
-
-def clamp(delta):
-    """The displayed importance of a signed delta: ≤ ZERO_THRESHOLD is 0, None stays None."""
-    if delta is None:
-        return None
-    return delta if delta > ZERO_THRESHOLD else 0.0

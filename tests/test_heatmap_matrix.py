@@ -3,7 +3,7 @@
 import pytest
 
 from scoring.engine import run_inline, start_run
-from scoring.engine.matrix import clamp, load_matrix
+from scoring.heatmap.matrix import load_matrix
 from scoring.models import CellScore, Node
 from tests.conftest import NO_FAULTS
 from tests.engine_support import make_snapshot, private_refserver  # noqa: F401
@@ -51,9 +51,3 @@ def test_it_shows_only_the_window_of_a_memory_run(agent, ref):
     )
     assert all(d is not None for d in matrix["deltas"][0])
 
-
-def test_it_clamps_for_display():
-    assert clamp(None) is None
-    assert clamp(-3.0) == 0.0
-    assert clamp(0.01) == 0.0
-    assert clamp(0.0100001) == 0.0100001

@@ -2,7 +2,7 @@
 
 Flat row-major integers in thousandths, keys and response snippets once;
 gzipped and cached once the run has finished (its cells can no longer
-change). The engine warms it when a full run ends, so even the first view
+change). A worker warms it when a full run ends, so even the first view
 of a big heatmap is served from the cache.
 """
 
@@ -12,8 +12,8 @@ import json
 import numpy as np
 from django.core.cache import cache
 
-from scoring.engine.matrix import load_matrix_arrays
-from scoring.models.runs import HARMFUL_CELL_DELTA, ZERO_THRESHOLD
+from scoring.heatmap.matrix import load_matrix_arrays
+from scoring.maths import HARMFUL_NATS, ZERO_THRESHOLD
 
 SNIPPET_CHARS = 80
 # Values travel as integers in thousandths of a nat: shorter than floats,
@@ -38,9 +38,10 @@ def cached_payload(run):
 
 def cache_key(run):
     # Changes with anything that could change a finished run's cells (a
-    # resumed or re-finished run), so a stale payload is never served.
+    # resumed or re-finished run), so a stale payload is never served. v2:
+    # "harm" became maths.HARMFUL_NATS, so payloads cached before are not reused.
     finished = int(run.finished_at.timestamp() * 1e6) if run.finished_at else 0
-    return f"heatmap-v1-{run.pk}-{run.status}-{run.calls_done}-{run.calls_failed}-{finished}"
+    return f"heatmap-v2-{run.pk}-{run.status}-{run.calls_done}-{run.calls_failed}-{finished}"
 
 
 def pack(run):
@@ -60,8 +61,9 @@ def pack(run):
         "rows": rows,
         "cols": cols,
         "unit": UNIT,
+        # The thresholds heatmap.js colours with (mirroring scoring.maths).
         "zero": ZERO_THRESHOLD,
-        "harm": HARMFUL_CELL_DELTA,
+        "harm": HARMFUL_NATS,
         "memory_ids": [m["id"] for m in memories],
         "keys": [m["key"] for m in memories],
         "response_ids": [r["id"] for r in responses],
