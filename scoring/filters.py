@@ -8,9 +8,10 @@ from datetime import datetime, time, timedelta
 
 import django_filters
 from django import forms
+from django.db.models import Q
 from django.utils import timezone
 
-from scoring.models import Activity
+from scoring.models import Activity, Memory
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"})
 
@@ -59,3 +60,35 @@ class ActivityFilter(django_filters.FilterSet):
 
     def filter_until(self, entries, name, day):
         return entries.filter(created_at__lt=_day_start(day + timedelta(days=1)))
+
+# The memories list's flags (maths.memory_flags's names) and their labels.
+MEMORY_FLAGS = {"never": "never matters", "harmful": "harmful"}
+
+
+class MemoryFilter(django_filters.FilterSet):
+    """The memories list's filters: a search in key and text, and a flag.
+
+    Flags come from the latest full run's cells, not from the table: the
+    view passes them in as `flags_by_memory` ({memory_id: [flag, ...]}).
+    """
+
+    q = django_filters.CharFilter(method="filter_search", label="Search")
+    flag = django_filters.ChoiceFilter(choices=list(MEMORY_FLAGS.items()), method="filter_flag",
+                                       empty_label="all memories", label="Show")
+
+    class Meta:
+        model = Memory
+        fields = []
+
+    def __init__(self, data=None, queryset=None, *, flags_by_memory=None, **kwargs):
+        super().__init__(data, queryset, **kwargs)
+        self.flags_by_memory = flags_by_memory or {}
+
+    def filter_search(self, memories, name, value):
+        value = value.strip()
+        if not value:
+            return memories
+        return memories.filter(Q(key__icontains=value) | Q(text__icontains=value))
+
+    def filter_flag(self, memories, name, flag):
+        return memories.filter(pk__in=[pk for pk, flags in self.flags_by_memory.items() if flag in flags])
