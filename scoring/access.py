@@ -42,8 +42,13 @@ def get_memory_for_user(request, pk):
 
 
 def get_candidate_for_user(request, pk):
+    """A candidate as its page and the review actions use it: without the
+    (large) token id lists."""
     require_perm(request, "scoring.view_candidate")
-    return get_object_or_404(Candidate.objects.select_related("agent", "snapshot"), pk=pk)
+    candidates = Candidate.objects.without_ids().select_related(
+        "agent", "snapshot", "run", "response", "reserved_by", "edited_by"
+    )
+    return get_object_or_404(candidates.defer("response__token_ids"), pk=pk)
 
 
 def get_train_job_for_user(request, pk):

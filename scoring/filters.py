@@ -11,7 +11,7 @@ from django import forms
 from django.db.models import Q
 from django.utils import timezone
 
-from scoring.models import Activity, Memory
+from scoring.models import Activity, Candidate, Memory
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"})
 
@@ -61,6 +61,7 @@ class ActivityFilter(django_filters.FilterSet):
     def filter_until(self, entries, name, day):
         return entries.filter(created_at__lt=_day_start(day + timedelta(days=1)))
 
+
 # The memories list's flags (maths.memory_flags's names) and their labels.
 MEMORY_FLAGS = {"never": "never matters", "harmful": "harmful"}
 
@@ -92,3 +93,16 @@ class MemoryFilter(django_filters.FilterSet):
 
     def filter_flag(self, memories, name, flag):
         return memories.filter(pk__in=[pk for pk, flags in self.flags_by_memory.items() if flag in flags])
+
+
+class CandidateFilter(django_filters.FilterSet):
+    """The candidate list's filters: an agent (by id) and a status. A value
+    that does not fit (an agent that is not an id, an unknown status) is
+    ignored rather than refused: a bookmark may outlive what it named."""
+
+    agent = django_filters.NumberFilter(field_name="agent_id", min_value=0, decimal_places=0)
+    status = django_filters.ChoiceFilter(choices=Candidate.Status.choices)
+
+    class Meta:
+        model = Candidate
+        fields = []

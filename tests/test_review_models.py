@@ -9,8 +9,9 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from scoring.client import InferenceClient
-from scoring.models import Activity, Candidate, Review, TrainJob, TrainSample
-from scoring.training import send_to_training
+from scoring.editing import edit_and_approve
+from scoring.models import Activity, Candidate, Review
+from scoring.outbox import send_to_training
 
 postgres_only = pytest.mark.skipif(
     on_sqlite(), reason="row locking under concurrency needs PostgreSQL (CI runs it there)"
@@ -160,7 +161,7 @@ def test_it_edits_and_approves_with_the_servers_token_ids(cast, agent):
     original_ids = list(c.continuation_ids)
     corrected = "Alice said the tomatoes need more sun and less water."
 
-    c.edit_and_approve(cast.reviewer, corrected)
+    edit_and_approve(c, cast.reviewer, corrected)
 
     c.refresh_from_db()
     with InferenceClient.for_agent(agent) as client:
@@ -180,7 +181,7 @@ def test_it_refuses_an_empty_edit(cast, agent, ref):
     c = make_candidate(agent)
     posts_before = ref.stats()["total_calls"].get("tokenize", 0)
     with pytest.raises(ValidationError) as e:
-        c.edit_and_approve(cast.reviewer, "  \n ")
+        edit_and_approve(c, cast.reviewer, "  \n ")
     assert "text" in e.value.error_dict
     c.refresh_from_db()
     assert c.edited_ids is None and c.status == Candidate.Status.PENDING

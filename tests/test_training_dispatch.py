@@ -6,14 +6,14 @@ from datetime import timedelta
 import httpx
 import pytest
 from candidate_factory import make_approved
-from tests.conftest import wait_for
 from django.utils import timezone
 
-from scoring import training
+from scoring import outbox
 from scoring.client import InferenceClient
 from scoring.models import Activity, Candidate, TrainJob
+from scoring.outbox import send_to_training
 from scoring.tasks.training import dispatch_train_jobs, poll_train_jobs
-from scoring.training import send_to_training
+from tests.conftest import wait_for
 
 
 def server_jobs(ref):
@@ -51,7 +51,7 @@ def test_it_sends_a_job_and_marks_its_candidates_trained(cast, agent, ref):
 def test_it_follows_the_job_to_succeeded(cast, agent, ref):
     candidates = make_approved(agent, 2)
     job = send_to_training(agent, cast.operator)
-    training.dispatch(job.pk)
+    outbox.dispatch(job.pk)
 
     def finished():
         poll_train_jobs()
@@ -82,10 +82,10 @@ def test_it_fails_a_job_the_server_rejects_and_lets_its_candidates_go_again(cast
 
     # Corrected, the same candidates go out again in a new job.
     Candidate.objects.filter(pk=bad.pk).update(continuation_ids=good.continuation_ids)
-    new_job = job.retry(by=cast.operator)
+    new_job = outbox.retry(job, by=cast.operator)
     assert new_job is not None and new_job.pk != job.pk
     assert set(new_job.samples.values_list("candidate_id", flat=True)) == {good.pk, bad.pk}
-    training.dispatch(new_job.pk)
+    outbox.dispatch(new_job.pk)
     new_job.refresh_from_db()
     assert new_job.status == TrainJob.Status.QUEUED
     assert statuses([good, bad]) == {"trained"}
@@ -122,7 +122,7 @@ def test_it_waits_out_the_backoff(cast, agent):
     make_approved(agent, 1)
     job = send_to_training(agent, cast.operator)
     TrainJob.objects.filter(pk=job.pk).update(retry_after=timezone.now() + timedelta(minutes=5))
-    assert training.dispatch() == 0
+    assert outbox.dispatch() == 0
     job.refresh_from_db()
     assert job.status == TrainJob.Status.PENDING and job.attempts == 0
 
@@ -171,10 +171,10 @@ def test_it_resends_an_unknown_job_at_once_when_an_operator_retries(cast, agent,
         status=TrainJob.Status.UNKNOWN, attempts=1, retry_after=timezone.now() + timedelta(hours=1)
     )
     job.refresh_from_db()
-    assert training.dispatch() == 0  # still backing off
+    assert outbox.dispatch() == 0  # still backing off
 
-    assert job.retry(by=cast.operator) == job
-    training.dispatch()
+    assert outbox.retry(job, by=cast.operator) == job
+    outbox.dispatch()
     job.refresh_from_db()
     assert job.status == TrainJob.Status.QUEUED
     assert Activity.objects.filter(verb="retried", detail__same_key=True).exists()
@@ -194,9 +194,9 @@ def test_it_takes_over_a_send_whose_worker_died(cast, agent, ref):
     )
     jobs = server_jobs(ref)
 
-    assert training.dispatch() == 0  # the claim still runs
+    assert outbox.dispatch() == 0  # the claim still runs
     TrainJob.objects.filter(pk=job.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
-    assert training.dispatch() == 1
+    assert outbox.dispatch() == 1
 
     job.refresh_from_db()
     assert job.status == TrainJob.Status.QUEUED
@@ -208,12 +208,12 @@ def test_it_takes_over_a_send_whose_worker_died(cast, agent, ref):
 def test_it_ignores_the_outcome_from_a_claim_that_was_taken_over(cast, agent):
     make_approved(agent, 1)
     job = send_to_training(agent, cast.operator)
-    job, stale_claim = training.claim(job.pk)
+    job, stale_claim = outbox.claim(job.pk)
     TrainJob.objects.filter(pk=job.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
-    job, fresh_claim = training.claim(job.pk)
+    job, fresh_claim = outbox.claim(job.pk)
     assert fresh_claim != stale_claim
 
-    training._unclaim(job, stale_claim, TrainJob.Status.PENDING, "late news from a dead worker")
+    outbox._unclaim(job, stale_claim, TrainJob.Status.PENDING, "late news from a dead worker")
     job.refresh_from_db()
     assert job.status == TrainJob.Status.SENDING and job.claimed_until == fresh_claim
 
@@ -222,7 +222,7 @@ def test_it_records_a_failure_on_the_server(cast, agent, ref):
     candidates = make_approved(agent, 2)
     job = send_to_training(agent, cast.operator)
     ref.control(fail_endpoints=["train_job"], fail_nth=[1])
-    training.dispatch(job.pk)
+    outbox.dispatch(job.pk)
 
     def finished():
         poll_train_jobs()
@@ -235,7 +235,7 @@ def test_it_records_a_failure_on_the_server(cast, agent, ref):
     # Not trained after all: approved again, free for a new job.
     assert statuses(candidates) == {"approved"}
     assert not job.samples.filter(live=True).exists()
-    again = job.retry(by=cast.operator)
+    again = outbox.retry(job, by=cast.operator)
     assert again.samples.count() == 2
 
 
@@ -245,5 +245,5 @@ def test_it_refuses_to_retry_a_job_in_flight(cast, agent):
     make_approved(agent, 1)
     job = send_to_training(agent, cast.operator)
     with pytest.raises(ValidationError):
-        job.retry(by=cast.operator)
+        outbox.retry(job, by=cast.operator)
     assert TrainJob.objects.count() == 1

@@ -6,11 +6,15 @@ import time
 import pytest
 from candidate_factory import make_approved, make_candidate, on_sqlite, run_in_threads
 from django.contrib.auth.models import User
+from django.db import transaction
 
 from memscore_site.celery import app as celery_app
-from scoring import training
+from scoring import outbox
+from scoring.editing import edit_and_approve
+from scoring.followups import Followups
 from scoring.models import Activity, Agent, Candidate, TrainJob, TrainSample
-from scoring.training import send_to_training
+from scoring.outbox import send_to_training
+from scoring.tasks.enqueue import enqueue_on_commit
 
 postgres_only = pytest.mark.skipif(
     on_sqlite(), reason="concurrent senders need PostgreSQL's row locks (CI runs it there)"
@@ -21,7 +25,7 @@ def test_it_puts_approved_candidates_in_one_job(cast, agent):
     approved = make_approved(agent, 3)
     pending = make_candidate(agent)
     rejected = make_candidate(agent, status=Candidate.Status.REJECTED)
-    approved[0].edit_and_approve(cast.reviewer, "A corrected answer about the garden.")
+    edit_and_approve(approved[0], cast.reviewer, "A corrected answer about the garden.")
     approved[0].refresh_from_db()
 
     job = send_to_training(agent, cast.operator)
@@ -83,8 +87,11 @@ def test_it_commits_the_job_when_the_broker_is_down(ref, caplog):
 
     with broker_at_closed_port():
         started = time.monotonic()
-        with caplog.at_level(logging.WARNING, logger="scoring.training"):
-            job = send_to_training(agent, operator)
+        with caplog.at_level(logging.WARNING, logger="scoring.tasks.enqueue"):
+            # As the send page does: the job, then the dispatcher's nudge on commit.
+            with transaction.atomic():
+                job = send_to_training(agent, operator)
+                enqueue_on_commit(Followups(train_jobs=[job.pk]))
         assert time.monotonic() - started < 10
 
     assert "periodic dispatcher will send it" in caplog.text
@@ -100,7 +107,8 @@ def test_it_commits_the_job_when_the_broker_is_down(ref, caplog):
     job.refresh_from_db()
     assert job.status == TrainJob.Status.QUEUED and job.server_job_id
     assert ref.stats()["train_posts"] == posts_before + 1
-    assert set(Candidate.objects.filter(pk__in=[c.pk for c in candidates]).values_list("status", flat=True)) == {"trained"}
+    statuses = Candidate.objects.filter(pk__in=[c.pk for c in candidates]).values_list("status", flat=True)
+    assert set(statuses) == {"trained"}
 
 
 @postgres_only
@@ -131,12 +139,12 @@ def test_it_sends_each_candidate_once_with_concurrent_senders_and_dispatchers(re
     def dispatcher(i):
         if i % 2:
             return send_to_training(agent, operators[i])
-        return training.dispatch()
+        return outbox.dispatch()
 
     again = run_in_threads(6, dispatcher)
     assert not [r for r in again if isinstance(r, Exception)], again
     leftovers = {s.pk for s in again if isinstance(s, TrainJob)}
-    training.dispatch()
+    outbox.dispatch()
 
     jobs = TrainJob.objects.all()
     assert set(jobs.values_list("status", flat=True)) == {TrainJob.Status.QUEUED}

@@ -3,12 +3,14 @@
 import httpx
 import pytest
 from candidate_factory import make_approved
-from tests.conftest import wait_for
 from django.contrib.auth.models import User
 
+from scoring.followups import Followups
 from scoring.models import Agent, Candidate, TrainJob
+from scoring.outbox import send_to_training
+from scoring.tasks.enqueue import enqueue
 from scoring.tasks.training import dispatch_train_jobs
-from scoring.training import send_to_training
+from tests.conftest import wait_for
 
 
 @pytest.fixture
@@ -27,7 +29,8 @@ def test_it_sends_exactly_once_when_a_worker_dies_mid_send(short_claims, celery_
     # The server holds the POST long enough to kill the worker during it.
     ref.control(latency_ms=5000, fail_endpoints=[])
 
-    job = send_to_training(agent, operator)  # its on-commit nudge reaches the worker
+    job = send_to_training(agent, operator)
+    enqueue(Followups(train_jobs=[job.pk]))  # the nudge reaches the worker
 
     wait_for(lambda: ref.stats()["train_posts"] > posts, timeout=30, message="the POST in flight")
     job.refresh_from_db()

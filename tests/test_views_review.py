@@ -9,8 +9,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from scoring.editing import edit_and_approve
 from scoring.models import Activity, Candidate, Comment, Review
-from scoring.training import send_to_training
+from scoring.outbox import send_to_training
 
 XSS = "<script>alert('x')</script>"
 
@@ -330,7 +331,7 @@ def test_it_escapes_model_text_everywhere(cast, agent):
     c.add_comment(cast.reviewer2, XSS)
     Candidate.objects.filter(pk=c.pk).update(status=Candidate.Status.PENDING)
     Review.objects.all().delete()
-    c.edit_and_approve(cast.reviewer2, f"Edited {XSS}")
+    edit_and_approve(c, cast.reviewer2, f"Edited {XSS}")
     c.add_comment(cast.reviewer2, XSS)
     client = cast.client_for(cast.reviewer)
 
@@ -355,7 +356,7 @@ def test_it_escapes_model_text_everywhere(cast, agent):
 
 def test_it_exports_approved_and_trained_samples_with_provenance(cast, agent):
     edited = make_candidate(agent, divergence=3.0)
-    edited.edit_and_approve(cast.reviewer, "A better answer.")
+    edit_and_approve(edited, cast.reviewer, "A better answer.")
     plain = make_candidate(agent, divergence=2.0)
     plain.decide(cast.reviewer2, "approve")
     make_candidate(agent, divergence=5.0)  # pending: not exported

@@ -5,10 +5,10 @@ from candidate_factory import make_approved, make_candidate
 from django.test import Client
 from django.urls import reverse
 
-from scoring import training
+from scoring import outbox
 from scoring.models import Activity, Candidate, ScoringRun, TrainJob
 from scoring.models.runs import Mode
-from scoring.training import send_to_training
+from scoring.outbox import send_to_training
 
 XSS = "<script>alert('x')</script>"
 
@@ -112,7 +112,7 @@ def test_it_enforces_csrf(cast, agent):
                     {"agent": agent.pk, "csrfmiddlewaretoken": client.cookies["csrftoken"].value})
     assert r.status_code == 302 and TrainJob.objects.count() == 1
     job = TrainJob.objects.get()
-    training.dispatch(job.pk)
+    outbox.dispatch(job.pk)
     job.refresh_from_db()
     job.mark_failed("no")
     assert client.post(reverse("train_job_retry", args=[job.pk])).status_code == 403
@@ -201,7 +201,7 @@ def test_it_rescores_a_trained_job_and_shows_the_new_divergence(cast, agent, ref
     assert "Re-score after the training succeeded" in r.content.decode()
     assert not ScoringRun.objects.exists()
 
-    training.dispatch(job.pk)
+    outbox.dispatch(job.pk)
     TrainJob.objects.filter(pk=job.pk).update(status=TrainJob.Status.SUCCEEDED)
     for role in ("viewer", "reviewer"):
         assert cast.client_for(getattr(cast, role)).post(

@@ -2,7 +2,8 @@
 
 from .activity import Activity
 from .agents import Agent
-from .review import Candidate, Comment, Review
+from .candidates import Candidate
+from .review import Comment, Review
 from .runs import CellScore, RunStatus, ScoreCall, ScoringRun
 from .snapshots import Memory, MemoryScore, Node, Section, Snapshot
 from .training import TrainJob, TrainSample

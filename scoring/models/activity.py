@@ -1,3 +1,5 @@
+"""The activity log: who did what, when (every verb of the models records itself here)."""
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone

@@ -1,10 +1,11 @@
+"""Agents: an LLM agent whose context memscore scores, and how to reach its inference server."""
+
 import hashlib
 import os
 import secrets
-
-from django.conf import settings
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models

@@ -1,12 +1,37 @@
+"""Train jobs: the outbox rows of the server's /train, and their state machine.
+
+TrainJob.Status, and the verb that makes each move (scoring.outbox calls them;
+every one is a conditional update that says whether it won):
+
+    pending | unknown -> sending     claim(): a dispatcher takes a job whose
+                                     backoff has passed
+    sending  -> sending              claim(): the claim ran out (its worker
+                                     died), so the job is re-sent, same key
+    sending  -> pending | unknown    release_claim(): nothing reached the server
+                                     / the outcome is unknown
+    unknown  -> unknown              resend_now(): an operator cuts the backoff
+    pending | sending | unknown
+             -> queued               mark_accepted(): the server took it; its
+                                     candidates are trained
+    queued | running
+             -> running | succeeded  record_progress(): what the poller heard
+    any but succeeded | failed
+             -> failed               mark_failed(): it will not train; its
+                                     candidates are approved again
+
+A failed job stays failed: scoring.outbox.retry sends its candidates that are
+still approved in a new job.
+"""
+
 import uuid
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .activity import Activity
+from .candidates import Candidate
 
 
 class TrainJobQuerySet(models.QuerySet):
@@ -44,7 +69,8 @@ class TrainJob(models.Model):
 
     The row is written in the same transaction as the decision to train; a
     dispatcher posts it with its id as the Idempotency-Key, so a retried send
-    can never start a second job on the server.
+    can never start a second job on the server. Its transitions are listed in
+    this module's docstring.
     """
 
     class Status(models.TextChoices):
@@ -113,6 +139,53 @@ class TrainJob(models.Model):
     def can_retry(self):
         return self.status in (self.Status.FAILED, self.Status.UNKNOWN)
 
+    # --- sending (the dispatcher's claim) ----------------------------------
+
+    def claim(self, until, now):
+        """pending | unknown | sending (claim ran out) -> sending, held until `until`.
+
+        Returns True if this call took the job; the claim's expiry is then the
+        claimant's token (see release_claim and mark_failed).
+        """
+        claimed = (
+            TrainJob.objects.filter(due_for_sending_q(now), pk=self.pk)
+            .update(
+                status=self.Status.SENDING,
+                claimed_until=until,
+                attempts=F("attempts") + 1,
+                sent_at=now,
+            )
+            == 1
+        )
+        if claimed:
+            self.refresh_from_db()
+        return claimed
+
+    def release_claim(self, claimed_until, status, error, retry_after):
+        """sending -> pending (nothing reached the server) or unknown (it may
+        have), not before `retry_after`. Only while still claimed with
+        `claimed_until`: news from a claim that was taken over is ignored."""
+        if status not in (self.Status.PENDING, self.Status.UNKNOWN):
+            raise ValueError(f"a claim is released to pending or unknown, not {status}")
+        return (
+            TrainJob.objects.filter(pk=self.pk, status=self.Status.SENDING, claimed_until=claimed_until)
+            .update(status=status, claimed_until=None, retry_after=retry_after, last_error=str(error))
+            == 1
+        )
+
+    def resend_now(self, by):
+        """unknown: send again at once (with the same key), not after the
+        backoff. Returns False when the job is no longer unknown."""
+        with transaction.atomic():
+            waiting = TrainJob.objects.filter(pk=self.pk, status=self.Status.UNKNOWN)
+            if waiting.update(retry_after=None) != 1:
+                return False
+            Activity.record(by, "retried", self, same_key=True)
+        self.refresh_from_db()
+        return True
+
+    # --- outcomes ------------------------------------------------------------
+
     def mark_accepted(self, server_job_id):
         """The server took the job: it is queued there, and its candidates are trained.
 
@@ -120,8 +193,6 @@ class TrainJob(models.Model):
         second sender that got the same job back (same Idempotency-Key) changes
         nothing. Returns True if this call recorded the acceptance.
         """
-        from .review import Candidate
-
         S = self.Status
         now = timezone.now()
         with transaction.atomic():
@@ -138,8 +209,7 @@ class TrainJob(models.Model):
                 == 1
             )
             if accepted:
-                in_job = self.samples.filter(live=True).values("candidate_id")
-                Candidate.objects.filter(pk__in=in_job).update(status=Candidate.Status.TRAINED)
+                Candidate.objects.filter(pk__in=self._live_candidates()).mark_trained()
                 Activity.record(
                     None, "accepted by server", self, actor_name="system", server_job_id=server_job_id
                 )
@@ -152,8 +222,6 @@ class TrainJob(models.Model):
 
         With `claimed_until`, only the dispatcher holding that claim may fail it.
         """
-        from .review import Candidate
-
         S = self.Status
         jobs = TrainJob.objects.filter(pk=self.pk)
         if claimed_until is not None:
@@ -172,81 +240,49 @@ class TrainJob(models.Model):
                 == 1
             )
             if failed:
-                in_job = self.samples.filter(live=True).values("candidate_id")
                 # Trained candidates of a job the server then failed were not
                 # trained after all: they go back to approved.
-                Candidate.objects.filter(pk__in=in_job, status=Candidate.Status.TRAINED).update(
-                    status=Candidate.Status.APPROVED
-                )
-                self.samples.update(live=False)
+                Candidate.objects.filter(pk__in=self._live_candidates()).mark_untrained()
+                self.free_samples()
                 Activity.record(None, "failed", self, actor_name=actor_name, error=error[:1000])
         self.refresh_from_db()
         return failed
 
-    def retry(self, by):
-        """Operator action for a failed or unknown job.
+    def free_samples(self):
+        """The job's samples stop being live: their candidates may go in a new job."""
+        return self.samples.update(live=False)
 
-        Failed: a fresh job for its candidates that are still approved (the
-        failed job's samples are not live any more). Returns the new job, or
-        None when none is left to send.
-        Unknown: the same job is re-sent now, with the same Idempotency-Key,
-        so the server cannot start it twice. Returns this job.
-        """
-        from scoring.training import nudge_dispatcher, send_to_training
+    def _live_candidates(self):
+        return self.samples.filter(live=True).values("candidate_id")
 
+    # --- following the job on the server -------------------------------------
+
+    def record_progress(self, status, answer):
+        """queued | running -> running | succeeded (or queued again), as the
+        server answered. Returns True if the job was still on the server."""
         S = self.Status
-        if self.status == S.FAILED:
-            with transaction.atomic():
-                self.samples.update(live=False)
-                candidate_ids = list(self.samples.values_list("candidate_id", flat=True))
-                new_job = send_to_training(self.agent, by, candidate_ids=candidate_ids)
-                Activity.record(
-                    by, "retried", self, new_job=str(new_job.pk) if new_job else None,
-                    samples=new_job.samples.count() if new_job else 0,
-                )
-            return new_job
-        if self.status == S.UNKNOWN:
-            with transaction.atomic():
-                if TrainJob.objects.filter(pk=self.pk, status=S.UNKNOWN).update(retry_after=None) != 1:
-                    raise ValidationError("This job is no longer waiting to be re-sent.")
-                Activity.record(by, "retried", self, same_key=True)
-                transaction.on_commit(lambda: nudge_dispatcher(self.pk))
-            self.refresh_from_db()
-            return self
-        raise ValidationError(
-            f"Only failed jobs and jobs needing attention can be retried; this one is "
-            f"{self.get_status_display()}."
+        if status not in (S.QUEUED, S.RUNNING, S.SUCCEEDED):
+            raise ValueError(f"the poller records queued, running or succeeded, not {status}")
+        updated = TrainJob.objects.on_server().filter(pk=self.pk).update(
+            status=status,
+            server_status=answer,
+            last_error="",
+            finished_at=timezone.now() if status == S.SUCCEEDED else None,
         )
+        if updated and status == S.SUCCEEDED:
+            Activity.record(None, "training succeeded", self, actor_name="system")
+        return updated == 1
 
-    def rescore(self, by):
-        """Start a fine-tune run on each snapshot the job's samples came from.
+    def record_server_answer(self, answer, error=None):
+        """Keep what the server said about the job (and why it is not
+        understood, if it is not), without changing its status."""
+        changes = {"server_status": answer}
+        if error is not None:
+            changes["last_error"] = error
+        TrainJob.objects.filter(pk=self.pk).update(**changes)
 
-        Each run covers the conversation from the earliest trained response of
-        its snapshot to the end, so every sample's response is scored again.
-        Returns the runs; ValidationError when the job has not succeeded.
-        """
-        from scoring.engine import start_run
-
-        from .runs import Mode
-        from .snapshots import Node, Section
-
-        if self.status != self.Status.SUCCEEDED:
-            raise ValidationError("Re-score after the training succeeded: until then the model has not changed.")
-        earliest = {}
-        for snapshot_id, index in self.samples.values_list(
-            "candidate__snapshot_id", "candidate__response__index"
-        ):
-            earliest[snapshot_id] = min(index, earliest.get(snapshot_id, index))
-        runs = []
-        with transaction.atomic():
-            for snapshot_id, first_index in sorted(earliest.items()):
-                snapshot = self.agent.snapshots.get(pk=snapshot_id)
-                entries = Node.objects.filter(snapshot=snapshot, section=Section.CONVERSATION).count()
-                params = {"count": entries - first_index, "alternates": False}
-                runs.append(start_run(snapshot, Mode.FINETUNE, params=params, by=by))
-            self.rescore_runs.add(*runs)
-            Activity.record(by, "re-scored", self, runs=[r.pk for r in runs])
-        return runs
+    def record_polling_error(self, error):
+        TrainJob.objects.filter(pk=self.pk).update(last_error=f"polling: {error}")
 
 
 ACTIVE_STATUSES = [

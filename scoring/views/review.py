@@ -1,73 +1,32 @@
-"""Review: the queue, one candidate, the list, decisions, comments, edits, the JSONL export."""
+"""Review: the queue, and what a reviewer does on a candidate's page (decide, comment, edit).
 
-import difflib
-import json
-import re
+The page itself (its contexts and forms), the list and the export are in
+views/candidates.py.
+"""
 
-from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
-from django.db.models import Count, Prefetch, Q
-from django.http import HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import path, reverse
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_htmx.http import reswap, retarget
 
-from scoring.access import require_perm
+from scoring.access import get_candidate_for_user, require_perm
 from scoring.client import InferenceError
-from scoring.models import Agent, Candidate, Node, Review, TrainSample
+from scoring.editing import edit_and_approve
+from scoring.models import Agent, Candidate
 from scoring.models.review import DECISION_VERBS
-from scoring.models.snapshots import Section
 
-# Conversation nodes shown before the response on a candidate's page.
-CONTEXT_TAIL = 6
-TEMPLATE = "scoring/candidate_detail.html"
-
-
-class DecideForm(forms.Form):
-    decision = forms.ChoiceField(choices=Review.Decision.choices)
-    comment = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Why? (required to reject)"}),
-    )
-
-    def clean(self):
-        data = super().clean()
-        if data.get("decision") == Review.Decision.REJECT and not data.get("comment", "").strip():
-            self.add_error("comment", "A rejection needs a comment saying why.")
-        return data
-
-
-class CommentForm(forms.Form):
-    text = forms.CharField(label="Comment", widget=forms.Textarea(attrs={"rows": 3}))
-
-
-class EditForm(forms.Form):
-    # Not stripped: whitespace is part of what the model is trained to produce.
-    text = forms.CharField(
-        label="Corrected response", strip=False, widget=forms.Textarea(attrs={"rows": 10})
-    )
-
-
-def _get_candidate_for_user(request, pk):
-    require_perm(request, "scoring.view_candidate")
-    candidates = Candidate.objects.without_ids().select_related(
-        "agent", "snapshot", "run", "response", "reserved_by", "edited_by"
-    )
-    return get_object_or_404(candidates.defer("response__token_ids"), pk=pk)
-
-
-def _agent_filter(request):
-    """The agent named by ?agent= (its id or name), or None for all agents."""
-    value = request.GET.get("agent") or request.POST.get("agent") or ""
-    if not value:
-        return None
-    lookup = Q(pk=int(value)) if value.isdigit() else Q(name=value)
-    return Agent.objects.filter(lookup).first()
+from .candidates import (
+    TEMPLATE,
+    CommentForm,
+    DecideForm,
+    EditForm,
+    agent_filter,
+    page_context,
+)
 
 
 def _queue_url(agent):
@@ -75,12 +34,10 @@ def _queue_url(agent):
     return f"{url}?agent={agent.pk}" if agent else url
 
 
-# --- pages ------------------------------------------------------------------
-
 def review_queue(request):
     """The next candidate for this reviewer, reserved for them while they look."""
     require_perm(request, "scoring.view_candidate")
-    agent = _agent_filter(request)
+    agent = agent_filter(request)
     can_review = request.user.has_perm("scoring.review_candidate")
 
     candidate = None
@@ -107,66 +64,13 @@ def review_queue(request):
         queue["pending_count"] = pending.count()
         return render(request, "scoring/review_queue.html", {"queue": queue})
 
-    candidate = _get_candidate_for_user(request, candidate.pk)
-    return render(request, TEMPLATE, _page_context(request, candidate, queue=queue))
-
-
-def candidate_list(request):
-    require_perm(request, "scoring.view_candidate")
-    candidates = Candidate.objects.select_related("agent", "reserved_by").only(
-        "id", "agent__name", "agent__required_approvals", "divergence", "status", "edited_at",
-        "reserved_by__username", "reserved_until", "response_text",
-    )
-
-    agent_id = request.GET.get("agent", "")
-    status = request.GET.get("status", "")
-    # Unknown filter values are ignored: a bookmark may outlive an agent.
-    if agent_id.isdigit():
-        candidates = candidates.filter(agent_id=int(agent_id))
-    if status in Candidate.Status.values:
-        candidates = candidates.filter(status=status)
-
-    page = Paginator(candidates.order_by("-divergence", "id"), 50).get_page(request.GET.get("page"))
-    # Approvals of this page's candidates only: counting in the page query
-    # would group every candidate's row.
-    page.object_list = list(page.object_list)
-    approvals = dict(
-        Review.objects.filter(
-            candidate__in=[c.pk for c in page.object_list], decision=Review.Decision.APPROVE
-        )
-        .values("candidate")
-        .annotate(n=Count("id"))
-        .values_list("candidate", "n")
-    )
-    for candidate in page.object_list:
-        candidate.approvals = approvals.get(candidate.pk, 0)
-    query = request.GET.copy()
-    query.pop("page", None)
-    return render(
-        request,
-        "scoring/candidate_list.html",
-        {
-            "page": page,
-            "agents": Agent.objects.only("id", "name"),
-            "statuses": Candidate.Status.choices,
-            "selected": {"agent": agent_id, "status": status},
-            "query": query.urlencode(),
-            "now": timezone.now(),
-        },
-    )
-
-
-def candidate_detail(request, pk):
-    candidate = _get_candidate_for_user(request, pk)
-    if request.htmx:
-        # The decisions panel polls this, so reviewers see each other's decisions.
-        return render(request, f"{TEMPLATE}#decisions", _decisions_context(request, candidate))
-    return render(request, TEMPLATE, _page_context(request, candidate))
+    candidate = get_candidate_for_user(request, candidate.pk)
+    return render(request, TEMPLATE, page_context(request, candidate, queue=queue))
 
 
 @require_POST
 def candidate_decide(request, pk):
-    candidate = _get_candidate_for_user(request, pk)
+    candidate = get_candidate_for_user(request, pk)
     require_perm(request, "scoring.review_candidate")
     form = DecideForm(request.POST)
     if form.is_valid():
@@ -181,12 +85,12 @@ def candidate_decide(request, pk):
         return _decisions_with_fresh_form(request, candidate, "decide_form")
     verb = DECISION_VERBS[form.cleaned_data["decision"]]
     messages.success(request, f"You {verb} candidate #{candidate.pk}.")
-    return redirect(_queue_url(_agent_filter(request)))
+    return redirect(_queue_url(agent_filter(request)))
 
 
 @require_POST
 def candidate_comment(request, pk):
-    candidate = _get_candidate_for_user(request, pk)
+    candidate = get_candidate_for_user(request, pk)
     require_perm(request, "scoring.review_candidate")
     form = CommentForm(request.POST)
     if form.is_valid():
@@ -204,12 +108,12 @@ def candidate_comment(request, pk):
 
 @require_POST
 def candidate_edit(request, pk):
-    candidate = _get_candidate_for_user(request, pk)
+    candidate = get_candidate_for_user(request, pk)
     require_perm(request, "scoring.review_candidate")
     form = EditForm(request.POST)
     if form.is_valid():
         try:
-            candidate.edit_and_approve(request.user, form.cleaned_data["text"])
+            edit_and_approve(candidate, request.user, form.cleaned_data["text"])
         except ValidationError as e:
             form.add_error(None, e)
         except InferenceError as e:
@@ -217,89 +121,22 @@ def candidate_edit(request, pk):
     if form.errors:
         return _form_errors(request, candidate, "edit_form", edit_form=form)
     messages.success(request, f"You edited and approved candidate #{candidate.pk}.")
-    return redirect(_queue_url(_agent_filter(request)))
+    return redirect(_queue_url(agent_filter(request)))
 
-
-def candidate_export(request):
-    """Approved and trained samples as JSON lines, with where each came from."""
-    require_perm(request, "scoring.view_candidate")
-    candidates = (
-        Candidate.objects.filter(status__in=[Candidate.Status.APPROVED, Candidate.Status.TRAINED])
-        .select_related("agent", "snapshot", "edited_by")
-        .prefetch_related(
-            Prefetch("reviews", queryset=Review.objects.select_related("reviewer").order_by("created_at")),
-            Prefetch(
-                "samples",
-                queryset=TrainSample.objects.filter(live=True).select_related("job"),
-                to_attr="live_samples",
-            ),
-        )
-        .order_by("agent_id", "id")
-    )
-    agent = _agent_filter(request)
-    if request.GET.get("agent") and agent is None:
-        candidates = candidates.none()
-    elif agent is not None:
-        candidates = candidates.filter(agent=agent)
-
-    lines = (json.dumps(_export_line(c)) + "\n" for c in candidates.iterator(chunk_size=200))
-    response = StreamingHttpResponse(lines, content_type="application/jsonl; charset=utf-8")
-    name = f"memscore-{agent.name if agent else 'all'}-samples.jsonl"
-    response["Content-Disposition"] = f'attachment; filename="{name}"'
-    return response
-
-
-def _export_line(c):
-    sample = c.live_samples[0] if c.live_samples else None
-    return {
-        # What was (or will be) sent: the job's own copy once there is one.
-        "context_ids": sample.context_ids if sample else c.context_ids,
-        "continuation_ids": sample.continuation_ids if sample else c.training_continuation_ids,
-        "text": c.training_text,
-        "original_text": c.response_text,
-        "edited": c.is_edited,
-        "provenance": {
-            "candidate_id": c.pk,
-            "agent": c.agent.name,
-            "snapshot_id": c.snapshot_id,
-            "taken_at": c.snapshot.taken_at.isoformat(),
-            "run_id": c.run_id,
-            "response_key": c.response_key,
-            "divergence": c.divergence,
-            "status": c.status,
-            "reviewers": [
-                {
-                    "reviewer": r.reviewer.get_username(),
-                    "decision": r.decision,
-                    "comment": r.comment,
-                    "at": r.updated_at.isoformat(),
-                }
-                for r in c.reviews.all()
-            ],
-            "edited_by": c.edited_by.get_username() if c.edited_by else None,
-            "edited_at": c.edited_at.isoformat() if c.edited_at else None,
-            "train_job": str(sample.job_id) if sample else None,
-            "train_job_status": sample.job.status if sample else None,
-            "server_job_id": (sample.job.server_job_id or None) if sample else None,
-        },
-    }
-
-
-# --- responses and contexts ---------------------------------------------------
 
 def _form_errors(request, candidate, partial, **forms_):
     """A form with errors: in place of the form for htmx, else the whole page."""
     if request.htmx:
-        context = _page_context(request, candidate, **forms_)
+        context = page_context(request, candidate, **forms_)
         response = render(request, f"{TEMPLATE}#{partial}", context)
         return reswap(retarget(response, f"#{partial.replace('_', '-')}"), "outerHTML")
-    return render(request, TEMPLATE, _page_context(request, candidate, **forms_))
+    return render(request, TEMPLATE, page_context(request, candidate, **forms_))
 
 
 def _decisions_with_fresh_form(request, candidate, partial):
     """The updated decisions panel, plus an empty form swapped out of band."""
     candidate.refresh_from_db()
-    context = _page_context(request, candidate)
+    context = page_context(request, candidate)
     context["oob"] = True
     return HttpResponse(
         render_to_string(f"{TEMPLATE}#decisions", context, request)
@@ -307,87 +144,9 @@ def _decisions_with_fresh_form(request, candidate, partial):
     )
 
 
-def _decisions_context(request, candidate):
-    reviews = list(candidate.reviews.select_related("reviewer").order_by("updated_at"))
-    approvals = [r for r in reviews if r.decision == Review.Decision.APPROVE]
-    sample = (
-        TrainSample.objects.filter(candidate=candidate, live=True).select_related("job").first()
-    )
-    return {
-        "candidate": candidate,
-        "reviews": reviews,
-        "my_review": next((r for r in reviews if r.reviewer_id == request.user.pk), None),
-        "approvals": approvals,
-        "required_approvals": candidate.agent.required_approvals,
-        "comments": list(candidate.comments.select_related("author")),
-        "held_by_other": candidate.is_reserved_by_other(request.user),
-        "reserved": bool(candidate.reserved_until and candidate.reserved_until > timezone.now()),
-        "live_sample": sample,
-        "decision_closed": candidate.status == Candidate.Status.TRAINED or sample is not None,
-        "can_review": request.user.has_perm("scoring.review_candidate"),
-    }
-
-
-def _page_context(request, candidate, queue=None, **forms_):
-    context = _decisions_context(request, candidate)
-    response = candidate.response
-    tail = list(
-        Node.objects.filter(
-            snapshot_id=candidate.snapshot_id, section=Section.CONVERSATION, index__lt=response.index
-        ).defer("token_ids").order_by("-index")[:CONTEXT_TAIL]
-    )
-    tail.reverse()
-    has_alternate = candidate.alternate_status == Candidate.AlternateStatus.DONE
-    context.update(
-        queue=queue,
-        agent_filter=queue["agent"] if queue else None,
-        context_tail=tail,
-        context_hidden=(tail[0].index if tail else 0),
-        diff=word_diff(candidate.response_text, candidate.alternate_text) if has_alternate else None,
-        edit_diff=(
-            word_diff(candidate.response_text, candidate.edited_text) if candidate.is_edited else None
-        ),
-        decide_form=forms_.get("decide_form") or DecideForm(),
-        comment_form=forms_.get("comment_form") or CommentForm(),
-        edit_form=forms_.get("edit_form")
-        or EditForm(initial={"text": candidate.training_text}),
-        edit_open="edit_form" in forms_,
-    )
-    return context
-
-
-# A word with the whitespace after it: half as many tokens as splitting them
-# apart, and whitespace alone never lines two texts up.
-_WORDS = re.compile(r"\S+\s*|\s+")
-# Beyond this many words in all, difflib's popularity heuristic keeps a diff fast.
-EXACT_DIFF_WORDS = 2000
-
-
-def word_diff(old, new):
-    """Word-level difference of two texts, as two lists of (text, kind) segments:
-    kind is "same", "del" (only in old) or "ins" (only in new). The template
-    escapes the text, so model output can never become markup."""
-    a, b = _WORDS.findall(old or ""), _WORDS.findall(new or "")
-    left, right = [], []
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=len(a) + len(b) > EXACT_DIFF_WORDS)
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op == "equal":
-            left.append(("".join(a[i1:i2]), "same"))
-            right.append(("".join(b[j1:j2]), "same"))
-            continue
-        if i2 > i1:
-            left.append(("".join(a[i1:i2]), "del"))
-        if j2 > j1:
-            right.append(("".join(b[j1:j2]), "ins"))
-    return {"left": left, "right": right, "ratio": matcher.ratio()}
-
-
 urlpatterns = [
     path("review/", review_queue, name="review_queue"),
-    path("candidates/", candidate_list, name="candidate_list"),
-    path("candidates/<int:pk>/", candidate_detail, name="candidate_detail"),
     path("candidates/<int:pk>/decide/", candidate_decide, name="candidate_decide"),
     path("candidates/<int:pk>/comment/", candidate_comment, name="candidate_comment"),
     path("candidates/<int:pk>/edit/", candidate_edit, name="candidate_edit"),
-    path("candidates/export.jsonl", candidate_export, name="candidate_export"),
 ]

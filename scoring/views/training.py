@@ -10,10 +10,13 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_POST
 
+from scoring import maths, outbox
 from scoring.access import get_train_job_for_user, require_perm
+from scoring.engine.rescore import rescore
+from scoring.followups import Followups
 from scoring.models import Agent, Candidate, Node, ScoreCall, TrainJob
 from scoring.models.runs import RunStatus
-from scoring.training import send_to_training
+from scoring.tasks.enqueue import enqueue_on_commit
 
 TEMPLATE = "scoring/training_job_detail.html"
 
@@ -65,13 +68,14 @@ def train_send(request):
     form = SendForm(request.POST)
     if form.is_valid():
         agent = form.cleaned_data["agent"]
-        job = send_to_training(agent, request.user)
+        job = outbox.send_to_training(agent, request.user)
         if job is None:
             form.add_error(
                 "agent", f"Nothing to send: no approved candidates of {agent.name} are waiting."
             )
     if form.errors:
         return train_job_list(request, send_form=form)
+    enqueue_on_commit(Followups(train_jobs=[job.pk]))
     messages.success(
         request, f"Sent {job.samples.count()} approved sample(s) of {agent.name} as {job}."
     )
@@ -94,10 +98,12 @@ def train_job_retry(request, pk):
     require_perm(request, "scoring.send_training")
     was_failed = job.status == TrainJob.Status.FAILED
     try:
-        result = job.retry(by=request.user)
+        result = outbox.retry(job, by=request.user)
     except ValidationError as e:
         messages.error(request, " ".join(e.messages))
         return redirect("train_job_detail", job.pk)
+    if result is not None:
+        enqueue_on_commit(Followups(train_jobs=[result.pk]))
     if not was_failed:
         messages.success(request, f"Re-sending {job} with the same Idempotency-Key.")
         return redirect("train_job_detail", job.pk)
@@ -113,10 +119,11 @@ def train_job_rescore(request, pk):
     job = get_train_job_for_user(request, pk)
     require_perm(request, "scoring.start_run")
     try:
-        runs = job.rescore(by=request.user)
+        runs = rescore(job, by=request.user)
     except ValidationError as e:
         messages.error(request, "Not re-scored: " + " ".join(e.messages))
         return redirect("train_job_detail", job.pk)
+    enqueue_on_commit(Followups(runs=[r.pk for r in runs]))
     names = ", ".join(f"#{r.pk}" for r in runs)
     messages.success(request, f"Started fine-tune run(s) {names} on the samples' snapshots.")
     return redirect("train_job_detail", job.pk)
@@ -155,8 +162,8 @@ def _samples_with_rescore(job):
 
 def _rescored_divergences(job):
     """{response node id: divergence} from the job's finished re-score runs
-    (a later run wins). Baseline minus all-memories-removed, clamped at 0, as
-    the engine computes it."""
+    (a later run wins): maths.divergences of the baseline and the call
+    without any memory."""
     runs = job.rescore_runs.filter(status__in=[RunStatus.SUCCEEDED, RunStatus.PARTIAL]).order_by("created_at")
     calls = ScoreCall.objects.filter(
         run__in=runs, status=ScoreCall.Status.DONE,
@@ -173,8 +180,7 @@ def _rescored_divergences(job):
         responses = Node.objects.responses().filter(
             snapshot_id=base.run.snapshot_id, index__gte=base.range_start, index__lt=base.range_end
         ).order_by("index").values_list("pk", flat=True)
-        for node_id, b, w in zip(responses, base.result or [], without.result or []):
-            found[node_id] = max(0.0, b - w)
+        found.update(zip(responses, maths.divergences(base.result or [], without.result or [])))
     return found
 
 

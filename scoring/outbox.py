@@ -1,13 +1,16 @@
 """Sending approved samples to the server's /train, exactly once.
 
 The send is an outbox: `send_to_training` writes a TrainJob and its samples in
-one transaction and only nudges a dispatcher after the commit. Dispatchers
-claim a job with a conditional update, POST it with the job's id as the
-Idempotency-Key, and record what the server said. Whatever happens in
-between (a double click, concurrent senders, the broker down, a worker killed
-mid-POST), a sample is in at most one live job (database constraint
+one transaction; the entry point that called it then asks for a dispatcher
+after the commit (`Followups(train_jobs=[job.pk])`). Dispatchers claim a job
+with a conditional update, POST it with the job's id as the Idempotency-Key,
+and record what the server said. Whatever happens in between (a double
+click, concurrent senders, the broker down, a worker killed mid-POST), a
+sample is in at most one live job (database constraint
 `sample_in_one_live_job`) and a job is only ever posted with its own key, so
 the server never trains a sample twice and no approved sample is lost.
+
+The job's states and the verbs that move them are in scoring.models.training.
 """
 
 import logging
@@ -16,12 +19,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from scoring.client import InferenceClient, OutcomeUnknown, PermanentError, TransientError
 from scoring.models import Activity, Candidate, TrainJob, TrainSample
-from scoring.models.training import due_for_sending_q
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,9 @@ def send_to_training(agent, by, candidate_ids=None):
 
     Returns the job, or None when there was nothing to send (for example the
     second click of a double click). Candidates a concurrent sender took first
-    are left out of this job, never sent twice.
+    are left out of this job, never sent twice. The caller enqueues
+    `Followups(train_jobs=[job.pk])` on commit; should that be lost, the
+    periodic dispatcher sends the job.
     """
     with transaction.atomic():
         candidates = Candidate.objects.filter(agent=agent).waiting_for_training()
@@ -73,26 +76,38 @@ def send_to_training(agent, by, candidate_ids=None):
             transaction.set_rollback(True)
             return None
         Activity.record(by, "sent to training", job, agent=agent.name, candidates=sorted(included))
-        transaction.on_commit(lambda: nudge_dispatcher(job.pk))
     return job
 
 
-def nudge_dispatcher(job_id):
-    """Ask a worker to send the job now. Best effort: if the broker is down the
-    job row is already committed and the periodic dispatcher sends it later."""
-    from scoring.tasks.training import dispatch_train_jobs
+def retry(job, by):
+    """Operator action for a failed or unknown job; returns the job to dispatch.
 
-    try:
-        dispatch_train_jobs.apply_async(
-            kwargs={"job_id": str(job_id)},
-            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
-        )
-    except Exception:
-        log.warning(
-            "could not enqueue the dispatcher for train job %s; the periodic dispatcher will send it",
-            job_id,
-            exc_info=True,
-        )
+    Failed: a fresh job for its candidates that are still approved (the
+    failed job's samples are not live any more). Returns the new job, or
+    None when none is left to send.
+    Unknown: the same job is re-sent now, with the same Idempotency-Key,
+    so the server cannot start it twice. Returns this job.
+    Either way the caller enqueues `Followups(train_jobs=[returned.pk])`.
+    """
+    S = TrainJob.Status
+    if job.status == S.FAILED:
+        with transaction.atomic():
+            job.free_samples()
+            candidate_ids = list(job.samples.values_list("candidate_id", flat=True))
+            new_job = send_to_training(job.agent, by, candidate_ids=candidate_ids)
+            Activity.record(
+                by, "retried", job, new_job=str(new_job.pk) if new_job else None,
+                samples=new_job.samples.count() if new_job else 0,
+            )
+        return new_job
+    if job.status == S.UNKNOWN:
+        if not job.resend_now(by):
+            raise ValidationError("This job is no longer waiting to be re-sent.")
+        return job
+    raise ValidationError(
+        f"Only failed jobs and jobs needing attention can be retried; this one is "
+        f"{job.get_status_display()}."
+    )
 
 
 def backoff_seconds(attempts):
@@ -118,20 +133,8 @@ def claim(job_id):
     if job is None:
         return None
     now = timezone.now()
-    until = now + timedelta(seconds=claim_seconds(job.agent))
-    claimed = (
-        TrainJob.objects.filter(due_for_sending_q(now), pk=job_id)
-        .update(
-            status=TrainJob.Status.SENDING,
-            claimed_until=until,
-            attempts=F("attempts") + 1,
-            sent_at=now,
-        )
-        == 1
-    )
-    if not claimed:
+    if not job.claim(now + timedelta(seconds=claim_seconds(job.agent)), now):
         return None
-    job.refresh_from_db()
     # The claim's expiry is this dispatcher's token: later writes of the outcome
     # only apply while the job is still claimed with this exact value.
     return job, job.claimed_until
@@ -181,9 +184,7 @@ def send(job, claimed_until):
 
 def _unclaim(job, claimed_until, status, error):
     retry_after = timezone.now() + timedelta(seconds=backoff_seconds(job.attempts))
-    TrainJob.objects.filter(
-        pk=job.pk, status=TrainJob.Status.SENDING, claimed_until=claimed_until
-    ).update(status=status, claimed_until=None, retry_after=retry_after, last_error=str(error))
+    job.release_claim(claimed_until, status, error, retry_after)
 
 
 def poll(job_id):
@@ -196,26 +197,17 @@ def poll(job_id):
             answer = client.train_status(job.server_job_id)
     except (TransientError, PermanentError) as e:
         log.warning("could not poll train job %s: %s", job.pk, e)
-        TrainJob.objects.filter(pk=job.pk).update(last_error=f"polling: {e}")
+        job.record_polling_error(e)
         return
     status = SERVER_STATUSES.get(answer.get("status"))
     if status is None:
-        TrainJob.objects.filter(pk=job.pk).update(
-            server_status=answer, last_error=f"unknown server status {answer.get('status')!r}"
-        )
+        job.record_server_answer(answer, error=f"unknown server status {answer.get('status')!r}")
         return
     if status == TrainJob.Status.FAILED:
-        TrainJob.objects.filter(pk=job.pk).update(server_status=answer)
+        job.record_server_answer(answer)
         job.mark_failed(str(answer.get("error") or "the server reported the job failed"))
         return
-    updated = TrainJob.objects.on_server().filter(pk=job.pk).update(
-        status=status,
-        server_status=answer,
-        last_error="",
-        finished_at=timezone.now() if status == TrainJob.Status.SUCCEEDED else None,
-    )
-    if updated and status == TrainJob.Status.SUCCEEDED:
-        Activity.record(None, "training succeeded", job, actor_name="system")
+    job.record_progress(status, answer)
 
 
 def poll_all(limit=100):

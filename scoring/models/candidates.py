@@ -1,0 +1,340 @@
+"""Fine-tuning candidates: the responses worth training on, and their two state machines.
+
+Candidate.Status (what the team decided, and what training did with it):
+
+    pending  <-> approved <-> rejected    decide(): settled from the reviews, any
+                                          way round, until the candidate is in a
+                                          live train job or trained
+    approved  -> trained                  CandidateQuerySet.mark_trained(): the
+                                          server accepted its job
+    trained   -> approved                 CandidateQuerySet.mark_untrained(): that
+                                          job failed after all
+
+Candidate.AlternateStatus (the model's own answer without memories, shown beside
+the response; the engine and its tasks move it):
+
+    none | failed | pending -> pending    a fine-tune run asks for one (pending
+                                          again: resent after a lost task)
+    pending -> done | failed              generated, or failed for good
+"""
+
+from datetime import timedelta
+
+from django.apps import apps
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.utils import timezone
+
+from .activity import Activity
+from .review import DECISION_VERBS, Comment, Review
+
+
+def _live_samples():
+    # TrainSample's module imports this one (a job marks its candidates
+    # trained), so the model is looked up by name rather than imported.
+    TrainSample = apps.get_model("scoring", "TrainSample")
+    return TrainSample.objects.filter(candidate=OuterRef("pk"), live=True)
+
+
+class CandidateQuerySet(models.QuerySet):
+    def without_ids(self):
+        """Leave out the token id lists (a whole context each): for pages."""
+        return self.defer("context_ids", "continuation_ids", "edited_ids")
+
+    def pending(self):
+        return self.filter(status=Candidate.Status.PENDING)
+
+    def approved(self):
+        return self.filter(status=Candidate.Status.APPROVED)
+
+    def in_live_job(self):
+        return self.filter(Exists(_live_samples()))
+
+    def waiting_for_training(self):
+        """Approved and in no job that may still train them: what a send would take."""
+        return self.approved().filter(~Exists(_live_samples()))
+
+    def reviewable_by(self, user, now=None):
+        """Pending, not yet decided or skipped by `user`, not held by someone else."""
+        now = now or timezone.now()
+        decided = Review.objects.filter(candidate=OuterRef("pk"), reviewer=user)
+        free = Q(reserved_by__isnull=True) | Q(reserved_by=user) | Q(reserved_until__lte=now)
+        return self.pending().filter(free).filter(~Exists(decided))
+
+    def next_for(self, user, agent=None):
+        """The candidate `user` should review next: highest divergence first."""
+        candidates = self.reviewable_by(user)
+        if agent is not None:
+            candidates = candidates.filter(agent=agent)
+        return candidates.order_by("-divergence", "id").first()
+
+    def held_by_others(self, user, now=None):
+        now = now or timezone.now()
+        return (
+            self.pending()
+            .filter(reserved_by__isnull=False, reserved_until__gt=now)
+            .exclude(reserved_by=user)
+        )
+
+    # --- transitions made by training (see TrainJob) -----------------------
+
+    def mark_trained(self):
+        """approved -> trained: the server accepted the job holding these."""
+        return self.update(status=Candidate.Status.TRAINED)
+
+    def mark_untrained(self):
+        """trained -> approved: their job failed, so they may be sent again."""
+        return self.filter(status=Candidate.Status.TRAINED).update(status=Candidate.Status.APPROVED)
+
+
+class Candidate(models.Model):
+    """A response the model predicts much worse without memories: a fine-tuning candidate.
+
+    The transitions of both statuses are listed in this module's docstring.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "awaiting review"
+        APPROVED = "approved", "approved"
+        REJECTED = "rejected", "rejected"
+        TRAINED = "trained", "trained"
+
+    class AlternateStatus(models.TextChoices):
+        NONE = "none", "not requested"
+        PENDING = "pending", "generating"
+        DONE = "done", "generated"
+        FAILED = "failed", "failed"
+
+    agent = models.ForeignKey("scoring.Agent", on_delete=models.CASCADE, related_name="candidates")
+    snapshot = models.ForeignKey(
+        "scoring.Snapshot", on_delete=models.CASCADE, related_name="candidates"
+    )
+    run = models.ForeignKey(
+        "scoring.ScoringRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="candidates"
+    )
+    response = models.ForeignKey("scoring.Node", on_delete=models.CASCADE, related_name="+")
+    # Identity of the response across snapshots of the same agent (its
+    # timestamp, as in the reference), so a response is a candidate once.
+    response_key = models.CharField(max_length=100)
+    divergence = models.FloatField()
+    response_text = models.TextField()
+    context_ids = models.JSONField(default=list)
+    continuation_ids = models.JSONField(default=list)
+
+    alternate_text = models.TextField(blank=True)
+    alternate_status = models.CharField(
+        max_length=8, choices=AlternateStatus.choices, default=AlternateStatus.NONE
+    )
+    alternate_error = models.TextField(blank=True)
+    # When the alternate was last sent to a worker: one pending for longer
+    # than a claim lasts was lost (a killed worker) and is sent again.
+    alternate_requested_at = models.DateTimeField(null=True, blank=True)
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    # "Edit and approve": what gets trained when set, kept beside the original.
+    edited_text = models.TextField(blank=True)
+    edited_ids = models.JSONField(null=True, blank=True)
+    edited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    edited_at = models.DateTimeField(null=True, blank=True)
+
+    # A reviewer holds a candidate for a few minutes so a team splits the work.
+    reserved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reserved_until = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = CandidateQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-divergence", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent", "response_key"], name="candidate_unique_response_per_agent"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["agent", "status", "-divergence"]),
+            # The review queue and the list walk candidates in divergence order;
+            # a row carries a whole context's ids, so scanning the table is slow.
+            models.Index(fields=["status", "-divergence", "id"], name="candidate_status_divergence"),
+            models.Index(fields=["-divergence", "id"], name="candidate_divergence"),
+            models.Index(fields=["status", "reserved_until"], name="candidate_status_reserved"),
+        ]
+        permissions = [("review_candidate", "Can approve, reject, edit and comment on candidates")]
+
+    def __str__(self):
+        return f"candidate {self.pk} ({self.divergence:.2f} nats)"
+
+    @property
+    def training_continuation_ids(self):
+        return self.edited_ids if self.edited_ids is not None else self.continuation_ids
+
+    @property
+    def training_text(self):
+        return self.edited_text if self.is_edited else self.response_text
+
+    @property
+    def is_edited(self):
+        # edited_at, not edited_ids: pages defer the (large) id lists.
+        return self.edited_at is not None
+
+    def is_reserved_by_other(self, user, now=None):
+        now = now or timezone.now()
+        return (
+            self.reserved_by_id is not None
+            and self.reserved_by_id != user.pk
+            and self.reserved_until is not None
+            and self.reserved_until > now
+        )
+
+    # --- reservations ---------------------------------------------------
+
+    def reserve(self, user):
+        """Hold this candidate for `user` for a few minutes; False if someone else holds it.
+
+        One conditional update decides between reviewers opening the queue at once.
+        """
+        now = timezone.now()
+        until = now + timedelta(minutes=settings.MEMSCORE_RESERVATION_MINUTES)
+        free = Q(reserved_by__isnull=True) | Q(reserved_by=user) | Q(reserved_until__lte=now)
+        was_mine = self.reserved_by_id == user.pk and self.reserved_until and self.reserved_until > now
+        taken = (
+            Candidate.objects.filter(free, pk=self.pk, status=self.Status.PENDING)
+            .update(reserved_by=user, reserved_until=until)
+            == 1
+        )
+        if taken:
+            self.reserved_by, self.reserved_until = user, until
+            if not was_mine:
+                Activity.record(user, "reserved", self, until=until.isoformat())
+        else:
+            self.refresh_from_db(fields=["reserved_by", "reserved_until", "status"])
+        return taken
+
+    def release(self, user):
+        released = (
+            Candidate.objects.filter(pk=self.pk, reserved_by=user)
+            .update(reserved_by=None, reserved_until=None)
+            == 1
+        )
+        if released:
+            self.reserved_by, self.reserved_until = None, None
+            Activity.record(user, "released", self)
+        return released
+
+    # --- decisions ------------------------------------------------------
+
+    def decide(self, reviewer, decision, comment=""):
+        """Record `reviewer`'s decision (replacing an earlier one) and settle the status.
+
+        Approved once approvals reach the agent's required number and nobody
+        rejects; rejected as soon as anyone rejects. The candidate row is locked
+        for the whole change, so concurrent deciders settle one after another
+        and only one of them records each status transition.
+        """
+        try:
+            decision = Review.Decision(decision)
+        except ValueError:
+            raise ValidationError({"decision": f"Unknown decision {decision!r}."}) from None
+        comment = (comment or "").strip()
+        if decision == Review.Decision.REJECT and not comment:
+            raise ValidationError({"comment": "A rejection needs a comment saying why."})
+
+        with transaction.atomic():
+            # of=self: lock the candidate row only, not its agent's.
+            locked = (
+                Candidate.objects.without_ids()
+                .select_for_update(of=("self",))
+                .select_related("agent")
+                .get(pk=self.pk)
+            )
+            locked.check_decidable()
+            Review.objects.update_or_create(
+                candidate=locked,
+                reviewer=reviewer,
+                defaults={"decision": decision, "comment": comment},
+            )
+            Activity.record(
+                reviewer, DECISION_VERBS[decision], locked, comment=comment, divergence=locked.divergence
+            )
+            locked._settle(reviewer)
+        self.refresh_from_db()
+        return self
+
+    def _settle(self, reviewer):
+        """Write the status the reviews now call for (on a row locked by decide)."""
+        new_status = self._settled_status()
+        changes = {}
+        if self.reserved_by_id == reviewer.pk:
+            # Decided: let the next reviewer (if more approvals are needed) take it.
+            changes.update(reserved_by=None, reserved_until=None)
+        if new_status != self.status:
+            changes.update(
+                status=new_status,
+                decided_at=None if new_status == self.Status.PENDING else timezone.now(),
+            )
+        if not changes:
+            return
+        # Conditional on the status we read: a second line of defence
+        # behind the row lock (SQLite has no SELECT ... FOR UPDATE).
+        updated = Candidate.objects.filter(pk=self.pk, status=self.status).update(**changes)
+        if updated != 1:
+            raise RuntimeError(f"candidate {self.pk} changed under its row lock")
+        if "status" in changes:
+            Activity.record(reviewer, "status changed", self, **{"from": self.status, "to": new_status})
+
+    def check_decidable(self):
+        """ValidationError unless a decision may still change this candidate."""
+        if self.status == self.Status.TRAINED:
+            raise ValidationError("This candidate has been trained; its decision is final.")
+        if Candidate.objects.filter(pk=self.pk).in_live_job().exists():
+            raise ValidationError(
+                "This candidate has been sent to training; it can be decided again only if "
+                "that job fails."
+            )
+
+    def _settled_status(self):
+        decisions = list(self.reviews.values_list("decision", flat=True))
+        if Review.Decision.REJECT in decisions:
+            return self.Status.REJECTED
+        if decisions.count(Review.Decision.APPROVE) >= self.agent.required_approvals:
+            return self.Status.APPROVED
+        return self.Status.PENDING
+
+    def approve_edited(self, reviewer, text, edited_ids):
+        """Keep `text` (tokenized as `edited_ids`) as what will be trained, then approve.
+
+        The original stays beside it. scoring.editing tokenizes the text on the
+        agent's server and calls this; ValidationError when the candidate can no
+        longer be decided.
+        """
+        if not (text or "").strip():
+            raise ValidationError({"text": "The corrected response cannot be empty."})
+        with transaction.atomic():
+            locked = Candidate.objects.without_ids().select_for_update().get(pk=self.pk)
+            locked.check_decidable()
+            Candidate.objects.filter(pk=self.pk).update(
+                edited_text=text, edited_ids=edited_ids, edited_by=reviewer, edited_at=timezone.now()
+            )
+            Activity.record(
+                reviewer, "edited", locked, original_tokens=len(self.continuation_ids),
+                edited_tokens=len(edited_ids),
+            )
+            self.decide(reviewer, Review.Decision.APPROVE)
+        return self
+
+    def add_comment(self, user, text):
+        text = (text or "").strip()
+        if not text:
+            raise ValidationError({"text": "A comment cannot be empty."})
+        comment = Comment.objects.create(candidate=self, author=user, text=text)
+        Activity.record(user, "commented on", self, comment=text[:500])
+        return comment
