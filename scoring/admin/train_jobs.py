@@ -1,11 +1,14 @@
-"""Training jobs and their samples; retrying goes through `TrainJob.retry`."""
+"""Training jobs and their samples; retrying goes through `scoring.outbox.retry`."""
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count
 
+from scoring import outbox
 from scoring.admin.base import ReadOnlyAdmin, errors_text
+from scoring.followups import Followups
 from scoring.models import TrainJob, TrainSample
+from scoring.tasks.enqueue import enqueue_on_commit
 
 
 class TrainSampleInline(admin.TabularInline):
@@ -60,10 +63,13 @@ class TrainJobAdmin(ReadOnlyAdmin):
                 problems.append(f"{job} is {job.get_status_display()}: only failed or unknown jobs are retried")
                 continue
             try:
-                job.retry(by=request.user)
+                again = outbox.retry(job, by=request.user)
                 retried += 1
             except ValidationError as e:
                 problems.append(f"{job}: {errors_text(e)}")
+                continue
+            if again is not None:
+                enqueue_on_commit(Followups(train_jobs=[again.pk]))
         self.message_user(request, f"Retried {retried} job(s).", messages.SUCCESS)
         for problem in problems:
             self.message_user(request, problem, messages.WARNING)
