@@ -192,7 +192,7 @@ else:
 CELERY_TASK_DEFAULT_QUEUE = envstr("CELERY_QUEUE", "memscore")
 # scoring.tasks is a package: autodiscovery imports only its __init__, so each
 # task module is named here for workers to register its tasks.
-CELERY_IMPORTS = ["scoring.tasks.scoring", "scoring.tasks.training"]
+CELERY_IMPORTS = ["scoring.tasks.runs", "scoring.tasks.training"]
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -3,10 +3,10 @@
 from django import forms
 from django.core.exceptions import ValidationError
 
+from scoring import modes
 from scoring.importing import SnapshotError, parse_snapshot_json, validate_snapshot
-from scoring.models import Agent, Node
+from scoring.models import Agent
 from scoring.models.runs import Mode
-from scoring.models.snapshots import SECTION_ORDER
 
 # The agent form's fields, grouped as the page shows them.
 AGENT_FIELD_GROUPS = [
@@ -144,85 +144,42 @@ class SnapshotUploadForm(forms.Form):
         return upload
 
 
-# Which of StartRunForm's fields each mode uses (the params of engine.start_run).
-MODE_PARAMS = {
-    Mode.FULL: [],
-    Mode.MEMORY: ["key"],
-    Mode.FINETUNE: ["count", "min_divergence", "alternates"],
-    Mode.INCREMENTAL: ["max_age", "response_window"],
-}
-
-
 class StartRunForm(forms.Form):
     """Start a scoring run on one snapshot; `params` is what engine.start_run takes.
 
-    Fields a mode does not use are dropped from cleaned_data; numeric fields left
-    blank take the agent's defaults.
+    The chosen mode's parameter form (scoring.modes) validates its fields and
+    fills blank ones with the agent's defaults; other modes' fields are
+    ignored. The page shows every mode's form (param_forms), each in its own
+    fieldset.
     """
 
-    mode = forms.ChoiceField(choices=Mode.choices, initial=Mode.FULL)
-    key = forms.ChoiceField(label="memory key", required=False, help_text="One memory mode.")
-    count = forms.IntegerField(
-        required=False, min_value=1, help_text="Fine-tune: the last this many conversation entries."
-    )
-    min_divergence = forms.FloatField(
-        required=False, min_value=0.0, help_text="Fine-tune: the least divergence (nats) of a candidate."
-    )
-    alternates = forms.BooleanField(
-        required=False, help_text="Fine-tune: also generate the model's answer without memories."
-    )
-    max_age = forms.IntegerField(
-        label="max age (seconds)", required=False, min_value=0,
-        help_text="Incremental: re-score memories not scored for this long.",
-    )
-    response_window = forms.IntegerField(
-        required=False, min_value=1, help_text="Incremental: responses after each memory to score."
-    )
+    mode = forms.ChoiceField(choices=lambda: [(m.name, m.name.label) for m in modes.all()], initial=Mode.FULL)
 
     def __init__(self, *args, snapshot, **kwargs):
         self.snapshot = snapshot
         super().__init__(*args, **kwargs)
-        agent = snapshot.agent
-        self.fields["key"].choices = [("", "---------")] + [(k, k) for k in memory_keys(snapshot)]
-        self.fields["count"].initial = agent.finetune_count
-        self.fields["min_divergence"].initial = agent.finetune_min_divergence
-        self.fields["max_age"].initial = agent.incremental_max_age
-        self.fields["response_window"].initial = agent.incremental_response_window
+        self._params = {}
+
+    def param_forms(self):
+        """[(mode, its unbound parameter form)] for the page, modes without parameters left out."""
+        found = [(mode, mode.page_form(self.snapshot)) for mode in modes.all()]
+        return [(mode, form) for mode, form in found if form.fields]
 
     def clean(self):
         cleaned = super().clean()
-        mode = cleaned.get("mode")
-        if not mode:
+        if not cleaned.get("mode"):
             return cleaned
-        agent = self.snapshot.agent
-        defaults = {
-            "count": agent.finetune_count,
-            "min_divergence": agent.finetune_min_divergence,
-            "max_age": agent.incremental_max_age,
-            "response_window": agent.incremental_response_window,
-        }
-        used = MODE_PARAMS[Mode(mode)]
-        if "key" in used and not cleaned.get("key"):
-            self.add_error("key", "Choose the memory to score.")
-        for name in list(cleaned):
-            if name != "mode" and name not in used:
-                del cleaned[name]
-            elif cleaned[name] is None and name in defaults:
-                cleaned[name] = defaults[name]
+        mode = modes.get(cleaned["mode"])
+        params = mode.Params(self.data, agent=self.snapshot.agent)
+        if params.is_valid():
+            self._params = dict(params.cleaned_data)
+        else:
+            # Named by the parameter, as the page reports them ("key: ...").
+            for name, errors in params.errors.as_data().items():
+                self._errors.setdefault(name, self.error_class()).extend(errors)
         return cleaned
 
     @property
     def params(self):
         """The run's parameters for engine.start_run (only those of its mode)."""
-        return {k: v for k, v in self.cleaned_data.items() if k != "mode"}
-
-
-def memory_keys(snapshot):
-    """The snapshot's memory keys, each once, in context order (identity first)."""
-    rows = Node.objects.filter(snapshot=snapshot).memories().values_list("section", "index", "memory_key")
-    # Ordered in Python: section names do not sort in context order.
-    rank = {section: i for i, section in enumerate(SECTION_ORDER)}
-    keys = {}
-    for _, _, key in sorted(rows, key=lambda r: (rank[r[0]], r[1])):
-        keys.setdefault(key, None)
-    return list(keys)
+        return dict(self._params)

@@ -8,9 +8,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from scoring.context import snapshot_tokens
 from scoring.engine import start_run
 from scoring.engine.execution import Outcome, claim_calls, store
-from scoring.engine.tokens import snapshot_tokens
 from scoring.models import ScoreCall, ScoringRun
 from tests.engine_support import make_snapshot
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def run(agent):
-    return start_run(make_snapshot(agent, extra_memories=12), "full", enqueue=False)
+    return start_run(make_snapshot(agent, extra_memories=12), "full")
 
 
 def test_it_gives_each_call_to_exactly_one_of_many_concurrent_claimers(run):

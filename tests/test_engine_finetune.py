@@ -4,8 +4,9 @@ import httpx
 import pytest
 
 from scoring.engine import run_inline, start_run
-from scoring.engine.finetune import ASSISTANT_PREFIX, alternate_prompt, response_key
+from scoring.engine.alternates import ASSISTANT_PREFIX, alternate_prompt
 from scoring.models import Candidate, Node, Review, ScoreCall, ScoringRun
+from scoring.modes.finetune import response_key
 from tests.conftest import NO_FAULTS
 from tests.engine_support import (
     build_ids,
@@ -15,7 +16,6 @@ from tests.engine_support import (
     private_refserver,  # noqa: F401  (this module's own server)
     score,
 )
-
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_retries")]
 
@@ -42,8 +42,7 @@ def test_it_makes_candidates_of_responses_that_need_their_memories(agent, snapsh
     count = n_entries - 3  # from the second question on: the first response is left out
     divs, nodes = expected_divergences(ref.base_url, snapshot, n_entries - count)
 
-    run = run_inline(start_run(snapshot, "finetune", params={"count": count, "min_divergence": 1.0},
-                               enqueue=False))
+    run = run_inline(start_run(snapshot, "finetune", params={"count": count, "min_divergence": 1.0}))
 
     assert run.status == ScoringRun.Status.SUCCEEDED
     assert [(c.filter, c.range_start, c.range_end) for c in run.calls.order_by("seq")] == [
@@ -75,7 +74,7 @@ def test_it_makes_candidates_of_responses_that_need_their_memories(agent, snapsh
 def test_it_makes_a_response_a_candidate_once_and_leaves_reviewed_ones_alone(agent, snapshot, ref,
                                                                              django_user_model):
     params = {"count": 100, "min_divergence": 1.0}
-    first = run_inline(start_run(snapshot, "finetune", params=params, enqueue=False))
+    first = run_inline(start_run(snapshot, "finetune", params=params))
     ids = first.result["candidates"]
     assert len(ids) >= 3
     trained, reviewed, untouched = Candidate.objects.filter(pk__in=ids[:3]).order_by("-divergence")
@@ -84,7 +83,7 @@ def test_it_makes_a_response_a_candidate_once_and_leaves_reviewed_ones_alone(age
     Review.objects.create(candidate=reviewed, reviewer=rita, decision=Review.Decision.SKIP)
     Candidate.objects.filter(pk=untouched.pk).update(divergence=0.5)
 
-    again = run_inline(start_run(snapshot, "finetune", params=params, enqueue=False))
+    again = run_inline(start_run(snapshot, "finetune", params=params))
 
     assert again.status == ScoringRun.Status.SUCCEEDED
     assert Candidate.objects.count() == len(ids)
@@ -97,8 +96,7 @@ def test_it_makes_a_response_a_candidate_once_and_leaves_reviewed_ones_alone(age
 
 def test_it_generates_alternates_without_memories(agent, snapshot, ref):
     run = run_inline(start_run(snapshot, "finetune",
-                               params={"count": 100, "min_divergence": 1.0, "alternates": True},
-                               enqueue=False))
+                               params={"count": 100, "min_divergence": 1.0, "alternates": True}))
 
     candidates = list(Candidate.objects.filter(run=run))
     assert candidates
@@ -120,8 +118,7 @@ def test_it_records_a_failed_alternate(agent, snapshot, ref):
     ref.control(**{**NO_FAULTS, "fail_endpoints": ["completions"], "fail_rate": 1.0})
 
     run = run_inline(start_run(snapshot, "finetune",
-                               params={"count": 100, "min_divergence": 1.0, "alternates": True},
-                               enqueue=False))
+                               params={"count": 100, "min_divergence": 1.0, "alternates": True}))
 
     assert run.status == ScoringRun.Status.SUCCEEDED
     candidates = Candidate.objects.filter(run=run)

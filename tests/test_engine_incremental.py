@@ -19,7 +19,6 @@ from tests.engine_support import (
     score,
 )
 
-
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_retries")]
 
 WINDOW = 3
@@ -68,8 +67,7 @@ def test_it_scores_due_memories_and_sets_their_first_weight(agent, snapshot, ref
     late = past_cutoff(snapshot)
     assert late, "the snapshot must have memories past the cutoff"
 
-    run = run_inline(start_run(snapshot, "incremental", params={"response_window": WINDOW, "limit": 20},
-                               enqueue=False))
+    run = run_inline(start_run(snapshot, "incremental", params={"response_window": WINDOW, "limit": 20}))
 
     assert run.status == ScoringRun.Status.SUCCEEDED
     scored = {m.key: m for m in Memory.objects.filter(agent=agent, weight__isnull=False)}
@@ -101,8 +99,7 @@ def test_it_folds_a_new_score_into_the_weight(agent, snapshot, ref):
     expected = expected_score(ref.base_url, snapshot, "people/alice")
 
     run = run_inline(start_run(snapshot, "incremental",
-                               params={"response_window": WINDOW, "limit": 20, "max_age": 3600},
-                               enqueue=False))
+                               params={"response_window": WINDOW, "limit": 20, "max_age": 3600}))
 
     alice.refresh_from_db()
     assert alice.weight == pytest.approx(0.25 * expected + 0.75 * 10.0, abs=1e-9)
@@ -117,7 +114,7 @@ def test_it_takes_never_scored_then_oldest_first_up_to_the_limit(agent, snapshot
     Memory.objects.filter(agent=agent, key="places/office").update(last_scored=now - timedelta(days=9))
     Memory.objects.filter(agent=agent, key="people/bob").update(last_scored=None, weight=None)
 
-    run = start_run(snapshot, "incremental", params={"limit": 2, "max_age": 3600}, enqueue=False)
+    run = start_run(snapshot, "incremental", params={"limit": 2, "max_age": 3600})
 
     keys = list(run.calls.filter(filter=ScoreCall.Filter.SKIP_KEY).order_by("seq")
                 .values_list("memory__key", flat=True))
@@ -129,7 +126,7 @@ def test_it_leaves_weights_alone_when_the_calls_fail(agent, snapshot, ref):
     Memory.objects.filter(agent=agent).update(weight=2.5, last_scored=old)
     ref.control(**{**NO_FAULTS, "fail_rate": 1.0})
 
-    run = run_inline(start_run(snapshot, "incremental", params={"max_age": 3600}, enqueue=False))
+    run = run_inline(start_run(snapshot, "incremental", params={"max_age": 3600}))
 
     assert run.status == ScoringRun.Status.FAILED
     for memory in Memory.objects.filter(agent=agent):
@@ -144,8 +141,7 @@ def test_it_scores_the_memories_whose_calls_worked_when_others_fail(agent, snaps
     # baseline is calls 3 and 4, and both fail.
     ref.control(**{**NO_FAULTS, "fail_nth": [3, 4]})
 
-    run = run_inline(start_run(snapshot, "incremental", params={"response_window": WINDOW, "limit": 3},
-                               enqueue=False))
+    run = run_inline(start_run(snapshot, "incremental", params={"response_window": WINDOW, "limit": 3}))
 
     assert run.status == ScoringRun.Status.PARTIAL
     keys = list(run.calls.filter(filter=ScoreCall.Filter.SKIP_KEY).order_by("seq")
@@ -169,7 +165,7 @@ def test_it_defaults_its_parameters_from_the_agent(agent, snapshot, ref):
     agent.incremental_max_age, agent.incremental_response_window, agent.incremental_batch = 60, 4, 2
     agent.save()
 
-    run = start_run(snapshot, "incremental", enqueue=False)
+    run = start_run(snapshot, "incremental")
 
     assert run.params == {"max_age": 60, "response_window": 4, "limit": 2}
     assert run.calls_total == 4

@@ -25,7 +25,7 @@ def test_it_scores_a_memory_over_the_responses_after_it(agent, ref):
     end = Node.objects.filter(snapshot=snapshot, section="conversation").count()
     expected = independent_deltas(ref.base_url, snapshot, start, end)["places/office"]
 
-    run = run_inline(start_run(snapshot, "memory", params={"key": "places/office"}, enqueue=False))
+    run = run_inline(start_run(snapshot, "memory", params={"key": "places/office"}))
 
     assert run.status == ScoringRun.Status.SUCCEEDED
     assert run.calls_total == 2
@@ -46,7 +46,7 @@ def test_it_scores_a_memory_over_the_responses_after_it(agent, ref):
 def test_it_starts_an_identity_memory_at_the_beginning(agent, ref):
     snapshot = make_snapshot(agent)
 
-    run = start_run(snapshot, "memory", params={"key": "identity/core"}, enqueue=False)
+    run = start_run(snapshot, "memory", params={"key": "identity/core"})
 
     assert run.calls.get(seq=0).range_start == 0
 
@@ -59,7 +59,7 @@ def test_it_stops_after_the_fiftieth_response(agent, ref):
     )
     assert len(responses) > 50
 
-    run = run_inline(start_run(snapshot, "memory", params={"key": "people/bob"}, enqueue=False))
+    run = run_inline(start_run(snapshot, "memory", params={"key": "people/bob"}))
 
     assert run.calls.get(seq=1).range_end == responses[49].index + 1
     assert run.cells.count() == 50
@@ -89,6 +89,6 @@ def test_it_needs_a_key(agent, ref):
 def test_it_starts_a_memory_also_in_identity_where_the_conversation_shows_it(agent, ref):
     snapshot = make_snapshot(agent)  # identity/sam comes back late in the conversation
 
-    run = start_run(snapshot, "memory", params={"key": "identity/sam"}, enqueue=False)
+    run = start_run(snapshot, "memory", params={"key": "identity/sam"})
 
     assert run.calls.get(seq=0).range_start == first_index(snapshot, "identity/sam") > 0

@@ -5,7 +5,7 @@ import time
 import pytest
 from django.utils import timezone
 
-from scoring.engine.tokens import Filter, SnapshotTokens
+from scoring.context import Filter, SnapshotTokens
 from scoring.models import Agent, Node, Section, Snapshot
 from tests.engine_support import build_ids, node_rows
 

@@ -4,15 +4,17 @@ import pytest
 from django.core.cache import cache
 
 from scoring.engine import run_inline, start_run
-from scoring.heatmaps import cache_key
-from scoring.tasks.scoring import warm_heatmap
+from scoring.followups import Followups
+from scoring.heatmap.payload import cache_key
+from scoring.tasks.enqueue import enqueue
+from scoring.tasks.runs import warm_heatmap
 from tests.engine_support import make_snapshot
 
 
 @pytest.mark.django_db(transaction=True)
 def test_it_packs_the_heatmap_of_a_finished_full_run(agent):
     snapshot = make_snapshot(agent)
-    run = start_run(snapshot, "full", enqueue=False)
+    run = start_run(snapshot, "full")
     run_inline(run)
     run.refresh_from_db()
     assert run.status == "succeeded"
@@ -26,7 +28,7 @@ def test_it_packs_the_heatmap_of_a_finished_full_run(agent):
 @pytest.mark.django_db
 def test_it_leaves_an_active_run_alone(agent):
     snapshot = make_snapshot(agent)
-    run = start_run(snapshot, "full", enqueue=False)
+    run = start_run(snapshot, "full")
 
     warm_heatmap(run.pk)
 
@@ -38,13 +40,15 @@ def test_it_warms_the_cache_as_a_full_run_ends(agent):
     from memscore_site.celery import app
 
     snapshot = make_snapshot(agent)
-    run = start_run(snapshot, "full", enqueue=False)
-    # The warming task is queued on commit of the run's end; run it in place.
+    run = start_run(snapshot, "full")
+    followups = Followups()
+    run = run_inline(run, followups=followups)
+    assert followups.heatmaps == [run.pk]
+    # The end of the run asks for the warming task; run it in place.
     app.conf.task_always_eager = True
     try:
-        run_inline(run)
+        enqueue(followups)
     finally:
         app.conf.task_always_eager = False
-    run.refresh_from_db()
 
     assert cache.get(cache_key(run)) is not None

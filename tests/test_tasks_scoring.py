@@ -12,8 +12,16 @@ import pytest
 from django.utils import timezone
 
 from scoring.engine import run_inline, start_run
+from scoring.followups import Followups
 from scoring.models import Candidate, CellScore, Memory, ScoreCall, ScoringRun
-from scoring.tasks.scoring import resume_stalled_runs, score_due_memories
+from scoring.tasks.enqueue import enqueue_on_commit
+from scoring.tasks.runs import (
+    execute_run,
+    generate_alternate,
+    resend_lost_alternates,
+    resume_stalled_runs,
+    score_due_memories,
+)
 from tests.conftest import NO_FAULTS, wait_for
 from tests.engine_support import (
     cells_by_key,
@@ -40,6 +48,12 @@ def worker(fast_env, celery_worker):
     return celery_worker
 
 
+def send(run):
+    """What the pages and the command do after start_run."""
+    enqueue_on_commit(Followups(runs=[run.pk]))
+    return run
+
+
 def finished(run):
     def check():
         run.refresh_from_db()
@@ -57,7 +71,7 @@ def test_it_runs_a_full_matrix_on_a_worker_within_the_concurrency(agent, ref, wo
         agent.base_url, agent.score_concurrency, agent.score_shards = fresh.base_url, 3, 2
         agent.save()
 
-        run = start_run(snapshot, "full")
+        run = send(start_run(snapshot, "full"))
         wait_for(finished(run), timeout=90, message="the run to finish")
         stats = fresh.stats()
 
@@ -80,7 +94,7 @@ def test_it_finishes_a_run_after_its_worker_is_killed(agent, ref, worker):
     agent.score_concurrency = 2
     agent.save()
     ref.control(**{**NO_FAULTS, "latency_ms": 400})
-    run = start_run(snapshot, "full")
+    run = send(start_run(snapshot, "full"))
     calls = ScoreCall.objects.filter(run=run)
     wait_for(lambda: calls.filter(status=ScoreCall.Status.DONE).count() >= 2
              and calls.filter(status=ScoreCall.Status.RUNNING).exists(), timeout=60,
@@ -112,7 +126,7 @@ def test_it_stops_a_cancelled_run_and_discards_results_in_flight(agent, ref, wor
     agent.score_concurrency = 1
     agent.save()
     ref.control(**{**NO_FAULTS, "latency_ms": 500})
-    run = start_run(snapshot, "full", by=otto)
+    run = send(start_run(snapshot, "full", by=otto))
     wait_for(lambda: ScoringRun.objects.get(pk=run.pk).calls_done >= 1, timeout=60,
              message="a call to finish")
 
@@ -156,7 +170,7 @@ def test_it_retries_a_failed_alternate_until_it_is_generated(agent, ref, worker)
     # Each task makes two attempts: the first task of all fails on both.
     ref.control(**{**NO_FAULTS, "fail_endpoints": ["completions"], "fail_nth": [1, 2]})
 
-    run = start_run(snapshot, "finetune", params={"count": 100, "min_divergence": 1.0, "alternates": True})
+    run = send(start_run(snapshot, "finetune", params={"count": 100, "min_divergence": 1.0, "alternates": True}))
 
     wait_for(finished(run), timeout=60, message="the fine-tune run to finish")
     candidates = Candidate.objects.filter(run=run)
@@ -171,7 +185,7 @@ def test_it_records_an_alternate_that_keeps_failing(agent, ref, worker):
     snapshot = make_snapshot(agent)
     ref.control(**{**NO_FAULTS, "fail_endpoints": ["completions"], "fail_rate": 1.0})
 
-    run = start_run(snapshot, "finetune", params={"count": 100, "min_divergence": 1.0, "alternates": True})
+    run = send(start_run(snapshot, "finetune", params={"count": 100, "min_divergence": 1.0, "alternates": True}))
 
     wait_for(finished(run), timeout=60, message="the fine-tune run to finish")
     candidates = Candidate.objects.filter(run=run)
@@ -186,7 +200,7 @@ def test_it_records_an_alternate_that_keeps_failing(agent, ref, worker):
 
 def test_it_waits_a_claims_length_before_resuming_a_run(agent, ref, fast_env):
     snapshot = make_snapshot(agent)
-    run = start_run(snapshot, "full", enqueue=False)
+    run = start_run(snapshot, "full")
 
     resume_stalled_runs()
 
@@ -201,10 +215,8 @@ def test_it_waits_a_claims_length_before_resuming_a_run(agent, ref, fast_env):
 
 
 def test_it_returns_quietly_for_work_that_is_gone_or_done(agent, ref):
-    from scoring.tasks.scoring import execute_run, generate_alternate
-
     snapshot = make_snapshot(agent)
-    run = start_run(snapshot, "full", enqueue=False)
+    run = start_run(snapshot, "full")
     run.cancel()
 
     execute_run(run.pk)  # a cancelled run: nothing is claimed
@@ -224,10 +236,9 @@ def test_it_sends_again_an_alternate_whose_task_was_lost(agent, settings):
 
     from memscore_site.celery import app
     from scoring.models import Candidate
-    from scoring.tasks.scoring import resend_lost_alternates
 
     snapshot = make_snapshot(agent)
-    run = start_run(snapshot, "finetune", params={"min_divergence": 0.0, "alternates": True}, enqueue=False)
+    run = start_run(snapshot, "finetune", params={"min_divergence": 0.0, "alternates": True})
     run_inline(run)
     candidate = Candidate.objects.filter(run=run).first()
     assert candidate is not None

@@ -9,8 +9,7 @@ for 200k tokens in 2,000 nodes; numpy's tolist() of the tokens would be ten
 times slower, and the server wants a JSON list).
 """
 
-import threading
-from collections import OrderedDict
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,8 +21,6 @@ Filter = ScoreCall.Filter
 
 # Snapshots never change after import, so a worker keeps the last few it used.
 _CACHE_SIZE = 4
-_cache = OrderedDict()
-_cache_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -111,15 +108,11 @@ class SnapshotTokens:
 def snapshot_tokens(snapshot):
     """The SnapshotTokens of a snapshot, loaded once per worker process."""
     # imported_at too: a test database may hand the same id to a new snapshot.
-    cache_key = (snapshot.pk, snapshot.imported_at)
-    with _cache_lock:
-        found = _cache.get(cache_key)
-        if found is not None:
-            _cache.move_to_end(cache_key)
-            return found
-    loaded = SnapshotTokens(snapshot.pk)
-    with _cache_lock:
-        _cache[cache_key] = loaded
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
-    return loaded
+    return _load(snapshot.pk, snapshot.imported_at)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _load(snapshot_id, imported_at):
+    # Two threads missing at once may both load it: harmless, and rarer than
+    # holding a lock over a load of the whole snapshot would be costly.
+    return SnapshotTokens(snapshot_id)

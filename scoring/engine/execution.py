@@ -1,10 +1,13 @@
 """Claiming a run's calls, calling /score, and storing each result as it comes.
 
-A call is claimed with a conditional update (PENDING, or RUNNING with a lapsed
-claim → RUNNING with a fresh claim); the claim's attempt number is its token,
-so only the latest claimer may store a result. Results are stored as calls
-finish, in a transaction that holds the run's row, together with whatever
-they complete (cells, scores, candidates, the end of the run).
+A call is claimed with a conditional update (the transition PENDING, or
+RUNNING with a lapsed claim, → RUNNING with a fresh claim); the claim's
+attempt number is its token, so only the latest claimer may store a result
+(the transition RUNNING → DONE | FAILED). Both are plain SQL here, being on
+every call's hot path; models/runs.py lists the call's states. Results are
+stored as calls finish, in a transaction that holds the run's row, together
+with whatever they complete (cells, scores, candidates, the end of the run);
+what should follow once that commits is collected as Followups for the task.
 
 One thread per task talks to the database (claims and stores); a pool of
 threads makes the HTTP calls. Database writes then never contend inside a
@@ -24,11 +27,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from scoring.client import InferenceClient, InferenceError, TransientError, call_with_retries
+from scoring.context import snapshot_tokens
+from scoring.followups import Followups
 from scoring.models import Memory, ScoreCall, ScoringRun
-from scoring.models.runs import ACTIVE_STATUSES, RunStatus
+from scoring.models.runs import ACTIVE_STATUSES
 
 from . import results
-from .tokens import snapshot_tokens
 
 log = logging.getLogger(__name__)
 
@@ -142,14 +146,15 @@ def claim_next(run_id, concurrency, *, memories=None):
     return claimed[0] if claimed else None
 
 
-def store(run, outcomes, tokens, *, enqueue_alternates=True, baselines=None):
+def store(run, outcomes, tokens, *, baselines=None, followups=None):
     """Store claimed calls' outcomes [(call, Outcome)] and settle what they complete.
 
     Returns how many were stored: none when the run is no longer active (it
     was cancelled: results in flight are discarded), and not a call whose
     claim was taken over by another worker. `baselines`: a dict the caller
     keeps between stores, of finished baselines (never changed again); filled
-    in once the store commits.
+    in once the store commits. `followups`: a Followups that gets what the
+    settled pairs and the run's end ask for, once the store commits.
 
     Plain SQL for the statements run for every call (see claim_calls).
     """
@@ -181,14 +186,17 @@ def store(run, outcomes, tokens, *, enqueue_alternates=True, baselines=None):
             cursor.execute(count_sql, [done, failed, n_tokens, run.pk])
         locked.calls_done += done
         locked.calls_failed += failed
-        finished = results.settle(locked, stored, tokens, enqueue_alternates=enqueue_alternates, baselines=baselines)
+        known = results.baselines_of(stored, baselines)
+        settled = results.settle(locked, stored, tokens, known)
         # Every change of a call to done or failed adds to these counters in
         # the same transaction, under this lock: while they fall short of the
         # total, some call is surely unfinished and the run cannot end yet.
         if locked.calls_done + locked.calls_failed >= locked.calls_total:
-            results.finish_if_done(run.pk)
+            settled.add(results.finish_if_done(run.pk))
     if baselines is not None:
-        baselines.update(finished)
+        baselines.update({pk: b for pk, b in known.items() if b.status in results.FINISHED})
+    if followups is not None:
+        followups.add(settled)
     return len(stored)
 
 
@@ -220,6 +228,7 @@ def _store_sql(vendor):
 
 
 def extend_claim(call):
+    """A retrying call keeps its claim (RUNNING stays RUNNING, for longer)."""
     ScoreCall.objects.filter(pk=call.pk, status=Status.RUNNING, attempts=call.attempts).update(
         claimed_until=timezone.now() + timedelta(seconds=claim_seconds())
     )
@@ -252,18 +261,21 @@ class Executor:
     inside a transaction, whose rows other threads could not see.
     """
 
-    def __init__(self, run, *, threads, concurrency=None, time_budget=None, enqueue_alternates=True):
+    def __init__(self, run, *, threads, concurrency=None, time_budget=None):
         self.run = run
         self.threads = threads
         self.concurrency = concurrency or run.agent.score_concurrency
         self.deadline = time.monotonic() + time_budget if time_budget else None
-        self.enqueue_alternates = enqueue_alternates
         self._active_checked, self._active = 0.0, True
+        self.followups = Followups()
+        # Out of time with calls still to claim: the caller sends the work again.
+        self.work_left = False
 
     def execute(self):
-        """Do the run's claimable work. Returns True if work was left for later."""
-        if not self.mark_started():
-            return False
+        """Do the run's claimable work; returns the Followups of what it stored
+        (and sets work_left when it ran out of time before the work did)."""
+        if not self.run.mark_started():
+            return self.followups
         self.tokens = snapshot_tokens(self.run.snapshot)
         # What does not change during the run, read once: the keys of the
         # memories left out, and each baseline once it has finished.
@@ -274,13 +286,8 @@ class Executor:
         else:
             self.work_pooled()
         out_of_time = self.deadline is not None and time.monotonic() > self.deadline
-        return out_of_time and ScoreCall.objects.filter(run=self.run).claimable(timezone.now()).exists()
-
-    def mark_started(self):
-        ScoringRun.objects.filter(pk=self.run.pk, status=RunStatus.QUEUED).update(
-            status=RunStatus.RUNNING, started_at=timezone.now()
-        )
-        return ScoringRun.objects.filter(pk=self.run.pk, status__in=ACTIVE_STATUSES).exists()
+        self.work_left = out_of_time and ScoreCall.objects.filter(run=self.run).claimable(timezone.now()).exists()
+        return self.followups
 
     def may_claim(self):
         """False past the time budget or once the run ended (cancelled, or finished elsewhere)."""
@@ -288,14 +295,13 @@ class Executor:
             return False
         now = time.monotonic()
         if now - self._active_checked >= CANCEL_CHECK_SECONDS:
-            self._active = ScoringRun.objects.filter(pk=self.run.pk, status__in=ACTIVE_STATUSES).exists()
+            self._active = ScoringRun.objects.active().filter(pk=self.run.pk).exists()
             self._active_checked = now
         return self._active
 
     def store(self, outcomes):
         try:
-            store(self.run, outcomes, self.tokens, enqueue_alternates=self.enqueue_alternates,
-                  baselines=self.baselines)
+            store(self.run, outcomes, self.tokens, baselines=self.baselines, followups=self.followups)
         except Exception:
             # Not stored: the claims lapse and the calls are taken again (MAX_CLAIMS bounds it).
             log.exception("run %s: could not store %d results", self.run.pk, len(outcomes))

@@ -1,86 +1,68 @@
-"""What a finished call leaves behind: cells, scores, candidates, the run's end.
+"""What a finished call leaves behind: cells, the mode's findings, the run's end.
 
 Everything here runs inside the transaction that stores a call's result,
 with the run's row locked, so of two calls of a pair the one that finishes
 second sees the first and settles the pair, and a crash loses nothing that
-was committed.
+was committed. What should happen after the commit (alternates, a heatmap to
+pack) is returned as Followups, never sent from here.
 """
 
-from django.db import connection, transaction
-from django.db.models import F
-from django.utils import timezone
+from django.db import connection
 
+from scoring import maths, modes
+from scoring.followups import Followups
 from scoring.models import CellScore, ScoreCall, ScoringRun
-from scoring.models.runs import ACTIVE_STATUSES, Mode, RunStatus, claimable_q
+from scoring.models.runs import BASELINE_FAILED
 
-from . import finetune, incremental
+from . import alternates
 
 Status = ScoreCall.Status
+FINISHED = (Status.DONE, Status.FAILED)
 # Failed calls named in a run's error; the rest are counted.
 ERRORS_LISTED = 5
-BASELINE_FAILED = "its baseline call failed"
 
 
-def settle(run, stored, tokens, *, enqueue_alternates=True, baselines=None):
-    """Settle every pair that the just-stored calls complete, each pair once.
-
-    A pair is settled by whichever of its two calls is stored second (the
-    run's row lock orders them); a failed comparison is settled at once.
-
-    `baselines`: finished baselines by id that the caller read in committed
-    stores (a finished call never changes again). Returns the finished
-    baselines read here, for the caller to keep once this transaction commits.
-    """
-    pairs = {}
-    baselines = dict(baselines or {})
+def baselines_of(stored, known):
+    """The baselines of the stored calls by id: `known` (finished ones, which
+    never change again) and the rest read now."""
+    baselines = dict(known or {})
     missing = {c.baseline_id for c in stored if c.baseline_id is not None} - baselines.keys()
     if missing:
         baselines.update(ScoreCall.objects.only("status", "result").in_bulk(missing))
+    return baselines
+
+
+def settle(run, stored, tokens, baselines):
+    """Settle every pair that the just-stored calls complete, each pair once;
+    returns the Followups the run's mode asks for.
+
+    A pair is settled by whichever of its two calls is stored second (the
+    run's row lock orders them); a failed comparison is settled at once.
+    `baselines`: baselines_of(stored, ...).
+    """
+    pairs = {}
     for call in stored:
         if call.baseline_id is None:
             if call.status == Status.FAILED:
-                _abandon_comparisons(run, call)
-            for other in call.compared.filter(status__in=[Status.DONE, Status.FAILED]).select_related("memory"):
+                run.abandon_comparisons(call)
+            for other in call.compared.filter(status__in=FINISHED).select_related("memory"):
                 pairs[other.pk] = (other, call)
         else:
             baseline = baselines[call.baseline_id]
-            if baseline.status in (Status.DONE, Status.FAILED) or call.status == Status.FAILED:
+            if baseline.status in FINISHED or call.status == Status.FAILED:
                 pairs[call.pk] = (call, baseline)
-    cells = []
+    mode = modes.get(run.mode)
+    cells, followups = [], Followups()
     for call, baseline in pairs.values():
-        cells += _settle_pair(run, call, baseline, tokens, enqueue_alternates)
+        ok = call.status == Status.DONE and baseline.status == Status.DONE
+        if call.filter == ScoreCall.Filter.SKIP_KEY:
+            cells += cell_rows(run, call, baseline if ok else None, tokens)
+        if ok:
+            followups.add(mode.settle(run, call, baseline, tokens))
     insert_cells(cells)
-    return {pk: b for pk, b in baselines.items() if b.status in (Status.DONE, Status.FAILED)}
-
-
-def _abandon_comparisons(run, baseline):
-    """Nothing can be compared with a failed baseline: fail the calls not yet run."""
-    now = timezone.now()
-    abandoned = ScoreCall.objects.filter(claimable_q(now), baseline=baseline).update(
-        status=Status.FAILED, error=BASELINE_FAILED, finished_at=now, claimed_until=None
-    )
-    if abandoned:
-        ScoringRun.objects.filter(pk=run.pk).update(calls_failed=F("calls_failed") + abandoned)
-        run.calls_failed += abandoned
-
-
-def _settle_pair(run, call, baseline, tokens, enqueue_alternates):
-    """Settle one pair; returns the cells to insert."""
-    ok = call.status == Status.DONE and baseline.status == Status.DONE
-    cells = []
-    if call.filter == ScoreCall.Filter.SKIP_KEY:
-        cells = cell_rows(run, call, baseline if ok else None, tokens)
-    if not ok:
-        return cells
-    if run.mode == Mode.INCREMENTAL:
-        incremental.record(run, call, baseline)
-    elif run.mode == Mode.FINETUNE:
-        found = finetune.build_candidates(
-            run, call, baseline, tokens, enqueue_alternates=enqueue_alternates
-        )
-        ScoringRun.objects.filter(pk=run.pk).update(result={**(run.result or {}), **found})
-        run.result = {**(run.result or {}), **found}
-    return cells
+    if followups.alternates:
+        alternates.request(followups.alternates)
+    return followups
 
 
 def cell_rows(run, call, baseline, tokens):
@@ -90,7 +72,7 @@ def cell_rows(run, call, baseline, tokens):
     if baseline is None:
         return [(run.pk, call.memory_id, e.node_id, None, True) for e in entries]
     return [
-        (run.pk, call.memory_id, e.node_id, b - w, False)
+        (run.pk, call.memory_id, e.node_id, maths.delta(b, w), False)
         for e, b, w in zip(entries, baseline.result, call.result)
     ]
 
@@ -115,55 +97,28 @@ def insert_cells(rows):
             cursor.executemany(sql, rows[start : start + 10_000])
 
 
-def write_cells(run, call, baseline, tokens):
-    """Store one pair's cells (baseline None: failed cells)."""
-    insert_cells(cell_rows(run, call, baseline, tokens))
-
-
 def finish_if_done(run_id):
-    """End the run once no call is pending or running. Returns True if this ended it.
+    """End the run once no call is pending or running; returns the Followups
+    of its end (a heatmap to pack), empty when this did not end it.
 
     Call inside a transaction that holds the run's row (or where nothing else
     can finish it); the conditional update makes a second attempt harmless.
     """
-    if ScoreCall.objects.filter(run_id=run_id).unfinished().exists():
-        return False
-    run = ScoringRun.objects.select_related("agent").get(pk=run_id)
-    if run.status not in ACTIVE_STATUSES:
-        return False
     calls = ScoreCall.objects.filter(run_id=run_id)
-    failed = list(
-        calls.filter(status=Status.FAILED).select_related("memory").order_by("seq")
+    if calls.unfinished().exists():
+        return Followups()
+    run = ScoringRun.objects.select_related("agent").get(pk=run_id)
+    if not run.is_active:
+        return Followups()
+    failed = list(calls.filter(status=Status.FAILED).select_related("memory").order_by("seq"))
+    mode = modes.get(run.mode)
+    ended = run.finish(
+        any_failed=bool(failed),
+        any_pair_done=calls.filter(baseline__isnull=False, status=Status.DONE, baseline__status=Status.DONE).exists(),
+        error=error_summary(calls.count(), failed),
+        result={**(run.result or {}), **mode.summary(run)},
     )
-    pairs_ok = calls.filter(
-        baseline__isnull=False, status=Status.DONE, baseline__status=Status.DONE
-    ).exists()
-    if not failed:
-        status = RunStatus.SUCCEEDED
-    elif pairs_ok:
-        status = RunStatus.PARTIAL
-    else:
-        status = RunStatus.FAILED
-    now = timezone.now()
-    ended = bool(
-        ScoringRun.objects.filter(pk=run_id, status__in=ACTIVE_STATUSES).update(
-            status=status,
-            finished_at=now,
-            started_at=run.started_at or now,
-            error=error_summary(calls.count(), failed),
-            result={**(run.result or {}), **summary(run)},
-        )
-    )
-    if ended and run.mode == Mode.FULL:
-        # Packing a million cells takes seconds: do it now, not on the first view.
-        transaction.on_commit(lambda: _enqueue_heatmap_warming(run_id), robust=True)
-    return ended
-
-
-def _enqueue_heatmap_warming(run_id):
-    from scoring.tasks.scoring import warm_heatmap
-
-    warm_heatmap.delay(run_id)
+    return Followups(heatmaps=[run_id] if ended and mode.warm_heatmap else [])
 
 
 def error_summary(total, failed):
@@ -179,24 +134,3 @@ def error_summary(total, failed):
     if len(listed) > ERRORS_LISTED:
         parts.append(f"and {len(listed) - ERRORS_LISTED} more")
     return "; ".join(parts)
-
-
-def summary(run):
-    """The mode's findings, for ScoringRun.result."""
-    if run.mode == Mode.FULL:
-        calls = ScoreCall.objects.filter(run=run, filter=ScoreCall.Filter.SKIP_KEY)
-        return {"memories": calls.count(), "cells": CellScore.objects.filter(run=run).count()}
-    if run.mode == Mode.MEMORY:
-        deltas = list(
-            CellScore.objects.filter(run=run, failed=False).values_list("delta", flat=True)
-        )
-        ok = ScoreCall.objects.filter(run=run, status=Status.DONE).count() == 2
-        return {
-            "key": run.params["key"],
-            # The reference's importance: the sum of (clamped) divergences.
-            "importance": sum(max(0.0, d) for d in deltas) if ok else None,
-            "responses": CellScore.objects.filter(run=run).count(),
-        }
-    if run.mode == Mode.INCREMENTAL:
-        return incremental.summary(run, run.result or {})
-    return {}

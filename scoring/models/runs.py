@@ -1,7 +1,25 @@
+"""Scoring runs and their calls, with the state machines of both.
+
+A run: QUEUED -> RUNNING (mark_started, when a worker first takes it) ->
+SUCCEEDED | PARTIAL | FAILED (finish, once no call is unfinished), or
+CANCELLED from either active state (cancel). Each is a conditional update
+on the active statuses, so a second attempt changes nothing.
+
+A call: PENDING -> RUNNING (claimed) -> DONE | FAILED (stored), and RUNNING
+with a lapsed claim is claimable again. Claiming and storing are on every
+call's hot path, so they are plain SQL in scoring/engine/execution.py
+(claim_calls, store); the calls compared with a failed baseline go
+PENDING -> FAILED here (ScoringRun.abandon_comparisons).
+"""
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+
+from scoring import maths
+
+from .activity import Activity
 
 # Cells at or below this divergence count as zero (as in the reference).
 ZERO_THRESHOLD = 0.01
@@ -33,14 +51,13 @@ class RunStatus(models.TextChoices):
 
 
 ACTIVE_STATUSES = [RunStatus.QUEUED, RunStatus.RUNNING]
+# The error of a call never made because its baseline failed.
+BASELINE_FAILED = "its baseline call failed"
 
 
 class ScoringRunQuerySet(models.QuerySet):
     def active(self):
         return self.filter(status__in=ACTIVE_STATUSES)
-
-    def finished(self):
-        return self.exclude(status__in=ACTIVE_STATUSES)
 
 
 class ScoringRun(models.Model):
@@ -106,11 +123,67 @@ class ScoringRun(models.Model):
             return 1.0 if not self.is_active else 0.0
         return min(1.0, (self.calls_done + self.calls_failed) / self.calls_total)
 
+    def shard_count(self):
+        """Tasks the run is fanned out to: the agent's shards, never more than
+        its concurrency (each task runs at least one call at a time) or its calls."""
+        agent = self.agent
+        return max(1, min(agent.score_shards, agent.score_concurrency, self.calls_total))
+
+    def threads_for_shard(self, shard, shards):
+        """This shard's share of the agent's concurrency (shares add up to it exactly)."""
+        concurrency = self.agent.score_concurrency
+        return concurrency // shards + (1 if shard < concurrency % shards else 0)
+
+    def mark_enqueued(self):
+        """Its tasks were sent to the workers just now (resume_stalled_runs waits after it)."""
+        self.enqueued_at = timezone.now()
+        ScoringRun.objects.filter(pk=self.pk).update(enqueued_at=self.enqueued_at)
+
+    def mark_started(self):
+        """QUEUED -> RUNNING as a worker first takes it. Returns whether the
+        run is active (a cancelled or finished run has nothing to work on)."""
+        ScoringRun.objects.filter(pk=self.pk, status=RunStatus.QUEUED).update(
+            status=RunStatus.RUNNING, started_at=timezone.now()
+        )
+        return ScoringRun.objects.active().filter(pk=self.pk).exists()
+
+    def add_to_result(self, found):
+        """Merge what a settled pair found into the result while the run goes on."""
+        self.result = {**(self.result or {}), **found}
+        ScoringRun.objects.filter(pk=self.pk).update(result=self.result)
+
+    def abandon_comparisons(self, baseline):
+        """Nothing can be compared with a failed baseline: its calls not yet
+        run fail at once (PENDING, or RUNNING with a lapsed claim -> FAILED),
+        counted on the run in the same transaction as the store."""
+        now = timezone.now()
+        abandoned = ScoreCall.objects.filter(claimable_q(now), baseline=baseline).update(
+            status=ScoreCall.Status.FAILED, error=BASELINE_FAILED, finished_at=now, claimed_until=None
+        )
+        if abandoned:
+            ScoringRun.objects.filter(pk=self.pk).update(calls_failed=F("calls_failed") + abandoned)
+            self.calls_failed += abandoned
+        return abandoned
+
+    def finish(self, *, any_failed, any_pair_done, error, result):
+        """End the run: SUCCEEDED with no failed call, PARTIAL when some pair
+        still compared, else FAILED. Returns False if it had already ended."""
+        if not any_failed:
+            status = RunStatus.SUCCEEDED
+        elif any_pair_done:
+            status = RunStatus.PARTIAL
+        else:
+            status = RunStatus.FAILED
+        now = timezone.now()
+        return bool(
+            ScoringRun.objects.active().filter(pk=self.pk).update(
+                status=status, finished_at=now, started_at=self.started_at or now, error=error, result=result,
+            )
+        )
+
     def cancel(self, by=None):
         """Stop an active run: workers stop claiming its calls and discard
         results still in flight. Returns False if the run had already ended."""
-        from .activity import Activity
-
         now = timezone.now()
         who = by if by is not None and getattr(by, "is_authenticated", False) else None
         cancelled = ScoringRun.objects.filter(pk=self.pk, status__in=ACTIVE_STATUSES).update(
@@ -233,6 +306,4 @@ class CellScore(models.Model):
     @property
     def divergence(self):
         """The importance: the clamped divergence, None if the cell failed."""
-        if self.failed:
-            return None
-        return self.delta if self.delta > ZERO_THRESHOLD else 0.0
+        return maths.cell_importance(None if self.failed else self.delta)

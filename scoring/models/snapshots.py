@@ -5,6 +5,8 @@ from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from scoring import maths
+
 
 class Section(models.TextChoices):
     # Order matters: it is the order in which sections are concatenated.
@@ -47,9 +49,6 @@ class Snapshot(models.Model):
 
 
 class NodeQuerySet(models.QuerySet):
-    def conversation(self):
-        return self.filter(section=Section.CONVERSATION)
-
     def memories(self):
         return self.exclude(memory_key="")
 
@@ -144,7 +143,7 @@ class Memory(models.Model):
         with transaction.atomic():
             # Lock the row so two runs scoring this memory at once both count.
             memory = Memory.objects.select_for_update().get(pk=self.pk)
-            weight = score if memory.weight is None else alpha * score + (1 - alpha) * memory.weight
+            weight = maths.ewma(memory.weight, score, alpha)
             try:
                 with transaction.atomic():
                     entry = MemoryScore.objects.create(

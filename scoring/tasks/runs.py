@@ -1,5 +1,9 @@
 """Background work for scoring: running runs, resuming stalled ones, the
-incremental tick, and generating alternates."""
+incremental tick, generating alternates and packing heatmaps.
+
+Task names keep this module's old name (scoring.tasks.scoring) so that
+messages queued before an upgrade still find their task.
+"""
 
 import logging
 from datetime import timedelta
@@ -11,12 +15,15 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from scoring import engine
 from scoring.client import PermanentError, TransientError
-from scoring.engine import finetune, results
+from scoring.engine import alternates, results, start_run
 from scoring.engine.execution import Executor
-from scoring.models import Agent, Candidate, Memory, ScoreCall, ScoringRun
+from scoring.followups import Followups
+from scoring.heatmap.payload import cached_payload
+from scoring.models import Agent, Memory, ScoreCall, ScoringRun
 from scoring.models.runs import Mode
+
+from .enqueue import enqueue, enqueue_on_commit
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +34,7 @@ TIME_MARGIN_SECONDS = 120
 ALTERNATE_TASK_RETRIES = 3
 
 
-@shared_task(ignore_result=True)
+@shared_task(name="scoring.tasks.scoring.execute_run", ignore_result=True)
 def execute_run(run_id, shard=0, shards=1):
     """Runs when a run is started (one task per shard) and when
     resume_stalled_runs finds a run nobody is working on.
@@ -39,13 +46,13 @@ def execute_run(run_id, shard=0, shards=1):
     if run is None or not run.is_active:
         return
     budget = max(60, settings.CELERY_TASK_SOFT_TIME_LIMIT - TIME_MARGIN_SECONDS)
-    threads = engine.threads_for_shard(run, shard, shards)
-    executor = Executor(run, threads=threads, time_budget=budget)
-    if executor.execute():
+    executor = Executor(run, threads=run.threads_for_shard(shard, shards), time_budget=budget)
+    enqueue(executor.execute())
+    if executor.work_left:
         execute_run.delay(run_id, shard, shards)
 
 
-@shared_task(ignore_result=True)
+@shared_task(name="scoring.tasks.scoring.resume_stalled_runs", ignore_result=True)
 def resume_stalled_runs(limit=100):
     """Every 15 seconds (beat): re-send the tasks of active runs that have
     work to claim and nobody working on them, e.g. after a worker was killed
@@ -60,7 +67,7 @@ def resume_stalled_runs(limit=100):
         if not calls.claimable(now).exists():
             with transaction.atomic():
                 if ScoringRun.objects.select_for_update().filter(pk=run.pk).exists():
-                    results.finish_if_done(run.pk)
+                    enqueue_on_commit(results.finish_if_done(run.pk))
             continue
         # A task sent a moment ago may still be starting: give it a claim's length.
         latest = calls.aggregate(started=Max("started_at"), finished=Max("finished_at"))
@@ -68,28 +75,22 @@ def resume_stalled_runs(limit=100):
         if now - max(m for m in moments if m is not None) < grace:
             continue
         log.warning("run %s has stalled; sending its tasks again", run.pk)
-        engine.enqueue_run(run.pk)
+        enqueue(Followups(runs=[run.pk]))
 
 
-@shared_task(ignore_result=True)
+@shared_task(name="scoring.tasks.scoring.resend_lost_alternates", ignore_result=True)
 def resend_lost_alternates(limit=200):
     """Every minute (beat): send again the alternates that stayed pending for
     longer than a claim lasts: their task was lost with a killed worker, or
     could not be queued while the broker was down."""
     cutoff = timezone.now() - timedelta(seconds=settings.MEMSCORE_CLAIM_SECONDS)
-    lost = Candidate.objects.filter(
-        alternate_status=Candidate.AlternateStatus.PENDING, alternate_requested_at__lt=cutoff
-    ).values_list("pk", flat=True)[:limit]
+    lost = alternates.take_lost(cutoff, limit)
     for pk in lost:
-        # Only the tick that moves the timestamp sends it, so two ticks never both do.
-        if Candidate.objects.filter(pk=pk, alternate_requested_at__lt=cutoff).update(
-            alternate_requested_at=timezone.now()
-        ):
-            log.warning("alternate of candidate %s was lost; sending it again", pk)
-            finetune.enqueue_alternates_of([pk])
+        log.warning("alternate of candidate %s was lost; sending it again", pk)
+    enqueue(Followups(alternates=lost))
 
 
-@shared_task(ignore_result=True)
+@shared_task(name="scoring.tasks.scoring.score_due_memories", ignore_result=True)
 def score_due_memories(limit=None):
     """Every minute (beat): start an incremental run on each enabled agent's
     latest snapshot that has memories due for scoring, unless one is already
@@ -110,38 +111,39 @@ def score_due_memories(limit=None):
             if agent.runs.active().filter(mode=Mode.INCREMENTAL).exists():
                 continue
             try:
-                engine.start_run(snapshot, Mode.INCREMENTAL, params={"limit": agent.incremental_batch})
+                run = start_run(snapshot, Mode.INCREMENTAL, params={"limit": agent.incremental_batch})
             except ValidationError as e:
                 # e.g. every due memory is too recent to score yet: try again next tick.
                 log.info("agent %s: no incremental run (%s)", agent.name, "; ".join(e.messages))
+                continue
+            enqueue_on_commit(Followups(runs=[run.pk]))
 
 
-@shared_task(bind=True, ignore_result=True, max_retries=ALTERNATE_TASK_RETRIES)
+@shared_task(
+    name="scoring.tasks.scoring.generate_alternate", bind=True, ignore_result=True,
+    max_retries=ALTERNATE_TASK_RETRIES,
+)
 def generate_alternate(self, candidate_id):
     """Runs when a fine-tune run with alternates creates a candidate: what
     the model says at that point with no memories. A failure is recorded on
     the candidate and retried with backoff; the last failure stays visible."""
-    candidate = (
-        Candidate.objects.select_related("agent", "snapshot", "response").filter(pk=candidate_id).first()
-    )
-    if candidate is None or candidate.alternate_status == Candidate.AlternateStatus.DONE:
+    candidate = alternates.pending(candidate_id)
+    if candidate is None:
         return
     try:
-        finetune.generate_alternate(candidate)
+        alternates.generate(candidate)
     except TransientError as e:
-        finetune.record_alternate_failure(candidate, e)
+        alternates.record_failure(candidate, e)
         if self.request.retries < self.max_retries:
             countdown = settings.MEMSCORE_RETRY_BACKOFF * 4 * 2**self.request.retries
             raise self.retry(countdown=countdown, exc=e) from None
     except PermanentError as e:
-        finetune.record_alternate_failure(candidate, e)
+        alternates.record_failure(candidate, e)
 
 
-@shared_task(ignore_result=True)
+@shared_task(name="scoring.tasks.scoring.warm_heatmap", ignore_result=True)
 def warm_heatmap(run_id):
     """Right after a full run ends: pack its heatmap into the shared cache."""
-    from scoring.heatmaps import cached_payload
-
     run = ScoringRun.objects.filter(pk=run_id).first()
     if run is None or run.is_active:
         return

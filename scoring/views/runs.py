@@ -5,20 +5,21 @@ from datetime import timedelta
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from scoring import modes
 from scoring.access import get_run_for_user, get_snapshot_for_user, require_perm
 from scoring.engine import start_run
+from scoring.followups import Followups
 from scoring.forms import StartRunForm
 from scoring.models import Agent, ScoreCall, ScoringRun
 from scoring.models.runs import Mode, RunStatus
-
-# Runs whose cells a heatmap can show (fine-tune runs have candidates instead).
-HEATMAP_MODES = [Mode.FULL, Mode.MEMORY, Mode.INCREMENTAL]
+from scoring.tasks.enqueue import enqueue_on_commit
 
 
 def run_list(request):
@@ -65,7 +66,9 @@ def run_start(request, snapshot_id):
         return redirect("snapshot_detail", snapshot.pk)
 
     try:
-        run = start_run(snapshot, form.cleaned_data["mode"], params=form.params, by=request.user)
+        with transaction.atomic():
+            run = start_run(snapshot, form.cleaned_data["mode"], params=form.params, by=request.user)
+            enqueue_on_commit(Followups(runs=[run.pk]))
     except ValidationError as e:
         _report_errors(request, e.message_dict if hasattr(e, "error_dict") else {"": e.messages})
         return redirect("snapshot_detail", snapshot.pk)
@@ -128,7 +131,8 @@ def _progress_context(request, run):
         "failed_calls": failed_calls,
         "timing": run_timing(run, timezone.now()),
         "can_cancel": run.is_active and request.user.has_perm("scoring.start_run"),
-        "has_heatmap": run.mode in HEATMAP_MODES,
+        # Fine-tune runs have candidates instead.
+        "has_heatmap": modes.get(run.mode).has_heatmap,
     }
 
 

@@ -6,9 +6,12 @@ import time
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
+from scoring import modes
 from scoring.engine import run_inline, start_run
-from scoring.models import Candidate, Snapshot
-from scoring.models.runs import Mode, RunStatus
+from scoring.followups import Followups
+from scoring.models import Snapshot
+from scoring.models.runs import RunStatus
+from scoring.tasks.enqueue import enqueue, enqueue_on_commit
 
 ACTOR = "command line"
 
@@ -20,12 +23,16 @@ def get_snapshot(snapshot_id):
     return snapshot
 
 
-def start(snapshot, mode, params, *, enqueue):
+def start(snapshot, mode, params, *, send):
+    """Start the run; send=True sends it to the workers, else run_here does the work."""
     try:
-        return start_run(snapshot, mode, params=params, enqueue=enqueue, actor_name=ACTOR)
+        run = start_run(snapshot, mode, params=params, actor_name=ACTOR)
     except ValidationError as e:
         problems = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in e.message_dict.items())
         raise CommandError(f"cannot start the run: {problems}") from None
+    if send:
+        enqueue_on_commit(Followups(runs=[run.pk]))
+    return run
 
 
 def progress_line(run):
@@ -49,11 +56,11 @@ def follow(run, write, *, interval=0.5, while_alive=None):
 
 def run_here(run, write):
     """run_inline in a thread while this one prints progress."""
-    failure = []
+    failure, followups = [], Followups()
 
     def work():
         try:
-            run_inline(run)
+            run_inline(run, followups=followups)
         except BaseException as e:  # shown to the user below
             failure.append(e)
 
@@ -63,36 +70,14 @@ def run_here(run, write):
     thread.join()
     if failure:
         raise CommandError(f"run {run.pk} stopped: {failure[0]!r}")
+    # What workers may do later (pack the heatmap); nothing is lost without one.
+    enqueue(followups)
     run.refresh_from_db()
     return follow(run, write)
 
 
 def report(run, write):
     """The run's findings in words; CommandError when it did not succeed."""
-    result = run.result or {}
-    if run.mode == Mode.MEMORY and result.get("importance") is not None:
-        write(f"importance of {result['key']}: {result['importance']:.3f} over {result['responses']} responses")
-    elif run.mode == Mode.INCREMENTAL:
-        for s in result.get("scored", []):
-            write(f"{s['key']}: score {s['score']:.3f}, weight {s['weight']:.3f}")
-        for s in result.get("skipped", []):
-            write(f"{s['key']}: skipped ({s['reason']})")
-    elif run.mode == Mode.FULL and "memories" in result:
-        write(f"{result['memories']} memories, {result['cells']} cells")
-    elif run.mode == Mode.FINETUNE:
-        report_candidates(run, write)
+    modes.get(run.mode).report(run, write)
     if run.status != RunStatus.SUCCEEDED:
         raise CommandError(f"run {run.pk} {run.get_status_display()}: {run.error or 'no reason given'}")
-
-
-def report_candidates(run, write):
-    ids = (run.result or {}).get("candidates", [])
-    candidates = Candidate.objects.in_bulk(ids)
-    write(f"{len(ids)} candidates ({(run.result or {}).get('new', 0)} new)")
-    for pk in ids:
-        c = candidates[pk]
-        start = " ".join(c.response_text.split())[:70]
-        extra = f"  [{c.get_status_display()}]" if c.status != Candidate.Status.PENDING else ""
-        if c.alternate_status == Candidate.AlternateStatus.FAILED:
-            extra += f"  [alternate failed: {c.alternate_error[:80]}]"
-        write(f"{c.pk}\t{c.divergence:.3f}\t{start}{extra}")

@@ -20,7 +20,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, snapshot, count, min_divergence, alternates, **options):
         params = {"count": count, "min_divergence": min_divergence, "alternates": alternates}
-        run = start(get_snapshot(snapshot), Mode.FINETUNE, params, enqueue=False)
+        run = start(get_snapshot(snapshot), Mode.FINETUNE, params, send=False)
         self.stderr.write(f"run {run.pk}")
         run = run_here(run, self.stderr.write)
         report(run, self.stdout.write)

@@ -1,8 +1,29 @@
+"""The score command: start a run of any mode, follow it or run it here."""
+
+from django import forms
 from django.core.management.base import BaseCommand, CommandError
 
-from scoring.models.runs import Mode
+from scoring import modes
 
 from ._runs import follow, get_snapshot, report, run_here, start
+
+
+def mode_options():
+    """{option name: (its modes, a field)}: every mode's parameters, as options."""
+    options = {}
+    for mode in modes.all():
+        for name, field in mode.Params.base_fields.items():
+            options.setdefault(name, ([], field))[0].append(mode.name)
+    return options
+
+
+def add_option(parser, name, field):
+    flag = "--" + name.replace("_", "-")
+    if isinstance(field.widget, forms.CheckboxInput):
+        parser.add_argument(flag, action="store_true", default=None, help=field.help_text)
+    else:
+        kind = {forms.IntegerField: int, forms.FloatField: float}.get(type(field), str)
+        parser.add_argument(flag, type=kind, help=field.help_text)
 
 
 class Command(BaseCommand):
@@ -14,35 +35,23 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("snapshot", type=int, help="Snapshot id")
-        parser.add_argument("--mode", required=True, choices=Mode.values)
-        parser.add_argument("--key", help="memory mode: the memory key to score")
-        parser.add_argument("--count", type=int, help="finetune: score the last COUNT entries")
-        parser.add_argument("--min-divergence", type=float, help="finetune: candidates' threshold (nats)")
-        parser.add_argument("--alternates", action="store_true",
-                            help="finetune: also generate what the model says without memories")
-        parser.add_argument("--max-age", type=int, help="incremental: re-score after this many seconds")
-        parser.add_argument("--response-window", type=int, help="incremental: responses per memory")
-        parser.add_argument("--limit", type=int, help="incremental: memories to score at most")
+        parser.add_argument("--mode", required=True, choices=modes.names())
+        for name, (_, field) in mode_options().items():
+            add_option(parser, name, field)
         how = parser.add_mutually_exclusive_group()
         how.add_argument("--wait", action="store_true", help="follow the run until it ends")
         how.add_argument("--inline", action="store_true", help="run it in this process")
 
     def handle(self, *args, snapshot, mode, wait, inline, **options):
-        names = {
-            Mode.MEMORY: ["key"],
-            Mode.INCREMENTAL: ["max_age", "response_window", "limit"],
-            Mode.FINETUNE: ["count", "min_divergence", "alternates"],
-        }.get(mode, [])
-        given = {n: options[n] for n in ("key", "count", "min_divergence", "max_age", "response_window", "limit")
-                 if options[n] is not None}
-        if options["alternates"]:
-            given["alternates"] = True
-        stray = sorted(set(given) - set(names))
-        if stray:
-            flags = ", ".join("--" + n.replace("_", "-") for n in stray)
-            raise CommandError(f"{flags} does not apply to --mode {mode}")
+        params = {}
+        for name, (used_by, _) in mode_options().items():
+            if options.get(name) is None:
+                continue
+            if mode not in used_by:
+                raise CommandError(f"--{name.replace('_', '-')} does not apply to --mode {mode}")
+            params[name] = options[name]
 
-        run = start(get_snapshot(snapshot), mode, given, enqueue=not inline)
+        run = start(get_snapshot(snapshot), mode, params, send=not inline)
         self.stdout.write(str(run.pk))
         if not (wait or inline):
             return

@@ -1,0 +1,159 @@
+"""What every scoring mode is made of, and the pieces of planning they share.
+
+A mode is a ScoringMode: its parameter form (a Django form whose blank
+fields take the agent's defaults), its plan (the ScoreCall rows of a run),
+what a finished pair of calls leaves behind beyond the common cells, its
+summary for ScoringRun.result, and its lines in the command line's report.
+"""
+
+from dataclasses import dataclass
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from scoring.models import Memory, ScoreCall
+
+Filter = ScoreCall.Filter
+
+
+@dataclass
+class CallSpec:
+    filter: str
+    range_start: int
+    range_end: int
+    memory: Memory = None
+    # Index in the plan of the call this one is compared with (None: a baseline).
+    baseline: int = None
+
+
+@dataclass
+class Plan:
+    params: dict
+    calls: list
+    # Written to ScoringRun.result up front (e.g. what incremental skipped).
+    notes: dict
+
+
+def memories(agent, keys):
+    """{key: Memory}, creating rows the import has not (older snapshots)."""
+    found = {m.key: m for m in Memory.objects.filter(agent=agent, key__in=keys)}
+    missing = [k for k in keys if k not in found]
+    if missing:
+        Memory.objects.bulk_create([Memory(agent=agent, key=k) for k in missing], ignore_conflicts=True)
+        found = {m.key: m for m in Memory.objects.filter(agent=agent, key__in=keys)}
+    return found
+
+
+# --- parameters -----------------------------------------------------------------
+
+
+def whole_number(minimum, **kwargs):
+    return forms.IntegerField(
+        required=False, min_value=minimum,
+        error_messages={"invalid": "must be a whole number", "min_value": "must be at least %(limit_value)s"},
+        **kwargs,
+    )
+
+
+def number(minimum, **kwargs):
+    return forms.FloatField(
+        required=False, min_value=minimum,
+        error_messages={"invalid": "must be a number", "min_value": "must be at least %(limit_value)s"},
+        **kwargs,
+    )
+
+
+class FlagInput(forms.CheckboxInput):
+    """A checkbox that hands its field the value as sent: the command line and
+    the API send strings, and "maybe" must be refused rather than read as on."""
+
+    def value_from_datadict(self, data, files, name):
+        return data.get(name)
+
+
+class FlagField(forms.Field):
+    widget = FlagInput
+    TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, **kwargs)
+
+    def to_python(self, value):
+        if value is None or value == "" or isinstance(value, bool):
+            return value if isinstance(value, bool) else None
+        if str(value).lower() in self.TRUE:
+            return True
+        if str(value).lower() in self.FALSE:
+            return False
+        raise ValidationError("must be true or false, not %(value)r", code="invalid", params={"value": value})
+
+
+class ParamsForm(forms.Form):
+    """A mode's parameters. A blank field takes the agent's default, named
+    in `agent_defaults` ({field: Agent attribute}); the page shows it as the
+    field's initial value."""
+
+    agent_defaults = {}
+
+    def __init__(self, data=None, *args, agent, **kwargs):
+        super().__init__(data, *args, **kwargs)
+        for name, attribute in self.agent_defaults.items():
+            self.fields[name].initial = getattr(agent, attribute)
+
+    def clean(self):
+        cleaned = super().clean()
+        for name, field in self.fields.items():
+            if cleaned.get(name) is None and name not in self.errors:
+                cleaned[name] = field.initial
+        return cleaned
+
+
+class NoParams(ParamsForm):
+    pass
+
+
+# --- modes ----------------------------------------------------------------------
+
+
+class ScoringMode:
+    """One scoring mode. Subclasses set `name` (a ScoringRun.Mode value) and
+    Params, and write plan(); the rest has defaults for a mode that only
+    stores cells."""
+
+    name = None
+    Params = NoParams
+    # Whether a heatmap can show its cells, and whether it is packed into the
+    # cache as the run ends (worth it only for big matrices).
+    has_heatmap = False
+    warm_heatmap = False
+
+    def clean_params(self, agent, params):
+        """Validated parameters with the agent's defaults filled in; the
+        ValidationError names the bad field. Blank values mean "the default"."""
+        given = {k: v for k, v in (params or {}).items() if v is not None and v != ""}
+        unknown = sorted(set(given) - set(self.Params.base_fields))
+        if unknown:
+            raise ValidationError({unknown[0]: f"not a parameter of the {self.name} mode"})
+        form = self.Params(given, agent=agent)
+        if not form.is_valid():
+            raise ValidationError(form.errors.as_data())
+        return dict(form.cleaned_data)
+
+    def page_form(self, snapshot):
+        """The unbound parameter form the snapshot page shows."""
+        return self.Params(agent=snapshot.agent)
+
+    def plan(self, snapshot, outline, params):
+        raise NotImplementedError
+
+    def settle(self, run, call, baseline, tokens):
+        """What a pair whose two calls succeeded leaves beyond its cells;
+        returns the Followups it asks for, or None."""
+        return None
+
+    def summary(self, run):
+        """The mode's findings, merged into ScoringRun.result as the run ends."""
+        return {}
+
+    def report(self, run, write):
+        """The findings in words, for the command line."""

@@ -1,0 +1,148 @@
+"""Fine-tune candidates: responses the model predicts much worse without memories.
+
+Two calls over the last `count` entries, with and without every memory; the
+responses whose divergence reaches `min_divergence` become candidates for
+review. Their alternates (what the model says with no memories) are asked
+for through the Followups this mode returns; the engine generates them.
+"""
+
+import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from scoring import maths
+from scoring.followups import Followups
+from scoring.models import Candidate, Node
+from scoring.models.runs import Mode
+
+from .base import CallSpec, Filter, FlagField, ParamsForm, Plan, ScoringMode, number, whole_number
+
+
+def response_key(timestamp):
+    """A response's identity across snapshots: its timestamp, in UTC ISO form."""
+    return timestamp.astimezone(datetime.UTC).isoformat()
+
+
+class FinetuneParams(ParamsForm):
+    count = whole_number(1, label="Last entries", help_text="finetune: score the last COUNT entries")
+    min_divergence = number(
+        0.0, label="Minimum divergence (nats)", help_text="finetune: candidates' threshold (nats)"
+    )
+    alternates = FlagField(
+        label="Generate alternates (the answer without memories)", initial=False,
+        help_text="finetune: also generate what the model says without memories",
+    )
+    agent_defaults = {"count": "finetune_count", "min_divergence": "finetune_min_divergence"}
+
+
+class FinetuneMode(ScoringMode):
+    name = Mode.FINETUNE
+    Params = FinetuneParams
+
+    def plan(self, snapshot, outline, params):
+        end = len(outline.entries)
+        start = max(0, end - params["count"])
+        if not outline.responses_in(start, end):
+            raise ValidationError({"count": f"the last {params['count']} entries hold no assistant response"})
+        calls = [CallSpec(Filter.NONE, start, end), CallSpec(Filter.SKIP_ALL, start, end, baseline=0)]
+        return Plan(params, calls, {})
+
+    def settle(self, run, call, baseline, tokens):
+        """Build the candidates; ask for the alternates of those that want one."""
+        found, wants_alternate = build_candidates(run, call, baseline, tokens)
+        run.add_to_result(found)
+        if run.params.get("alternates") and wants_alternate:
+            return Followups(alternates=wants_alternate)
+        return None
+
+    def report(self, run, write):
+        ids = (run.result or {}).get("candidates", [])
+        candidates = Candidate.objects.in_bulk(ids)
+        write(f"{len(ids)} candidates ({(run.result or {}).get('new', 0)} new)")
+        for pk in ids:
+            c = candidates[pk]
+            start = " ".join(c.response_text.split())[:70]
+            extra = f"  [{c.get_status_display()}]" if c.status != Candidate.Status.PENDING else ""
+            if c.alternate_status == Candidate.AlternateStatus.FAILED:
+                extra += f"  [alternate failed: {c.alternate_error[:80]}]"
+            write(f"{c.pk}\t{c.divergence:.3f}\t{start}{extra}")
+
+
+MODE = FinetuneMode()
+
+
+def build_candidates(run, call, baseline, tokens):
+    """Create (or refresh, while nobody has reviewed them) the run's candidates.
+
+    Returns what the run's result records (ids of its candidates, highest
+    divergence first, and how many were new), and the ids of the candidates
+    whose alternate is not generated yet.
+    """
+    entries = tokens.responses(call.range_start, call.range_end)
+    ranked = sorted(
+        zip(entries, maths.divergences(baseline.result, call.result)), key=lambda pair: -pair[1]
+    )
+    above = [(entry, div) for entry, div in ranked if div >= run.params["min_divergence"]]
+    nodes = Node.objects.in_bulk([entry.node_id for entry, _ in above])
+    timed = [(entry, div, nodes[entry.node_id]) for entry, div in above if nodes[entry.node_id].timestamp]
+    existing, reviewed = _existing_candidates(run, [response_key(n.timestamp) for _, _, n in timed])
+
+    ids, new, wants_alternate = [], 0, []
+    for entry, div, node in timed:
+        candidate = existing.get(response_key(node.timestamp))
+        if candidate is not None and (
+            candidate.status != Candidate.Status.PENDING or candidate.pk in reviewed
+        ):
+            # Trained, decided or under review: a re-run changes nothing about it.
+            if candidate.status != Candidate.Status.TRAINED:
+                ids.append(candidate.pk)
+            continue
+        candidate, created = _save_candidate(run, candidate, entry, div, node, tokens)
+        if candidate is None:
+            continue
+        new += created
+        ids.append(candidate.pk)
+        if candidate.alternate_status != Candidate.AlternateStatus.DONE:
+            wants_alternate.append(candidate.pk)
+    found = {
+        "responses": len(entries),
+        "above_threshold": len(above),
+        "without_timestamp": len(above) - len(timed),
+        "candidates": ids,
+        "new": new,
+    }
+    return found, wants_alternate
+
+
+def _existing_candidates(run, keys):
+    """The agent's candidates for these response keys by key, and which of them have reviews."""
+    existing = {c.response_key: c for c in Candidate.objects.filter(agent_id=run.agent_id, response_key__in=keys)}
+    reviewed = set(
+        Candidate.objects.filter(pk__in=[c.pk for c in existing.values()], reviews__isnull=False)
+        .values_list("pk", flat=True)
+    )
+    return existing, reviewed
+
+
+def _save_candidate(run, candidate, entry, div, node, tokens):
+    """Create the candidate, or refresh the unreviewed one; (candidate, created).
+    (None, False) when another run created it a moment ago."""
+    fields = {
+        "snapshot_id": run.snapshot_id,
+        "run": run,
+        "response": node,
+        "divergence": div,
+        "response_text": node.text,
+        "context_ids": tokens.tokens(0, entry.index, Filter.NONE),
+        "continuation_ids": tokens.node_ids(entry.index),
+    }
+    if candidate is not None:
+        Candidate.objects.filter(pk=candidate.pk).update(**fields)
+        return candidate, False
+    try:
+        with transaction.atomic():
+            key = response_key(node.timestamp)
+            return Candidate.objects.create(agent_id=run.agent_id, response_key=key, **fields), True
+    except IntegrityError:
+        return None, False

@@ -1,0 +1,91 @@
+"""Sending what the engine and the services leave for workers (a Followups).
+
+The only way work reaches Celery outside the tasks themselves: entry points
+(views, commands, tasks) call `enqueue_on_commit(followups)` inside their
+transaction, or `enqueue(followups)` outside one. Sending is best effort:
+every row it refers to is already committed, and a beat sweep finds what
+could not be sent (resume_stalled_runs, resend_lost_alternates,
+dispatch_train_jobs).
+"""
+
+import logging
+
+from django.db import transaction
+
+from scoring.engine import alternates
+from scoring.models import ScoringRun
+
+# Modules, not their tasks: the tasks of runs.py enqueue their own followups
+# through this module, so runs.py imports it while it is itself being
+# imported; its tasks are looked up on it when something is sent.
+from . import runs, training
+
+log = logging.getLogger(__name__)
+
+
+def enqueue_on_commit(followups):
+    """enqueue() once the current transaction commits (at once outside one).
+
+    robust: with the broker down the rows are still saved, and the sweeps
+    send the work once it is back.
+    """
+    if followups:
+        transaction.on_commit(lambda: enqueue(followups), robust=True)
+
+
+def enqueue(followups):
+    """Send the followups' tasks now."""
+    if not followups:
+        return
+    for run_id in followups.runs:
+        _send_run(run_id)
+    for candidate_id in followups.alternates:
+        _send_alternate(candidate_id)
+    for run_id in followups.heatmaps:
+        _warm_heatmap(run_id)
+    for job_id in followups.train_jobs:
+        _nudge_dispatcher(job_id)
+
+
+def _send_run(run_id):
+    """A run's tasks, one per shard, each with its share of the concurrency."""
+    run = ScoringRun.objects.select_related("agent").filter(pk=run_id).first()
+    if run is None or not run.is_active:
+        return
+    run.mark_enqueued()
+    shards = run.shard_count()
+    for shard in range(shards):
+        runs.execute_run.delay(run_id, shard, shards)
+
+
+def _warm_heatmap(run_id):
+    """Best effort: without it the heatmap is packed on its first view."""
+    try:
+        runs.warm_heatmap.delay(run_id)
+    except Exception:
+        log.warning("could not enqueue the heatmap of run %s", run_id, exc_info=True)
+
+
+def _send_alternate(candidate_id):
+    """One that cannot be sent says so and stays pending; resend_lost_alternates
+    sends it again once the broker is back."""
+    try:
+        runs.generate_alternate.delay(candidate_id)
+    except Exception as e:  # the broker is down: say so on the candidate
+        alternates.record_not_queued(candidate_id, e)
+
+
+def _nudge_dispatcher(job_id):
+    """Ask a worker to send the job now. Best effort: if the broker is down the
+    job row is already committed and the periodic dispatcher sends it later."""
+    try:
+        training.dispatch_train_jobs.apply_async(
+            kwargs={"job_id": str(job_id)},
+            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
+        )
+    except Exception:
+        log.warning(
+            "could not enqueue the dispatcher for train job %s; the periodic dispatcher will send it",
+            job_id,
+            exc_info=True,
+        )
