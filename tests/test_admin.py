@@ -10,7 +10,20 @@ from django.urls import reverse
 from django.utils import timezone
 
 from scoring.models import (
-    Activity, Agent, Candidate, Memory, Review, ScoringRun, Snapshot, TrainJob, TrainSample,
+    Activity,
+    Agent,
+    Candidate,
+    CellScore,
+    Comment,
+    Memory,
+    MemoryScore,
+    Node,
+    Review,
+    ScoreCall,
+    ScoringRun,
+    Snapshot,
+    TrainJob,
+    TrainSample,
 )
 from scoring.models.runs import Mode, RunStatus
 from tests.matrix_data import matrix_run
@@ -70,8 +83,6 @@ def test_every_changelist_and_change_page_renders_escaped(agent, run, candidates
     TrainSample.objects.create(job=job, candidate=candidates[0], context_ids=[1], continuation_ids=[2], live=False)
     Activity.record(None, "commented", candidates[0], actor_name=f"agent:{XSS}", text=XSS)
     candidates[0].add_comment(User.objects.get(username="root"), f"comment {XSS}")
-    from scoring.models import CellScore, Comment, MemoryScore, Node, ScoreCall
-
     objects = {
         Agent: agent, Snapshot: run.snapshot, Node: Node.objects.filter(snapshot=run.snapshot).first(),
         Memory: run.memories[0], ScoringRun: run, ScoreCall: ScoreCall.objects.filter(run=run).first(),
@@ -84,16 +95,16 @@ def test_every_changelist_and_change_page_renders_escaped(agent, run, candidates
     objects[Review] = Review.objects.first()
     for model, obj in objects.items():
         info = (model._meta.app_label, model._meta.model_name)
-        listing = client.get(reverse("admin:%s_%s_changelist" % info))
+        listing = client.get(reverse("admin:{}_{}_changelist".format(*info)))
         assert listing.status_code == 200, model
         assert XSS not in listing.text, model
-        page = client.get(reverse("admin:%s_%s_change" % info, args=[obj.pk]))
+        page = client.get(reverse("admin:{}_{}_change".format(*info), args=[obj.pk]))
         assert page.status_code == 200, model
         assert XSS not in page.text, model
     # Spot checks that the text is there, escaped.
     for model in (Memory, Candidate, Activity):
         info = (model._meta.app_label, model._meta.model_name)
-        assert ESCAPED in client.get(reverse("admin:%s_%s_changelist" % info)).text, model
+        assert ESCAPED in client.get(reverse("admin:{}_{}_changelist".format(*info))).text, model
     assert ESCAPED in client.get(reverse("admin:scoring_memory_change", args=[run.memories[0].pk])).text
 
 

@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 
 from scoring.models import Activity, Agent, Memory, Node, Snapshot
-from snapshot_data import BAD_CASES, MEMORY_KEYS, NODES, RESPONSES, as_bytes, snapshot_doc
+from tests.snapshot_data import BAD_CASES, MEMORY_KEYS, NODES, RESPONSES, as_bytes, snapshot_doc
 
 URL = "/api/v1/snapshots"
 

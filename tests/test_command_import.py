@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from scoring.models import Activity, Agent, Memory, Node, Snapshot
-from snapshot_data import BAD_CASES, NODES, as_bytes, snapshot_doc
+from tests.snapshot_data import BAD_CASES, NODES, as_bytes, snapshot_doc
 
 
 def _counts():

@@ -1,7 +1,10 @@
 """scoring.importing: validation messages, the import itself, memory upserts, tokenizing."""
 
+import threading
+
 import httpx
 import pytest
+from django.db import connection
 
 from scoring.importing import (
     MAX_ERRORS,
@@ -12,7 +15,7 @@ from scoring.importing import (
     validate_snapshot,
 )
 from scoring.models import Activity, Agent, Memory, Node, Section, Snapshot
-from snapshot_data import BAD_CASES, MEMORY_KEYS, NODES, RESPONSES, snapshot_doc
+from tests.snapshot_data import BAD_CASES, MEMORY_KEYS, NODES, RESPONSES, snapshot_doc
 
 
 def _counts():
@@ -234,10 +237,6 @@ def test_it_uses_the_last_text_of_a_key_surfaced_twice(offline_agent):
 @pytest.mark.django_db(transaction=True)
 def test_it_imports_snapshots_of_one_agent_at_the_same_time():
     """Two imports racing to create the same memory keys both succeed, each key once."""
-    import threading
-
-    from django.db import connection
-
     agent = Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="memscore-ref")
     barrier = threading.Barrier(4)
     errors = []

@@ -1,6 +1,6 @@
 """The activity log: filters, pagination, links to targets, escaping, access."""
 
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 
 import pytest
 from django.urls import reverse
@@ -13,7 +13,7 @@ XSS = "<script>alert(1)</script>"
 @pytest.fixture
 def log(cast):
     agent = Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="m")
-    snapshot = Snapshot.objects.create(agent=agent, taken_at=datetime(2026, 11, 1, tzinfo=dt_timezone.utc),
+    snapshot = Snapshot.objects.create(agent=agent, taken_at=datetime(2026, 11, 1, tzinfo=UTC),
                                        source=Snapshot.Source.API)
     run = ScoringRun.objects.create(agent=agent, snapshot=snapshot, mode="full")
     entries = {
@@ -24,7 +24,7 @@ def log(cast):
     }
     days = {"created": 1, "imported": 2, "started": 3, "evil": 4}
     for name, entry in entries.items():
-        Activity.objects.filter(pk=entry.pk).update(created_at=datetime(2026, 11, days[name], 12, tzinfo=dt_timezone.utc))
+        Activity.objects.filter(pk=entry.pk).update(created_at=datetime(2026, 11, days[name], 12, tzinfo=UTC))
     return {"agent": agent, "snapshot": snapshot, "run": run, **entries}
 
 
@@ -32,7 +32,8 @@ def test_it_lists_who_did_what_newest_first(cast, log):
     page = cast.client_for(cast.viewer).get(reverse("activity_list"))
     assert page.status_code == 200
     html = page.text
-    order = [html.index(f">{verb}</span>") for verb in ["commented", "started run", "imported snapshot", "created agent"]]
+    newest_first = ["commented", "started run", "imported snapshot", "created agent"]
+    order = [html.index(f">{verb}</span>") for verb in newest_first]
     assert order == sorted(order)
     assert "agent:poc" in html and cast.operator.username in html
     # Targets link to their pages.
@@ -60,9 +61,10 @@ def test_it_filters_by_actor_verb_target_type_and_dates(cast, log):
 
 
 def test_it_names_a_bad_filter(cast, log):
-    html = cast.client_for(cast.viewer).get(reverse("activity_list"), {"since": "2026-11-05", "until": "2026-11-01"}).text
+    client = cast.client_for(cast.viewer)
+    html = client.get(reverse("activity_list"), {"since": "2026-11-05", "until": "2026-11-01"}).text
     assert "The end date is before the start date." in html
-    html = cast.client_for(cast.viewer).get(reverse("activity_list"), {"verb": "nonsense"}).text
+    html = client.get(reverse("activity_list"), {"verb": "nonsense"}).text
     assert "Select a valid choice" in html
     assert "Nothing matches these filters" in html
 

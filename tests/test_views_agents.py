@@ -3,10 +3,13 @@
 import re
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from scoring.models import Activity, Agent, ScoringRun, Snapshot
+from scoring.models.agents import DEFAULT_MEMORY_TEMPLATE, DEFAULT_MESSAGE_TEMPLATE
 from scoring.models.runs import Mode, RunStatus
 
 SECRET = "sk-live-SECRET-never-show-4471"
@@ -70,9 +73,6 @@ def test_it_lists_agents_in_a_constant_number_of_queries(cast, poc, django_asser
     client.get(reverse("agent_list"))  # warm the session and permission caches
 
     def queries_for_page():
-        from django.db import connection
-        from django.test.utils import CaptureQueriesContext
-
         with CaptureQueriesContext(connection) as ctx:
             assert client.get(reverse("agent_list")).status_code == 200
         return len(ctx.captured_queries)
@@ -267,8 +267,6 @@ def test_it_enforces_csrf_on_every_post(cast, poc):
 
 
 def test_it_keeps_the_templates_byte_for_byte(cast, poc):
-    from scoring.models.agents import DEFAULT_MEMORY_TEMPLATE, DEFAULT_MESSAGE_TEMPLATE
-
     client = cast.client_for(cast.operator)
     page = client.get(reverse("agent_edit", args=[poc.pk])).content.decode()
     # In a textarea: a one-line input would drop the newlines.
