@@ -1,3 +1,5 @@
+"""The site's root: the agents list is where everything starts."""
+
 from django.shortcuts import redirect
 from django.urls import path
 

@@ -1,3 +1,6 @@
+"""`manage.py add_agent NAME --url URL --model MODEL`: an agent and its
+snapshot-API token, for scripted set-ups."""
+
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 

@@ -1,3 +1,6 @@
+"""`manage.py import_snapshot FILE --agent NAME`: the command line's way in for a
+snapshot, through the same validation as the API and the upload page."""
+
 import sys
 
 from django.core.management.base import BaseCommand, CommandError

@@ -1,3 +1,6 @@
+"""`manage.py seed_demo --base-url URL`: the demo's logins, agent and snapshot,
+safe to run again."""
+
 from pathlib import Path
 
 from django.contrib.auth.models import Group, User
