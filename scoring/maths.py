@@ -52,7 +52,7 @@ def cell_importance(delta):
     """A cell's displayed importance: the delta when above ZERO_THRESHOLD, else
     0; None or NaN (failed, not scored) stays None.
 
-    Mirrored by: views/memories.py (`_importance`, in SQL) and
+    Mirrored by: views/memories.py (`importance_sql`) and
     static/memscore/heatmap.js (`cellImportance`)."""
     if not _scored(delta):
         return None
@@ -79,7 +79,7 @@ def importance_sum(deltas):
     """A memory's importance over a run: the sum of its cells' importances
     (failed cells, None or NaN, left out; 0 when none was scored).
 
-    Mirrored by: views/memories.py (`Sum` of `_importance`) and
+    Mirrored by: views/memories.py (`Sum` of `importance_sql`) and
     static/memscore/heatmap.js (`rowImportance`)."""
     return sum(cell_importance(d) for d in deltas if _scored(d))
 
@@ -87,7 +87,7 @@ def importance_sum(deltas):
 def importance_max(deltas):
     """The largest cell importance of a memory, None when no cell was scored.
 
-    Mirrored by: views/memories.py (`Max` of `_importance`) and
+    Mirrored by: views/memories.py (`Max` of `importance_sql`) and
     static/memscore/heatmap.js (`rowImportance`, 0 there for sorting)."""
     return max((cell_importance(d) for d in deltas if _scored(d)), default=None)
 

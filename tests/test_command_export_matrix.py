@@ -13,7 +13,6 @@ from scoring.models import CellScore, Node
 from tests.conftest import NO_FAULTS
 from tests.engine_support import make_snapshot, private_refserver  # noqa: F401
 
-
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_retries")]
 
 

@@ -186,8 +186,10 @@ def test_it_404s_a_cell_outside_the_run(cast, run, agent):
     other_agent = Agent.objects.create(name="other", base_url="http://127.0.0.1:9/v1", model="m")
     other = matrix_run(other_agent, [[1.0]])
     client = cast.client_for(cast.viewer)
-    assert client.get(reverse("heatmap_cell", args=[run.pk, other.memories[0].pk, run.response_ids[0]])).status_code == 404
-    assert client.get(reverse("heatmap_cell", args=[run.pk, run.memories[0].pk, other.response_ids[0]])).status_code == 404
+    foreign_memory = reverse("heatmap_cell", args=[run.pk, other.memories[0].pk, run.response_ids[0]])
+    foreign_response = reverse("heatmap_cell", args=[run.pk, run.memories[0].pk, other.response_ids[0]])
+    assert client.get(foreign_memory).status_code == 404
+    assert client.get(foreign_response).status_code == 404
 
 
 def test_an_outsider_gets_403(cast, run):

@@ -35,7 +35,7 @@ def latest_full_run(agent):
     )
 
 
-def _importance():
+def importance_sql():
     """A cell's importance in SQL; mirrors scoring.maths.cell_importance (a
     failed cell's NULL delta falls to 0 here, so callers filter failed=False)."""
     return Case(
@@ -52,8 +52,8 @@ def memory_stats_query(run):
         CellScore.objects.filter(run=run)
         .values("memory_id")
         .annotate(
-            importance_sum=Sum(_importance(), filter=scored),  # mirrors maths.importance_sum
-            importance_max=Max(_importance(), filter=scored),  # mirrors maths.importance_max
+            importance_sum=Sum(importance_sql(), filter=scored),  # mirrors maths.importance_sum
+            importance_max=Max(importance_sql(), filter=scored),  # mirrors maths.importance_max
             min_delta=Min("delta"),
             net=Sum("delta"),  # mirrors maths.net_delta (a failed cell's delta is NULL)
             scored=Count("id", filter=scored),
