@@ -10,12 +10,13 @@ Candidate.Status (what the team decided, and what training did with it):
     trained   -> approved                 CandidateQuerySet.mark_untrained(): that
                                           job failed after all
 
-Candidate.AlternateStatus (the model's own answer without memories, shown beside
-the response; the engine and its tasks move it):
+Candidate.AlternateStatus (the model's own answer without memories, beside the
+response), moved by scoring.engine.alternates with CandidateQuerySet's verbs:
 
-    none | failed | pending -> pending    a fine-tune run asks for one (pending
-                                          again: resent after a lost task)
-    pending -> done | failed              generated, or failed for good
+    none | failed | pending -> pending    request_alternates(); a lost one is
+                                          sent again (retake_lost_alternates)
+    pending -> done                       record_alternate()
+    none | pending | failed -> failed     fail_alternates() (done stays done)
 """
 
 from datetime import timedelta
@@ -72,11 +73,7 @@ class CandidateQuerySet(models.QuerySet):
 
     def held_by_others(self, user, now=None):
         now = now or timezone.now()
-        return (
-            self.pending()
-            .filter(reserved_by__isnull=False, reserved_until__gt=now)
-            .exclude(reserved_by=user)
-        )
+        return self.pending().filter(reserved_by__isnull=False, reserved_until__gt=now).exclude(reserved_by=user)
 
     # --- transitions made by training (see TrainJob) -----------------------
 
@@ -88,12 +85,45 @@ class CandidateQuerySet(models.QuerySet):
         """trained -> approved: their job failed, so they may be sent again."""
         return self.filter(status=Candidate.Status.TRAINED).update(status=Candidate.Status.APPROVED)
 
+    # --- alternates (work on ids, without reading the rows) -------------------
+
+    def request_alternates(self):
+        """-> pending: their alternates are wanted; the caller sends the tasks."""
+        return self.update(
+            alternate_status=Candidate.AlternateStatus.PENDING,
+            alternate_error="",
+            alternate_requested_at=timezone.now(),
+        )
+
+    def record_alternate(self, text):
+        return self.update(alternate_text=text, alternate_status=Candidate.AlternateStatus.DONE,
+                           alternate_error="")
+
+    def fail_alternates(self, error):
+        """-> failed, unless generated meanwhile: done stays done."""
+        return self.exclude(alternate_status=Candidate.AlternateStatus.DONE).update(
+            alternate_status=Candidate.AlternateStatus.FAILED, alternate_error=str(error)[:2000]
+        )
+
+    def note_alternates_not_queued(self, error):
+        """Still pending: their tasks could not be sent yet (the broker is down)."""
+        return self.filter(alternate_status=Candidate.AlternateStatus.PENDING).update(
+            alternate_error=f"could not be queued yet ({error}); it will be sent again"[:2000]
+        )
+
+    def lost_alternates(self, cutoff):
+        """Pending since before `cutoff`: their task was lost, or never queued."""
+        return self.filter(alternate_status=Candidate.AlternateStatus.PENDING, alternate_requested_at__lt=cutoff)
+
+    def retake_lost_alternates(self, cutoff):
+        """Still requested before `cutoff` -> requested now: of two sweeps that
+        found one lost, only the one whose update moved it sends it again."""
+        return self.filter(alternate_requested_at__lt=cutoff).update(alternate_requested_at=timezone.now())
+
 
 class Candidate(models.Model):
-    """A response the model predicts much worse without memories: a fine-tuning candidate.
-
-    The transitions of both statuses are listed in this module's docstring.
-    """
+    """A response the model predicts much worse without memories: a fine-tuning
+    candidate. Its two state machines are in this module's docstring."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "awaiting review"
@@ -108,9 +138,7 @@ class Candidate(models.Model):
         FAILED = "failed", "failed"
 
     agent = models.ForeignKey("scoring.Agent", on_delete=models.CASCADE, related_name="candidates")
-    snapshot = models.ForeignKey(
-        "scoring.Snapshot", on_delete=models.CASCADE, related_name="candidates"
-    )
+    snapshot = models.ForeignKey("scoring.Snapshot", on_delete=models.CASCADE, related_name="candidates")
     run = models.ForeignKey(
         "scoring.ScoringRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="candidates"
     )
@@ -124,9 +152,7 @@ class Candidate(models.Model):
     continuation_ids = models.JSONField(default=list)
 
     alternate_text = models.TextField(blank=True)
-    alternate_status = models.CharField(
-        max_length=8, choices=AlternateStatus.choices, default=AlternateStatus.NONE
-    )
+    alternate_status = models.CharField(max_length=8, choices=AlternateStatus.choices, default=AlternateStatus.NONE)
     alternate_error = models.TextField(blank=True)
     # When the alternate was last sent to a worker: one pending for longer
     # than a claim lasts was lost (a killed worker) and is sent again.
@@ -156,9 +182,7 @@ class Candidate(models.Model):
     class Meta:
         ordering = ["-divergence", "id"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["agent", "response_key"], name="candidate_unique_response_per_agent"
-            )
+            models.UniqueConstraint(fields=["agent", "response_key"], name="candidate_unique_response_per_agent")
         ]
         indexes = [
             models.Index(fields=["agent", "status", "-divergence"]),
@@ -220,11 +244,8 @@ class Candidate(models.Model):
         return taken
 
     def release(self, user):
-        released = (
-            Candidate.objects.filter(pk=self.pk, reserved_by=user)
-            .update(reserved_by=None, reserved_until=None)
-            == 1
-        )
+        mine = Candidate.objects.filter(pk=self.pk, reserved_by=user)
+        released = mine.update(reserved_by=None, reserved_until=None) == 1
         if released:
             self.reserved_by, self.reserved_until = None, None
             Activity.record(user, "released", self)
@@ -251,16 +272,11 @@ class Candidate(models.Model):
         with transaction.atomic():
             # of=self: lock the candidate row only, not its agent's.
             locked = (
-                Candidate.objects.without_ids()
-                .select_for_update(of=("self",))
-                .select_related("agent")
-                .get(pk=self.pk)
+                Candidate.objects.without_ids().select_for_update(of=("self",)).select_related("agent").get(pk=self.pk)
             )
             locked.check_decidable()
             Review.objects.update_or_create(
-                candidate=locked,
-                reviewer=reviewer,
-                defaults={"decision": decision, "comment": comment},
+                candidate=locked, reviewer=reviewer, defaults={"decision": decision, "comment": comment}
             )
             Activity.record(
                 reviewer, DECISION_VERBS[decision], locked, comment=comment, divergence=locked.divergence
