@@ -3,9 +3,12 @@ shown as text (keys and responses carry <script>)."""
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
+from scoring.models import CellScore, ScoringRun
+from scoring.models.runs import RunStatus
 from tests.browser.conftest import login
-from tests.matrix_data import FAILED, matrix_run
+from tests.matrix_data import FAILED, MISSING, matrix_run
 
 pytestmark = [pytest.mark.browser]
 
@@ -56,12 +59,6 @@ def test_it_draws_a_hoverable_heatmap_in_chromium(browser, live_server, cast, ag
 
 @pytest.mark.django_db(transaction=True)
 def test_it_fills_in_by_itself_while_the_run_is_active(browser, live_server, cast, agent):
-    from django.utils import timezone
-
-    from scoring.models import CellScore, ScoringRun
-    from scoring.models.runs import RunStatus
-    from tests.matrix_data import MISSING
-
     run = matrix_run(agent, [[1.0, MISSING]], keys=["people/alice"], responses=["first", "second"],
                      status=RunStatus.RUNNING, finished=False)
     page = login(browser, live_server, cast.viewer.username, cast.password)
@@ -79,4 +76,37 @@ def test_it_fills_in_by_itself_while_the_run_is_active(browser, live_server, cas
     page.wait_for_function(
         "document.querySelector('#heatmap-tooltip .t-val').textContent.includes('importance 3.000')"
     )
+    page.context.close()
+
+
+def _pixel(page, x, y):
+    return page.evaluate(
+        "([x, y]) => Array.from(document.getElementById('heatmap-canvas').getContext('2d')"
+        ".getImageData(x, y, 1, 1).data)",
+        [int(x), int(y)],
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_colours_harmful_cells_by_the_one_threshold(browser, live_server, cast, agent):
+    # -0.7 is past maths.HARMFUL_NATS (0.5), -0.3 is not: blue, then white.
+    run = matrix_run(agent, [[1.0, -0.7, -0.3]], keys=["people/alice"], responses=["a", "b", "c"])
+    page = login(browser, live_server, cast.viewer.username, cast.password)
+    page.goto(f"{live_server.url}{reverse('heatmap', args=[run.pk])}")
+    page.wait_for_function("document.body.dataset.heatmapReady === '1'")
+    assert "more than 0.5 nats better without it" in page.locator(".legend").inner_text()
+    box = page.locator("#heatmap-canvas").bounding_box()
+    cell = box["width"] / 3
+    red, green, blue, _ = _pixel(page, cell * 1.5, 1)
+    assert blue > red and blue > green  # the harm ramp
+    assert _pixel(page, cell * 2.5, 1) == [255, 255, 255, 255]
+
+    tooltip = page.locator("#heatmap-tooltip .t-val")
+    page.mouse.move(box["x"] + cell * 1.5, box["y"] + 2)
+    page.wait_for_function("document.querySelector('#heatmap-tooltip .t-val').textContent.startsWith('harmful')")
+    page.mouse.move(box["x"] + cell * 2.5, box["y"] + 2)
+    page.wait_for_function(
+        "document.querySelector('#heatmap-tooltip .t-val').textContent.startsWith('slightly better')"
+    )
+    assert "-0.300" in tooltip.inner_text()
     page.context.close()
