@@ -64,9 +64,9 @@ def main():
     import httpx
 
     from refserver.testing import run_refserver
+    from scoring.context import SnapshotTokens
     from scoring.engine import run_inline, start_run
-    from scoring.engine.matrix import load_matrix
-    from scoring.engine.tokens import SnapshotTokens
+    from scoring.heatmap.matrix import load_matrix
     from scoring.importing import import_snapshot
     from scoring.models import Agent, Snapshot
 
@@ -96,7 +96,7 @@ def main():
         server.control(latency_ms=args.latency_ms, capacity=CONCURRENCY)  # resets the counters
 
         started, cpu, server_cpu = time.perf_counter(), time.process_time(), process_cpu(server.proc.pid)
-        run = start_run(snapshot, "full", enqueue=False)
+        run = start_run(snapshot, "full")
         planned = time.perf_counter() - started
         run = run_inline(run)
         wall = time.perf_counter() - started

@@ -15,7 +15,7 @@ from scoring.context import Outline
 from scoring.models import Activity, ScoreCall, ScoringRun
 
 from . import alternates, results
-from .execution import Executor
+from .executor import Executor
 
 __all__ = ["start_run", "run_inline"]
 

@@ -21,16 +21,6 @@ from scoring import maths
 
 from .activity import Activity
 
-# Cells at or below this divergence count as zero (as in the reference).
-ZERO_THRESHOLD = 0.01
-# A memory is harmful when leaving it out makes its responses more likely on
-# balance: its deltas sum below -HARMFUL_DELTA. Single cells below zero are
-# common (any extra text dilutes the context a little), so a heatmap cell is
-# only marked harmful below -HARMFUL_CELL_DELTA (on the demo agent about 2% of
-# cells, against 19% below -0.5).
-HARMFUL_DELTA = 0.5
-HARMFUL_CELL_DELTA = 2.0
-
 
 class Mode(models.TextChoices):
     FULL = "full", "full matrix"

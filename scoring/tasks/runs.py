@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from scoring.client import PermanentError, TransientError
 from scoring.engine import alternates, results, start_run
-from scoring.engine.execution import Executor
+from scoring.engine.executor import Executor
 from scoring.followups import Followups
 from scoring.heatmap.payload import cached_payload
 from scoring.models import Agent, Memory, ScoreCall, ScoringRun
