@@ -23,7 +23,7 @@ def run(agent, ref):
     agent.save()
     # people/alice (the third key, calls 4 and 5) fails.
     ref.control(**{**NO_FAULTS, "fail_nth": [4, 5]})
-    return run_inline(start_run(snapshot, "full", enqueue=False))
+    return run_inline(start_run(snapshot, "full"))
 
 
 def export(*args):
@@ -67,6 +67,6 @@ def test_it_exports_csv(run):
 def test_it_refuses_a_run_that_is_not_there_or_has_no_cells(run, agent):
     with pytest.raises(CommandError, match="no scoring run with id 999999"):
         export(999999)
-    finetune = start_run(run.snapshot, "finetune", params={"count": 5}, enqueue=False)
+    finetune = start_run(run.snapshot, "finetune", params={"count": 5})
     with pytest.raises(CommandError, match="has no memory × response cells"):
         export(finetune.pk)

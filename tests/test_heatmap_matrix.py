@@ -17,7 +17,7 @@ def test_it_lays_out_a_full_run(agent, ref, django_assert_num_queries):
     agent.save()
     # The fourth key (places/office) fails: calls 5 and 6, one at a time.
     ref.control(**{**NO_FAULTS, "fail_nth": [5, 6]})
-    run = run_inline(start_run(snapshot, "full", enqueue=False))
+    run = run_inline(start_run(snapshot, "full"))
 
     with django_assert_num_queries(3):
         matrix = load_matrix(run)
@@ -37,7 +37,7 @@ def test_it_lays_out_a_full_run(agent, ref, django_assert_num_queries):
 
 def test_it_shows_only_the_window_of_a_memory_run(agent, ref):
     snapshot = make_snapshot(agent)
-    run = run_inline(start_run(snapshot, "memory", params={"key": "projects/atlas"}, enqueue=False))
+    run = run_inline(start_run(snapshot, "memory", params={"key": "projects/atlas"}))
     call = run.calls.get(seq=1)
 
     matrix = load_matrix(run)
