@@ -27,6 +27,7 @@ import threading
 import time
 from pathlib import Path
 
+from playwright.sync_api import sync_playwright
 from scratch import setup_django
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -52,6 +53,7 @@ def parse_args():
 
 
 def build_runs(sizes, failed_fraction):
+    # Imported here, not at the top: Django is configured by setup_django() in main().
     from django.contrib.auth.models import Group, User
 
     from scoring.models import Agent
@@ -94,6 +96,7 @@ class Timed:
 
 
 def serve():
+    # Imported here, not at the top: Django is configured by setup_django() in main().
     from django.contrib.staticfiles.handlers import StaticFilesHandler
     from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
     from django.core.wsgi import get_wsgi_application
@@ -110,6 +113,7 @@ def serve():
 
 
 def measure(page, base_url, run, app):
+    # Imported here, not at the top: Django is configured by setup_django() in main().
     from django.urls import reverse
 
     url = base_url + reverse("heatmap", args=[run.pk])
@@ -160,7 +164,6 @@ def main():
         setup_django(tmp, args.database_url)
         runs = build_runs(sizes, args.failed)
         server, app, base_url = serve()
-        from playwright.sync_api import sync_playwright
 
         results = []
         with sync_playwright() as p:

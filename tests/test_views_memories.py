@@ -2,8 +2,9 @@
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
-from scoring.models import Agent, MemoryScore
+from scoring.models import Agent, Memory, MemoryScore
 from scoring.models.runs import RunStatus
 from tests.matrix_data import FAILED, matrix_run
 
@@ -102,8 +103,6 @@ def test_its_sort_links_keep_the_filters_and_leave_the_page(cast, run, agent):
 
 
 def test_it_sorts_by_key_weight_and_last_scored(cast, run, agent):
-    from django.utils import timezone
-
     memories = {m.key: m for m in run.memories}
     memories["never"].weight, memories["never"].last_scored = 3.0, timezone.now()
     memories["never"].save()
@@ -179,8 +178,6 @@ def test_it_lists_cells_slightly_better_without_it_unmarked(cast, run):
 
 
 def test_it_explains_a_memory_never_scored(cast, agent):
-    from scoring.models import Memory
-
     memory = Memory.objects.create(agent=agent, key="lonely", text="alone")
     html = cast.client_for(cast.viewer).get(reverse("memory_detail", args=[memory.pk])).text
     assert "No score history yet" in html
