@@ -11,7 +11,8 @@ from django import forms
 from django.db.models import Q
 from django.utils import timezone
 
-from scoring.models import Activity, Candidate, Memory
+from scoring import modes
+from scoring.models import Activity, Candidate, Memory, RunStatus, ScoringRun
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"})
 
@@ -105,4 +106,23 @@ class CandidateFilter(django_filters.FilterSet):
 
     class Meta:
         model = Candidate
+        fields = []
+
+
+def _mode_choices():
+    # The registry's modes, in its order; modes below filters in the layers.
+    return [(m.name.value, m.name.label) for m in modes.all()]
+
+
+class RunFilter(django_filters.FilterSet):
+    """The run list's filters: an agent (by id), a status and a mode. A value
+    that does not fit is ignored rather than refused: the page is reached
+    from links, and a bookmark may outlive a choice."""
+
+    agent = django_filters.NumberFilter(field_name="agent_id", min_value=0, decimal_places=0)
+    status = django_filters.ChoiceFilter(choices=RunStatus.choices)
+    mode = django_filters.ChoiceFilter(choices=_mode_choices)
+
+    class Meta:
+        model = ScoringRun
         fields = []

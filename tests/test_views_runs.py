@@ -60,6 +60,12 @@ def test_it_lists_runs_with_filters(cast, active_run, agent):
     assert "No runs match these filters" in page.text
 
 
+def test_it_ignores_filter_values_that_do_not_fit(cast, active_run):
+    page = cast.client_for(cast.viewer).get(reverse("run_list"), {"agent": "x", "status": "gone", "mode": "old"})
+    assert page.status_code == 200
+    assert f'href="{reverse("run_detail", args=[active_run.pk])}"' in page.text
+
+
 def test_it_shows_an_empty_state_with_what_to_do(cast):
     page = cast.client_for(cast.viewer).get(reverse("run_list"))
     assert "No scoring runs yet" in page.text

@@ -15,32 +15,20 @@ from django.views.decorators.http import require_POST
 from scoring import modes
 from scoring.access import get_run_for_user, get_snapshot_for_user, require_perm
 from scoring.engine import start_run
+from scoring.filters import RunFilter
 from scoring.followups import Followups
 from scoring.forms import StartRunForm
 from scoring.models import Agent, ScoreCall, ScoringRun
-from scoring.models.runs import Mode, RunStatus
+from scoring.models.runs import RunStatus
 from scoring.tasks.enqueue import enqueue_on_commit
 
 
 def run_list(request):
     require_perm(request, "scoring.view_scoringrun")
     runs = ScoringRun.objects.select_related("agent", "snapshot", "created_by")
-
-    agent_id = request.GET.get("agent", "")
-    status = request.GET.get("status", "")
-    mode = request.GET.get("mode", "")
-    # Unknown filter values are ignored rather than answered with an error:
-    # the page is reached from links and a bookmark may outlive a choice.
-    if agent_id.isdigit():
-        runs = runs.filter(agent_id=int(agent_id))
-    if status in RunStatus.values:
-        runs = runs.filter(status=status)
-    if mode in Mode.values:
-        runs = runs.filter(mode=mode)
-
-    page = Paginator(runs, 50).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    # Unknown filter values are ignored (RunFilter), not answered with an error.
+    filterset = RunFilter(request.GET or None, queryset=runs)
+    page = Paginator(filterset.qs, 50).get_page(request.GET.get("page"))
     return render(
         request,
         "scoring/run_list.html",
@@ -48,9 +36,8 @@ def run_list(request):
             "page": page,
             "agents": Agent.objects.only("id", "name"),
             "statuses": RunStatus.choices,
-            "modes": Mode.choices,
-            "selected": {"agent": agent_id, "status": status, "mode": mode},
-            "query": query.urlencode(),
+            "modes": [(m.name.value, m.name.label) for m in modes.all()],
+            "selected": {name: request.GET.get(name, "") for name in ("agent", "status", "mode")},
         },
     )
 
