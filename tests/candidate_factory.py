@@ -6,8 +6,11 @@ context_ids and continuation_ids are real ids of the served model.
 """
 
 import itertools
+import threading
 from datetime import timedelta
 
+from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from scoring.client import InferenceClient
@@ -68,18 +71,12 @@ def make_approved(agent, count=1, **kwargs):
 
 
 def on_sqlite():
-    from django.conf import settings
-
     return settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
 
 
 def run_in_threads(n, target):
     """Run target(i) in n threads started together, each on its own database
     connection; returns their results (an exception is returned, not raised)."""
-    import threading
-
-    from django.db import connection
-
     barrier = threading.Barrier(n)
     results = [None] * n
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from scoring.client import InferenceClient
 from scoring.editing import edit_and_approve
-from scoring.models import Activity, Candidate, Review
+from scoring.models import Activity, Agent, Candidate, Review
 from scoring.outbox import send_to_training
 
 postgres_only = pytest.mark.skipif(
@@ -202,8 +202,6 @@ def test_it_adds_comments(cast, agent):
 @postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_it_settles_concurrent_approvals_once(ref, roles):
-    from scoring.models import Agent
-
     agent = Agent.objects.create(name="poc", base_url=ref.base_url, model="memscore-ref")
     group = Group.objects.get(name="reviewer")
     reviewers = []
@@ -225,8 +223,6 @@ def test_it_settles_concurrent_approvals_once(ref, roles):
 @postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_it_lets_one_of_many_reviewers_reserve(ref):
-    from scoring.models import Agent
-
     agent = Agent.objects.create(name="poc", base_url=ref.base_url, model="memscore-ref")
     users = [User.objects.create_user(f"rev{i}") for i in range(6)]
     c = make_candidate(agent)

@@ -6,6 +6,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from candidate_factory import make_approved
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from scoring import outbox
@@ -240,8 +241,6 @@ def test_it_records_a_failure_on_the_server(cast, agent, ref):
 
 
 def test_it_refuses_to_retry_a_job_in_flight(cast, agent):
-    from django.core.exceptions import ValidationError
-
     make_approved(agent, 1)
     job = send_to_training(agent, cast.operator)
     with pytest.raises(ValidationError):

@@ -15,6 +15,7 @@ from scoring.followups import Followups
 from scoring.models import Activity, Agent, Candidate, TrainJob, TrainSample
 from scoring.outbox import send_to_training
 from scoring.tasks.enqueue import enqueue_on_commit
+from scoring.tasks.training import dispatch_train_jobs
 
 postgres_only = pytest.mark.skipif(
     on_sqlite(), reason="concurrent senders need PostgreSQL's row locks (CI runs it there)"
@@ -101,8 +102,6 @@ def test_it_commits_the_job_when_the_broker_is_down(ref, caplog):
     assert ref.stats()["train_posts"] == posts_before
 
     # The next beat tick of the dispatcher sends it.
-    from scoring.tasks.training import dispatch_train_jobs
-
     dispatch_train_jobs()
     job.refresh_from_db()
     assert job.status == TrainJob.Status.QUEUED and job.server_job_id

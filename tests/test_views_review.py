@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from scoring.editing import edit_and_approve
-from scoring.models import Activity, Candidate, Comment, Review
+from scoring.models import Activity, Agent, Candidate, Comment, Review
 from scoring.outbox import send_to_training
 
 XSS = "<script>alert('x')</script>"
@@ -62,8 +62,6 @@ def test_it_offers_the_next_candidate_when_another_reviewer_holds_one(cast, agen
 
 
 def test_it_filters_the_queue_by_agent(cast, agent, ref):
-    from scoring.models import Agent
-
     other = Agent.objects.create(name="other", base_url=ref.base_url, model="memscore-ref")
     make_candidate(agent, divergence=9.0)
     mine = make_candidate(other, divergence=1.0)

@@ -6,6 +6,7 @@ from django.test import Client
 from django.urls import reverse
 
 from scoring import outbox
+from scoring.engine import run_inline
 from scoring.models import Activity, Candidate, ScoringRun, TrainJob
 from scoring.models.runs import Mode
 from scoring.outbox import send_to_training
@@ -191,8 +192,6 @@ def test_it_refuses_to_retry_a_job_that_is_fine(cast, agent):
 
 
 def test_it_rescores_a_trained_job_and_shows_the_new_divergence(cast, agent, ref):
-    from scoring.engine import run_inline
-
     c = make_candidate(agent, status=Candidate.Status.APPROVED, divergence=3.0)
     job = send_to_training(agent, cast.operator)
     client = cast.client_for(cast.operator)
