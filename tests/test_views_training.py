@@ -7,9 +7,11 @@ from django.urls import reverse
 
 from scoring import outbox
 from scoring.engine import run_inline
+from scoring.followups import Followups
 from scoring.models import Activity, Candidate, ScoringRun, TrainJob
 from scoring.models.runs import Mode
 from scoring.outbox import send_to_training
+from scoring.views import training as training_views
 
 XSS = "<script>alert('x')</script>"
 
@@ -220,3 +222,43 @@ def test_it_rescores_a_trained_job_and_shows_the_new_divergence(cast, agent, ref
     sample = client.get(detail_url(job)).context["samples"][0]
     assert sample.divergence_after is not None
     assert sample.change == pytest.approx(sample.divergence_after - 3.0)
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    """What the training views hand to enqueue_on_commit, in order."""
+    sent = []
+    monkeypatch.setattr(training_views, "enqueue_on_commit", sent.append)
+    return sent
+
+
+def test_it_asks_for_a_dispatcher_after_sending_and_retrying(cast, agent, enqueued):
+    make_approved(agent, 1)
+    client = cast.client_for(cast.operator)
+    send(client, agent)
+    job = TrainJob.objects.get()
+    assert enqueued == [Followups(train_jobs=[job.pk])]
+
+    job.mark_failed("rejected by the server")
+    client.post(reverse("train_job_retry", args=[job.pk]))
+    new_job = TrainJob.objects.exclude(pk=job.pk).get()
+    assert enqueued[1:] == [Followups(train_jobs=[new_job.pk])]
+
+    TrainJob.objects.filter(pk=new_job.pk).update(status=TrainJob.Status.UNKNOWN)
+    client.post(reverse("train_job_retry", args=[new_job.pk]))
+    assert enqueued[2:] == [Followups(train_jobs=[new_job.pk])]  # the same job, the same key
+
+
+def test_it_enqueues_nothing_when_there_is_nothing_to_send(cast, agent, enqueued):
+    make_candidate(agent)
+    send(cast.client_for(cast.operator), agent)
+    assert enqueued == []
+
+
+def test_it_enqueues_the_rescore_runs(cast, agent, enqueued):
+    make_approved(agent, 1)
+    job = send_to_training(agent, cast.operator)
+    job.mark_accepted("job-1")
+    TrainJob.objects.filter(pk=job.pk).update(status=TrainJob.Status.SUCCEEDED)
+    cast.client_for(cast.operator).post(reverse("train_job_rescore", args=[job.pk]))
+    assert enqueued == [Followups(runs=[ScoringRun.objects.get().pk])]
