@@ -43,7 +43,7 @@ def _check_template(template, sample):
     except (KeyError, IndexError, ValueError) as e:
         raise ValidationError(
             "Not a valid template (%(error)s). Use only %(names)s in braces; write {{ for a brace.",
-            params={"error": e, "names": ", ".join("{%s}" % n for n in sample)},
+            params={"error": e, "names": ", ".join(f"{{{n}}}" for n in sample)},
         ) from None
     if sample["text"] not in rendered:
         raise ValidationError("The template must contain {text}.")
