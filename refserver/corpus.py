@@ -12,7 +12,7 @@ _ROLES = ("system", "user", "assistant")
 
 
 def render_message(role: str, text: str) -> str:
-    """The ChatML form memscore renders a message node in (see DESIGN.md)."""
+    """The ChatML form memscore renders a message node in (see docs/design.md)."""
     return f"{IM_START}{role}\n{text}{IM_END}\n"
 
 

@@ -59,8 +59,9 @@ def main():
         ["shell", "-c", "from scoring.models import Snapshot; "
          "print(Snapshot.objects.filter(agent__name='poc').order_by('-taken_at').first().pk)"], env
     ).strip().splitlines()[-1]
-    if not manage_output(["shell", "-c", "from scoring.models import ScoringRun; "
-                          "print(ScoringRun.objects.filter(agent__name='poc').exists())"], env).strip().endswith("True"):
+    has_runs = manage_output(["shell", "-c", "from scoring.models import ScoringRun; "
+                              "print(ScoringRun.objects.filter(agent__name='poc').exists())"], env)
+    if not has_runs.strip().endswith("True"):
         manage(["score", snapshot, "--mode", "full"], env)
         manage(["score", snapshot, "--mode", "finetune", "--alternates"], env)
 

@@ -4,7 +4,7 @@
 facts from the memories before them, so removing a memory really changes how
 likely the reference server finds them. `independent_deltas` computes the
 leave-one-out matrix from the Node rows with plain httpx calls to /score,
-the way DESIGN.md defines it, to check the engine against.
+the way docs/scoring.md defines it, to check the engine against.
 """
 
 import httpx

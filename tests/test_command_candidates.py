@@ -9,7 +9,6 @@ from scoring.models import Candidate, ScoringRun
 from tests.conftest import NO_FAULTS
 from tests.engine_support import make_snapshot, private_refserver  # noqa: F401
 
-
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_retries")]
 
 

@@ -7,8 +7,8 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 
 from scoring.importing import parse_snapshot_json, validate_snapshot
-from scoring.models import Agent, Memory, Snapshot
 from scoring.management.commands.seed_demo import DEMO_SNAPSHOT
+from scoring.models import Agent, Memory, Snapshot
 from scoring.roles import OPERATOR, REVIEWER
 
 

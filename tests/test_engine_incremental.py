@@ -35,7 +35,7 @@ def snapshot(agent):
 
 
 def expected_score(base_url, snapshot, key, window=WINDOW):
-    """The memory's score as DESIGN.md defines it, computed from the Node rows."""
+    """The memory's score as docs/scoring.md defines it, computed from the Node rows."""
     nodes = node_rows(snapshot)
     conv = [n for n in nodes if n.section == "conversation"]
     start = next(n.index for n in conv if n.memory_key == key)

@@ -1,4 +1,4 @@
-"""Snapshots in: validation of the format in DESIGN.md, tokenizing, and the import.
+"""Snapshots in: validation of the format in docs/snapshot-format.md, tokenizing, and the import.
 
 The API, the upload form and the `import_snapshot` command all go through
 `parse_snapshot_json` (bytes → data), `validate_snapshot` (data → cleaned) and

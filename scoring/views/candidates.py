@@ -87,7 +87,7 @@ def candidate_list(request):
         "scoring/candidate_list.html",
         {
             "page": page,
-            "agents": Agent.objects.only("id", "name"),
+            "agent_choices": Agent.objects.values_list("id", "name"),
             "statuses": Candidate.Status.choices,
             "selected": {"agent": request.GET.get("agent", ""), "status": request.GET.get("status", "")},
             "now": timezone.now(),

@@ -34,7 +34,7 @@ def run_list(request):
         "scoring/run_list.html",
         {
             "page": page,
-            "agents": Agent.objects.only("id", "name"),
+            "agent_choices": Agent.objects.values_list("id", "name"),
             "statuses": RunStatus.choices,
             "modes": [(m.name.value, m.name.label) for m in modes.all()],
             "selected": {name: request.GET.get(name, "") for name in ("agent", "status", "mode")},

@@ -85,7 +85,7 @@ def test_it_takes_a_snapshot_from_upload_to_a_trained_sample(
         assert reviewer.locator("#alternate-text").inner_text().strip()
         screenshots(reviewer, f"candidate-{username}")
         reviewer.click("button[name=decision][value=approve]")
-        wait_for(lambda: candidate.reviews.filter(reviewer__username=username).exists(), 15,
+        wait_for(lambda name=username: candidate.reviews.filter(reviewer__username=name).exists(), 15,
                  message=f"{username}'s approval")
         reviewer.context.close()
     candidate.refresh_from_db()

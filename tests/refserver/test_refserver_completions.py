@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from refserver_fixtures import chat, client, server, tokenize  # noqa: F401  (fixtures; see that module for why)
 
 IM_END_ID = 1
 ALTERNATE = {"temperature": 0.6, "top_p": 0.95, "top_k": 20}  # what memscore asks for alternates

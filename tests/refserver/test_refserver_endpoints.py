@@ -1,7 +1,6 @@
 """/health and /models, the endpoints that tell a client what it is talking to."""
 
 from __future__ import annotations
-from refserver_fixtures import client, server, tokenize  # noqa: F401  (fixtures; see that module for why)
 
 
 def test_health_says_ok_at_the_root_and_under_v1(server, client):

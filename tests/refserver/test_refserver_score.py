@@ -8,7 +8,6 @@ import math
 import pytest
 
 from refserver.tokenizer import FIRST_BYTE_ID
-from refserver_fixtures import chat, client, server, tokenize  # noqa: F401  (fixtures; see that module for why)
 
 SYSTEM = ("system", "You are a helpful assistant. Answer briefly and kindly.")
 MEMORIES = {

@@ -7,7 +7,6 @@ from hypothesis import strategies as st
 
 from refserver.corpus import load_documents
 from refserver.tokenizer import IM_END, IM_START, Tokenizer
-from refserver_fixtures import client, server, tokenize  # noqa: F401  (fixtures; see that module for why)
 
 # Text that stresses the tokenizer: the special tokens, newlines and spaces it
 # splits on, words it knows, and anything Unicode (including lone surrogates).

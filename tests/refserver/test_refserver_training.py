@@ -9,7 +9,6 @@ import httpx
 import pytest
 
 from refserver.testing import run_refserver
-from refserver_fixtures import chat, client, server, tokenize  # noqa: F401  (fixtures; see that module for why)
 
 MEMORY = ("system", "Memory people/okonkwo: Professor Okonkwo keeps a tortoise named Galileo at the lighthouse on Tresco.")
 QUESTION = ("user", "Who looks after Galileo?")

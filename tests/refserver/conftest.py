@@ -1,9 +1,7 @@
-"""Fixtures of the refserver tests, imported by each test module.
+"""Fixtures of the refserver tests.
 
-Not a conftest.py: memscore's tests do `from conftest import ...`, which finds
-whichever conftest module pytest loaded last, so a second conftest.py in the
-tree breaks them. Importing the fixtures gives each test module its own server,
-which also keeps one module's training jobs from changing another's model.
+The server is module-scoped: each test module gets its own, which keeps one
+module's training jobs from changing another's model.
 """
 
 from __future__ import annotations
