@@ -98,3 +98,9 @@ def test_it_reports_a_failed_baseline(snapshot, ref):
 
     assert "failed" in str(e.value) and "baseline" in str(e.value)
     wait_for(lambda: ScoringRun.objects.get().status == ScoringRun.Status.FAILED, timeout=5)
+
+
+def test_it_names_the_modes_when_one_is_unknown(snapshot):
+    with pytest.raises(CommandError) as e:
+        score(snapshot.pk, "--mode", "bogus")
+    assert "choose from 'full', 'memory', 'incremental', 'finetune'" in str(e.value)

@@ -30,4 +30,5 @@ def all():  # the registry's own vocabulary (modes.all()), shadowing the builtin
 
 
 def names():
-    return list(_MODES)
+    """The modes' names as plain strings (what the command line and URLs take)."""
+    return [str(name) for name in _MODES]
