@@ -152,6 +152,7 @@ def measure(page, base_url, run, app):
 
 
 def main():
+    """Set up, then time each size in turn: one straight story, easier read whole than split."""
     args = parse_args()
     sizes = [tuple(int(n) for n in s.lower().split("x")) for s in args.sizes.split(",")]
     if not os.path.exists(CHROMIUM):

@@ -61,6 +61,7 @@ def main():
 
     scratch = tempfile.mkdtemp(prefix="memscore-bench-")
     setup_django(scratch, os.environ.get("BENCH_DATABASE_URL"))
+    # Imported once Django is set up for the scratch installation.
     import httpx
 
     from refserver.testing import run_refserver
@@ -71,7 +72,6 @@ def main():
     from scoring.models import Agent, Snapshot
 
     Agent.objects.filter(name="bench").delete()
-    latency = args.latency_ms / 1000
     flags = ["--latency-ms", f"{args.latency_ms:g}", "--capacity", str(CONCURRENCY)]
     # The import tokenizes 16 texts at a time: on a server of its own, so the
     # scoring server's "most calls in flight" counts only score calls.
@@ -108,6 +108,13 @@ def main():
     matrix = load_matrix(run)
     loaded = time.perf_counter() - started
 
+    report(args, run, snapshot, ids, wall=wall, planned=planned, single=single, stats=stats, spans=spans,
+           cpu=cpu, server_cpu=server_cpu, matrix=matrix, loaded=loaded)
+
+
+def report(args, run, snapshot, ids, *, wall, planned, single, stats, spans, cpu, server_cpu, matrix, loaded):
+    """Print the figures against the ideal of the same run."""
+    latency = args.latency_ms / 1000
     calls = run.calls_total
     serial = calls * latency
     ideal = serial / CONCURRENCY

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
 from scoring.client import InferenceClient
@@ -95,3 +96,22 @@ def run_in_threads(n, target):
     for t in threads:
         t.join(120)
     return results
+
+
+# --- the review pages' URLs and actions, shared by their test modules ---------
+
+XSS = "<script>alert('x')</script>"
+
+
+def queue_url(**params):
+    url = reverse("review_queue")
+    return url + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
+
+
+def detail_url(c):
+    return reverse("candidate_detail", args=[c.pk])
+
+
+def decide(client, c, decision, comment="", **extra):
+    return client.post(reverse("candidate_decide", args=[c.pk]),
+                       {"decision": decision, "comment": comment}, **extra)

@@ -5,6 +5,9 @@
   `ref` resets its faults before a test.
 - `celery_worker`: a real Celery worker process on the test database and a
   queue of this test session's own.
+
+Django modules are imported inside the fixtures: pytest imports this file
+before pytest-django has configured Django's settings.
 """
 
 import os

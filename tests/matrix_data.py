@@ -25,7 +25,8 @@ def matrix_run(agent, deltas, *, keys=None, memory_texts=None, responses=None,
     """A run over len(deltas) memories × len(deltas[0]) responses; returns it.
 
     Memories are keyed `keys[i]` (default "mem/NNNN") and reused if the agent
-    already has them; responses get `responses[j]` as text.
+    already has them; responses get `responses[j]` as text. Long because it
+    writes every table a finished run touches, in order, in one place.
     """
     n_mem, n_resp = len(deltas), len(deltas[0]) if deltas else 0
     keys = keys or [f"mem/{i:04d}" for i in range(n_mem)]

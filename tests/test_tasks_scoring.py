@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from memscore_site.celery import app
 from scoring.engine import run_inline, start_run
 from scoring.followups import Followups
 from scoring.models import Candidate, CellScore, Memory, ScoreCall, ScoringRun
@@ -230,13 +231,6 @@ def test_it_returns_quietly_for_work_that_is_gone_or_done(agent, ref):
 @pytest.mark.django_db
 def test_it_sends_again_an_alternate_whose_task_was_lost(agent, settings):
     """A pending alternate older than a claim is sent again, once per tick."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from memscore_site.celery import app
-    from scoring.models import Candidate
-
     snapshot = make_snapshot(agent)
     run = start_run(snapshot, "finetune", params={"min_divergence": 0.0, "alternates": True})
     run_inline(run)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
+from scoring.models import Agent, Candidate, ScoringRun, TrainJob
 from tests.browser.conftest import login
 from tests.conftest import wait_for
 
@@ -24,8 +25,8 @@ DEMO_SNAPSHOT = Path(__file__).resolve().parents[2] / "scoring" / "demo" / "poc_
 def test_it_takes_a_snapshot_from_upload_to_a_trained_sample(
     browser, live_server, celery_worker, celery_beat, cast, ref, screenshots
 ):
-    from scoring.models import Agent, Candidate, ScoringRun, TrainJob
-
+    """One story, read top to bottom like the afternoon it describes: its length
+    is the workflow's, not a function's that could be split."""
     agent = Agent.objects.create(
         name="poc", base_url=ref.base_url, model="memscore-ref", required_approvals=2
     )

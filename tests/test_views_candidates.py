@@ -1,0 +1,179 @@
+"""Candidate pages: the list, one candidate with its context and decisions, the
+export, access to them, escaping of model text, and their query counts."""
+
+import json
+
+import pytest
+from candidate_factory import XSS, detail_url, make_approved, make_candidate, queue_url
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from scoring.editing import edit_and_approve
+from scoring.models import Candidate, Review
+from scoring.outbox import send_to_training
+
+
+@pytest.mark.parametrize("name", ["review_queue", "candidate_list", "candidate_export"])
+def test_it_forbids_outsiders_the_pages(cast, agent, name):
+    make_candidate(agent)
+    assert cast.client_for(cast.outsider).get(reverse(name)).status_code == 403
+
+
+def test_it_forbids_outsiders_a_candidate(cast, agent):
+    c = make_candidate(agent)
+    client = cast.client_for(cast.outsider)
+    assert client.get(detail_url(c)).status_code == 403
+    assert client.get(detail_url(c), HTTP_HX_REQUEST="true").status_code == 403
+
+
+def test_it_sends_anonymous_users_to_log_in(agent):
+    r = Client().get(queue_url())
+    assert r.status_code == 302 and reverse("login") in r["Location"]
+
+
+def test_it_lists_candidates_by_status_and_agent(cast, agent):
+    pending = make_candidate(agent, divergence=2.0)
+    approved = make_candidate(agent, divergence=3.0, status=Candidate.Status.APPROVED)
+    client = cast.client_for(cast.viewer)
+
+    r = client.get(reverse("candidate_list"))
+    assert [c.pk for c in r.context["page"].object_list] == [approved.pk, pending.pk]
+
+    r = client.get(reverse("candidate_list"), {"status": "approved", "agent": agent.pk})
+    assert [c.pk for c in r.context["page"].object_list] == [approved.pk]
+    r = client.get(reverse("candidate_list"), {"status": "nonsense"})
+    assert len(r.context["page"].object_list) == 2
+
+
+def test_it_shows_the_context_and_the_difference_from_the_alternate(cast, agent):
+    c = make_candidate(
+        agent,
+        user_text="How is the garden doing?",
+        memory_text="Alice grows tomatoes.",
+        response_text="Alice says the tomatoes need more sun.",
+        alternate_text="I think the garden needs more water.",
+    )
+    r = cast.client_for(cast.viewer).get(detail_url(c))
+    page = r.content.decode()
+    assert "How is the garden doing?" in page
+    assert "people/alice" in page and "memory</span>" in page
+    assert "<del>Alice says </del>the <del>tomatoes need </del>more <del>sun.</del>" in page
+    assert "<ins>I think </ins>the <ins>garden needs </ins>more <ins>water.</ins>" in page
+    assert "0 of 1" in page  # approvals vs required
+
+
+def test_it_shows_decisions_and_comments_with_who_and_when(cast, agent):
+    agent.required_approvals = 2
+    agent.save()
+    c = make_candidate(agent)
+    c.decide(cast.reviewer, "approve")
+    c.add_comment(cast.reviewer2, "checked the facts")
+
+    r = cast.client_for(cast.viewer).get(detail_url(c))
+    page = r.content.decode()
+    assert "1 of 2" in page and "rita" in page
+    assert "checked the facts" in page and "rob" in page
+
+
+def test_it_serves_the_decisions_panel_as_a_fragment(cast, agent):
+    c = make_candidate(agent)
+    c.decide(cast.reviewer2, "approve")
+    r = cast.client_for(cast.reviewer).get(detail_url(c), HTTP_HX_REQUEST="true")
+    page = r.content.decode()
+    assert r.status_code == 200
+    assert 'id="decisions"' in page and "rob" in page
+    assert "<html" not in page and "topbar" not in page
+
+
+def test_it_escapes_model_text_everywhere(cast, agent):
+    c = make_candidate(agent, user_text=XSS, memory_text=XSS, response_text=f"Hi {XSS}",
+                       alternate_text=f"Bye {XSS}")
+    c.decide(cast.reviewer2, "reject", comment=XSS)
+    c.add_comment(cast.reviewer2, XSS)
+    Candidate.objects.filter(pk=c.pk).update(status=Candidate.Status.PENDING)
+    Review.objects.all().delete()
+    edit_and_approve(c, cast.reviewer2, f"Edited {XSS}")
+    c.add_comment(cast.reviewer2, XSS)
+    client = cast.client_for(cast.reviewer)
+
+    pages = [
+        client.get(detail_url(c)),
+        client.get(detail_url(c), HTTP_HX_REQUEST="true"),
+        client.get(reverse("candidate_list")),
+        client.post(reverse("candidate_comment", args=[c.pk]), {"text": XSS}, HTTP_HX_REQUEST="true"),
+        client.post(reverse("candidate_decide", args=[c.pk]), {"decision": "reject", "comment": ""},
+                    HTTP_HX_REQUEST="true"),
+    ]
+    pending = make_candidate(agent, divergence=99.0, response_text=XSS, alternate_text=XSS)
+    pages.append(client.get(queue_url()))
+    assert pages[-1].context["candidate"].pk == pending.pk
+    for r in pages:
+        html = r.content.decode()
+        assert "<script>alert" not in html, r.request["PATH_INFO"]
+    assert "&lt;script&gt;" in pages[0].content.decode()
+
+
+def test_it_exports_approved_and_trained_samples_with_provenance(cast, agent):
+    edited = make_candidate(agent, divergence=3.0)
+    edit_and_approve(edited, cast.reviewer, "A better answer.")
+    plain = make_candidate(agent, divergence=2.0)
+    plain.decide(cast.reviewer2, "approve")
+    make_candidate(agent, divergence=5.0)  # pending: not exported
+    job = send_to_training(agent, cast.operator, candidate_ids=[plain.pk])
+    job.mark_accepted("job-123")
+
+    r = cast.client_for(cast.viewer).get(reverse("candidate_export"), {"agent": agent.name})
+    assert r.status_code == 200 and r["Content-Type"].startswith("application/jsonl")
+    lines = [json.loads(line) for line in b"".join(r.streaming_content).decode().splitlines()]
+    by_id = {line["provenance"]["candidate_id"]: line for line in lines}
+    assert set(by_id) == {edited.pk, plain.pk}
+
+    edited.refresh_from_db()
+    e = by_id[edited.pk]
+    assert e["continuation_ids"] == edited.edited_ids and e["context_ids"] == edited.context_ids
+    assert e["text"] == "A better answer." and e["original_text"] == edited.response_text
+    assert e["edited"] is True and e["provenance"]["edited_by"] == "rita"
+    assert e["provenance"]["train_job"] is None
+    assert e["provenance"]["reviewers"][0]["reviewer"] == "rita"
+    assert e["provenance"]["reviewers"][0]["decision"] == "approve"
+
+    p = by_id[plain.pk]
+    assert p["provenance"]["train_job"] == str(job.pk)
+    assert p["provenance"]["train_job_status"] == "queued"
+    assert p["provenance"]["server_job_id"] == "job-123"
+    assert p["provenance"]["snapshot_id"] == plain.snapshot_id
+    assert p["provenance"]["taken_at"] and p["provenance"]["divergence"] == 2.0
+    assert p["provenance"]["status"] == "trained"
+
+    r = cast.client_for(cast.viewer).get(reverse("candidate_export"), {"agent": "nobody-here"})
+    assert b"".join(r.streaming_content) == b""
+
+
+def _queries(client, url):
+    # A first visit to the queue also records the new reservation: count a repeat visit.
+    client.get(url)
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_it_reads_the_pages_in_a_constant_number_of_queries(cast, agent):
+    def grow(n):
+        for _ in range(n):
+            c = make_candidate(agent)
+            c.decide(cast.reviewer2, "skip")
+            c.add_comment(cast.operator, "a note")
+        make_approved(agent, 2)
+
+    grow(2)
+    reviewer = cast.client_for(cast.reviewer)
+    viewer = cast.client_for(cast.viewer)
+    top = Candidate.objects.pending().first()
+    urls = [queue_url(), reverse("candidate_list"), detail_url(top)]
+    before = [_queries(reviewer, url) for url in urls] + [_queries(viewer, reverse("candidate_list"))]
+
+    grow(20)
+    after = [_queries(reviewer, url) for url in urls] + [_queries(viewer, reverse("candidate_list"))]
+    assert before == after
