@@ -6,19 +6,26 @@ from django.core.exceptions import ValidationError
 from scoring import modes
 from scoring.importing import SnapshotError, parse_snapshot_json, validate_snapshot
 from scoring.models import Agent
+from scoring.models.agents import validate_prefix_ids
 from scoring.models.runs import Mode
 
 # The agent form's fields, grouped as the page shows them.
 AGENT_FIELD_GROUPS = [
-    ("Inference server", ["name", "base_url", "model", "api_key", "clear_api_key", "api_key_env"]),
-    ("Chat template", ["message_template", "memory_template"]),
+    (
+        "Inference server",
+        ["name", "backend", "base_url", "model", "api_key", "clear_api_key", "api_key_env", "priority"],
+    ),
+    ("Chat template", ["message_template", "memory_template", "prefix_ids", "end_of_turn"]),
     ("Scoring calls", ["score_concurrency", "score_shards", "request_timeout"]),
     (
         "Background (incremental) scoring",
         ["incremental_enabled", "incremental_max_age", "incremental_response_window",
          "incremental_batch", "weight_alpha"],
     ),
-    ("Fine-tuning", ["finetune_count", "finetune_min_divergence", "required_approvals"]),
+    (
+        "Fine-tuning",
+        ["training_target", "finetune_count", "finetune_min_divergence", "required_approvals"],
+    ),
 ]
 
 
@@ -77,7 +84,9 @@ class AgentForm(forms.ModelForm):
             "finetune_count": "Last entries to consider",
             "finetune_min_divergence": "Minimum divergence (nats)",
             "required_approvals": "Approvals required before training",
+            "training_target": "Send approved samples to",
         }
+        widgets = {"prefix_ids": forms.TextInput(attrs={"spellcheck": "false"})}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -92,6 +101,22 @@ class AgentForm(forms.ModelForm):
 
     def clean_message_template(self):
         return _check_template(self.cleaned_data["message_template"], {"role": "user", "text": "\x00"})
+
+    def clean_prefix_ids(self):
+        # A blank field means no prefix (the column is not nullable).
+        value = self.cleaned_data["prefix_ids"]
+        if value is None or value == "":
+            return []
+        # The model skips its validators for "empty" values such as {}: check here.
+        validate_prefix_ids(value)
+        return value
+
+    def clean_end_of_turn(self):
+        # Whitespace around the token would tokenize to more than the one id it must be.
+        value = self.cleaned_data["end_of_turn"].strip()
+        if not value:
+            raise ValidationError("Enter the end-of-turn token's text, e.g. <|im_end|>.")
+        return value
 
     def clean_memory_template(self):
         return _check_template(self.cleaned_data["memory_template"], {"key": "k", "text": "\x00"})

@@ -133,6 +133,8 @@ def _agent_form(agent, **changes):
         "incremental_batch": agent.incremental_batch, "weight_alpha": agent.weight_alpha,
         "finetune_count": agent.finetune_count, "finetune_min_divergence": agent.finetune_min_divergence,
         "required_approvals": agent.required_approvals, "api_key": "",
+        "backend": agent.backend, "priority": "", "prefix_ids": "[]", "end_of_turn": agent.end_of_turn,
+        "training_target": agent.training_target,
     }
     data.update(changes)
     return data

@@ -27,10 +27,14 @@ def _valid_post(**overrides):
         "name": "helper",
         "base_url": "http://gpu-1.example.net:8000/v1",
         "model": "qwen-32b",
+        "backend": "memscore",
+        "priority": "",
         "api_key": "",
         "api_key_env": "",
         "message_template": "<|im_start|>{role}\n{text}<|im_end|>\n",
         "memory_template": "<|im_start|>memory\n[{key}]\n{text}<|im_end|>\n",
+        "prefix_ids": "[]",
+        "end_of_turn": "<|im_end|>",
         "score_concurrency": 8,
         "score_shards": 2,
         "request_timeout": 120,
@@ -42,6 +46,7 @@ def _valid_post(**overrides):
         "finetune_count": 200,
         "finetune_min_divergence": 1.0,
         "required_approvals": 2,
+        "training_target": "train",
     }
     data.update(overrides)
     return data
@@ -281,3 +286,42 @@ def test_it_keeps_the_templates_byte_for_byte(cast, poc):
     poc.refresh_from_db()
     assert poc.message_template == DEFAULT_MESSAGE_TEMPLATE
     assert poc.memory_template == DEFAULT_MEMORY_TEMPLATE
+
+
+# --- server settings (issue 8) ------------------------------------------------
+
+def test_it_saves_the_server_api_and_chat_template_settings(cast):
+    client = cast.client_for(cast.operator)
+    page = client.get(reverse("agent_create")).content.decode()
+    assert "vLLM" in page and "--scheduling-policy priority" in page and "BOS" in page
+    response = client.post(reverse("agent_create"), _valid_post(
+        backend="vllm", base_url="http://gpu-1:8000", priority="-2", prefix_ids="[1]",
+        end_of_turn=" <|eot_id|> ", training_target="none",
+    ))
+    assert response.status_code == 302
+    agent = Agent.objects.get(name="helper")
+    assert (agent.backend, agent.base_url, agent.priority) == ("vllm", "http://gpu-1:8000", -2)
+    assert (agent.prefix_ids, agent.end_of_turn, agent.training_target) == ([1], "<|eot_id|>", "none")
+
+
+def test_a_blank_prefix_is_no_prefix_and_a_blank_priority_sends_none(cast):
+    client = cast.client_for(cast.operator)
+    client.post(reverse("agent_create"), _valid_post(prefix_ids="", priority=""))
+    agent = Agent.objects.get(name="helper")
+    assert (agent.prefix_ids, agent.priority) == ([], None)
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"prefix_ids": '["bos"]'}, "prefix_ids"),
+        ({"prefix_ids": "{}"}, "prefix_ids"),
+        ({"end_of_turn": "  "}, "end_of_turn"),
+        ({"backend": "tgi"}, "backend"),
+        ({"training_target": "lora"}, "training_target"),
+    ],
+)
+def test_it_refuses_bad_server_settings(cast, overrides, field):
+    response = cast.client_for(cast.operator).post(reverse("agent_create"), _valid_post(**overrides))
+    assert response.status_code == 200 and field in response.context["form"].errors
+    assert not Agent.objects.exists()

@@ -11,20 +11,23 @@ from scoring.models import Activity, Agent, Memory, MemoryScore, Node, Snapshot
 class AgentAdmin(LoggedAdmin):
     # The same form as the agent pages: the key is write-only there too.
     form = AgentForm
-    list_display = ["name", "model", "base_url", "key_state", "incremental_enabled", "created_at"]
-    list_filter = ["incremental_enabled"]
+    list_display = ["name", "model", "backend", "base_url", "key_state", "incremental_enabled",
+                    "created_at"]
+    list_filter = ["backend", "incremental_enabled", "training_target"]
     search_fields = ["name", "model", "base_url"]
     readonly_fields = ["key_state", "ingest_token_state", "created_at", "created_by"]
     fieldsets = [
-        (None, {"fields": ["name", "base_url", "model"]}),
+        (None, {"fields": ["name", "backend", "base_url", "model", "priority"]}),
         ("Secrets", {"fields": ["key_state", "api_key", "clear_api_key", "api_key_env",
                                 "ingest_token_state"]}),
-        ("Chat template", {"fields": ["message_template", "memory_template"]}),
+        ("Chat template", {"fields": ["message_template", "memory_template", "prefix_ids",
+                                      "end_of_turn"]}),
         ("Scoring", {"fields": ["score_concurrency", "score_shards", "request_timeout"]}),
         ("Background scoring", {"fields": ["incremental_enabled", "incremental_max_age",
                                            "incremental_response_window", "incremental_batch",
                                            "weight_alpha"]}),
-        ("Fine-tuning", {"fields": ["finetune_count", "finetune_min_divergence", "required_approvals"]}),
+        ("Fine-tuning", {"fields": ["training_target", "finetune_count", "finetune_min_divergence",
+                                    "required_approvals"]}),
         ("Record", {"fields": ["created_at", "created_by"]}),
     ]
 

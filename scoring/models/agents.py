@@ -12,6 +12,27 @@ from django.db import models
 
 DEFAULT_MESSAGE_TEMPLATE = "<|im_start|>{role}\n{text}<|im_end|>\n"
 DEFAULT_MEMORY_TEMPLATE = "<|im_start|>memory\n[{key}]\n{text}<|im_end|>\n"
+DEFAULT_END_OF_TURN = "<|im_end|>"
+
+
+class Backend(models.TextChoices):
+    """Which API the agent's inference server speaks (scoring.client picks the client)."""
+
+    MEMSCORE = "memscore", "memscore (/score protocol, e.g. the reference server)"
+    VLLM = "vllm", "vLLM (unmodified)"
+    SGLANG = "sglang", "SGLang (unmodified)"
+
+
+class TrainingTarget(models.TextChoices):
+    """Where approved fine-tuning samples go."""
+
+    TRAIN = "train", "/train (memscore protocol)"
+    NONE = "none", "none: export only"
+
+
+def validate_prefix_ids(value):
+    if not isinstance(value, list) or not all(isinstance(i, int) and i >= 0 for i in value):
+        raise ValidationError("Enter a JSON list of token ids (non-negative integers), e.g. [1], or [].")
 
 
 def validate_base_url(value):
@@ -29,9 +50,27 @@ class Agent(models.Model):
         "inference base URL",
         max_length=500,
         validators=[validate_base_url],
-        help_text="For example http://127.0.0.1:8765/v1",
+        help_text="The server's root (http://gpu-1:8000) or its OpenAI prefix (http://gpu-1:8000/v1): "
+        "either works on every server API.",
     )
     model = models.CharField("model name", max_length=200)
+    backend = models.CharField(
+        "server API",
+        max_length=20,
+        choices=Backend.choices,
+        default=Backend.MEMSCORE,
+        help_text="vLLM: start it with `vllm serve MODEL --enable-prefix-caching`. "
+        "SGLang: `python -m sglang.launch_server --model-path MODEL`. "
+        "memscore: a server with the /score protocol (the reference server).",
+    )
+    priority = models.IntegerField(
+        "scheduling priority",
+        null=True,
+        blank=True,
+        help_text="Leave blank unless the server schedules by priority (vLLM needs "
+        "--scheduling-policy priority, or it answers 400). Score calls send this value; "
+        "alternates are sent one step more urgent (vLLM: lower first; SGLang: higher first).",
+    )
     # Secret: never rendered in pages, logs or the admin (see admin.AgentForm).
     api_key = models.CharField(max_length=500, blank=True)
     api_key_env = models.CharField(
@@ -45,6 +84,21 @@ class Agent(models.Model):
     ingest_token_hash = models.CharField(max_length=64, blank=True, editable=False)
 
     message_template = models.CharField(max_length=500, default=DEFAULT_MESSAGE_TEMPLATE)
+    prefix_ids = models.JSONField(
+        "prefix token ids",
+        default=list,
+        blank=True,
+        validators=[validate_prefix_ids],
+        help_text="Token ids put before every prompt, e.g. [1] for a model whose chat template "
+        "starts with a BOS token (Llama, Mistral). [] for ChatML models (Qwen).",
+    )
+    end_of_turn = models.CharField(
+        "end-of-turn token",
+        max_length=100,
+        default=DEFAULT_END_OF_TURN,
+        help_text="The text of the token that ends a message, as the message template writes it; "
+        "it must tokenize to one id (<|im_end|> for ChatML, <|eot_id|> for Llama 3).",
+    )
     memory_template = models.CharField(
         max_length=500,
         default=DEFAULT_MEMORY_TEMPLATE,
@@ -84,11 +138,21 @@ class Agent(models.Model):
     required_approvals = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1)]
     )
+    training_target = models.CharField(
+        max_length=20,
+        choices=TrainingTarget.choices,
+        default=TrainingTarget.TRAIN,
+        help_text="Stock vLLM and SGLang servers have no /train: choose none there and export "
+        "approved samples as JSONL.",
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+
+    Backend = Backend
+    TrainingTarget = TrainingTarget
 
     class Meta:
         ordering = ["name"]
