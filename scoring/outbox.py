@@ -10,6 +10,11 @@ sample is in at most one live job (database constraint
 `sample_in_one_live_job`) and a job is only ever posted with its own key, so
 the server never trains a sample twice and no approved sample is lost.
 
+An agent whose training target is "none" (export only: a stock vLLM or
+SGLang server has no /train) gets no jobs: sending refuses with
+NoTrainingTarget, and a job made before the agent was switched is never
+posted (see send).
+
 The job's states and the verbs that move them are in scoring.models.training.
 """
 
@@ -23,6 +28,7 @@ from django.utils import timezone
 
 from scoring.client import InferenceClient, OutcomeUnknown, PermanentError, TransientError
 from scoring.models import Activity, Candidate, TrainJob, TrainSample
+from scoring.models.agents import TrainingTarget
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +43,21 @@ SERVER_STATUSES = {
 }
 
 
+class NoTrainingTarget(ValidationError):
+    """The agent's approved samples are exported, never sent to a server."""
+
+    def __init__(self, agent):
+        super().__init__(no_training_target_message(agent))
+
+
+def no_training_target_message(agent):
+    return f"{agent.name} has no training target: approved samples are exported as JSONL."
+
+
+def sends_training(agent):
+    return agent.training_target != TrainingTarget.NONE
+
+
 def send_to_training(agent, by, candidate_ids=None):
     """Put `agent`'s approved candidates that no live job holds into a new job.
 
@@ -44,8 +65,11 @@ def send_to_training(agent, by, candidate_ids=None):
     second click of a double click). Candidates a concurrent sender took first
     are left out of this job, never sent twice. The caller enqueues
     `Followups(train_jobs=[job.pk])` on commit; should that be lost, the
-    periodic dispatcher sends the job.
+    periodic dispatcher sends the job. Raises NoTrainingTarget for an agent
+    whose training target is none.
     """
+    if not sends_training(agent):
+        raise NoTrainingTarget(agent)
     with transaction.atomic():
         candidates = Candidate.objects.filter(agent=agent).waiting_for_training()
         if candidate_ids is not None:
@@ -88,7 +112,10 @@ def retry(job, by):
     Unknown: the same job is re-sent now, with the same Idempotency-Key,
     so the server cannot start it twice. Returns this job.
     Either way the caller enqueues `Followups(train_jobs=[returned.pk])`.
+    Raises NoTrainingTarget when the agent is now export only.
     """
+    if not sends_training(job.agent):
+        raise NoTrainingTarget(job.agent)
     S = TrainJob.Status
     if job.status == S.FAILED:
         with transaction.atomic():
@@ -164,6 +191,9 @@ def send(job, claimed_until):
     if not samples:
         job.mark_failed("The job has no samples left to send.", claimed_until=claimed_until)
         return
+    if not sends_training(job.agent):
+        _refuse(job, claimed_until)
+        return
     try:
         with InferenceClient.for_agent(job.agent) as client:
             server_job_id = client.train(samples, idempotency_key=job.idempotency_key)
@@ -180,6 +210,25 @@ def send(job, claimed_until):
         _unclaim(job, claimed_until, TrainJob.Status.PENDING, e)
     else:
         job.mark_accepted(server_job_id)
+
+
+def _refuse(job, claimed_until):
+    """A job of an agent switched to export only after the job was made.
+
+    On its first claim it never reached the server: it fails, and its
+    candidates are approved (and exported) again. Later, an earlier attempt
+    may have reached the server, so it waits as unknown (needing attention)
+    rather than freeing samples the server may be training.
+    """
+    error = (
+        f"Not sent: {no_training_target_message(job.agent)} "
+        "Set its training target to /train to send jobs."
+    )
+    if job.attempts <= 1:
+        job.mark_failed(error, claimed_until=claimed_until)
+        return
+    retry_after = timezone.now() + timedelta(seconds=MAX_BACKOFF_SECONDS)
+    job.release_claim(claimed_until, TrainJob.Status.UNKNOWN, error, retry_after)
 
 
 def _unclaim(job, claimed_until, status, error):

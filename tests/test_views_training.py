@@ -8,7 +8,7 @@ from django.urls import reverse
 from scoring import outbox
 from scoring.engine import run_inline
 from scoring.followups import Followups
-from scoring.models import Activity, Candidate, ScoringRun, TrainJob
+from scoring.models import Activity, Agent, Candidate, ScoringRun, TrainJob
 from scoring.models.runs import Mode
 from scoring.outbox import send_to_training
 from scoring.views import training as training_views
@@ -262,3 +262,54 @@ def test_it_enqueues_the_rescore_runs(cast, agent, enqueued):
     TrainJob.objects.filter(pk=job.pk).update(status=TrainJob.Status.SUCCEEDED)
     cast.client_for(cast.operator).post(reverse("train_job_rescore", args=[job.pk]))
     assert enqueued == [Followups(runs=[ScoringRun.objects.get().pk])]
+
+
+# --- an agent with no training target (export only) ---------------------------
+
+def _export_only(agent):
+    agent.training_target = Agent.TrainingTarget.NONE
+    agent.save(update_fields=["training_target"])
+    return agent
+
+
+def test_it_does_not_offer_an_export_only_agent_and_says_why(cast, agent):
+    Agent.objects.create(name="trainer", base_url=agent.base_url, model=agent.model)
+    make_approved(_export_only(agent), 2)
+
+    page = cast.client_for(cast.operator).get(reverse("train_job_list")).content.decode()
+
+    assert "trainer — 0 approved waiting" in page
+    assert "poc — 2 approved waiting" not in page
+    assert "poc has no training target: approved samples are exported as JSONL." in page
+    assert reverse("candidate_export") + f"?agent={agent.pk}" in page
+
+
+def test_it_shows_no_send_form_when_no_agent_trains(cast, agent):
+    _export_only(agent)
+
+    page = cast.client_for(cast.operator).get(reverse("train_job_list")).content.decode()
+
+    assert 'id="send-form"' not in page
+    assert "poc has no training target" in page
+
+
+def test_it_refuses_to_send_for_an_export_only_agent(cast, agent, enqueued):
+    make_approved(_export_only(agent), 1)
+
+    r = send(cast.client_for(cast.operator), agent)
+
+    assert r.status_code == 200
+    assert "poc has no training target: approved samples are exported as JSONL." in r.content.decode()
+    assert not TrainJob.objects.exists() and enqueued == []
+
+
+def test_it_refuses_to_retry_for_an_export_only_agent(cast, agent):
+    make_approved(agent, 1)
+    job = send_to_training(agent, cast.operator)
+    job.mark_failed("rejected by the server")
+    _export_only(agent)
+
+    r = cast.client_for(cast.operator).post(reverse("train_job_retry", args=[job.pk]), follow=True)
+
+    assert "poc has no training target" in r.content.decode()
+    assert TrainJob.objects.count() == 1

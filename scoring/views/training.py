@@ -1,4 +1,8 @@
-"""Training: jobs sent to the server's /train, sending, retrying and re-scoring."""
+"""Training: jobs sent to the server's /train, sending, retrying and re-scoring.
+
+Agents whose training target is none (export only) are not offered in the
+send form; the page says so and links to their JSONL export instead.
+"""
 
 from django import forms
 from django.contrib import messages
@@ -22,7 +26,15 @@ TEMPLATE = "scoring/training_job_detail.html"
 
 
 class SendForm(forms.Form):
+    # Every agent, not only those that train: posting an export-only one
+    # gets the reason, not "select a valid choice".
     agent = forms.ModelChoiceField(queryset=Agent.objects.all(), empty_label=None)
+
+    def clean_agent(self):
+        agent = self.cleaned_data["agent"]
+        if not outbox.sends_training(agent):
+            raise forms.ValidationError(outbox.no_training_target_message(agent))
+        return agent
 
 
 def _agents_with_waiting():
@@ -37,7 +49,7 @@ def _agents_with_waiting():
     )
     return Agent.objects.annotate(
         waiting=Coalesce(Subquery(waiting, output_field=IntegerField()), Value(0))
-    ).only("id", "name")
+    ).only("id", "name", "training_target")
 
 
 def train_job_list(request, send_form=None):
@@ -49,13 +61,18 @@ def train_job_list(request, send_form=None):
         return render(request, "scoring/training_job_list.html#jobs", context)
 
     agents = list(_agents_with_waiting())
+    sending = [a for a in agents if outbox.sends_training(a)]
     if send_form is None:
         chosen = request.GET.get("agent", "")
-        initial = next((a for a in agents if str(a.pk) == chosen), None)
-        initial = initial or next((a for a in agents if a.waiting), None)
+        initial = next((a for a in sending if str(a.pk) == chosen), None)
+        initial = initial or next((a for a in sending if a.waiting), None)
         send_form = SendForm(initial={"agent": initial.pk if initial else None})
     context.update(
         agents=agents,
+        sending_agents=sending,
+        export_only=[
+            (a, outbox.no_training_target_message(a)) for a in agents if not outbox.sends_training(a)
+        ],
         send_form=send_form,
         can_send=request.user.has_perm("scoring.send_training"),
     )
@@ -66,20 +83,27 @@ def train_job_list(request, send_form=None):
 def train_send(request):
     require_perm(request, "scoring.view_trainjob", "scoring.send_training")
     form = SendForm(request.POST)
-    if form.is_valid():
-        agent = form.cleaned_data["agent"]
-        job = outbox.send_to_training(agent, request.user)
-        if job is None:
-            form.add_error(
-                "agent", f"Nothing to send: no approved candidates of {agent.name} are waiting."
-            )
-    if form.errors:
+    job = _send(form, request.user) if form.is_valid() else None
+    if job is None:
         return train_job_list(request, send_form=form)
     enqueue_on_commit(Followups(train_jobs=[job.pk]))
     messages.success(
-        request, f"Sent {job.samples.count()} approved sample(s) of {agent.name} as {job}."
+        request, f"Sent {job.samples.count()} approved sample(s) of {job.agent.name} as {job}."
     )
     return redirect("train_job_detail", job.pk)
+
+
+def _send(form, by):
+    """The new job, or None with the reason on the form."""
+    agent = form.cleaned_data["agent"]
+    try:
+        job = outbox.send_to_training(agent, by)
+    except outbox.NoTrainingTarget as e:  # switched to export only since the form was cleaned
+        form.add_error("agent", e)
+        return None
+    if job is None:
+        form.add_error("agent", f"Nothing to send: no approved candidates of {agent.name} are waiting.")
+    return job
 
 
 def train_job_detail(request, pk):
