@@ -15,6 +15,9 @@ from typing import Any
 from .faults import FaultSettings
 
 ENV_PREFIX = "REFSERVER_"
+# Which API surfaces the server exposes (see app.py): memscore's own, vLLM's, SGLang's, or all three.
+APIS = ("memscore", "vllm", "sglang", "all")
+SCHEDULING_POLICIES = ("fcfs", "priority")
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class ServerConfig:
     enable_control: bool
     access_log: bool
     faults: FaultSettings
+    api: str = "all"
+    scheduling_policy: str = "fcfs"
 
 
 def list_of_ints(text: str) -> list[int]:
@@ -65,6 +70,13 @@ _FLAGS: list[tuple[str, Callable[[str], Any], Any, str]] = [
     ("--fail-endpoints", list_of_names, ["score"], "endpoints faults apply to, e.g. 'score,completions'"),
     ("--hang-seconds", float, 600.0, "how long a 'hang' failure holds the request"),
     ("--seed", int, 0, "seed for failure decisions and the default sampling seed"),
+    ("--api", str, "all", "API surface to serve: memscore, vllm, sglang or all"),
+    (
+        "--scheduling-policy",
+        str,
+        "fcfs",
+        "as vLLM's: fcfs (a non-zero priority is a 400 on the vllm surface) or priority",
+    ),
 ]
 _SWITCHES = [
     ("--enable-control", "serve /v1/_control/faults and /v1/_control/stats (for tests)"),
@@ -104,6 +116,12 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         parser.error(f"--state-dir (or {env_name('--state-dir')}) is required")
     if args.max_prompt_tokens < 1:
         parser.error("--max-prompt-tokens must be at least 1")
+    for flag, value, allowed in (
+        ("--api", args.api, APIS),
+        ("--scheduling-policy", args.scheduling_policy, SCHEDULING_POLICIES),
+    ):
+        if value not in allowed:
+            parser.error(f"{flag}: expected one of {', '.join(allowed)}, got {value!r}")
     try:
         faults = FaultSettings.from_mapping(
             {
@@ -131,4 +149,6 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         enable_control=args.enable_control,
         access_log=args.access_log,
         faults=faults,
+        api=args.api,
+        scheduling_policy=args.scheduling_policy,
     )

@@ -1,6 +1,11 @@
 """The path every call to an endpoint takes: authenticate, count the call, then, for
 model work, wait for a capacity slot and pay the fixed latency, and finally either
-fail as the fault settings say or run the handler."""
+fail as the fault settings say or run the handler.
+
+An endpoint's name is the fault group its calls count in. It is fixed, or decided
+per request from the body: a vLLM ``/v1/completions`` asking for prompt
+log-probabilities, or an SGLang ``/generate`` asking for logprobs, is a ``score``
+call, so ``fail_endpoints=["score"]`` hits scoring on every surface."""
 
 from __future__ import annotations
 
@@ -13,18 +18,21 @@ from contextlib import nullcontext
 
 from aiohttp import web
 
-from .errors import DropConnection, RequestHandler, error_response
+from .errors import DropConnection, RequestHandler, error_body, error_response, style_of
 from .faults import FaultSettings
 from .server import SERVER, RefServer
 
 
 class Call:
-    """One counted call to an endpoint; handlers use it to pay per-token latency."""
+    """One counted call to an endpoint; handlers use it to pay per-token latency.
+    ``neg_inf`` is set when a 'neg_inf' fault picked this call: scoring handlers
+    then report the last prompt token's log-probability as -inf."""
 
-    def __init__(self, endpoint: str, number: int, settings: FaultSettings):
+    def __init__(self, endpoint: str, number: int, settings: FaultSettings, neg_inf: bool = False):
         self.endpoint = endpoint
         self.number = number
         self.settings = settings
+        self.neg_inf = neg_inf
 
     async def token_latency(self, n_tokens: int) -> None:
         delay = self.settings.latency_per_token_us * n_tokens / 1e6
@@ -33,9 +41,11 @@ class Call:
 
 
 Handler = Callable[[web.Request, RefServer, Call], Awaitable[web.StreamResponse]]
+# Picks the endpoint name of one call from its request (the parsed body is cached).
+Classifier = Callable[[web.Request, RefServer], Awaitable[str]]
 
 
-def endpoint(name: str, *, gated: bool = True) -> Callable[[Handler], RequestHandler]:
+def endpoint(name: str | Classifier, *, gated: bool = True) -> Callable[[Handler], RequestHandler]:
     """The path of every call: authenticate, count, then either an injected failure
     or the handler. A ``gated`` call is model work: it waits for capacity and pays
     the fixed latency first; reading job status or the model list does not."""
@@ -45,10 +55,11 @@ def endpoint(name: str, *, gated: bool = True) -> Callable[[Handler], RequestHan
         async def wrapped(request: web.Request) -> web.StreamResponse:
             server = request.app[SERVER]
             server.check_auth(request)
-            number, failure = server.faults.count_call(name)
-            call = Call(name, number, server.faults.settings)
+            group = name if isinstance(name, str) else await name(request, server)
+            number, failure = server.faults.count_call(group)
+            call = Call(group, number, server.faults.settings, neg_inf=failure == "neg_inf")
             async with _model_work(server, call) if gated else nullcontext():
-                if failure is not None:
+                if failure is not None and failure != "neg_inf":
                     return await _inject_failure(request, call, failure)
                 return await handler(request, server, call)
 
@@ -72,20 +83,22 @@ async def _model_work(server: RefServer, call: Call) -> AsyncIterator[None]:
 
 async def _inject_failure(request: web.Request, call: Call, mode: str) -> web.StreamResponse:
     message = f"injected failure ({mode}) on {call.endpoint} call {call.number}"
+    style = style_of(request)
     if mode == "http500":
-        return error_response(500, message)
+        return error_response(500, message, style)
     if mode == "error200":
-        if call.endpoint == "completions" and await _wants_stream(request):
+        body = error_body(style, 500, message)
+        if await _wants_stream(request):
             # As vLLM reports an error to a streaming client: an event, then [DONE].
             response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await response.prepare(request)
-            await response.write(f"data: {json.dumps({'error': message})}\n\ndata: [DONE]\n\n".encode())
+            await response.write(f"data: {json.dumps(body)}\n\ndata: [DONE]\n\n".encode())
             await response.write_eof()
             return response
-        return web.json_response({"error": message})
+        return web.json_response(body)
     if mode == "hang":
         await asyncio.sleep(call.settings.hang_seconds)
-        return error_response(504, f"{message}: held for {call.settings.hang_seconds:g} s")
+        return error_response(504, f"{message}: held for {call.settings.hang_seconds:g} s", style)
     raise DropConnection()
 
 

@@ -15,7 +15,9 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-FAIL_MODES = ("http500", "error200", "hang", "drop")
+# "neg_inf" serves the call, but a scoring call reports the last prompt token's
+# log-probability as -inf (vLLM clamps it to -9999.0, SGLang's JSON gives null).
+FAIL_MODES = ("http500", "error200", "hang", "drop", "neg_inf")
 # "train_job" is not a route: it is the background run of a training job, which
 # then ends "failed" instead of answering with a fault.
 ENDPOINTS = ("score", "completions", "tokenize", "detokenize", "train", "train_status", "models", "train_job")

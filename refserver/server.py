@@ -57,7 +57,10 @@ class RefServer:
             raise v.BadRequest("invalid bearer token", 401)
 
     async def read_json(self, request: web.Request) -> dict[str, Any]:
-        """The body as a JSON object, naming the served model if it names one."""
+        """The body as a JSON object, naming the served model if it names one. Parsed
+        once per request (an endpoint's classifier may read it before its handler)."""
+        if _BODY in request:
+            return request[_BODY]
         raw = await request.read()
         if not raw.strip():
             raise v.BadRequest("request body is empty; expected a JSON object")
@@ -70,7 +73,9 @@ class RefServer:
         model = body.get("model")
         if model is not None and model != self.config.model:
             raise v.BadRequest(f"model {model!r} does not exist; this server serves {self.config.model!r}", 404)
+        request[_BODY] = body
         return body
 
 
 SERVER = web.AppKey("refserver", RefServer)
+_BODY = "refserver.json_body"

@@ -1,4 +1,10 @@
-"""``GET /health`` and ``GET /v1/models``: what is served, for clients and start-up checks."""
+"""``GET /health`` and ``GET /v1/models``: what is served, for clients and start-up checks.
+
+vLLM and SGLang answer ``/health`` with an empty 200 (vllm api_server.py; SGLang
+http_server.py health_generate), so ``--api vllm`` and ``--api sglang`` do too;
+memscore's surface answers a JSON status. ``/v1/models`` gives vLLM's ModelCard
+(id, object, created, owned_by, root, parent, max_model_len, permission) or
+SGLang's (id, object, created, owned_by, root, max_model_len)."""
 
 from __future__ import annotations
 
@@ -13,6 +19,8 @@ from ..server import SERVER, RefServer
 async def health(request: web.Request) -> web.Response:
     """Never counted, delayed or failed: test harnesses poll it to know the server is up."""
     server = request.app[SERVER]
+    if server.config.api in ("vllm", "sglang"):
+        return web.Response(status=200)
     return web.json_response(
         {
             "status": "ok",
@@ -26,17 +34,14 @@ async def health(request: web.Request) -> web.Response:
 
 @endpoint("models", gated=False)
 async def models(request: web.Request, server: RefServer, call: Call) -> web.Response:
-    return web.json_response(
-        {
-            "object": "list",
-            "data": [
-                {
-                    "id": server.config.model,
-                    "object": "model",
-                    "created": int(server.started_at),
-                    "owned_by": "memscore",
-                    "max_model_len": server.config.max_prompt_tokens,
-                }
-            ],
-        }
-    )
+    api, name = server.config.api, server.config.model
+    card = {"id": name, "object": "model", "created": int(server.started_at)}
+    if api == "vllm":
+        card.update(
+            owned_by="vllm", root=name, parent=None, max_model_len=server.config.max_prompt_tokens, permission=[]
+        )
+    elif api == "sglang":
+        card.update(owned_by="sglang", root=name, max_model_len=server.config.max_prompt_tokens)
+    else:
+        card.update(owned_by="memscore", max_model_len=server.config.max_prompt_tokens)
+    return web.json_response({"object": "list", "data": [card]})
