@@ -4,7 +4,7 @@ import httpx
 import pytest
 
 from scoring.engine import run_inline, start_run
-from scoring.engine.alternates import ASSISTANT_PREFIX, alternate_prompt
+from scoring.engine.alternates import alternate_prompt
 from scoring.models import Candidate, Node, Review, ScoreCall, ScoringRun
 from scoring.modes.finetune import response_key
 from tests.conftest import NO_FAULTS
@@ -103,7 +103,7 @@ def test_it_generates_alternates_without_memories(agent, snapshot, ref):
     assert ref.stats()["calls"]["completions"] == len(candidates)
     nodes = node_rows(snapshot)
     prefix = httpx.post(f"{ref.base_url}/tokenize", json={
-        "model": agent.model, "prompt": ASSISTANT_PREFIX, "add_special_tokens": False}).json()["tokens"]
+        "model": agent.model, "prompt": "<|im_start|>assistant\n", "add_special_tokens": False}).json()["tokens"]
     for c in candidates:
         assert c.alternate_status == Candidate.AlternateStatus.DONE
         assert c.alternate_text and c.alternate_error == ""

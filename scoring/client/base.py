@@ -1,50 +1,59 @@
-"""The one place memscore talks HTTP to an inference server.
-
-Errors are sorted so callers can decide what to do:
-- TransientError: worth retrying (connection refused, 5xx, timeout, a dropped
-  connection, an error in a 2xx body).
-- OutcomeUnknown: a TransientError where the request may have reached the
-  server (it timed out or dropped after sending). Safe to retry only for
-  idempotent calls, or with the same Idempotency-Key.
-- PermanentError: the server rejected the request (4xx); retrying won't help.
+"""What every backend's client shares: the HTTP plumbing, the base URL's two
+forms, priorities, streamed completions (alternates), tokenize, models and
+the /train protocol. Each backend (memscore.py, vllm.py, sglang.py) adds how
+it scores; `InferenceClient.for_agent(agent)` picks the agent's.
 """
 
 import json
-import logging
-import random
+import math
 import time
 
 import httpx
-from django.conf import settings
 from httpx_sse import SSEError, connect_sse
 
-log = logging.getLogger(__name__)
+from .errors import (
+    OutcomeUnknown,
+    PermanentError,
+    TransientError,
+    classify_transport_error,
+    error_message,
+    status_error,
+)
 
-SCORE_PRIORITY = 5
-ALTERNATE_PRIORITY = -5
-
-
-class InferenceError(Exception):
-    transient = False
-
-
-class TransientError(InferenceError):
-    transient = True
-
-
-class OutcomeUnknown(TransientError):
-    pass
+# backend name -> client class, filled in as the backends' modules are imported.
+BACKENDS = {}
 
 
-class PermanentError(InferenceError):
-    pass
+def split_base_url(base_url):
+    """(root, v1) of an agent's base URL, given as the server root or its /v1 prefix."""
+    base = base_url.rstrip("/")
+    root = base.removesuffix("/v1") if base.endswith("/v1") else base
+    return root, root + "/v1"
 
 
 class InferenceClient:
-    def __init__(self, base_url, model, api_key="", timeout=300.0, connect_timeout=5.0):
+    """One agent's inference server. Subclasses set `backend` and score."""
+
+    backend = None
+    server_name = "inference"
+    # Where the server serves /tokenize: "v1" (memscore) or "root" (vLLM, SGLang).
+    tokenize_at = "v1"
+    # The step that makes a request more urgent: vLLM runs lower priorities first.
+    more_urgent = -1
+    priority_flag = "priority scheduling"
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("backend"):
+            BACKENDS[cls.backend] = cls
+
+    def __init__(self, base_url, model, api_key="", timeout=300.0, connect_timeout=5.0, *, priority=None):
         self.base_url = base_url.rstrip("/")
+        self.root, self.v1 = split_base_url(base_url)
         self.model = model
         self.timeout = timeout
+        # None: no "priority" field is ever sent (a stock vLLM refuses one).
+        self.priority = priority
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = httpx.Client(
             headers=headers,
@@ -54,7 +63,12 @@ class InferenceClient:
 
     @classmethod
     def for_agent(cls, agent):
-        return cls(agent.base_url, agent.model, agent.get_api_key(), agent.request_timeout)
+        try:
+            client_class = BACKENDS[agent.backend]
+        except KeyError:
+            raise PermanentError(f"agent {agent.name}: unknown server API {agent.backend!r}") from None
+        return client_class(agent.base_url, agent.model, agent.get_api_key(), agent.request_timeout,
+                            priority=agent.priority)
 
     def close(self):
         self.http.close()
@@ -65,28 +79,40 @@ class InferenceClient:
     def __exit__(self, *exc):
         self.close()
 
-    # --- endpoints ------------------------------------------------------
+    # --- what each backend answers ------------------------------------------
 
-    def score(self, prompt_ids, priority=SCORE_PRIORITY):
-        """Sum of log-probabilities of each assistant response in the prompt."""
-        body = {"model": self.model, "prompt": prompt_ids, "logprobs": 1, "priority": priority}
-        data = self._post_json("/score", body)
-        try:
-            return [float(s["total_logprob"]) for s in data["scores"]]
-        except (KeyError, TypeError, ValueError) as e:
-            raise TransientError(f"/score answered without valid scores: {e!r}") from None
+    def score(self, prompt_ids, spans, *, first_needed=None):
+        """One total log-probability per span [start, end) of positions in prompt_ids."""
+        raise NotImplementedError(f"{type(self).__name__} does not score")
 
     def tokenize(self, text):
+        label = "/tokenize" if self.tokenize_at == "root" else "/v1/tokenize"
         body = {"model": self.model, "prompt": text, "add_special_tokens": False}
-        data = self._post_json("/tokenize", body)
+        try:
+            data = self._post_json(label, body)
+        except PermanentError as e:
+            if e.status != 404:
+                raise
+            raise PermanentError(
+                f"{e} (a {self.server_name} server serves POST {label}; check the agent's "
+                f"server API ({self.backend}) and base URL ({self.base_url}))", status=404
+            ) from None
         tokens = data.get("tokens")
         if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
-            raise TransientError("/tokenize answered without a list of integer tokens")
+            raise TransientError(f"{label} answered without a list of integer tokens")
         return tokens
 
-    def complete(self, prompt_ids, *, temperature=0.6, top_p=0.95, top_k=20, max_tokens=256,
-                 priority=ALTERNATE_PRIORITY):
-        """Stream a completion and return its text (as the reference's alternates)."""
+    def models(self):
+        """The model names the server serves (GET /v1/models)."""
+        data = self._request_json("GET", "/v1/models")
+        try:
+            return [str(card["id"]) for card in data["data"]]
+        except (KeyError, TypeError) as e:
+            raise TransientError(f"/v1/models answered without a list of models: {e!r}") from None
+
+    def complete(self, prompt_ids, *, temperature=0.6, top_p=0.95, top_k=20, max_tokens=256):
+        """Stream a completion and return its text (the alternates), one step more
+        urgent than score calls when the agent sets a priority."""
         body = {
             "model": self.model,
             "prompt": prompt_ids,
@@ -94,120 +120,109 @@ class InferenceClient:
             "top_p": top_p,
             "top_k": top_k,
             "max_tokens": max_tokens,
-            "priority": priority,
             "stream": True,
+            **self.priority_field(urgent=True),
         }
-        parts = []
-        deadline = time.monotonic() + self.timeout
-        try:
-            with connect_sse(self.http, "POST", self.base_url + "/completions", json=body) as events:
-                if events.response.status_code >= 400:
-                    events.response.read()
-                    self._raise_for_status(events.response, "/completions")
-                for event in events.iter_sse():
-                    # The read timeout restarts with every chunk; this bounds the whole stream.
-                    if time.monotonic() > deadline:
-                        raise TransientError(f"/completions took longer than {self.timeout:g}s")
-                    if not event.data:
-                        continue  # an event without data (a keep-alive): nothing to read
-                    if event.data == "[DONE]":
-                        return "".join(parts)
-                    chunk = event.json()
-                    if "error" in chunk:
-                        raise TransientError(f"/completions error: {chunk['error']}")
-                    parts.append(chunk["choices"][0].get("text", ""))
-        except SSEError as e:
-            # The server answered, but not with a stream (httpx-sse files this under transport errors).
-            raise TransientError(f"/completions did not stream: {e}") from None
-        except httpx.HTTPError as e:
-            raise _classify_transport_error("/completions", e) from None
-        except (ValueError, KeyError, IndexError, TypeError) as e:
-            raise TransientError(f"/completions sent a malformed event: {e!r}") from None
-        raise TransientError("/completions stream ended without [DONE]")
+        return self._stream_text("/v1/completions", body)
 
     def train(self, samples, idempotency_key):
-        """POST /train; returns the server's job id."""
+        """POST /v1/train (memscore's protocol); returns the server's job id."""
         body = {"training_data": {"samples": samples}}
-        data = self._post_json("/train", body, headers={"Idempotency-Key": idempotency_key})
+        data = self._post_json("/v1/train", body, headers={"Idempotency-Key": idempotency_key})
         job_id = data.get("job_id")
         if not job_id:
-            raise OutcomeUnknown("/train answered without a job_id")
+            raise OutcomeUnknown("/v1/train answered without a job_id")
         return str(job_id)
 
     def train_status(self, job_id):
         # A failed job's status carries its "error": that is the answer, not a failed call.
-        return self._request_json("GET", f"/train/{job_id}", body_error_fails=False)
+        return self._request_json("GET", f"/v1/train/{job_id}", body_error_fails=False)
 
-    # --- plumbing -------------------------------------------------------
+    # --- shared by the backends ---------------------------------------------
 
-    def _post_json(self, path, body, headers=None):
-        return self._request_json("POST", path, body, headers)
+    def priority_field(self, *, urgent=False):
+        """{"priority": n} when the agent sets one, else {} (nothing is sent)."""
+        if self.priority is None:
+            return {}
+        return {"priority": self.priority + (self.more_urgent if urgent else 0)}
 
-    def _request_json(self, method, path, body=None, headers=None, body_error_fails=True):
+    def url(self, label):
+        """The full URL of a path given from the server root ("/tokenize", "/v1/score")."""
+        return self.root + label
+
+    def _post_json(self, label, body, headers=None):
+        return self._request_json("POST", label, body, headers)
+
+    def _request_json(self, method, label, body=None, headers=None, body_error_fails=True):
+        """The JSON answer of one call, bounded by a total deadline; errors sorted."""
         deadline = time.monotonic() + self.timeout
         try:
-            with self.http.stream(method, self.base_url + path, json=body, headers=headers) as r:
+            with self.http.stream(method, self.url(label), json=body, headers=headers) as r:
                 chunks = []
                 # httpx's read timeout restarts with every chunk; this bounds the whole call.
                 for chunk in r.iter_bytes():
                     chunks.append(chunk)
                     if time.monotonic() > deadline:
-                        raise OutcomeUnknown(f"{path} took longer than {self.timeout:g}s")
+                        raise OutcomeUnknown(f"{label} took longer than {self.timeout:g}s")
                 content = b"".join(chunks)
                 status = r.status_code
         except httpx.HTTPError as e:
-            raise _classify_transport_error(path, e) from None
+            raise classify_transport_error(label, e) from None
         try:
             data = json.loads(content) if content else {}
         except ValueError:
             data = None
         if status >= 400:
-            message = data.get("error") if isinstance(data, dict) else None
-            message = message or content[:200].decode("utf-8", "replace") or "no body"
-            error = f"{path} HTTP {status}: {message}"
-            if status >= 500 or status in (408, 429):
-                raise TransientError(error)
-            raise PermanentError(error)
+            raise self._status_error(label, status, error_message(data, content), body)
         if not isinstance(data, dict):
-            raise TransientError(f"{path} HTTP {status}: the body is not a JSON object")
+            raise TransientError(f"{label} HTTP {status}: the body is not a JSON object")
         if body_error_fails and "error" in data:
-            raise TransientError(f"{path} error: {data['error']}")
+            raise TransientError(f"{label} error: {error_message(data)}")
         return data
 
-    def _raise_for_status(self, response, path):
+    def _status_error(self, label, status, message, body):
+        if status == 400 and isinstance(body, dict) and "priority" in body and "priority" in message.lower():
+            message += (
+                f" (the agent's scheduling priority is set to {self.priority}: clear it in the "
+                f"agent's settings, or start the server with {self.priority_flag})"
+            )
+        return status_error(label, status, message)
+
+    def _stream_text(self, label, body):
+        parts = []
+        deadline = time.monotonic() + self.timeout
         try:
-            message = response.json().get("error")
-        except ValueError:
-            message = response.text[:200]
-        error = f"{path} HTTP {response.status_code}: {message}"
-        if response.status_code >= 500 or response.status_code in (408, 429):
-            raise TransientError(error)
-        raise PermanentError(error)
+            with connect_sse(self.http, "POST", self.url(label), json=body) as events:
+                if events.response.status_code >= 400:
+                    content = events.response.read()
+                    try:
+                        data = json.loads(content)
+                    except ValueError:
+                        data = None
+                    raise self._status_error(label, events.response.status_code, error_message(data, content), body)
+                for event in events.iter_sse():
+                    # The read timeout restarts with every chunk; this bounds the whole stream.
+                    if time.monotonic() > deadline:
+                        raise TransientError(f"{label} took longer than {self.timeout:g}s")
+                    if not event.data:
+                        continue  # an event without data (a keep-alive): nothing to read
+                    if event.data == "[DONE]":
+                        return "".join(parts)
+                    chunk = event.json()
+                    # vLLM reports an error to a streaming client as an event.
+                    if "error" in chunk or chunk.get("object") == "error":
+                        raise TransientError(f"{label} error: {error_message(chunk)}")
+                    parts.append(chunk["choices"][0].get("text", ""))
+        except SSEError as e:
+            # The server answered, but not with a stream (httpx-sse files this under transport errors).
+            raise TransientError(f"{label} did not stream: {e}") from None
+        except httpx.HTTPError as e:
+            raise classify_transport_error(label, e) from None
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+            raise TransientError(f"{label} sent a malformed event: {e!r}") from None
+        raise TransientError(f"{label} stream ended without [DONE]")
 
 
-def _classify_transport_error(path, error):
-    if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
-        return TransientError(f"{path}: cannot connect ({type(error).__name__}: {error})")
-    # The request went out; we do not know whether the server acted on it.
-    return OutcomeUnknown(f"{path}: no answer ({type(error).__name__}: {error or 'connection dropped'})")
-
-
-def call_with_retries(fn, *, attempts=None, backoff=None, retry_unknown=True, on_retry=None):
-    """Call fn(), retrying transient errors with exponential backoff and jitter.
-
-    Permanent errors raise at once. With retry_unknown=False an OutcomeUnknown
-    raises at once too (the caller must decide how to resend safely).
-    """
-    attempts = attempts or settings.MEMSCORE_CALL_ATTEMPTS
-    backoff = settings.MEMSCORE_RETRY_BACKOFF if backoff is None else backoff
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except TransientError as e:
-            if attempt == attempts or (isinstance(e, OutcomeUnknown) and not retry_unknown):
-                raise
-            delay = backoff * (2 ** (attempt - 1)) * (0.5 + random.random())
-            log.warning("attempt %d/%d failed (%s); retrying in %.2fs", attempt, attempts, e, delay)
-            if on_retry:
-                on_retry(attempt, e)
-            time.sleep(delay)
+def span_totals(logprob_at, spans):
+    """The sum of logprob_at(p) over each span [start, end), in order."""
+    return [math.fsum(logprob_at(p) for p in range(start, end)) for start, end in spans]

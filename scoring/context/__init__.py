@@ -6,6 +6,26 @@ entries and memory keys, no ids). No Celery and no HTTP here.
 """
 
 from .outline import Outline, memory_keys
-from .tokens import Entry, Filter, SnapshotTokens, snapshot_tokens
+from .tokens import (
+    ChatTemplate,
+    Entry,
+    Filter,
+    SnapshotTokens,
+    TemplateError,
+    chat_template,
+    response_header,
+    snapshot_tokens,
+)
 
-__all__ = ["Entry", "Filter", "Outline", "SnapshotTokens", "memory_keys", "snapshot_tokens"]
+__all__ = [
+    "ChatTemplate",
+    "Entry",
+    "Filter",
+    "Outline",
+    "SnapshotTokens",
+    "TemplateError",
+    "chat_template",
+    "memory_keys",
+    "response_header",
+    "snapshot_tokens",
+]

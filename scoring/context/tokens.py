@@ -7,9 +7,15 @@ stored ids: the snapshot's nodes are loaded once, a filter is a numpy mask
 over the nodes, and the kept nodes' id lists are joined (a few milliseconds
 for 200k tokens in 2,000 nodes; numpy's tolist() of the tokens would be ten
 times slower, and the server wants a JSON list).
+
+`sequence()` also gives the spans of the assistant responses in it, found
+with the agent's ChatTemplate (its response header and end-of-turn ids,
+tokenized once per process by `chat_template`), so any server that returns
+per-token prompt log-probabilities can score them.
 """
 
 import functools
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +27,64 @@ Filter = ScoreCall.Filter
 
 # Snapshots never change after import, so a worker keeps the last few it used.
 _CACHE_SIZE = 4
+# Marks where {text} goes when the header is cut out of the message template.
+_TEXT_MARK = "\x00"
+
+
+class TemplateError(ValueError):
+    """The agent's chat-template settings do not fit its server or its snapshot's nodes."""
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """What memscore needs of an agent's chat template to find the responses.
+
+    header: the ids of the message template's part before {text}, rendered
+    with role "assistant"; end_of_turn: the id that ends a response (kept in
+    it); prefix: ids put before every prompt (a BOS).
+    """
+
+    header: tuple
+    end_of_turn: int
+    prefix: tuple = ()
+
+
+def response_header(message_template):
+    """The text of the message template before {text}, for an assistant message."""
+    return message_template.format(role="assistant", text=_TEXT_MARK).split(_TEXT_MARK)[0]
+
+
+_templates = {}
+_templates_lock = threading.Lock()
+
+
+def chat_template(agent, tokenize):
+    """The agent's ChatTemplate, tokenized with `tokenize` (its client's) once per process.
+
+    Raises TemplateError when the end-of-turn setting is not one token, and
+    the client's errors when the server cannot tokenize.
+    """
+    key = (agent.pk, agent.base_url, agent.model, agent.backend, agent.message_template,
+           agent.end_of_turn, tuple(agent.prefix_ids))
+    found = _templates.get(key)
+    if found is not None:
+        return found
+    header = tokenize(response_header(agent.message_template))
+    end = tokenize(agent.end_of_turn)
+    if len(end) != 1:
+        raise TemplateError(
+            f"agent {agent.name}: the end-of-turn setting {agent.end_of_turn!r} is {len(end)} tokens "
+            f"({end}) on the server, not one: set it to the text of the model's end-of-turn token"
+        )
+    if not header:
+        raise TemplateError(
+            f"agent {agent.name}: the message template has nothing before {{text}} for an assistant "
+            "message, so memscore cannot tell where a response starts"
+        )
+    template = ChatTemplate(header=tuple(header), end_of_turn=end[0], prefix=tuple(agent.prefix_ids))
+    with _templates_lock:
+        _templates[key] = template
+    return template
 
 
 @dataclass(frozen=True)
@@ -52,6 +116,10 @@ class SnapshotTokens:
         )
         keys = {}
         self.node_ids_list = [r[5] for r in rows]
+        # Names for errors, as the snapshot format has them: conversation[12].
+        self.node_names = [f"{r[0]}[{r[1]}]" for r in rows]
+        self.is_response = [r[0] == Section.CONVERSATION and r[3] == "assistant" for r in rows]
+        self._spans = {}
         self.n_tokens = sum(len(ids) for ids in self.node_ids_list)
         # Per node: its conversation index (-1 outside the conversation), its
         # memory key as a small int (-1 for messages), and whether filters apply.
@@ -76,8 +144,8 @@ class SnapshotTokens:
         if any(e.index != i for i, e in enumerate(self.entries)):
             raise ValueError(f"snapshot {snapshot_id}: conversation indices are not 0..n-1")
 
-    def tokens(self, start, end, filter=Filter.NONE, key=None):
-        """The ids of the context with conversation entries [start, end), filtered."""
+    def _kept(self, start, end, filter, key):
+        """Positions of the nodes of the context with entries [start, end), filtered."""
         mask = (self.conv_index < 0) | ((self.conv_index >= start) & (self.conv_index < end))
         if filter == Filter.SKIP_KEY:
             code = self.key_codes.get(key, -2)
@@ -86,10 +154,52 @@ class SnapshotTokens:
             mask &= ~(self.filterable & (self.key_code >= 0))
         elif filter != Filter.NONE:
             raise ValueError(f"unknown filter {filter!r}")
+        return np.flatnonzero(mask).tolist()
+
+    def tokens(self, start, end, filter=Filter.NONE, key=None):
+        """The ids of the context with conversation entries [start, end), filtered."""
         ids = []
-        for i in np.flatnonzero(mask).tolist():
+        for i in self._kept(start, end, filter, key):
             ids.extend(self.node_ids_list[i])
         return ids
+
+    def sequence(self, start, end, filter=Filter.NONE, key=None, *, template):
+        """(ids, spans): the template's prefix, then tokens(start, end, filter, key);
+        and the [start, end) positions of each conversation response in them, from
+        after its header through its last end-of-turn id, in order.
+
+        Raises TemplateError naming the node when a response does not fit the template.
+        """
+        ids = list(template.prefix)
+        spans = []
+        for i in self._kept(start, end, filter, key):
+            if self.is_response[i]:
+                first, last = self._response_span(i, template)
+                spans.append((len(ids) + first, len(ids) + last))
+            ids.extend(self.node_ids_list[i])
+        return ids, spans
+
+    def _response_span(self, i, template):
+        """[first, last) of node i's response within its own ids (kept per template)."""
+        found = self._spans.get((i, template))
+        if found is not None:
+            return found
+        node = self.node_ids_list[i]
+        header = list(template.header)
+        if node[:len(header)] != header:
+            raise TemplateError(
+                f"{self.node_names[i]} does not start with the response header {header} of the "
+                f"agent's message template (its ids start {node[:len(header) + 2]}): the nodes were "
+                "tokenized with another template, or the message template setting is wrong"
+            )
+        ends = [j for j, token in enumerate(node) if token == template.end_of_turn]
+        if not ends or ends[-1] < len(header):
+            raise TemplateError(
+                f"{self.node_names[i]} has no end-of-turn id {template.end_of_turn} after its "
+                "header: check the agent's end-of-turn setting"
+            )
+        found = self._spans[i, template] = (len(header), ends[-1] + 1)
+        return found
 
     def responses(self, start, end):
         """The conversation's assistant entries in [start, end), in order."""

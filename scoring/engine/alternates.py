@@ -12,14 +12,13 @@ and a pending one whose task was lost is sent again (take_lost).
 
 import logging
 
-from scoring.client import InferenceClient, InferenceError, call_with_retries
-from scoring.context import Filter, snapshot_tokens
+from scoring.client import InferenceClient, InferenceError, PermanentError, call_with_retries
+from scoring.context import Filter, TemplateError, chat_template, snapshot_tokens
 from scoring.models import Candidate
 
 log = logging.getLogger(__name__)
 
 Alternate = Candidate.AlternateStatus
-ASSISTANT_PREFIX = "<|im_start|>assistant\n"
 SAMPLING = {"temperature": 0.6, "top_p": 0.95, "top_k": 20}
 
 
@@ -29,10 +28,15 @@ def request(candidate_ids):
 
 
 def alternate_prompt(candidate, client):
-    """Everything before the response with all memories removed, then an assistant turn's start."""
+    """The agent's prefix ids, everything before the response with all memories
+    removed, then an assistant turn's header (as its message template renders it)."""
     tokens = snapshot_tokens(candidate.snapshot)
-    prefix = client.tokenize(ASSISTANT_PREFIX)
-    return tokens.tokens(0, candidate.response.index, Filter.SKIP_ALL) + prefix
+    try:
+        template = chat_template(candidate.agent, client.tokenize)
+    except TemplateError as e:
+        raise PermanentError(str(e)) from None
+    before = tokens.tokens(0, candidate.response.index, Filter.SKIP_ALL)
+    return list(template.prefix) + before + list(template.header)
 
 
 def generate(candidate):

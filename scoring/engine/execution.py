@@ -1,4 +1,4 @@
-"""Claiming a run's calls, calling /score, and storing each result as it comes.
+"""Claiming a run's calls, scoring them, and storing each result as it comes.
 
 A call is claimed with a conditional update (the transition PENDING, or
 RUNNING with a lapsed claim, → RUNNING with a fresh claim); the claim's
@@ -19,7 +19,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from scoring.client import InferenceError, TransientError, call_with_retries
+from scoring.client import InferenceError, call_with_retries
+from scoring.context import TemplateError, chat_template
 from scoring.models import Memory, ScoreCall, ScoringRun
 from scoring.models.runs import ACTIVE_STATUSES
 
@@ -223,21 +224,23 @@ def extend_claim(call):
     )
 
 
-def score_call(call, tokens, client, *, on_retry=None):
-    """Make one claimed call's /score request, retrying transient errors. No database."""
+def score_call(call, tokens, client, agent, *, on_retry=None):
+    """Make one claimed call's score request, retrying transient errors. No database.
+
+    memscore computes the responses' spans with the agent's chat template and
+    the server scores them (on the memscore backend, the server finds them too
+    and the client checks they agree); one total per response is stored.
+    """
     if call.attempts > MAX_CLAIMS:
         return Outcome(error=f"abandoned after {call.attempts - 1} claims that never answered")
     key = call.memory.key if call.memory_id else None
-    ids = tokens.tokens(call.range_start, call.range_end, call.filter, key)
-    expected = len(tokens.responses(call.range_start, call.range_end))
-
-    def score_once():
-        scores = client.score(ids)
-        if len(scores) != expected:
-            raise TransientError(f"/score returned {len(scores)} scores for {expected} responses")
-        return scores
-
     try:
-        return Outcome(result=call_with_retries(score_once, on_retry=on_retry), n_tokens=len(ids))
-    except InferenceError as e:
+        template = call_with_retries(lambda: chat_template(agent, client.tokenize), on_retry=on_retry)
+        ids, spans = tokens.sequence(call.range_start, call.range_end, call.filter, key, template=template)
+        first_needed = spans[0][0] if spans else None
+        scores = call_with_retries(lambda: client.score(ids, spans, first_needed=first_needed), on_retry=on_retry)
+    except (InferenceError, TemplateError) as e:
         return Outcome(error=str(e))
+    if len(scores) != len(spans):
+        return Outcome(error=f"the server returned {len(scores)} scores for {len(spans)} responses")
+    return Outcome(result=scores, n_tokens=len(ids))

@@ -82,7 +82,7 @@ class Executor:
                 call = claim_next(self.run.pk, self.concurrency, memories=self.memories)
                 if call is None:
                     return
-                self.store([(call, score_call(call, self.tokens, client))])
+                self.store([(call, score_call(call, self.tokens, client, self.run.agent))])
 
     def work_pooled(self):
         # One client for all the pool's threads: httpx's connection pool is
@@ -99,7 +99,7 @@ class Executor:
                 finally:
                     connection.close()
 
-            return score_call(call, self.tokens, client, on_retry=keep_claim)
+            return score_call(call, self.tokens, client, self.run.agent, on_retry=keep_claim)
 
         in_flight, outcomes = {}, []
         with client, ThreadPoolExecutor(self.threads, thread_name_prefix=f"run-{self.run.pk}") as pool:

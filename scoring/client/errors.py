@@ -1,0 +1,113 @@
+"""The client's error taxonomy, how a server's error body becomes a message, and retries.
+
+Errors are sorted so callers can decide what to do:
+- TransientError: worth retrying (connection refused, 5xx, timeout, a dropped
+  connection, an error in a 2xx body, an answer without the expected fields).
+- OutcomeUnknown: a TransientError where the request may have reached the
+  server (it timed out or dropped after sending). Safe to retry only for
+  idempotent calls, or with the same Idempotency-Key.
+- PermanentError: the server rejected the request (4xx), or its answer can
+  never give a right number (a -inf log-probability, a count that does not
+  match the prompt); retrying won't help.
+"""
+
+import json
+import logging
+import random
+import time
+
+import httpx
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+
+class InferenceError(Exception):
+    transient = False
+
+    def __init__(self, message, *, status=None):
+        super().__init__(message)
+        # The HTTP status the server answered with, when it answered one.
+        self.status = status
+
+
+class TransientError(InferenceError):
+    transient = True
+
+
+class OutcomeUnknown(TransientError):
+    pass
+
+
+class PermanentError(InferenceError):
+    pass
+
+
+def error_message(data, content=b""):
+    """The message of a server's error body, whichever server wrote it.
+
+    Shapes read (see the comments in vllm.py and sglang.py for the sources):
+    memscore's and the reference server's {"error": str}; vLLM's
+    {"error": {"message", "type", "param", "code"}} and SGLang's native
+    {"error": {"message"}}; the older OpenAI-style {"object": "error",
+    "message", ...} (vLLM before 0.10, SGLang's OpenAI endpoints); FastAPI's
+    {"detail": str | [{"loc", "msg", ...}]}.
+    """
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if error:
+            return error if isinstance(error, str) else json.dumps(error)
+        if data.get("message"):
+            return str(data["message"])
+        detail = data.get("detail")
+        if isinstance(detail, list):
+            return "; ".join(_detail_item(item) for item in detail) or "no detail"
+        if detail:
+            return str(detail)
+    text = content[:300].decode("utf-8", "replace").strip() if content else ""
+    return text or "no body"
+
+
+def _detail_item(item):
+    if not isinstance(item, dict):
+        return str(item)
+    where = ".".join(str(part) for part in item.get("loc", []) if part != "body")
+    return f"{where}: {item.get('msg', item)}" if where else str(item.get("msg", item))
+
+
+def status_error(label, status, message):
+    """The error for an HTTP error status: 5xx, 408 and 429 are worth retrying."""
+    error = f"{label} HTTP {status}: {message}"
+    if status >= 500 or status in (408, 429):
+        return TransientError(error, status=status)
+    return PermanentError(error, status=status)
+
+
+def classify_transport_error(label, error):
+    if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return TransientError(f"{label}: cannot connect ({type(error).__name__}: {error})")
+    # The request went out; we do not know whether the server acted on it.
+    return OutcomeUnknown(f"{label}: no answer ({type(error).__name__}: {error or 'connection dropped'})")
+
+
+def call_with_retries(fn, *, attempts=None, backoff=None, retry_unknown=True, on_retry=None):
+    """Call fn(), retrying transient errors with exponential backoff and jitter.
+
+    Permanent errors raise at once. With retry_unknown=False an OutcomeUnknown
+    raises at once too (the caller must decide how to resend safely).
+    """
+    attempts = attempts or settings.MEMSCORE_CALL_ATTEMPTS
+    backoff = settings.MEMSCORE_RETRY_BACKOFF if backoff is None else backoff
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except TransientError as e:
+            if attempt == attempts or (isinstance(e, OutcomeUnknown) and not retry_unknown):
+                raise
+            delay = backoff * (2 ** (attempt - 1)) * (0.5 + random.random())
+            log.warning("attempt %d/%d failed (%s); retrying in %.2fs", attempt, attempts, e, delay)
+            if on_retry:
+                on_retry(attempt, e)
+            time.sleep(delay)
