@@ -122,6 +122,9 @@ class ScoringMode:
 
     name = None
     Params = NoParams
+    # Words for the keys of its summary (ScoringRun.result) on the pages; a
+    # parameter is named by its field's label.
+    result_labels = {}
     # Whether a heatmap can show its cells, and whether it is packed into the
     # cache as the run ends (worth it only for big matrices).
     has_heatmap = False
@@ -138,6 +141,15 @@ class ScoringMode:
         if not form.is_valid():
             raise ValidationError(form.errors.as_data())
         return dict(form.cleaned_data)
+
+    def label(self, name):
+        """Words for a key of this mode's parameters or summary."""
+        if name in self.result_labels:
+            return self.result_labels[name]
+        field = self.Params.base_fields.get(name)
+        if field is not None and field.label:
+            return str(field.label)
+        return str(name).replace("_", " ").capitalize()
 
     def page_form(self, snapshot):
         """The unbound parameter form the snapshot page shows."""

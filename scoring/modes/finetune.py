@@ -39,6 +39,13 @@ class FinetuneParams(ParamsForm):
 class FinetuneMode(ScoringMode):
     name = Mode.FINETUNE
     Params = FinetuneParams
+    result_labels = {
+        "responses": "Responses scored",
+        "above_threshold": "Above the minimum divergence",
+        "without_timestamp": "Left out (no timestamp)",
+        "candidates": "Candidates",
+        "new": "New candidates",
+    }
 
     def plan(self, snapshot, outline, params):
         end = len(outline.entries)

@@ -17,6 +17,7 @@ class FullMode(ScoringMode):
     has_heatmap = True
     # Packing a million cells takes seconds: do it as the run ends, not on the first view.
     warm_heatmap = True
+    result_labels = {"memories": "Memories scored", "cells": "Cells", "responses": "Responses"}
 
     def plan(self, snapshot, outline, params):
         keys = outline.keys()

@@ -32,6 +32,7 @@ class IncrementalMode(ScoringMode):
     name = Mode.INCREMENTAL
     Params = IncrementalParams
     has_heatmap = True
+    result_labels = {"scored": "Memories scored", "skipped": "Memories skipped"}
 
     def plan(self, snapshot, outline, params, now=None):
         now = now or timezone.now()

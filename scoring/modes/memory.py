@@ -30,6 +30,7 @@ class MemoryMode(ScoringMode):
     name = Mode.MEMORY
     Params = MemoryParams
     has_heatmap = True
+    result_labels = {"key": "Memory", "importance": "Importance (nats)", "responses": "Responses scored"}
 
     def page_form(self, snapshot):
         form = super().page_form(snapshot)
