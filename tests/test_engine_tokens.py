@@ -5,7 +5,7 @@ import time
 import pytest
 from django.utils import timezone
 
-from scoring.context import Filter, SnapshotTokens
+from scoring.context import ChatTemplate, Filter, SnapshotTokens, TemplateError, chat_template, response_header
 from scoring.models import Agent, Node, Section, Snapshot
 from tests.engine_support import build_ids, node_rows
 
@@ -74,3 +74,76 @@ def test_it_cuts_500_filtered_sequences_from_a_200k_token_context_quickly():
     assert loaded < 10, loaded
     # Milliseconds each: seconds per sequence would make this minutes.
     assert cut < 10, cut
+
+
+# --- response spans ---------------------------------------------------------------
+
+HEADER = (900, 901)
+EOT = 902
+
+
+def chat_context():
+    """system, a memory, user, assistant (header + 2 ids + eot + newline), user, assistant."""
+    agent = Agent.objects.create(name="spans", base_url="http://127.0.0.1:9/v1", model="m")
+    snapshot = Snapshot.objects.create(agent=agent, taken_at=timezone.now(), source=Snapshot.Source.CLI)
+    rows = [
+        (Section.SYSTEM, 0, "system", "", [1, 2]),
+        (Section.CONVERSATION, 0, "", "key/a", [3, 4, 5]),
+        (Section.CONVERSATION, 1, "user", "", [6]),
+        (Section.CONVERSATION, 2, "assistant", "", [*HEADER, 10, 11, EOT, 13]),
+        (Section.CONVERSATION, 3, "user", "", [7, 8]),
+        (Section.CONVERSATION, 4, "assistant", "", [*HEADER, 20, EOT, 13]),
+    ]
+    Node.objects.bulk_create([
+        Node(snapshot=snapshot, section=s, index=i, role=r, memory_key=k, token_ids=ids, n_tokens=len(ids))
+        for s, i, r, k, ids in rows
+    ])
+    return agent, SnapshotTokens(snapshot.pk)
+
+
+def test_the_sequence_carries_the_spans_of_its_responses():
+    _, tokens = chat_context()
+    template = ChatTemplate(header=HEADER, end_of_turn=EOT)
+    ids, spans = tokens.sequence(0, 5, template=template)
+    assert ids == tokens.tokens(0, 5)
+    # From after the header through the end-of-turn id, inclusive.
+    assert [ids[a:b] for a, b in spans] == [[10, 11, EOT], [20, EOT]]
+    assert spans == [(8, 11), (16, 18)]
+    ids, spans = tokens.sequence(0, 5, Filter.SKIP_KEY, "key/a", template=template)
+    assert spans == [(5, 8), (13, 15)] and [ids[a:b] for a, b in spans] == [[10, 11, EOT], [20, EOT]]
+    assert tokens.sequence(3, 4, template=template)[1] == []
+
+
+def test_prefix_ids_come_first_and_shift_the_spans():
+    _, tokens = chat_context()
+    ids, spans = tokens.sequence(0, 5, template=ChatTemplate(header=HEADER, end_of_turn=EOT, prefix=(128000,)))
+    assert ids[0] == 128000 and ids[1:] == tokens.tokens(0, 5)
+    assert spans == [(9, 12), (17, 19)]
+
+
+def test_a_response_that_does_not_fit_the_template_names_the_node_and_the_setting():
+    _, tokens = chat_context()
+    with pytest.raises(TemplateError, match=r"conversation\[2\] does not start with the response header \[900, 999\]"):
+        tokens.sequence(0, 5, template=ChatTemplate(header=(900, 999), end_of_turn=EOT))
+    with pytest.raises(TemplateError, match=r"conversation\[2\] has no end-of-turn id 55 .*end-of-turn setting"):
+        tokens.sequence(0, 5, template=ChatTemplate(header=HEADER, end_of_turn=55))
+
+
+def test_the_chat_template_is_tokenized_once_per_agent_and_settings():
+    agent, _ = chat_context()
+    asked = []
+    vocabulary = {"<|im_start|>assistant\n": [900, 901], "<|im_end|>": [902], "<|eot_id|>": [5, 6]}
+
+    def tokenize(text):
+        asked.append(text)
+        return vocabulary[text]
+
+    agent.prefix_ids = [1]
+    assert chat_template(agent, tokenize) == ChatTemplate(header=HEADER, end_of_turn=EOT, prefix=(1,))
+    assert chat_template(agent, tokenize) == ChatTemplate(header=HEADER, end_of_turn=EOT, prefix=(1,))
+    assert asked == ["<|im_start|>assistant\n", "<|im_end|>"]
+    agent.end_of_turn = "<|eot_id|>"
+    with pytest.raises(TemplateError, match=r"end-of-turn setting '<\|eot_id\|>' is 2 tokens"):
+        chat_template(agent, tokenize)
+    assert response_header("<|start_header_id|>{role}<|end_header_id|>\n\n{text}<|eot_id|>") == (
+        "<|start_header_id|>assistant<|end_header_id|>\n\n")
