@@ -1,4 +1,5 @@
-"""Agents: the list, settings (create/edit), a detail page, and API tokens."""
+"""Agents: the list, settings (create/edit), a detail page, API tokens, and
+checking the connection to the agent's inference server."""
 
 from django.contrib import messages
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
@@ -8,6 +9,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_POST
 
 from scoring.access import get_agent_for_user, require_perm
+from scoring.checks import check_agent
 from scoring.forms import AgentForm
 from scoring.models import Activity, Agent, Memory, ScoringRun, Snapshot
 
@@ -71,19 +73,36 @@ def agent_edit(request, pk):
 
 def agent_detail(request, pk):
     agent = get_agent_for_user(request, pk)
-    snapshots = list(agent.snapshots.all()[:SNAPSHOTS_SHOWN])
-    runs = list(agent.runs.select_related("snapshot")[:RUNS_SHOWN])
-    ctx = {
+    return render(request, "scoring/agent_detail.html", _detail_context(request, agent))
+
+
+@require_POST
+def agent_check(request, pk):
+    """Ask the agent's server the checks' questions and show the answers
+    (nothing is written: a POST only because it makes outside calls)."""
+    require_perm(request, "scoring.change_agent")
+    agent = get_agent_for_user(request, pk)
+    checks = check_agent(agent)
+    if request.htmx:
+        context = {"agent": agent, "checks": checks, "can_check": True}
+        return render(request, "scoring/agent_detail.html#checks", context)
+    context = _detail_context(request, agent)
+    context["checks"] = checks
+    return render(request, "scoring/agent_detail.html", context)
+
+
+def _detail_context(request, agent):
+    return {
         "agent": agent,
-        "snapshots": snapshots,
+        "snapshots": list(agent.snapshots.all()[:SNAPSHOTS_SHOWN]),
         "snapshot_total": agent.snapshots.count(),
-        "runs": runs,
+        "runs": list(agent.runs.select_related("snapshot")[:RUNS_SHOWN]),
         "memory_count": agent.memories.count(),
         "has_api_key": bool(agent.get_api_key()),
         "can_change": request.user.has_perm("scoring.change_agent"),
+        "can_check": request.user.has_perm("scoring.change_agent"),
         "can_upload": request.user.has_perm("scoring.add_snapshot"),
     }
-    return render(request, "scoring/agent_detail.html", ctx)
 
 
 @require_POST
@@ -107,4 +126,5 @@ urlpatterns = [
     path("agents/<int:pk>/", agent_detail, name="agent_detail"),
     path("agents/<int:pk>/edit/", agent_edit, name="agent_edit"),
     path("agents/<int:pk>/token/", agent_token, name="agent_token"),
+    path("agents/<int:pk>/check/", agent_check, name="agent_check"),
 ]

@@ -1,0 +1,35 @@
+"""`manage.py check_agent NAME`: will this agent's server give right numbers?
+
+One line per check (ok, FAIL or skip, its name, what was found and what to
+change); exits non-zero when any check fails. The checks are scoring.checks.
+"""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from scoring.checks import check_agent
+from scoring.models import Agent
+
+
+class Command(BaseCommand):
+    help = (
+        "Check the agent's inference server in a few seconds: it answers, serves the model, "
+        "tokenizes nodes as a whole, gives spans and finite scores, and answers /train "
+        "if the agent trains. Exits non-zero when a check fails."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("name", help="The agent's name")
+
+    def handle(self, *args, name, **options):
+        agent = Agent.objects.filter(name=name).first()
+        if agent is None:
+            known = ", ".join(Agent.objects.values_list("name", flat=True)) or "none yet"
+            raise CommandError(f"no agent named {name!r} (agents: {known})")
+        results = check_agent(agent)
+        for result in results:
+            line = f"{result.label:<4}  {result.name}: {result.message}"
+            self.stdout.write(self.style.ERROR(line) if result.ok is False else line)
+        failures = [r.name for r in results if r.ok is False]
+        if failures:
+            raise CommandError(f"{len(failures)} check(s) failed: {', '.join(failures)}")
+        self.stdout.write(self.style.SUCCESS(f"{agent.name}: every check passed."))
