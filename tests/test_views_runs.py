@@ -130,8 +130,8 @@ def test_it_links_a_finetune_run_to_its_candidates(cast, agent, snapshot):
         finished_at=timezone.now(), result={"responses": 3, "candidates": 2, "new": [XSS]},
     )
     page = cast.client_for(cast.viewer).get(reverse("run_detail", args=[run.pk]))
-    assert "<dt>candidates</dt><dd>2</dd>" in page.text
-    assert "<dt>new</dt><dd>1</dd>" in page.text
+    assert "<dt>Candidates</dt><dd>2</dd>" in page.text
+    assert "<dt>New candidates</dt><dd>1</dd>" in page.text
     assert f'{reverse("candidate_list")}?run={run.pk}' in page.text
     assert reverse("heatmap", args=[run.pk]) not in page.text
 
@@ -242,3 +242,59 @@ def test_it_counts_a_failed_call_in_the_run_page(cast, agent):
     page = cast.client_for(cast.viewer).get(reverse("run_detail", args=[run.pk]))
     assert "HTTP 500 from /score" in page.text
     assert "finished with failures" in page.text
+
+
+# --- issue 12: live "About this run", who started it, labels -------------------
+
+def test_the_polled_progress_brings_about_this_run_along(cast, active_run):
+    """Defect 4: the bar said succeeded while "About this run" still said
+    "Finished —"; the polled fragment now swaps the panel out of band."""
+    finished = timezone.now()
+    ScoringRun.objects.filter(pk=active_run.pk).update(
+        status=RunStatus.SUCCEEDED, calls_done=9, finished_at=finished, result={"memories": 2, "cells": 8}
+    )
+    fragment = cast.client_for(cast.viewer).get(
+        reverse("run_progress", args=[active_run.pk]), HTTP_HX_REQUEST="true"
+    ).text
+    assert '<section id="run-about" class="card" hx-swap-oob="true">' in fragment
+    about = fragment[fragment.index('id="run-about"'):]
+    assert timezone.localtime(finished).strftime("%Y-%m-%d %H:%M:%S") in about
+    assert "not yet" not in about
+    assert "<dt>Memories scored</dt><dd>2</dd>" in about
+    # The page itself has the panel once, not out of band.
+    page = cast.client_for(cast.viewer).get(reverse("run_detail", args=[active_run.pk])).text
+    assert page.count('id="run-about"') == 1 and "hx-swap-oob" not in page
+
+
+def test_a_run_started_from_the_command_line_says_so(cast, agent, snapshot):
+    """Defect 5: no user and "command line" in the log: not "background scoring"."""
+    from_cli = ScoringRun.objects.create(agent=agent, snapshot=snapshot, mode=Mode.FULL)
+    Activity.record(None, "started run", from_cli, actor_name="command line", mode="full")
+    from_beat = ScoringRun.objects.create(agent=agent, snapshot=snapshot, mode=Mode.INCREMENTAL)
+    Activity.record(None, "started run", from_beat, mode="incremental")
+    client = cast.client_for(cast.viewer)
+
+    page = client.get(reverse("run_detail", args=[from_cli.pk])).text
+    assert "<dt>Started by</dt><dd>command line</dd>" in page
+    page = client.get(reverse("run_detail", args=[from_beat.pk])).text
+    assert "<dt>Started by</dt><dd>background scoring</dd>" in page
+    listing = client.get(reverse("run_list")).text
+    assert '<span class="muted">command line</span>' in listing
+    assert '<span class="muted">background scoring</span>' in listing
+
+
+def test_parameters_and_findings_are_labelled_by_the_mode(cast, agent, snapshot):
+    """Defect 8: ABOVE_THRESHOLD, ALTERNATES True and sixteen-digit floats were shown."""
+    run = ScoringRun.objects.create(
+        agent=agent, snapshot=snapshot, mode=Mode.FINETUNE, status=RunStatus.SUCCEEDED,
+        finished_at=timezone.now(), params={"count": 134, "min_divergence": 1.23456789, "alternates": True},
+        result={"responses": 40, "above_threshold": 3, "without_timestamp": 0, "candidates": [1, 2, 3], "new": 1},
+    )
+    page = cast.client_for(cast.viewer).get(reverse("run_detail", args=[run.pk])).text
+    assert "<dt>Last entries</dt><dd>134</dd>" in page
+    assert "<dt>Minimum divergence (nats)</dt><dd>1.23</dd>" in page
+    assert "<dd>yes</dd>" in page and "True" not in page
+    assert "<dt>Above the minimum divergence</dt><dd>3</dd>" in page
+    assert "<dt>Candidates</dt><dd>3</dd>" in page
+    for raw in ("above_threshold", "without_timestamp", "min_divergence", "<dt>alternates"):
+        assert raw not in page

@@ -45,9 +45,34 @@ ACTIVE_STATUSES = [RunStatus.QUEUED, RunStatus.RUNNING]
 BASELINE_FAILED = "its baseline call failed"
 
 
+# Who started a run that no user started, by the actor_name its "started
+# run" entry in the activity log carries: the command line says so, beat and
+# the outbox are "system".
+ORIGIN_WORDS = {"system": "background scoring"}
+
+
 class ScoringRunQuerySet(models.QuerySet):
     def active(self):
         return self.filter(status__in=ACTIVE_STATUSES)
+
+
+def label_origins(runs):
+    """Set `started_by` on each run: its user's name, else what started it
+    ("command line", "background scoring"), read from the activity log in one
+    query rather than stored twice. Returns the runs."""
+    runs = list(runs)
+    unowned = [str(r.pk) for r in runs if r.created_by_id is None]
+    names = dict(
+        Activity.objects.filter(verb="started run", target_type="scoringrun", target_id__in=unowned)
+        .values_list("target_id", "actor_name")
+    ) if unowned else {}
+    for run in runs:
+        if run.created_by_id is not None:
+            run.started_by = run.created_by.get_username()
+        else:
+            name = names.get(str(run.pk), "system")
+            run.started_by = ORIGIN_WORDS.get(name, name)
+    return runs
 
 
 class ScoringRun(models.Model):

@@ -19,8 +19,10 @@ from scoring.filters import RunFilter
 from scoring.followups import Followups
 from scoring.forms import StartRunForm
 from scoring.models import Agent, ScoreCall, ScoringRun
-from scoring.models.runs import RunStatus
+from scoring.models.runs import RunStatus, label_origins
 from scoring.tasks.enqueue import enqueue_on_commit
+
+from . import display
 
 
 def run_list(request):
@@ -29,6 +31,7 @@ def run_list(request):
     # Unknown filter values are ignored (RunFilter), not answered with an error.
     filterset = RunFilter(request.GET or None, queryset=runs)
     page = Paginator(filterset.qs, 50).get_page(request.GET.get("page"))
+    page.object_list = label_origins(page.object_list)
     return render(
         request,
         "scoring/run_list.html",
@@ -74,13 +77,7 @@ def _report_errors(request, errors):
 
 def run_detail(request, pk):
     run = get_run_for_user(request, pk)
-    # The run's findings, whatever its mode: lists (incremental's scored and
-    # skipped memories) are shown as their length.
-    result = run.result if isinstance(run.result, dict) else {}
-    findings = [(name, len(v) if isinstance(v, list) else v) for name, v in result.items()]
-    return render(
-        request, "scoring/run_detail.html", {**_progress_context(request, run), "findings": findings}
-    )
+    return render(request, "scoring/run_detail.html", _progress_context(request, run))
 
 
 def run_progress(request, pk):
@@ -113,8 +110,13 @@ def _progress_context(request, run):
         .annotate(count=Count("id"))
         .order_by("-count", "error")[:20]
     )
+    label_origins([run])
     return {
         "run": run,
+        # "About this run" is swapped with the progress (out of band), so
+        # its times and findings never lag behind the bar.
+        "params": display.run_params(run),
+        "findings": display.run_findings(run),
         "failed_calls": failed_calls,
         "timing": run_timing(run, timezone.now()),
         "can_cancel": run.is_active and request.user.has_perm("scoring.start_run"),
