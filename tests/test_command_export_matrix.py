@@ -1,4 +1,5 @@
-"""export_matrix: a run's matrix as JSON or CSV, clamped for display, failures empty."""
+"""export_matrix: one export with the heatmap page's downloads, signed deltas and
+failed cells kept apart from cells not scored yet."""
 
 import csv
 import json
@@ -6,24 +7,29 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 
-from scoring.engine import run_inline, start_run
-from scoring.heatmap.matrix import load_matrix
-from scoring.models import CellScore, Node
-from tests.conftest import NO_FAULTS
-from tests.engine_support import make_snapshot, private_refserver  # noqa: F401
+from scoring.engine import start_run
+from scoring.heatmap.export import COLUMNS
+from scoring.models import Agent
+from scoring.models.runs import RunStatus
+from tests.matrix_data import FAILED, MISSING, matrix_run
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_retries")]
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def run(agent, ref):
-    snapshot = make_snapshot(agent)
-    agent.score_concurrency = 1
-    agent.save()
-    # people/alice (the third key, calls 4 and 5) fails.
-    ref.control(**{**NO_FAULTS, "fail_nth": [4, 5]})
-    return run_inline(start_run(snapshot, "full"))
+def agent(db):
+    return Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="m")
+
+
+@pytest.fixture
+def run(agent):
+    # A negative (harmful) delta, a small one, a failed cell and one not scored yet.
+    return matrix_run(
+        agent, [[1.2346, -0.7, FAILED], [0.005, MISSING, 2.5]],
+        keys=["people/alice", "=cmd|evil"], status=RunStatus.PARTIAL,
+    )
 
 
 def export(*args):
@@ -32,41 +38,55 @@ def export(*args):
     return out.getvalue()
 
 
-def expected_cell(delta):
-    return None if delta is None else (delta if delta > 0.01 else 0.0)
+def download(client, name, run):
+    response = client.get(reverse(name, args=[run.pk]))
+    assert response.status_code == 200
+    return b"".join(response.streaming_content)
 
 
-def test_it_exports_json(run):
+def test_it_writes_the_same_bytes_as_the_pages_downloads(cast, run):
+    client = cast.client_for(cast.viewer)
+    assert export(run.pk).encode() == download(client, "heatmap_csv", run)
+    assert export(run.pk, "--format", "json").encode() == download(client, "heatmap_cells_json", run)
+
+
+def test_it_keeps_negative_deltas_and_tells_failed_from_not_scored(run):
+    rows = list(csv.DictReader(StringIO(export(run.pk))))
+
+    assert list(rows[0]) == COLUMNS
+    cells = {(r["memory_key"], r["response_number"]): (r["delta"], r["importance"], r["state"]) for r in rows}
+    assert cells == {
+        ("people/alice", "1"): ("1.2346", "1.2346", "scored"),
+        ("people/alice", "2"): ("-0.7", "0.0", "scored"),
+        ("people/alice", "3"): ("", "", "failed"),
+        # A key that would run as a spreadsheet formula is quoted.
+        ("'=cmd|evil", "1"): ("0.005", "0.0", "scored"),
+        ("'=cmd|evil", "2"): ("", "", "missing"),
+        ("'=cmd|evil", "3"): ("2.5", "2.5", "scored"),
+    }
+    # Response #k is the k-th assistant response; its conversation entry is beside it.
+    assert [r["response_index"] for r in rows[:3]] == ["1", "3", "5"]
+
+
+def test_it_exports_the_same_records_as_json(run):
     data = json.loads(export(run.pk, "--format", "json"))
 
-    assert set(data) == {"memories", "responses", "cells"}
-    matrix = load_matrix(run)
-    assert data["memories"] == [m["key"] for m in matrix["memories"]]
-    responses = Node.objects.responses().filter(snapshot=run.snapshot).order_by("index")
-    assert data["responses"] == [{"index": r.index, "text": r.text} for r in responses]
-    deltas = {(c.memory.key, c.response.index): c.delta
-              for c in CellScore.objects.filter(run=run).select_related("memory", "response")}
-    for key, row in zip(data["memories"], data["cells"]):
-        assert row == [expected_cell(deltas[key, r.index]) for r in responses]
-    alice = data["cells"][data["memories"].index("people/alice")]
-    assert alice == [None] * len(alice)
-    flat = [v for row in data["cells"] for v in row if v is not None]
-    assert min(flat) == 0.0 and max(flat) > 1.0  # negatives and small deltas shown as 0
+    assert data["run"] == run.pk and data["columns"] == COLUMNS
+    by_cell = {(c["memory_key"], c["response_number"]): c for c in data["cells"]}
+    assert len(by_cell) == 6
+    assert by_cell["people/alice", 2] == {
+        "memory_id": run.memories[0].pk, "memory_key": "people/alice",
+        "response_id": run.response_ids[1], "response_number": 2, "response_index": 3,
+        "delta": -0.7, "importance": 0.0, "state": "scored",
+    }
+    assert by_cell["people/alice", 3]["delta"] is None and by_cell["people/alice", 3]["state"] == "failed"
+    # JSON carries the key as it is: no spreadsheet to protect.
+    assert by_cell["=cmd|evil", 2]["state"] == "missing"
 
 
-def test_it_exports_csv(run):
-    rows = list(csv.reader(StringIO(export(run.pk))))
-
-    data = json.loads(export(run.pk, "--format", "json"))
-    assert rows[0] == ["memory"] + [str(r["index"]) for r in data["responses"]]
-    assert [r[0] for r in rows[1:]] == data["memories"]
-    for row, cells in zip(rows[1:], data["cells"]):
-        assert [None if v == "" else float(v) for v in row[1:]] == cells
-
-
-def test_it_refuses_a_run_that_is_not_there_or_has_no_cells(run, agent):
+def test_it_refuses_a_run_that_is_not_there_or_has_no_cells(run):
     with pytest.raises(CommandError, match="no scoring run with id 999999"):
         export(999999)
-    finetune = start_run(run.snapshot, "finetune", params={"count": 5})
+    finetune = start_run(run.snapshot, "finetune", params={"count": 2})
     with pytest.raises(CommandError, match="has no memory × response cells"):
         export(finetune.pk)

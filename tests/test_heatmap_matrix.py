@@ -3,7 +3,7 @@
 import pytest
 
 from scoring.engine import run_inline, start_run
-from scoring.heatmap.matrix import load_matrix
+from scoring.heatmap.matrix import load_matrix, response_numbers
 from scoring.models import CellScore, Node
 from tests.conftest import NO_FAULTS
 from tests.engine_support import make_snapshot, private_refserver  # noqa: F401
@@ -25,7 +25,9 @@ def test_it_lays_out_a_full_run(agent, ref, django_assert_num_queries):
     keys = [m["key"] for m in matrix["memories"]]
     assert keys == list(run.calls.exclude(seq=0).order_by("seq").values_list("memory__key", flat=True))
     responses = list(Node.objects.responses().filter(snapshot=snapshot).order_by("index"))
-    assert matrix["responses"] == [{"id": r.id, "index": r.index, "text": r.text} for r in responses]
+    assert matrix["responses"] == [
+        {"id": r.id, "number": k, "index": r.index, "text": r.text} for k, r in enumerate(responses, start=1)
+    ]
     cells = {(c.memory_id, c.response_id): c.delta for c in CellScore.objects.filter(run=run)}
     assert len(cells) == len(keys) * len(responses)
     for memory, row in zip(matrix["memories"], matrix["deltas"]):
@@ -49,4 +51,10 @@ def test_it_shows_only_the_window_of_a_memory_run(agent, ref):
         .values_list("index", flat=True)
     )
     assert all(d is not None for d in matrix["deltas"][0])
+    # Response #k counts every assistant response of the snapshot, inside the window or not.
+    all_indices = list(Node.objects.responses().filter(snapshot=snapshot).order_by("index")
+                       .values_list("index", flat=True))
+    assert [r["number"] for r in matrix["responses"]] == [all_indices.index(r["index"]) + 1
+                                                         for r in matrix["responses"]]
+    assert response_numbers(snapshot.pk, [all_indices[-1]]) == {all_indices[-1]: len(all_indices)}
 

@@ -122,15 +122,18 @@ def test_it_downloads_every_cell_as_csv(cast, run):
     assert response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0] == ["memory_id", "memory_key", "response_id", "response_index", "delta", "importance", "state"]
+    assert rows[0] == [
+        "memory_id", "memory_key", "response_id", "response_number", "response_index", "delta", "importance", "state",
+    ]
     by_cell = {(r[1], r[3]): r[4:] for r in rows[1:]}
     assert len(by_cell) == 6
-    assert by_cell[("people/alice", "1")] == ["1.2346", "1.2346", "scored"]
+    # Response #2 is conversation entry 3: both numbers, one meaning each.
+    assert by_cell[("people/alice", "1")] == ["1", "1.2346", "1.2346", "scored"]
     # At or below the threshold the importance is zero; the delta stays as measured.
-    assert by_cell[("people/alice", "3")] == ["0.005", "0", "scored"]
-    assert by_cell[("people/alice", "5")] == ["", "", "failed"]
-    assert by_cell[(f"evil/{XSS}", "1")] == ["-0.7", "0", "scored"]
-    assert by_cell[(f"evil/{XSS}", "3")] == ["", "", "missing"]
+    assert by_cell[("people/alice", "2")] == ["3", "0.005", "0.0", "scored"]
+    assert by_cell[("people/alice", "3")] == ["5", "", "", "failed"]
+    assert by_cell[(f"evil/{XSS}", "1")] == ["1", "-0.7", "0.0", "scored"]
+    assert by_cell[(f"evil/{XSS}", "2")] == ["3", "", "", "missing"]
 
 
 def test_it_defuses_spreadsheet_formulas_in_the_csv(cast, agent):

@@ -15,8 +15,10 @@ def load_matrix(run, *, cells=True):
 
     {"memories": [{"id", "key"}] in the run's key order (the order of its
      leave-one-out calls),
-     "responses": [{"id", "index", "text"}] the scored responses in
-     conversation order ("index" is the conversation index),
+     "responses": [{"id", "number", "index", "text"}] the scored responses
+     in conversation order: "number" k means the k-th assistant response of
+     the snapshot (1-based, "response #k" on every page and export), "index"
+     is its conversation entry,
      "deltas": one list per memory, one value per response: the signed
      delta (baseline minus without), or None when the cell failed or is
      missing}
@@ -37,16 +39,18 @@ def load_matrix(run, *, cells=True):
     if ranges:
         lo = min(start for start, _ in ranges)
         hi = max(end for _, end in ranges)
+        snapshot_responses = Node.objects.responses().filter(snapshot_id=run.snapshot_id)
+        # A full run starts at 0: only a windowed run pays for this count.
+        before = snapshot_responses.filter(index__lt=lo).count() if lo else 0
         rows = (
-            Node.objects.responses()
-            .filter(snapshot_id=run.snapshot_id, index__gte=lo, index__lt=hi)
+            snapshot_responses.filter(index__gte=lo, index__lt=hi)
             .order_by("index")
             .values_list("id", "index", "text")
         )
-        for node_id, index, text in rows:
+        for number, (node_id, index, text) in enumerate(rows, start=before + 1):
             # Incremental runs score separate windows: keep only covered responses.
             if any(start <= index < end for start, end in ranges):
-                responses.append({"id": node_id, "index": index, "text": text})
+                responses.append({"id": node_id, "number": number, "index": index, "text": text})
 
     if not cells:
         return {"memories": memories, "responses": responses}
@@ -114,6 +118,21 @@ def _cell_tuples(run_id):
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {columns} FROM {connection.ops.quote_name(table)} WHERE {run_column} = %s", [run_id])
         return cursor.fetchall()
+
+
+def response_numbers(snapshot_id, indices):
+    """{conversation index: response number} for some responses of a snapshot
+    (the numbering load_matrix gives its columns: the k-th assistant response)."""
+    wanted = set(indices)
+    if not wanted:
+        return {}
+    all_indices = (
+        Node.objects.responses()
+        .filter(snapshot_id=snapshot_id, index__lte=max(wanted))
+        .order_by("index")
+        .values_list("index", flat=True)
+    )
+    return {index: number for number, index in enumerate(all_indices, start=1) if index in wanted}
 
 
 def _nested(deltas):

@@ -5,7 +5,6 @@ draws every cell on one canvas. The data is scoring.heatmap.payload's packed
 JSON, read through scoring.heatmap.matrix; every threshold is scoring.maths's.
 """
 
-import csv
 import gzip
 
 from django.http import Http404, HttpResponse, StreamingHttpResponse
@@ -15,7 +14,7 @@ from django.views.decorators.http import condition
 
 from scoring import maths
 from scoring.access import get_run_for_user, require_perm
-from scoring.heatmap.matrix import load_matrix_arrays
+from scoring.heatmap import export
 from scoring.heatmap.payload import cache_key, cached_payload, pack
 from scoring.models import CellScore, Memory, Node, ScoreCall
 
@@ -76,40 +75,20 @@ def _finished_payload(request, run):
 
 def heatmap_csv(request, pk):
     run = _get_heatmap_run(request, pk)
-    memories, responses, deltas, failed = load_matrix_arrays(run)
+    return _download(export.csv_lines(run), "text/csv; charset=utf-8", export.filename(run, "csv"))
 
-    def rows():
-        writer = csv.writer(_Echo())
-        yield writer.writerow(
-            ["memory_id", "memory_key", "response_id", "response_index", "delta", "importance", "state"]
-        )
-        for i, memory in enumerate(memories):
-            for j, response in enumerate(responses):
-                delta = deltas[i, j]
-                if delta == delta:  # not NaN
-                    state = "scored"
-                    cells = [f"{delta:.6g}", f"{maths.cell_importance(delta):.6g}"]
-                else:
-                    state = "failed" if failed[i, j] else "missing"
-                    cells = ["", ""]
-                yield writer.writerow(
-                    [memory["id"], _csv_text(memory["key"]), response["id"], response["index"], *cells, state]
-                )
 
-    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
-    filename = f"memscore-run-{run.pk}-{run.agent.name}-cells.csv"
+def heatmap_cells_json(request, pk):
+    run = _get_heatmap_run(request, pk)
+    return _download(export.json_chunks(run), "application/json", export.filename(run, "json"))
+
+
+def _download(chunks, content_type, filename):
+    """The export streamed as an attachment: the same bytes `manage.py
+    export_matrix` writes (scoring.heatmap.export)."""
+    response = StreamingHttpResponse((chunk.encode() for chunk in chunks), content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
-
-
-class _Echo:
-    def write(self, value):
-        return value
-
-
-def _csv_text(value):
-    # A key starting with = + - @ would run as a formula in a spreadsheet.
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def heatmap_cell(request, pk, memory_id, response_id):
@@ -155,5 +134,6 @@ urlpatterns = [
     path("runs/<int:pk>/heatmap/", heatmap, name="heatmap"),
     path("runs/<int:pk>/heatmap.json", heatmap_data, name="heatmap_data"),
     path("runs/<int:pk>/heatmap.csv", heatmap_csv, name="heatmap_csv"),
+    path("runs/<int:pk>/cells.json", heatmap_cells_json, name="heatmap_cells_json"),
     path("runs/<int:pk>/cell/<int:memory_id>/<int:response_id>/", heatmap_cell, name="heatmap_cell"),
 ]

@@ -1,0 +1,82 @@
+"""A run's cells as one export: the same bytes from the heatmap page's
+download and from `manage.py export_matrix`.
+
+Long format, one record per (memory, response) cell, columns COLUMNS:
+the signed delta as measured, its importance (maths.cell_importance), and
+its state: "scored", "failed" (the score call failed: no value, never zero)
+or "missing" (not scored yet). docs/scoring.md ("Exports") describes it.
+"""
+
+import csv
+import json
+import math
+
+from scoring import maths
+from scoring.heatmap.matrix import load_matrix_arrays
+
+COLUMNS = [
+    "memory_id", "memory_key", "response_id", "response_number", "response_index", "delta", "importance", "state",
+]
+SCORED, FAILED, MISSING = "scored", "failed", "missing"
+
+
+def cells(run):
+    """The run's cells as dicts keyed by COLUMNS, memory by memory, responses
+    in conversation order; delta and importance are None unless scored."""
+    memories, responses, deltas, failed = load_matrix_arrays(run)
+    for i, memory in enumerate(memories):
+        for j, response in enumerate(responses):
+            delta = float(deltas[i, j])
+            if math.isnan(delta):
+                state = FAILED if failed[i, j] else MISSING
+                delta = importance = None
+            else:
+                state, importance = SCORED, maths.cell_importance(delta)
+            yield {
+                "memory_id": memory["id"], "memory_key": memory["key"],
+                "response_id": response["id"], "response_number": response["number"],
+                "response_index": response["index"],
+                "delta": delta, "importance": importance, "state": state,
+            }
+
+
+def csv_lines(run):
+    """The CSV, one line at a time (header first), for streaming.
+
+    Numbers are written with repr(): the shortest decimal that reads back as
+    the stored float. Lines end in CRLF (RFC 4180), from the page and the CLI.
+    """
+    writer = csv.writer(_Echo())
+    yield writer.writerow(COLUMNS)
+    for cell in cells(run):
+        row = [cell[name] for name in COLUMNS]
+        row[1] = _csv_text(cell["memory_key"])
+        row[5:7] = ["" if v is None else repr(v) for v in (cell["delta"], cell["importance"])]
+        yield writer.writerow(row)
+
+
+def json_chunks(run):
+    """The same records as one JSON document, in pieces for streaming:
+    {"run": id, "columns": COLUMNS, "cells": [{column: value}, ...]}, with
+    null for a delta or importance that has no value."""
+    yield json.dumps({"run": run.pk, "columns": COLUMNS}, ensure_ascii=False)[:-1] + ',"cells":['
+    for n, cell in enumerate(cells(run)):
+        yield ("," if n else "") + "\n" + json.dumps(cell, ensure_ascii=False, separators=(",", ":"))
+    yield "\n]}\n"
+
+
+def filename(run, extension):
+    return f"memscore-run-{run.pk}-{run.agent.name}-cells.{extension}"
+
+
+class _Echo:
+    """A file-like object whose write returns the line: csv.writer then yields
+    each row as text instead of buffering it."""
+
+    def write(self, value):
+        return value
+
+
+def _csv_text(value):
+    # A key starting with = + - @ would run as a formula in a spreadsheet.
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
