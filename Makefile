@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test lint install bench clean
+.PHONY: demo serve test lint install bench clean
 
 $(INSTALLED): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,15 @@ install: $(INSTALLED)
 
 demo: $(INSTALLED)
 	$(BIN)/python scripts/demo.py
+
+# Production web server: migrate, gather static files for WhiteNoise, then
+# gunicorn (WEB_CONCURRENCY workers, default 2) on BIND. The environment is
+# README's "Production"; workers and beat are the Procfile's other lines.
+BIND ?= 127.0.0.1:8000
+serve: $(INSTALLED)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput -v 0
+	$(BIN)/gunicorn memscore_site.wsgi --bind $(BIND) --access-logfile -
 
 # Style (ruff) and the layers' import contracts (.importlinter) fail the tests too.
 lint: $(INSTALLED)

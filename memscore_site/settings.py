@@ -5,9 +5,11 @@ filesystem broker in var/broker when REDIS_URL is not set.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("MEMSCORE_VAR_DIR", BASE_DIR / "var"))
@@ -70,6 +72,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_filters",  # the list pages' FilterSets (scoring/filters.py)
     "template_partials",
+    "axes",  # login throttling (AXES_* below)
     "scoring",
 ]
 
@@ -84,6 +87,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a lockout raised during
+    # authentication into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "memscore_site.urls"
@@ -124,6 +131,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username/address before the password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -148,6 +160,68 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads the token from the page, not the cookie
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- HTTPS ------------------------------------------------------------------
+# On by default once the site answers to a name other than this machine's
+# own (ALLOWED_HOSTS beyond loopback): such a site is on a network, and
+# behind a proxy that terminates TLS. A site only for 127.0.0.1 (the demo,
+# the tests, runserver on a fresh checkout) stays on plain http. MEMSCORE_HTTPS=0/1
+# says it outright; each setting below can be set on its own too.
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1", "0.0.0.0", "testserver"}
+HTTPS = envbool("MEMSCORE_HTTPS", not DEBUG and not set(ALLOWED_HOSTS) <= LOCAL_HOSTS)
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", HTTPS)
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", HTTPS)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", HTTPS)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0)
+# Both bind more than this site (every subdomain; browsers' built-in list),
+# so they are asked for, never assumed.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+
+
+def _proxy_ssl_header(value):
+    """"X-Forwarded-Proto=https" -> ("HTTP_X_FORWARDED_PROTO", "https")."""
+    if not value:
+        return None
+    header, sep, expected = value.partition("=")
+    if not sep or not header.strip() or not expected.strip():
+        raise ValueError(f"SECURE_PROXY_SSL_HEADER={value!r} is not HEADER=VALUE (e.g. X-Forwarded-Proto=https)")
+    name = header.strip().upper().replace("-", "_")
+    return (name if name.startswith("HTTP_") else f"HTTP_{name}", expected.strip())
+
+
+# Only behind a proxy that sets this header on every request and drops any
+# copy a client sent: with it, a request is secure when the header says so.
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header(envstr("SECURE_PROXY_SSL_HEADER"))
+
+# --- Content-Security-Policy (django-csp) --------------------------------------
+# Scripts only from this site's static files: no inline script or handler
+# anywhere (json_script's data blocks are not scripts). Styles allow inline
+# because templates size progress bars with style attributes and htmx adds
+# its indicator style; an injected style can restyle, not run code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+
+# --- Login throttling (django-axes) ---------------------------------------------
+# After LOGIN_FAILURE_LIMIT wrong passwords for one username from one
+# address, that pair is refused (HTTP 429) for LOGIN_COOLOFF_MINUTES. Behind
+# a proxy every client has the proxy's address: then it is per username.
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_DISABLE_ACCESS_LOG = True  # record failures only, not every login
 
 # Snapshot uploads can be large (200k tokens of context with ids).
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 200 * 1024 * 1024)
@@ -241,5 +315,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    # axes logs every process start and every failed login at INFO.
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }
