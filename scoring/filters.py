@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from scoring import modes
 from scoring.models import Activity, Candidate, Memory, RunStatus, ScoringRun
+from scoring.models.activity import TARGET_LABELS
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"})
 
@@ -28,7 +29,7 @@ def _activity_verbs():
 def _activity_target_types():
     types = (Activity.objects.exclude(target_type="").order_by("target_type")
              .values_list("target_type", flat=True).distinct())
-    return [(t, t) for t in types]
+    return [(t, TARGET_LABELS.get(t, t)) for t in types]
 
 
 class ActivityFilterForm(forms.Form):

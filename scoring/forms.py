@@ -29,14 +29,26 @@ AGENT_FIELD_GROUPS = [
 ]
 
 
+class TemplateField(forms.CharField):
+    """A chat template: browsers submit a textarea's line breaks as CRLF, the
+    template uses LF. Read as LF, an unchanged template is not "changed"."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return value.replace("\r\n", "\n") if value else value
+
+
 def _template_field(model_field):
     field = Agent._meta.get_field(model_field)
     # A textarea keeps the newlines (a text input drops them) and strip=False the
-    # trailing one: the template must render exactly what the agent sends.
-    return forms.CharField(
+    # trailing one: the template must render exactly what the agent sends. A new
+    # agent's form starts from the model's default (a ModelForm does not copy a
+    # default onto a field declared here).
+    return TemplateField(
         label=field.verbose_name,
         max_length=field.max_length,
         strip=False,
+        initial=field.get_default(),
         widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
         help_text=field.help_text,
     )

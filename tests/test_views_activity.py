@@ -88,3 +88,32 @@ def test_it_says_when_nothing_happened_yet(cast):
 
 def test_an_outsider_gets_403(cast, log):
     assert cast.client_for(cast.outsider).get(reverse("activity_list")).status_code == 403
+
+
+# --- issue 12, defect 8: details and targets in words ---------------------------
+
+def test_details_are_words_not_python_reprs(cast, log):
+    Activity.record(cast.operator, "started run", log["run"], mode="finetune",
+                    params={"count": 134, "min_divergence": 1.0, "alternates": True})
+    Activity.record(cast.reviewer, "rejected", log["run"], comment="no", divergence=316.62644187023113)
+    Activity.record(cast.reviewer, "reserved", log["run"], until="2026-11-20T22:00:00.123456+00:00")
+
+    html = cast.client_for(cast.viewer).get(reverse("activity_list")).text
+
+    assert "last entries 134, minimum divergence (nats) 1.00, generate alternates" in html
+    assert "fine-tune candidates" in html
+    assert "{" not in html.split("<tbody>")[1]  # no dict repr
+    assert "316.63" in html and "316.626" not in html
+    assert "2026-11-20 22:00:00" in html and ".123456" not in html
+    assert "True" not in html.split("<tbody>")[1]
+
+
+def test_targets_are_named_once_and_in_words(cast, log):
+    html = cast.client_for(cast.viewer).get(reverse("activity_list")).text
+    body = html.split("<tbody>")[1]
+    assert "scoringrun" not in body
+    assert f">run {log['run'].pk} (full matrix)</a>" in body
+    assert '<span class="muted small">run</span>' not in body  # the name already says it
+    assert '<span class="muted small">snapshot</span>' in body  # "poc @ ..." does not
+    # The filter offers types in words too.
+    assert '<option value="scoringrun">run</option>' in html

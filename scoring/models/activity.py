@@ -4,6 +4,10 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+# What a target type is called on the pages: a model's name is one word
+# ("scoringrun"), which no user should read.
+TARGET_LABELS = {"scoringrun": "run", "trainjob": "train job"}
+
 
 class Activity(models.Model):
     """Who did what, when: every change a person (or an agent's token) makes."""
@@ -26,6 +30,11 @@ class Activity(models.Model):
 
     def __str__(self):
         return f"{self.actor_name} {self.verb} {self.target_repr}"
+
+    @property
+    def target_label(self):
+        """The target's type in words ("run", not "scoringrun")."""
+        return TARGET_LABELS.get(self.target_type, self.target_type)
 
     @classmethod
     def record(cls, actor, verb, target=None, *, actor_name=None, **detail):

@@ -8,6 +8,8 @@ from scoring.access import require_perm
 from scoring.filters import ActivityFilter
 from scoring.models import Activity
 
+from . import display
+
 # Where a target of each type is shown, so the log links to it.
 TARGET_ROUTES = {
     "agent": "agent_detail",
@@ -27,13 +29,25 @@ def activity_list(request):
     entries = filterset.qs if not filterset.is_bound or filterset.is_valid() else filterset.queryset.none()
 
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
-    for entry in page.object_list:
-        entry.target_url = _target_url(entry)
+    page.object_list = describe(page.object_list)
     return render(
         request,
         "scoring/activity_list.html",
         {"form": filterset.form, "page": page, "filtered": filterset.is_bound},
     )
+
+
+def describe(entries):
+    """Ready the entries for a page: each with its target's link, its target
+    named once ("candidate 4", not "candidate candidate 4"), its details in words."""
+    entries = list(entries)
+    for entry in entries:
+        entry.target_url = _target_url(entry)
+        label = entry.target_label
+        # A target's own name usually starts with its type already.
+        entry.target_kind = "" if entry.target_repr.lower().startswith(label) else label
+        entry.details = display.activity_details(entry)
+    return entries
 
 
 def _target_url(entry):

@@ -1,0 +1,75 @@
+"""The agent form as a browser sends it (issue 12, defects 8 and 11): a new
+agent starts from the default chat templates, and saving with one change
+logs that one field (browsers send a textarea's line breaks as CRLF)."""
+
+from html.parser import HTMLParser
+
+from django.urls import reverse
+
+from scoring.models import Activity, Agent
+from scoring.models.agents import DEFAULT_MEMORY_TEMPLATE, DEFAULT_MESSAGE_TEMPLATE
+
+
+class FormValues(HTMLParser):
+    """What a browser would submit for a page's form: inputs, selects and textareas."""
+
+    def __init__(self):
+        super().__init__()
+        self.values, self._textarea, self._select, self._option = {}, None, None, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        name = attrs.get("name")
+        if tag == "input" and name and attrs.get("type") not in ("submit", "checkbox", "password"):
+            self.values[name] = attrs.get("value", "")
+        elif tag == "input" and name and attrs.get("type") == "checkbox" and "checked" in attrs:
+            self.values[name] = "on"
+        elif tag == "textarea":
+            self._textarea, self.values[name] = name, ""
+        elif tag == "select":
+            self._select = name
+        elif tag == "option" and self._select and "selected" in attrs:
+            self.values[self._select] = attrs.get("value", "")
+
+    def handle_endtag(self, tag):
+        if tag == "textarea":
+            self._textarea = None
+        elif tag == "select":
+            self._select = None
+
+    def handle_data(self, data):
+        if self._textarea:
+            self.values[self._textarea] += data
+
+
+def form_values(html):
+    parser = FormValues()
+    parser.feed(html)
+    values = parser.values
+    for name in ("message_template", "memory_template"):
+        # A textarea drops the newline right after its tag; browsers post CRLF.
+        values[name] = values[name].removeprefix("\n").replace("\n", "\r\n")
+    values.pop("csrfmiddlewaretoken", None)
+    return values
+
+
+def test_a_new_agent_starts_from_the_default_templates(cast):
+    page = cast.client_for(cast.operator).get(reverse("agent_create")).text
+    values = form_values(page)
+    assert values["message_template"].replace("\r\n", "\n") == DEFAULT_MESSAGE_TEMPLATE
+    assert values["memory_template"].replace("\r\n", "\n") == DEFAULT_MEMORY_TEMPLATE
+
+
+def test_saving_one_change_logs_one_changed_field(cast):
+    agent = Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="m")
+    client = cast.client_for(cast.operator)
+    values = form_values(client.get(reverse("agent_edit", args=[agent.pk])).text)
+    values["required_approvals"] = "3"
+
+    response = client.post(reverse("agent_edit", args=[agent.pk]), values)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    entry = Activity.objects.get(verb="changed agent")
+    assert entry.detail["fields"] == ["required_approvals"]
+    agent.refresh_from_db()
+    assert agent.message_template == DEFAULT_MESSAGE_TEMPLATE  # stored with LF, as before
