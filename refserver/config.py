@@ -88,6 +88,15 @@ def env_name(flag: str) -> str:
     return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
 
 
+def _check_choices(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    for flag, value, allowed in (
+        ("--api", args.api, APIS),
+        ("--scheduling-policy", args.scheduling_policy, SCHEDULING_POLICIES),
+    ):
+        if value not in allowed:
+            parser.error(f"{flag}: expected one of {', '.join(allowed)}, got {value!r}")
+
+
 def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> ServerConfig:
     environ = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(
@@ -116,12 +125,7 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         parser.error(f"--state-dir (or {env_name('--state-dir')}) is required")
     if args.max_prompt_tokens < 1:
         parser.error("--max-prompt-tokens must be at least 1")
-    for flag, value, allowed in (
-        ("--api", args.api, APIS),
-        ("--scheduling-policy", args.scheduling_policy, SCHEDULING_POLICIES),
-    ):
-        if value not in allowed:
-            parser.error(f"{flag}: expected one of {', '.join(allowed)}, got {value!r}")
+    _check_choices(parser, args)
     try:
         faults = FaultSettings.from_mapping(
             {

@@ -3,7 +3,7 @@ them. Every value comes from the same ``LanguageModel.token_logprobs`` that
 ``/v1/score`` sums, so a span summed from any surface equals its ``/v1/score``
 total (to float rounding). Ranks and top-k alternatives need the whole next-token
 distribution at each position; they are computed only when a request asks for
-vLLM's shapes, one position at a time."""
+vLLM's shapes, position by position (``LanguageModel.distributions``)."""
 
 from __future__ import annotations
 
@@ -49,12 +49,21 @@ def position_details(
     ids = np.asarray(ids, np.int64)
     k = model.vocab_size if k < 0 else min(k, model.vocab_size)
     details = []
-    for t in positions:
-        dist = model.next_token_logprobs(ids[:t])
+    for t, dist in zip(positions, model.distributions(ids, positions)):
         rank = 1 + int(np.count_nonzero(dist > dist[ids[t]]))
-        best = np.argsort(-dist, kind="stable")[:k]
+        best = _top(dist, k)
         details.append(PositionDetail(rank, [(int(i), float(dist[i]), r + 1) for r, i in enumerate(best)]))
     return details
+
+
+def _top(dist: np.ndarray, k: int) -> np.ndarray:
+    """The k most likely ids, most likely first."""
+    if k == 0:
+        return np.zeros(0, np.int64)
+    if k < len(dist):
+        candidates = np.sort(np.argpartition(-dist, k - 1)[:k])
+        return candidates[np.argsort(-dist[candidates], kind="stable")]
+    return np.argsort(-dist, kind="stable")
 
 
 def clamp(logprob: float) -> float:

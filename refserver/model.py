@@ -15,7 +15,7 @@ context, as it is for a real model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,6 +153,52 @@ class LanguageModel:
         tail = np.concatenate([np.full(ORDER - 1, self.ngrams.bos, np.int64), h])[-(ORDER - 1) :]
         p_kn = self.ngrams.probs(self.ngrams.context_keys(tail[None, :]), np.arange(vocab))
         return np.log(caches.kn_weight * p_kn + caches.cache_prob)
+
+    def distributions(self, ids: np.ndarray, positions: Iterable[int]) -> Iterator[np.ndarray]:
+        """log P(w | ids[:t]) for every w, at each t of ``positions`` (ascending), as
+        ``next_token_logprobs`` gives them (to float rounding); the cache counts are
+        kept as the history grows, so a whole prompt costs O(n * vocabulary)."""
+        positions = list(positions)
+        array = np.asarray(ids, np.int64)
+        padded = np.concatenate([np.full(ORDER - 1, self.ngrams.bos, np.int64), array])
+        t = np.asarray(positions, np.int64)
+        history = np.stack([padded[t + j] for j in range(ORDER - 1)], axis=1).reshape(len(t), ORDER - 1)
+        stats = self.ngrams.context_stats(self.ngrams.context_keys(history))
+        ids = array.tolist()
+        count1 = np.zeros(self.vocab_size, np.float64)
+        after1: dict[int, dict[int, int]] = {}
+        after2: dict[tuple[int, int], dict[int, int]] = {}
+        done = 0  # the history counted so far is ids[:done]
+        for q, t in enumerate(positions):
+            for j in range(done, t):  # add token j, and the n-grams it ends
+                count1[ids[j]] += 1
+                if j >= 1:
+                    followers = after1.setdefault(ids[j - 1], {})
+                    followers[ids[j]] = followers.get(ids[j], 0) + 1
+                if j >= 2:
+                    followers = after2.setdefault((ids[j - 2], ids[j - 1]), {})
+                    followers[ids[j]] = followers.get(ids[j], 0) + 1
+            done = max(done, t)
+            seen1 = after1.get(ids[t - 1], {}) if t >= 1 else {}
+            seen2 = after2.get((ids[t - 2], ids[t - 1]), {}) if t >= 2 else {}
+            yield np.log(self._mixture(t, count1, seen1, seen2, self.ngrams.sparse_distribution(stats, q)))
+
+    def _mixture(self, t: int, count1: np.ndarray, seen1: dict, seen2: dict, kn: tuple) -> np.ndarray:
+        """``_mix_caches`` for one position, with the sparse parts added sparsely;
+        ``kn`` is the n-gram distribution as ``sparse_distribution`` gives it."""
+        c2, c3 = sum(seen1.values()), sum(seen2.values())
+        l3 = CACHE_TRIGRAM_WEIGHT * c3 / max(c3 + len(seen2), 1)
+        l2 = CACHE_BIGRAM_WEIGHT * c2 / max(c2 + len(seen1), 1)
+        l1 = CACHE_UNIGRAM_WEIGHT if t > 0 else 0.0
+        kn_weight = (1 - l3) * (1 - l2) * (1 - l1)
+        scale, parts = kn
+        prob = (kn_weight * scale) * self.ngrams.unigram_probs + ((1 - l3) * (1 - l2) * l1 / max(t, 1)) * count1
+        for index, values in parts:
+            prob[index] += kn_weight * values
+        for seen, weight, total in ((seen1, (1 - l3) * l2, c2), (seen2, l3, c3)):
+            if seen:
+                prob[list(seen)] += weight * np.array(list(seen.values()), np.float64) / total
+        return prob
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,40 @@ class KneserNey:
             p = np.where(seen, (np.maximum(count - d, 0.0) + d * types * p) / np.where(seen, total, 1.0), p)
         return p
 
+    def context_stats(self, context_keys: list[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
+        """For many contexts at once, per order 2..N: (seen, weight kept for the lower
+        orders, 1 / total, first and end index of the context's k-grams)."""
+        stats = []
+        for k, context in zip(range(2, self.order + 1), context_keys):
+            table = self.tables[k]
+            index, seen = _find(table.context_keys, context)
+            total = np.where(seen, table.context_totals[index], 1.0)
+            weight = np.where(seen, table.discount * table.context_types[index] / total, 1.0)
+            lo = np.searchsorted(table.gram_keys, context * self.base)
+            hi = np.searchsorted(table.gram_keys, (context + 1) * self.base)
+            stats.append((seen, weight, 1.0 / total, lo, hi))
+        return stats
+
+    def sparse_distribution(
+        self, stats: list[tuple[np.ndarray, ...]], q: int
+    ) -> tuple[float, list[tuple[np.ndarray, np.ndarray]]]:
+        """P(w | context q of ``stats``) for every w, as ``scale * unigram_probs`` plus,
+        per order, the discounted counts of the few words seen after the context: the
+        interpolation of ``probs``, unrolled, so a whole distribution costs one pass
+        over the vocabulary (each order's indices are distinct)."""
+        scale, parts = 1.0, []
+        for k, (seen, weight, inverse_total, lo, hi) in zip(range(2, self.order + 1), stats):
+            if not seen[q]:
+                continue  # an unseen context passes the lower order through unchanged
+            table = self.tables[k]
+            w = weight[q]
+            scale *= w
+            parts = [(i, vals * w) for i, vals in parts]
+            grams = slice(lo[q], hi[q])
+            counts = np.maximum(table.gram_counts[grams] - table.discount, 0.0) * inverse_total[q]
+            parts.append((table.gram_keys[grams] % self.base, counts))
+        return scale, parts
+
 
 def _make_table(gram_keys: np.ndarray, gram_counts: np.ndarray, base: int) -> _Table:
     contexts = gram_keys // base

@@ -38,3 +38,13 @@ def test_earlier_occurrence_counts_are_exact(high):
         before = keys[:i] == keys[i]
         assert seen[i] == before.sum()
         assert flagged[i] == (before & flags[:i]).sum()
+
+
+def test_distributions_along_a_prompt_equal_the_next_token_distributions(model):
+    """The incremental distributions behind vLLM's ranks and top-k are the model's."""
+    ids = np.array(model.tokenizer.encode("\n".join(load_documents())), np.int64)[:800]
+    positions = [1, 2, 3, 7, 50, len(ids) - 1]
+    for t, dist in zip(positions, model.distributions(ids, positions)):
+        assert np.allclose(dist, model.next_token_logprobs(ids[:t]), rtol=0, atol=1e-12), t
+    whole = list(model.distributions(ids, range(1, len(ids))))
+    assert np.allclose([d[ids[t]] for t, d in zip(range(1, len(ids)), whole)], model.token_logprobs(ids)[1:], atol=1e-12)
