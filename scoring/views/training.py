@@ -110,6 +110,10 @@ def train_job_detail(request, pk):
     job = get_train_job_for_user(request, pk)
     context = _status_context(request, job)
     if request.htmx:
+        # The poll that sees the job end also brings its samples (now trained,
+        # or approved again), swapped out of band.
+        if not job.is_active:
+            context["samples"] = _samples_with_rescore(job)
         return render(request, f"{TEMPLATE}#status", context)
     context["samples"] = _samples_with_rescore(job)
     context["rescore_runs"] = list(job.rescore_runs.order_by("-created_at"))
