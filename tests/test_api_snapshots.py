@@ -5,6 +5,7 @@ from django.test import Client
 
 from scoring.models import Activity, Agent, Memory, Node, Snapshot
 from tests.snapshot_data import BAD_CASES, MEMORY_KEYS, NODES, RESPONSES, as_bytes, snapshot_doc
+from tests.snapshot_hardening import HARD_CASES
 
 URL = "/api/v1/snapshots"
 
@@ -70,12 +71,21 @@ def test_it_refuses_a_wrong_token(api, agent, token, header):
     assert _counts() == (0, 0, 0)
 
 
-def test_it_refuses_the_token_of_another_agent(api, agent, token):
+def test_the_token_of_another_agent_does_not_import_into_this_one(api, agent, token):
     other = Agent.objects.create(name="other", base_url=agent.base_url, model=agent.model)
     other_token = other.issue_ingest_token()
     response = _post(api, as_bytes(snapshot_doc(token_ids=True)), other_token)
-    assert response.status_code == 401
+    assert response.status_code == 400
+    assert response.json()["errors"] == ["agent: 'poc' does not match the agent 'other' it is imported into"]
     assert _counts() == (0, 0, 0)
+
+
+def test_the_token_alone_says_which_agent_it_is(api, agent, token):
+    other = Agent.objects.create(name="other", base_url=agent.base_url, model=agent.model)
+    other_token = other.issue_ingest_token()
+    response = _post(api, as_bytes(snapshot_doc("other", token_ids=True)), other_token)
+    assert response.status_code == 201
+    assert Snapshot.objects.get().agent == other
 
 
 def test_it_refuses_an_agent_that_has_no_token_yet(api, agent):
@@ -88,13 +98,56 @@ def test_it_refuses_a_replaced_token(api, agent, token):
     assert _post(api, as_bytes(snapshot_doc(token_ids=True)), token).status_code == 401
 
 
-def test_it_answers_404_for_an_unknown_agent(api, agent, token):
+def test_an_unknown_agent_and_a_wrong_token_get_the_same_401(api, agent, token):
+    # Names cannot be enumerated: the token is checked before the body is read.
+    known = _post(api, as_bytes(snapshot_doc("poc", token_ids=True)), "bogus")
+    unknown = _post(api, as_bytes(snapshot_doc("ghost", token_ids=True)), "bogus")
+    assert known.status_code == unknown.status_code == 401
+    assert known.content == unknown.content
+    assert "ghost" not in unknown.content.decode() and "poc" not in known.content.decode()
+    assert _counts() == (0, 0, 0)
+
+
+def test_a_body_naming_an_unknown_agent_is_a_400_for_a_valid_token(api, agent, token):
     response = _post(api, as_bytes(snapshot_doc("ghost", token_ids=True)), token)
-    assert response.status_code == 404
-    body = response.json()
-    assert set(body) == {"error"} and "ghost" in body["error"]
+    assert response.status_code == 400
+    assert response.json()["errors"] == ["agent: 'ghost' does not match the agent 'poc' it is imported into"]
     assert agent.ingest_token_hash not in response.content.decode()
     assert _counts() == (0, 0, 0)
+
+
+class _UnreadableBody:
+    """A request body that fails the test if anything reads it."""
+
+    def read(self, *args):
+        raise AssertionError("the body was read before the token was checked")
+
+    readline = read
+
+
+@pytest.mark.parametrize("header", [None, "Bearer bogus"])
+def test_a_bad_token_is_refused_without_reading_the_body(api, agent, token, header):
+    extra = {"wsgi.input": _UnreadableBody(), "CONTENT_LENGTH": str(50 * 1024 * 1024),
+             "CONTENT_TYPE": "application/json"}
+    if header:
+        extra["HTTP_AUTHORIZATION"] = header
+    response = api.generic("POST", URL, **extra)
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/json"
+
+
+def test_a_body_over_the_limit_is_a_json_413_naming_it(api, agent, token, settings):
+    body = as_bytes(snapshot_doc(token_ids=True))
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = len(body) - 1
+    response = _post(api, body, token)
+    assert response.status_code == 413
+    assert response.json() == {
+        "error": f"the body is larger than the server's limit of {len(body) - 1} bytes "
+                 "(DATA_UPLOAD_MAX_MEMORY_SIZE)",
+        "limit": len(body) - 1,
+    }
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = len(body)
+    assert _post(api, body, token).status_code == 201
 
 
 @pytest.mark.parametrize("method", ["get", "put", "delete"])
@@ -128,14 +181,10 @@ def test_it_answers_400_naming_the_field_and_imports_nothing(api, agent, token, 
     doc = snapshot_doc(token_ids=True)
     mutate(doc)
     response = _post(api, as_bytes(doc), token)
-    if case_id == "agent-mismatch":
-        # The body names another agent: there is none of that name.
-        assert response.status_code == 404
-    else:
-        assert response.status_code == 400, response.content
-        body = response.json()
-        assert body["error"] == "invalid snapshot"
-        assert any(e.startswith(message) for e in body["errors"]), body["errors"]
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["error"] == "invalid snapshot"
+    assert any(e.startswith(message) for e in body["errors"]), body["errors"]
     assert _counts() == (0, 0, 0)
     assert not Activity.objects.exists()
 
@@ -163,3 +212,31 @@ def test_it_does_not_need_a_session_or_csrf_token(api, agent, token, cast):
     assert _post(api, as_bytes(snapshot_doc(token_ids=True))).status_code == 401
     assert _post(api, as_bytes(snapshot_doc(token_ids=True)), token).status_code == 201
     assert Activity.objects.get().actor_name == "agent:poc"
+
+
+@pytest.mark.parametrize("case_id, build, message", HARD_CASES, ids=[c[0] for c in HARD_CASES])
+def test_input_the_database_cannot_hold_is_a_400_naming_the_field(api, agent, token, case_id, build, message):
+    response = _post(api, build(), token)
+    assert response.status_code == 400, response.content
+    errors = response.json()["errors"]
+    assert any(e.startswith(message) for e in errors), errors
+    assert _counts() == (0, 0, 0)
+
+
+def test_token_ids_outside_the_vocabulary_are_a_400_naming_the_node(api, agent, token):
+    doc = snapshot_doc(token_ids=True)
+    doc["conversation"][5]["token_ids"] = [99999]
+    response = _post(api, as_bytes(doc), token)
+    assert response.status_code == 400
+    assert response.json()["errors"][0].startswith(
+        "conversation[5].token_ids[0]: 99999 is outside the model's vocabulary")
+
+
+def test_posting_the_same_snapshot_again_answers_200_with_the_first(api, agent, token):
+    first = _post(api, as_bytes(snapshot_doc(token_ids=True)), token)
+    again = _post(api, as_bytes(snapshot_doc(token_ids=True)), token)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert Snapshot.objects.count() == 1
+    changed = snapshot_doc(token_ids=True, taken_at="2026-11-20T12:05:00Z")
+    assert _post(api, as_bytes(changed), token).status_code == 201

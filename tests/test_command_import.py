@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 
 from scoring.models import Activity, Agent, Memory, Node, Snapshot
 from tests.snapshot_data import BAD_CASES, NODES, as_bytes, snapshot_doc
+from tests.snapshot_hardening import HARD_CASES
 
 
 def _counts():
@@ -110,3 +111,24 @@ def test_it_reports_a_missing_file_an_unknown_agent_and_a_server_failure(offline
     with pytest.raises(CommandError, match="nothing imported: .*cannot connect"):
         _run("import_snapshot", str(path), "--agent", "poc")
     assert _counts() == (0, 0, 0)
+
+
+@pytest.mark.parametrize("case_id, build, message", HARD_CASES, ids=[c[0] for c in HARD_CASES])
+def test_input_the_database_cannot_hold_is_listed(offline_agent, tmp_path, case_id, build, message):
+    path = tmp_path / "snap.json"
+    path.write_bytes(build())
+    with pytest.raises(CommandError) as raised:
+        _run("import_snapshot", str(path), "--agent", "poc")
+    assert f"  {message}" in str(raised.value), str(raised.value)
+    assert _counts() == (0, 0, 0)
+
+
+def test_importing_the_same_file_again_prints_the_first_id(offline_agent, tmp_path):
+    path = tmp_path / "snap.json"
+    path.write_bytes(as_bytes(snapshot_doc(token_ids=True)))
+    first = _run("import_snapshot", str(path), "--agent", "poc")
+    err = io.StringIO()
+    out = io.StringIO()
+    call_command("import_snapshot", str(path), "--agent", "poc", stdout=out, stderr=err)
+    assert out.getvalue() == first == f"{Snapshot.objects.get().pk}\n"
+    assert "already imported" in err.getvalue()

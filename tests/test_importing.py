@@ -1,6 +1,7 @@
 """scoring.importing: validation messages, the import itself, memory upserts, tokenizing."""
 
 import threading
+from datetime import datetime
 
 import httpx
 import pytest
@@ -10,12 +11,14 @@ from scoring.importing import (
     MAX_ERRORS,
     SnapshotError,
     TokenizeError,
+    import_or_find,
     import_snapshot,
     parse_snapshot_json,
     validate_snapshot,
 )
 from scoring.models import Activity, Agent, Memory, Node, Section, Snapshot
 from tests.snapshot_data import BAD_CASES, MEMORY_KEYS, NODES, RESPONSES, snapshot_doc
+from tests.snapshot_hardening import BOUNDARY_TIMES, HARD_CASES, OUT_OF_RANGE
 
 
 def _counts():
@@ -262,3 +265,115 @@ def test_it_imports_snapshots_of_one_agent_at_the_same_time():
     keys = list(Memory.objects.filter(agent=agent).values_list("key", flat=True))
     assert len(keys) == len(set(keys)) == 3 + 4  # identity/core, identity/sam, places/office + 4 friends
     assert not Node.objects.filter(memory__isnull=True).exclude(memory_key="").exists()
+
+
+# --- issue 13: input that once got a 500, times out of range, roles, vocabulary, duplicates ---
+
+@pytest.mark.parametrize("case_id, build, message", HARD_CASES, ids=[c[0] for c in HARD_CASES])
+def test_it_refuses_input_the_database_cannot_hold_naming_the_field(offline_agent, case_id, build, message):
+    with pytest.raises(SnapshotError) as raised:
+        import_snapshot(offline_agent, parse_snapshot_json(build()))
+    assert any(e.startswith(message) for e in raised.value.errors), raised.value.errors
+    assert _counts() == (0, 0, 0)
+
+
+@pytest.mark.parametrize("value, accepted", BOUNDARY_TIMES, ids=[v for v, _ in BOUNDARY_TIMES])
+@pytest.mark.parametrize("field", ["taken_at", "conversation[2].timestamp"])
+def test_it_imports_every_time_inside_the_range_and_refuses_one_past_it(
+    offline_agent, cast, field, value, accepted
+):
+    doc = snapshot_doc(token_ids=True)
+    if field == "taken_at":
+        doc["taken_at"] = value
+    else:
+        doc["conversation"][2]["timestamp"] = value
+    if not accepted:
+        with pytest.raises(SnapshotError) as raised:
+            import_snapshot(offline_agent, doc)
+        assert raised.value.errors == [f"{field}: {OUT_OF_RANGE}"]
+        return
+    snapshot = import_snapshot(offline_agent, doc)
+    expected = datetime.fromisoformat(value)
+    snapshot.refresh_from_db()
+    stored = snapshot.taken_at if field == "taken_at" else snapshot.nodes.get(
+        section=Section.CONVERSATION, index=2).timestamp
+    assert stored == expected
+    # Pages that show it, and later imports of the agent, keep working for everyone.
+    client = cast.client_for(cast.viewer)
+    for url in ("/agents/", f"/agents/{offline_agent.pk}/", f"/snapshots/{snapshot.pk}/"):
+        assert client.get(url).status_code == 200, url
+    import_snapshot(offline_agent, snapshot_doc(token_ids=True))
+
+
+@pytest.mark.parametrize("role", ["system", "developer", "user", "assistant", "tool", "function", "ipython"])
+def test_it_accepts_the_chat_roles(offline_agent, role):
+    doc = snapshot_doc(token_ids=True)
+    doc["conversation"][0]["role"] = role
+    assert import_snapshot(offline_agent, doc).node_count == NODES
+
+
+def test_it_refuses_a_role_no_chat_template_knows_naming_the_node(offline_agent):
+    doc = snapshot_doc(token_ids=True)
+    doc["journal"][0]["role"] = "robot"
+    with pytest.raises(SnapshotError) as raised:
+        import_snapshot(offline_agent, doc)
+    assert raised.value.errors == [
+        "journal[0].role: 'robot' is not a chat role "
+        "(system, developer, user, assistant, tool, function, ipython)"
+    ]
+
+
+def test_it_refuses_token_ids_outside_the_served_vocabulary_naming_the_node(agent, ref):
+    vocab = httpx.get(f"{ref.base_url.removesuffix('/v1')}/health").json()["vocab_size"]
+    doc = snapshot_doc(token_ids=True)
+    doc["conversation"][2]["token_ids"] = [0, vocab - 1, vocab, 99999]
+    with pytest.raises(SnapshotError) as raised:
+        import_snapshot(agent, doc)
+    limit = f"outside the model's vocabulary (ids 0 to {vocab - 1}, from the server's /health)"
+    assert raised.value.errors == [
+        f"conversation[2].token_ids[2]: {vocab} is {limit}",
+        f"conversation[2].token_ids[3]: 99999 is {limit}",
+    ]
+    assert _counts() == (0, 0, 0)
+    doc["conversation"][2]["token_ids"] = [0, vocab - 1]
+    assert import_snapshot(agent, doc).node_count == NODES
+
+
+def test_it_imports_ids_unchecked_when_the_server_does_not_say_its_vocabulary(offline_agent):
+    doc = snapshot_doc(token_ids=True)
+    doc["conversation"][2]["token_ids"] = [99999]
+    assert import_snapshot(offline_agent, doc).token_count > 0
+
+
+def test_an_identical_snapshot_is_found_not_imported_twice(offline_agent):
+    first, created = import_or_find(offline_agent, snapshot_doc(token_ids=True))
+    assert created
+    again, created = import_or_find(offline_agent, snapshot_doc(token_ids=True))
+    assert (again.pk, created) == (first.pk, False)
+    assert Snapshot.objects.count() == 1 and Activity.objects.count() == 1
+
+
+@pytest.mark.parametrize("change", ["taken_at", "text", "token_ids", "timestamp", "extra node"])
+def test_a_snapshot_that_differs_in_anything_is_new(offline_agent, change):
+    import_or_find(offline_agent, snapshot_doc(token_ids=True))
+    doc = snapshot_doc(token_ids=True)
+    node = doc["conversation"][5]
+    if change == "taken_at":
+        doc["taken_at"] = "2026-11-20T12:00:01Z"
+    elif change == "text":
+        node["text"] += "!"
+    elif change == "token_ids":
+        node["token_ids"][1] += 1
+    elif change == "timestamp":
+        node["timestamp"] = None
+    else:
+        doc["conversation"].append({"role": "user", "text": "More?", "token_ids": [3]})
+    assert import_or_find(offline_agent, doc)[1] is True
+    assert Snapshot.objects.count() == 2
+
+
+def test_a_snapshot_sent_again_without_ids_is_found_without_tokenizing(agent, ref):
+    first, _ = import_or_find(agent, snapshot_doc())
+    ref.control(fail_rate=1.0, fail_endpoints=["tokenize"], fail_mode="error200")
+    again, created = import_or_find(agent, snapshot_doc())
+    assert (again.pk, created) == (first.pk, False)

@@ -12,6 +12,7 @@ from scoring.importing import import_snapshot
 from scoring.models import Activity, Agent, Candidate, Memory, Node, ScoringRun, Snapshot
 from scoring.models.runs import Mode, RunStatus
 from tests.snapshot_data import BAD_CASES, MEMORY_KEYS, NODES, RESPONSES, as_bytes, snapshot_doc
+from tests.snapshot_hardening import HARD_CASES
 
 
 def _counts():
@@ -119,6 +120,28 @@ def test_it_enforces_csrf_on_upload(cast, offline_agent):
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', client.get(url).content.decode()).group(1)
     response = client.post(url, {"file": _file(as_bytes(snapshot_doc(token_ids=True))), "csrfmiddlewaretoken": csrf})
     assert response.status_code == 302 and Snapshot.objects.count() == 1
+
+
+@pytest.mark.parametrize("case_id, build, message", HARD_CASES, ids=[c[0] for c in HARD_CASES])
+def test_input_the_database_cannot_hold_is_shown_on_the_form(cast, offline_agent, case_id, build, message):
+    response = cast.client_for(cast.operator).post(
+        reverse("snapshot_upload", args=[offline_agent.pk]), {"file": _file(build())}
+    )
+    assert response.status_code == 200
+    errors = response.context["form"].errors["file"]
+    assert any(e.startswith(message) for e in errors), errors
+    assert _counts() == (0, 0, 0)
+
+
+def test_uploading_the_same_snapshot_again_shows_the_first(cast, offline_agent):
+    client = cast.client_for(cast.operator)
+    url = reverse("snapshot_upload", args=[offline_agent.pk])
+    client.post(url, {"file": _file(as_bytes(snapshot_doc(token_ids=True)))})
+    first = Snapshot.objects.get()
+    response = client.post(url, {"file": _file(as_bytes(snapshot_doc(token_ids=True)))}, follow=True)
+    assert response.redirect_chain == [(reverse("snapshot_detail", args=[first.pk]), 302)]
+    assert "already imported" in response.content.decode()
+    assert Snapshot.objects.count() == 1
 
 
 # --- the snapshot page ------------------------------------------------------------

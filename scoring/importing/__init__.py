@@ -2,18 +2,20 @@
 
 The API, the upload form and the `import_snapshot` command all go through
 `parse_snapshot_json` (bytes → data), `validate_snapshot` (data → cleaned) and
-`import_snapshot` (cleaned → rows), so they accept and reject exactly the same
+`import_or_find` (cleaned → rows, or the stored snapshot with the same
+content), so they accept and reject exactly the same
 input with the same messages. Each stage is a module: parse, validate, store.
 """
 
 from scoring.importing.parse import SnapshotError, parse_snapshot_json
-from scoring.importing.store import TokenizeError, import_snapshot, tokenize_missing
+from scoring.importing.store import TokenizeError, import_or_find, import_snapshot, tokenize_missing
 from scoring.importing.validate import MAX_ERRORS, validate_snapshot
 
 __all__ = [
     "MAX_ERRORS",
     "SnapshotError",
     "TokenizeError",
+    "import_or_find",
     "import_snapshot",
     "parse_snapshot_json",
     "tokenize_missing",

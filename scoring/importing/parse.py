@@ -1,6 +1,12 @@
-"""Bytes or text → data, keeping what plain JSON parsing loses: keys given twice."""
+"""Bytes or text → data, keeping what plain JSON parsing loses: keys given twice.
+
+Whatever the bytes, the answer is data or a SnapshotError, never another
+exception: JSON nested past Python's recursion limit and integers longer than
+its int-conversion limit are errors of the snapshot, not of the server.
+"""
 
 import json
+import sys
 
 
 class SnapshotError(Exception):
@@ -41,4 +47,13 @@ def parse_snapshot_json(raw):
     except json.JSONDecodeError as e:
         raise SnapshotError(
             [f"snapshot: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})"]
+        ) from None
+    except RecursionError:
+        # A snapshot nests 4 levels (object, section, node, token_ids); the C
+        # parser gives up near the interpreter's recursion limit (~1,000).
+        raise SnapshotError(["snapshot: nesting too deep (a snapshot nests 4 levels)"]) from None
+    except ValueError:
+        # int() refuses more digits than sys.get_int_max_str_digits().
+        raise SnapshotError(
+            [f"snapshot: a number longer than {sys.get_int_max_str_digits()} digits"]
         ) from None

@@ -7,8 +7,10 @@ from django.db import transaction
 from django.db.models import Max
 
 from scoring.client import InferenceClient, InferenceError, call_with_retries
-from scoring.importing.validate import validate_snapshot
-from scoring.models import Activity, Memory, Node, Snapshot
+from scoring.importing.identical import find_identical
+from scoring.importing.served import VOCAB_SOURCE, served_vocab_size
+from scoring.importing.validate import check_vocabulary, validate_snapshot
+from scoring.models import Activity, Agent, Memory, Node, Snapshot
 from scoring.models.snapshots import SECTION_ORDER
 
 # /tokenize calls in flight at once when a snapshot comes without token ids.
@@ -102,42 +104,78 @@ def _memories_for(agent, nodes, taken_at):
 
 
 def import_snapshot(agent, data, *, by=None, source=Snapshot.Source.UPLOAD, actor_name=None):
-    """Validate, tokenize what needs it, and store one snapshot of `agent`.
+    """Validate, tokenize what needs it, and store one new snapshot of `agent`.
 
     Raises SnapshotError (invalid input) or TokenizeError (server failed);
     in both cases nothing is written.
     """
+    return _import(agent, data, find_existing=False, by=by, source=source, actor_name=actor_name)[0]
+
+
+def import_or_find(agent, data, *, by=None, source=Snapshot.Source.UPLOAD, actor_name=None):
+    """Like import_snapshot, but content the agent already sent gives the stored
+    snapshot: (snapshot, created). What the API, the upload and the CLI call, so
+    a push retried after a lost answer is stored once (identical.py says "same")."""
+    return _import(agent, data, find_existing=True, by=by, source=source, actor_name=actor_name)
+
+
+def _check_served_vocabulary(agent, cleaned):
+    """Given token ids must be in the served model's vocabulary, where the server says its size."""
+    given = any(
+        node["token_ids"] for nodes in cleaned["sections"].values() for node in nodes
+    )
+    vocab_size = served_vocab_size(agent) if given else None
+    if vocab_size is not None:
+        check_vocabulary(cleaned, vocab_size, VOCAB_SOURCE)
+
+
+def _import(agent, data, *, find_existing, by, source, actor_name):
     cleaned = validate_snapshot(data, agent=agent)
+    _check_served_vocabulary(agent, cleaned)
     nodes = _unsaved_nodes(cleaned)
+    # Looked for before tokenizing: a retried push costs the server nothing.
+    if find_existing and (existing := find_identical(agent, cleaned, nodes)):
+        return existing, False
     tokenize_missing(agent, nodes)
 
     with transaction.atomic():
-        # Computed before this snapshot exists, so "newest" means the others.
-        memories = _memories_for(agent, nodes, cleaned["taken_at"])
-        snapshot = Snapshot.objects.create(
-            agent=agent,
-            taken_at=cleaned["taken_at"],
-            imported_by=by if by is not None and by.is_authenticated else None,
-            source=source,
-            node_count=len(nodes),
-            memory_count=len(memories),
-            response_count=sum(1 for n in nodes if n.is_response),
-            token_count=sum(len(n.token_ids) for n in nodes),
-        )
-        for node in nodes:
-            node.snapshot = snapshot
-            node.n_tokens = len(node.token_ids)
-            node.memory = memories.get(node.memory_key) if node.memory_key else None
-        Node.objects.bulk_create(nodes, batch_size=1000)
-        Activity.record(
-            by,
-            "imported snapshot",
-            snapshot,
-            actor_name=actor_name,
-            source=source,
-            nodes=snapshot.node_count,
-            memories=snapshot.memory_count,
-            responses=snapshot.response_count,
-            tokens=snapshot.token_count,
-        )
+        if find_existing:
+            # Two pushes of one snapshot at once: the agent's row lock makes the
+            # second wait for the first to commit, then find it.
+            list(Agent.objects.select_for_update().filter(pk=agent.pk).values_list("pk"))
+            if existing := find_identical(agent, cleaned, nodes):
+                return existing, False
+        return _store(agent, cleaned, nodes, by=by, source=source, actor_name=actor_name), True
+
+
+def _store(agent, cleaned, nodes, *, by, source, actor_name):
+    """Write the snapshot, its nodes, new memories and the log entry (in the caller's transaction)."""
+    # Computed before this snapshot exists, so "newest" means the others.
+    memories = _memories_for(agent, nodes, cleaned["taken_at"])
+    snapshot = Snapshot.objects.create(
+        agent=agent,
+        taken_at=cleaned["taken_at"],
+        imported_by=by if by is not None and by.is_authenticated else None,
+        source=source,
+        node_count=len(nodes),
+        memory_count=len(memories),
+        response_count=sum(1 for n in nodes if n.is_response),
+        token_count=sum(len(n.token_ids) for n in nodes),
+    )
+    for node in nodes:
+        node.snapshot = snapshot
+        node.n_tokens = len(node.token_ids)
+        node.memory = memories.get(node.memory_key) if node.memory_key else None
+    Node.objects.bulk_create(nodes, batch_size=1000)
+    Activity.record(
+        by,
+        "imported snapshot",
+        snapshot,
+        actor_name=actor_name,
+        source=source,
+        nodes=snapshot.node_count,
+        memories=snapshot.memory_count,
+        responses=snapshot.response_count,
+        tokens=snapshot.token_count,
+    )
     return snapshot

@@ -1,7 +1,13 @@
-"""Data → cleaned snapshot: every problem found, each naming its field."""
+"""Data → cleaned snapshot: every problem found, each naming its field.
+
+Beyond the format, it refuses what could be stored but never used: text the
+database cannot hold (NUL, lone surrogates), times outside what Python's
+datetime can show in any time zone, roles no chat template knows, and (given
+the served vocabulary's size) token ids the model does not have.
+"""
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from scoring.importing.parse import SnapshotError
 from scoring.models import Memory, Node, Section
@@ -17,7 +23,21 @@ MEMORY_SECTIONS = (Section.IDENTITY, Section.CONVERSATION)
 ROLE_MAX = Node._meta.get_field("role").max_length
 KEY_MAX = Memory._meta.get_field("key").max_length
 MAX_TOKEN_ID = 2**31 - 1
+# The roles chat templates render: ChatML/OpenAI (system, developer, user,
+# assistant, tool, function) and Llama 3's ipython. Any other role could be
+# stored but no model was trained on it, so its scores would mean nothing.
+CHAT_ROLES = ("system", "developer", "user", "assistant", "tool", "function", "ipython")
 _DATETIME_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+# A day inside datetime.min/max: stored in UTC, a time must still be showable
+# in any time zone (offsets are under a day), or every page showing it fails.
+EARLIEST = datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
+LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
+OUT_OF_RANGE = "out of range (from {} to {})".format(
+    *(t.isoformat().replace("+00:00", "Z") for t in (EARLIEST, LATEST))
+)
+# PostgreSQL refuses NUL in text; UTF-8 (both databases, every page) cannot
+# encode a lone surrogate, which JSON's "\ud800" escape can still produce.
+_NUL_OR_SURROGATE = re.compile("[\x00\ud800-\udfff]")
 
 
 class _Errors:
@@ -37,6 +57,37 @@ class _Errors:
             if self.dropped:
                 messages.append(f"... and {self.dropped} more errors")
             raise SnapshotError(messages)
+
+
+def _unstorable(text):
+    """Why text cannot be stored, or None."""
+    found = _NUL_OR_SURROGATE.search(text)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "contains a NUL character (\\u0000), which cannot be stored"
+    return "contains a lone surrogate (\\ud800 to \\udfff), which is not Unicode text"
+
+
+def _shown(key):
+    """A field name as it can be printed: NUL, surrogates and controls escaped."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in key)
+
+
+def _clean_time(value, path, errors):
+    """An aware datetime within EARLIEST..LATEST, or None with the problem added."""
+    parsed = _parse_datetime(value)
+    if parsed is None:
+        errors.add(path, "not an ISO 8601 date-time")
+        return None
+    try:
+        in_utc = parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-14:00 is in the year 10000
+        in_utc = None
+    if in_utc is None or not EARLIEST <= in_utc <= LATEST:
+        errors.add(path, OUT_OF_RANGE)
+        return None
+    return parsed
 
 
 def _parse_datetime(value):
@@ -60,7 +111,8 @@ def _is_int(value):
 
 def _check_duplicates(obj, path, errors):
     for key in getattr(obj, "duplicate_keys", ()):
-        errors.add(f"{path}.{key}" if path else key, "appears more than once in the same object")
+        shown = _shown(key)
+        errors.add(f"{path}.{shown}" if path else shown, "appears more than once in the same object")
 
 
 def _clean_node(node, section, path, errors):
@@ -72,7 +124,7 @@ def _clean_node(node, section, path, errors):
     _check_duplicates(node, path, errors)
     for key in node:
         if key not in NODE_FIELDS:
-            errors.add(f"{path}.{key}", f"unknown field (a node has {', '.join(NODE_FIELDS)})")
+            errors.add(f"{path}.{_shown(key)}", f"unknown field (a node has {', '.join(NODE_FIELDS)})")
     role, key = node.get("role"), node.get("memory")
     _check_role_or_memory(node, section, path, errors)
 
@@ -81,12 +133,12 @@ def _clean_node(node, section, path, errors):
         errors.add(f"{path}.text", "required")
     elif not isinstance(text, str):
         errors.add(f"{path}.text", f"must be a string, not {_json_type(text)}")
+    elif problem := _unstorable(text):
+        errors.add(f"{path}.text", problem)
 
     timestamp = None
     if node.get("timestamp") is not None:
-        timestamp = _parse_datetime(node["timestamp"])
-        if timestamp is None:
-            errors.add(f"{path}.timestamp", "not an ISO 8601 date-time")
+        timestamp = _clean_time(node["timestamp"], f"{path}.timestamp", errors)
 
     return {
         "role": role if isinstance(role, str) and "memory" not in node else "",
@@ -105,11 +157,17 @@ def _check_role_or_memory(node, section, path, errors):
     elif "role" in node:
         if not isinstance(role, str) or not role.strip():
             errors.add(f"{path}.role", "must be a non-empty string")
+        elif problem := _unstorable(role):
+            errors.add(f"{path}.role", problem)
         elif len(role) > ROLE_MAX or any(c.isspace() for c in role):
             errors.add(f"{path}.role", f"must be one word of at most {ROLE_MAX} characters")
+        elif role not in CHAT_ROLES:
+            errors.add(f"{path}.role", f"{role!r} is not a chat role ({', '.join(CHAT_ROLES)})")
     elif "memory" in node:
         if not isinstance(key, str) or not key.strip():
             errors.add(f"{path}.memory", "must be a non-empty string (the memory's key)")
+        elif problem := _unstorable(key):
+            errors.add(f"{path}.memory", problem)
         elif len(key) > KEY_MAX:
             errors.add(f"{path}.memory", f"longer than {KEY_MAX} characters")
         elif section not in MEMORY_SECTIONS:
@@ -157,7 +215,7 @@ def validate_snapshot(data, *, agent=None):
     _check_duplicates(data, "", errors)
     for key in data:
         if key not in TOP_LEVEL_FIELDS:
-            errors.add(key, f"unknown field (a snapshot has {', '.join(TOP_LEVEL_FIELDS)})")
+            errors.add(_shown(key), f"unknown field (a snapshot has {', '.join(TOP_LEVEL_FIELDS)})")
 
     name = data.get("agent")
     if "agent" not in data:
@@ -171,9 +229,7 @@ def validate_snapshot(data, *, agent=None):
     if "taken_at" not in data:
         errors.add("taken_at", "required (when the snapshot was taken)")
     else:
-        taken_at = _parse_datetime(data["taken_at"])
-        if taken_at is None:
-            errors.add("taken_at", "not an ISO 8601 date-time")
+        taken_at = _clean_time(data["taken_at"], "taken_at", errors)
 
     sections = {}
     for section in SECTION_ORDER:
@@ -193,3 +249,21 @@ def validate_snapshot(data, *, agent=None):
 
     errors.raise_if_any()
     return {"agent": name, "taken_at": taken_at, "sections": sections}
+
+
+def check_vocabulary(cleaned, vocab_size, source):
+    """Raise SnapshotError naming each given token id >= vocab_size (from `source`).
+
+    Ids the server tokenized itself need no check; only those the snapshot gave.
+    """
+    errors = _Errors()
+    limit = f"outside the model's vocabulary (ids 0 to {vocab_size - 1}, from {source})"
+    for section, nodes in cleaned["sections"].items():
+        for index, node in enumerate(nodes):
+            ids = node["token_ids"]
+            if ids is None or max(ids) < vocab_size:
+                continue
+            for k, token in enumerate(ids):
+                if token >= vocab_size:
+                    errors.add(f"{section.value}[{index}].token_ids[{k}]", f"{token} is {limit}")
+    errors.raise_if_any()

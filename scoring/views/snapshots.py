@@ -7,7 +7,7 @@ from django.urls import path, reverse
 
 from scoring.access import get_agent_for_user, get_snapshot_for_user, require_perm
 from scoring.forms import SnapshotUploadForm, StartRunForm
-from scoring.importing import SnapshotError, TokenizeError, import_snapshot
+from scoring.importing import SnapshotError, TokenizeError, import_or_find
 from scoring.models import Node, Section, Snapshot
 from scoring.models.runs import Mode
 
@@ -24,7 +24,7 @@ def snapshot_upload(request, agent_id):
         form = SnapshotUploadForm(request.POST, request.FILES, agent=agent)
     if form.is_bound and form.is_valid():
         try:
-            snapshot = import_snapshot(
+            snapshot, created = import_or_find(
                 agent, form.snapshot_data, by=request.user, source=Snapshot.Source.UPLOAD
             )
         except SnapshotError as e:
@@ -32,11 +32,14 @@ def snapshot_upload(request, agent_id):
         except TokenizeError as e:
             form.add_error(None, f"Nothing was imported: {e}")
         else:
-            messages.success(
-                request,
-                f"Imported a snapshot of {agent.name}: {snapshot.node_count} nodes, "
-                f"{snapshot.memory_count} memories, {snapshot.response_count} responses.",
-            )
+            if created:
+                messages.success(
+                    request,
+                    f"Imported a snapshot of {agent.name}: {snapshot.node_count} nodes, "
+                    f"{snapshot.memory_count} memories, {snapshot.response_count} responses.",
+                )
+            else:
+                messages.info(request, "This snapshot was already imported: here it is; nothing new was stored.")
             return redirect("snapshot_detail", pk=snapshot.pk)
     return render(request, "scoring/snapshot_upload.html", {"agent": agent, "form": form})
 

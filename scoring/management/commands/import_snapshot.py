@@ -5,12 +5,15 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from scoring.importing import SnapshotError, TokenizeError, import_snapshot, parse_snapshot_json
+from scoring.importing import SnapshotError, TokenizeError, import_or_find, parse_snapshot_json
 from scoring.models import Agent, Snapshot
 
 
 class Command(BaseCommand):
-    help = "Import a snapshot JSON file (- for stdin) into an agent; prints the snapshot id."
+    help = (
+        "Import a snapshot JSON file (- for stdin) into an agent; prints the snapshot id "
+        "(the stored one's when the agent already sent this content)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("file", help="Path to the snapshot JSON, or - to read stdin")
@@ -30,7 +33,7 @@ class Command(BaseCommand):
         except OSError as e:
             raise CommandError(f"cannot read {file}: {e.strerror}") from None
         try:
-            snapshot = import_snapshot(
+            snapshot, created = import_or_find(
                 target, parse_snapshot_json(raw), source=Snapshot.Source.CLI, actor_name="command line"
             )
         except SnapshotError as e:
@@ -38,4 +41,7 @@ class Command(BaseCommand):
             raise CommandError(f"invalid snapshot, nothing imported:\n{listing}") from None
         except TokenizeError as e:
             raise CommandError(f"nothing imported: {e}") from None
+        if not created:
+            # stdout stays the id alone: scripts read it either way.
+            self.stderr.write(f"already imported as snapshot {snapshot.pk}: nothing new was stored")
         self.stdout.write(str(snapshot.pk))
