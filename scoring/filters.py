@@ -12,10 +12,32 @@ from django.db.models import Q
 from django.utils import timezone
 
 from scoring import modes
-from scoring.models import Activity, Candidate, Memory, RunStatus, ScoringRun
+from scoring.models import Activity, Agent, Candidate, Memory, RunStatus, ScoringRun
 from scoring.models.activity import TARGET_LABELS
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"})
+# The largest id a row can have (BigAutoField, on every database): a bigger
+# one in a query string named no row, and overflowed SQLite's integers.
+MAX_ID = 2**63 - 1
+
+
+def id_filter(field_name):
+    """An id from the query string; a value that cannot be one is ignored."""
+    return django_filters.NumberFilter(field_name=field_name, min_value=0, max_value=MAX_ID, decimal_places=0)
+
+
+def agent_named(value):
+    """The agent that ?agent= names by its id or its name, or None.
+
+    A value no agent can have (a NUL, which PostgreSQL refuses in any string;
+    a digit that is not ASCII; an id past MAX_ID) names none.
+    """
+    if not value or "\x00" in value:
+        return None
+    if value.isascii() and value.isdigit():
+        pk = int(value)
+        return Agent.objects.filter(pk=pk).first() if pk <= MAX_ID else None
+    return Agent.objects.filter(name=value).first()
 
 
 def _day_start(day):
@@ -102,7 +124,7 @@ class CandidateFilter(django_filters.FilterSet):
     that does not fit (an agent that is not an id, an unknown status) is
     ignored rather than refused: a bookmark may outlive what it named."""
 
-    agent = django_filters.NumberFilter(field_name="agent_id", min_value=0, decimal_places=0)
+    agent = id_filter("agent_id")
     status = django_filters.ChoiceFilter(choices=Candidate.Status.choices)
 
     class Meta:
@@ -120,7 +142,7 @@ class RunFilter(django_filters.FilterSet):
     that does not fit is ignored rather than refused: the page is reached
     from links, and a bookmark may outlive a choice."""
 
-    agent = django_filters.NumberFilter(field_name="agent_id", min_value=0, decimal_places=0)
+    agent = id_filter("agent_id")
     status = django_filters.ChoiceFilter(choices=RunStatus.choices)
     mode = django_filters.ChoiceFilter(choices=_mode_choices)
 

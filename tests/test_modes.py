@@ -3,6 +3,7 @@ agent's defaults, and the pages' and command line's view of them."""
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from scoring import modes
 from scoring.forms import StartRunForm
@@ -86,3 +87,43 @@ def test_the_command_line_has_an_option_for_every_parameter():
     for mode in modes.all():
         for name in mode.Params.base_fields:
             assert mode.name in options[name][0]
+
+
+HUGE = "99999999999999999999"
+
+
+@pytest.mark.parametrize("mode, name, value, message", [
+    ("incremental", "max_age", HUGE, "must be at most 2147483647"),
+    ("incremental", "max_age", "-1", "must be at least 0"),
+    ("incremental", "response_window", "0", "must be at least 1"),
+    ("incremental", "response_window", HUGE, "must be at most"),
+    ("incremental", "limit", "0", "must be at least 1"),
+    ("finetune", "count", "0", "must be at least 1"),
+    ("finetune", "count", HUGE, "must be at most"),
+    ("finetune", "min_divergence", "-3", "must be at least 0"),
+    ("finetune", "min_divergence", "inf", "must be a number"),
+    ("finetune", "min_divergence", "nan", "must be a number"),
+    ("finetune", "min_divergence", "1e999", "must be a number"),
+    ("memory", "key", "a\x00b", "Null characters are not allowed"),
+])
+def test_it_refuses_a_parameter_out_of_range_naming_it(agent, mode, name, value, message):
+    with pytest.raises(ValidationError) as e:
+        modes.get(mode).clean_params(agent, {name: value})
+    assert message in e.value.message_dict[name][0]
+
+
+def test_it_plans_with_the_largest_max_age_it_takes(snapshot):
+    # The bound is what timedelta and a date can hold (was an OverflowError).
+    params = modes.get("incremental").clean_params(snapshot.agent, {"max_age": str(2**31 - 1)})
+    form = StartRunForm({"mode": "incremental", "max_age": str(2**31 - 1)}, snapshot=snapshot)
+    assert form.is_valid(), form.errors
+    assert params["max_age"] == 2**31 - 1
+
+
+def test_the_start_page_answers_a_huge_max_age_with_a_message(snapshot, cast):
+    client = cast.client_for(cast.operator)
+    response = client.post(reverse("run_start", args=[snapshot.pk]),
+                           {"mode": "incremental", "max_age": HUGE}, follow=True)
+    assert response.status_code == 200
+    assert "max_age: must be at most 2147483647" in response.content.decode()
+    assert not ScoringRun.objects.exists()

@@ -47,18 +47,26 @@ def memories(agent, keys):
 # --- parameters -----------------------------------------------------------------
 
 
-def whole_number(minimum, **kwargs):
+# The largest whole number a parameter may be: what the agent's own fields
+# (PositiveIntegerField) hold on every database, and small enough that a
+# count of seconds stays a date (a bigger max_age overflowed timedelta).
+MAX_WHOLE = 2**31 - 1
+LIMIT_MESSAGES = {"min_value": "must be at least %(limit_value)s", "max_value": "must be at most %(limit_value)s"}
+
+
+def whole_number(minimum, maximum=MAX_WHOLE, **kwargs):
     return forms.IntegerField(
-        required=False, min_value=minimum,
-        error_messages={"invalid": "must be a whole number", "min_value": "must be at least %(limit_value)s"},
+        required=False, min_value=minimum, max_value=maximum,
+        error_messages={"invalid": "must be a whole number", **LIMIT_MESSAGES},
         **kwargs,
     )
 
 
-def number(minimum, **kwargs):
+def number(minimum, maximum=None, **kwargs):
+    # FloatField itself refuses inf and NaN.
     return forms.FloatField(
-        required=False, min_value=minimum,
-        error_messages={"invalid": "must be a number", "min_value": "must be at least %(limit_value)s"},
+        required=False, min_value=minimum, max_value=maximum,
+        error_messages={"invalid": "must be a number", **LIMIT_MESSAGES},
         **kwargs,
     )
 

@@ -9,14 +9,14 @@ import re
 
 from django import forms
 from django.core.paginator import Paginator
-from django.db.models import Count, Prefetch, Q
+from django.db.models import Count, Prefetch
 from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
 
 from scoring.access import get_candidate_for_user, require_perm
-from scoring.filters import CandidateFilter
+from scoring.filters import CandidateFilter, agent_named
 from scoring.models import Agent, Candidate, Node, Review, TrainSample
 from scoring.models.snapshots import Section
 
@@ -52,11 +52,7 @@ class EditForm(forms.Form):
 
 def agent_filter(request):
     """The agent named by ?agent= (its id or name), or None for all agents."""
-    value = request.GET.get("agent") or request.POST.get("agent") or ""
-    if not value:
-        return None
-    lookup = Q(pk=int(value)) if value.isdigit() else Q(name=value)
-    return Agent.objects.filter(lookup).first()
+    return agent_named(request.GET.get("agent") or request.POST.get("agent") or "")
 
 
 # --- pages ------------------------------------------------------------------
