@@ -58,7 +58,7 @@ def test_it_packs_the_cells_as_json(cast, run):
     assert data["keys"] == ["people/alice", f"evil/{XSS}"]
     assert data["memory_ids"] == [m.pk for m in run.memories]
     assert data["response_ids"] == run.response_ids
-    assert data["response_index"] == [1, 3, 5]
+    assert data["response_number"] == [1, 2, 3] and data["response_index"] == [1, 3, 5]
     assert data["snippets"][0] == "First answer " + "x" * 66 + "…"
     assert len(data["snippets"][0]) == 80
     assert data["snippets"][1] == f"Second {XSS} answer"
@@ -86,7 +86,7 @@ def test_it_sends_gzip_and_answers_304_when_unchanged(cast, run):
     response = client.get(url, HTTP_ACCEPT_ENCODING="gzip, deflate")
     assert response["Content-Encoding"] == "gzip"
     assert json.loads(gzip.decompress(response.content))["values"] == [1235, 5, None, -700, None, 0]
-    assert response["ETag"].startswith('"heatmap-v2-')
+    assert response["ETag"].startswith('"heatmap-v3-')
     again = client.get(url, HTTP_IF_NONE_MATCH=response["ETag"])
     assert again.status_code == 304 and again.content == b""
     for answer in (response, again):
@@ -202,3 +202,22 @@ def test_an_outsider_gets_403(cast, run):
         ("heatmap_cell", [run.pk, run.memories[0].pk, run.response_ids[0]]),
     ]:
         assert client.get(reverse(name, args=args)).status_code == 403, name
+
+
+def test_it_numbers_responses_one_way_on_the_cell_page(cast, run):
+    # Issue 12: the second response (conversation entry 3) was "response 3" here
+    # and "Response 3" in the tooltip; it is response #2 everywhere.
+    alice = run.memories[0]
+    url = reverse("heatmap_cell", args=[run.pk, alice.pk, run.response_ids[1]])
+    page = cast.client_for(cast.viewer).get(url)
+    assert "× response #2 " in page.text and "(conversation entry 3)" in page.text
+    assert "Response #2 " in page.text
+    assert "response 3" not in page.text.lower().replace("conversation entry 3", "")
+
+
+def test_the_page_links_the_glossary_and_both_downloads_and_is_focusable(cast, run):
+    page = cast.client_for(cast.viewer).get(reverse("heatmap", args=[run.pk]))
+    assert reverse("glossary") in page.text
+    assert reverse("heatmap_cells_json", args=[run.pk]) in page.text
+    assert 'tabindex="0"' in page.text and 'id="heatmap-rows"' in page.text
+    assert "memscore/heatmap_figure.js" in page.text

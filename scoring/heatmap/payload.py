@@ -38,10 +38,10 @@ def cached_payload(run):
 
 def cache_key(run):
     # Changes with anything that could change a finished run's cells (a
-    # resumed or re-finished run), so a stale payload is never served. v2:
-    # "harm" became maths.HARMFUL_NATS, so payloads cached before are not reused.
+    # resumed or re-finished run), so a stale payload is never served. v3:
+    # "response_number" added, so payloads cached before are not reused.
     finished = int(run.finished_at.timestamp() * 1e6) if run.finished_at else 0
-    return f"heatmap-v2-{run.pk}-{run.status}-{run.calls_done}-{run.calls_failed}-{finished}"
+    return f"heatmap-v3-{run.pk}-{run.status}-{run.calls_done}-{run.calls_failed}-{finished}"
 
 
 def pack(run):
@@ -67,6 +67,9 @@ def pack(run):
         "memory_ids": [m["id"] for m in memories],
         "keys": [m["key"] for m in memories],
         "response_ids": [r["id"] for r in responses],
+        # Column j is response #response_number[j] (the k-th assistant
+        # response), conversation entry response_index[j]: docs/scoring.md.
+        "response_number": [r["number"] for r in responses],
         "response_index": [r["index"] for r in responses],
         "snippets": [_snippet(r["text"]) for r in responses],
         # Signed deltas in thousandths, row-major (memory by memory);

@@ -15,6 +15,7 @@ from django.views.decorators.http import condition
 from scoring import maths
 from scoring.access import get_run_for_user, require_perm
 from scoring.heatmap import export
+from scoring.heatmap.matrix import response_numbers
 from scoring.heatmap.payload import cache_key, cached_payload, pack
 from scoring.models import CellScore, Memory, Node, ScoreCall
 
@@ -116,6 +117,7 @@ def heatmap_cell(request, pk, memory_id, response_id):
         "memory_text": memory_node.text if memory_node else memory.text,
         "memory_node": memory_node,
         "response": response,
+        "response_number": response_numbers(run.snapshot_id, [response.index])[response.index],
         "cell": cell,
         "call_error": call_error,
         # A failed cell's delta is None: no importance, neither flag.

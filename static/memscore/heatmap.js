@@ -1,16 +1,24 @@
-// Draws a run's memories × responses heatmap on one <canvas>.
+// Draws a run's memories × responses heatmap on one <canvas>, with its keys
+// and response numbers as text beside it.
 //
 // The payload (see scoring/heatmap/payload.py) is flat and row-major. Every
 // cell's colour is computed once into a Uint32Array; a draw copies those
 // colours into one ImageData, so 500 × 2,000 cells draw in milliseconds.
 // Model text (keys, responses) only ever reaches the page via textContent;
 // the cell detail is HTML rendered (and escaped) by the server.
+//
+// Sections, in order: the formulas (mirrors of scoring.maths); loading and
+// decoding; layout and drawing (cell sizes, the canvas, row and column
+// labels); the URL's state (sort, zoom, scroll in the hash); pointer and
+// keyboard (tooltip, focus ring, opening a cell); the PNG figure
+// (heatmap_figure.js draws it).
 (function () {
   "use strict";
 
-  // The formulas, as scoring.maths defines them; tests/test_maths_mirrors.py
-  // runs these with node and checks they agree. `zero` and `harm` are the
-  // payload's thresholds (maths.ZERO_THRESHOLD and maths.HARMFUL_NATS).
+  // ---- The formulas, as scoring.maths defines them ----
+  // tests/test_maths_mirrors.py runs these with node and checks they agree.
+  // `zero` and `harm` are the payload's thresholds (maths.ZERO_THRESHOLD and
+  // maths.HARMFUL_NATS).
 
   // mirrors scoring.maths.cell_importance (NaN, a failed cell, stays NaN)
   function cellImportance(delta, zero) {
@@ -58,6 +66,12 @@
   if (!canvas) return;
   var ctx = canvas.getContext("2d");
   var scroller = document.getElementById("heatmap-scroll");
+  var grid = document.getElementById("heatmap-grid");
+  var rowLabels = document.getElementById("heatmap-rows");
+  var colLabels = document.getElementById("heatmap-cols");
+  var colCursor = document.getElementById("heatmap-col-cursor");
+  var focusRing = document.getElementById("heatmap-focus");
+  var announce = document.getElementById("heatmap-announce");
   var statusEl = document.getElementById("heatmap-status");
   var tooltip = document.getElementById("heatmap-tooltip");
   var sortSelect = document.getElementById("heatmap-sort");
@@ -71,6 +85,11 @@
   // Largest canvas we allow ourselves: browsers refuse far larger ones and
   // memory grows with the pixel count.
   var MAX_PIXELS = 40e6, MAX_SIDE = 16000;
+  // Rows are at least this tall, so every memory's key beside its row can be
+  // read; columns may be as narrow as one pixel (2,000 responses).
+  var MIN_ROW = 14;
+  // Column labels at least this far apart (px).
+  var LABEL_GAP = 44;
 
   // Little-endian RGBA packed as one 32-bit word: 0xAABBGGRR.
   function rgba(hex) {
@@ -93,8 +112,9 @@
     }
     return out;
   }
-  // Same stops as .legend .ramp in app.css.
-  var HEAT = ramp([[0, "#ffffff"], [0.25, "#fde68a"], [0.5, "#f59e0b"], [0.75, "#dc2626"], [1, "#7f1d1d"]], 256);
+  // Same stops as .legend .ramp in app.css (and the PNG figure's legend).
+  var HEAT_STOPS = [[0, "#ffffff"], [0.25, "#fde68a"], [0.5, "#f59e0b"], [0.75, "#dc2626"], [1, "#7f1d1d"]];
+  var HEAT = ramp(HEAT_STOPS, 256);
   var HARM = ramp([[0, "#dbeafe"], [1, "#1d4ed8"]], 256);
   var WHITE = rgba("#ffffff"), NOT_SCORED = rgba("#eef0f4");
   var HATCH_DARK = rgba("#8a919e"), HATCH_LIGHT = rgba("#cdd2da");
@@ -102,13 +122,21 @@
 
   var d = null;          // the payload
   var rows = 0, cols = 0;
-  var value, state, color, rowMax, rowSum, order, scale = 1, vmax = 1;
+  var value, state, color, rowMax, rowSum, vmax = 1;
+  // order[p] is the memory (payload row) shown at display row p; position
+  // is its inverse.
+  var order, position;
+  var cellW = 1, rowH = MIN_ROW;
+  // The focused cell, by memory and column (so a re-sort keeps it).
+  var focus = { row: 0, col: 0 }, focused = false, touched = false;
   var hover = null, hoverFrame = 0;
 
   // While the run is active the cells are fetched again every few seconds.
   var REFRESH_MS = 3000;
   var attached = false;
   var liveNotice = document.getElementById("heatmap-live");
+
+  // ---- Loading and decoding ----
 
   statusEl.textContent = "Loading the cells…";
   load();
@@ -145,12 +173,14 @@
     performance.mark("heatmap-decoded");
     statusEl.hidden = true;
     if (attached) {
-      resort();  // a refresh keeps the chosen order and zoom
+      resort();  // a refresh keeps the chosen order, zoom and scroll
       return;
     }
-    order = new Int32Array(rows);
-    for (var r = 0; r < rows; r++) order[r] = r;
+    grid.hidden = false;
+    var saved = readHash();
+    sortOrder();
     draw();
+    scrollTo(saved);
     attach();
     attached = true;
     pngButton.disabled = false;
@@ -215,48 +245,163 @@
     return Number(x).toFixed(digits);
   }
 
-  function cellSize() {
+  // ---- Layout and drawing ----
+
+  function sortOrder() {
+    var how = sortSelect.value, key = how === "max" ? rowMax : how === "sum" ? rowSum : null;
+    var idx = Array.from({ length: rows }, function (_, r) { return r; });
+    if (key) idx.sort(function (a, b) { return key[b] - key[a] || a - b; });
+    order = Int32Array.from(idx);
+    position = new Int32Array(rows);
+    for (var p = 0; p < rows; p++) position[order[p]] = p;
+  }
+
+  function cellSizes() {
     var chosen = zoomSelect.value, s;
     if (chosen === "fit") {
-      s = Math.floor((scroller.clientWidth - 2) / cols);
+      s = Math.floor((scroller.clientWidth - rowLabels.offsetWidth - 2) / cols);
       s = Math.max(1, Math.min(32, s));
-    } else s = parseInt(chosen, 10);
-    var fits = Math.floor(Math.sqrt(MAX_PIXELS / (rows * cols)));
-    return Math.max(1, Math.min(s, fits, Math.floor(MAX_SIDE / cols) || 1, Math.floor(MAX_SIDE / rows) || 1));
+    } else s = parseInt(chosen, 10) || 1;
+    var h = Math.max(s, MIN_ROW);
+    var fits = Math.floor(MAX_PIXELS / (rows * h * cols));
+    cellW = Math.max(1, Math.min(s, fits, Math.floor(MAX_SIDE / cols) || 1));
+    rowH = Math.max(1, Math.min(h, Math.floor(MAX_SIDE / rows) || 1));
   }
 
   function draw() {
-    scale = cellSize();
-    var s = scale, W = cols * s, H = rows * s;
+    cellSizes();
+    var W = cols * cellW, H = rows * rowH;
     canvas.width = W; canvas.height = H;
     var img = ctx.createImageData(W, H), buf = new Uint32Array(img.data.buffer);
+    // The hatching repeats every 4 pixel lines, so each row draws at most 4
+    // lines cell by cell and copies them down the rest of its height.
+    var drawn = Math.min(4, rowH);
     for (var r = 0; r < rows; r++) {
-      var src = order[r] * cols, y0 = r * s;
-      for (var c = 0; c < cols; c++) {
-        var col = color[src + c], x0 = c * s;
-        for (var dy = 0; dy < s; dy++) {
-          var p = (y0 + dy) * W + x0;
-          if (col === HATCHED) {
-            // Diagonal hatching in page pixels, so failed areas read as one pattern.
-            for (var dx = 0; dx < s; dx++) buf[p + dx] = (x0 + dx + y0 + dy) % 4 === 0 ? HATCH_DARK : HATCH_LIGHT;
-          } else if (s === 1) {
-            buf[p] = col;
-          } else {
-            buf.fill(col, p, p + s);
-          }
-        }
+      var src = order[r] * cols, y0 = r * rowH;
+      for (var dy = 0; dy < drawn; dy++) drawLine(buf, src, y0 + dy, W);
+      for (var copied = drawn; copied < rowH; copied *= 2) {
+        var lines = Math.min(copied, rowH - copied);
+        buf.copyWithin((y0 + copied) * W, y0 * W, (y0 + lines) * W);
       }
     }
     ctx.putImageData(img, 0, 0);
+    grid.style.setProperty("--row-h", rowH + "px");
+    labelRows();
+    labelColumns();
+    // The sticky labels cover the scroller's edges: a focused canvas is
+    // scrolled into view beside them, not under them.
+    scroller.style.scrollPaddingLeft = rowLabels.offsetWidth + "px";
+    scroller.style.scrollPaddingTop = colLabels.offsetHeight + "px";
+    showFocus();
   }
+
+  function drawLine(buf, src, y, W) {
+    var p = y * W;
+    for (var c = 0; c < cols; c++, p += cellW) {
+      var col = color[src + c];
+      if (col === HATCHED) {
+        // Diagonal hatching in page pixels, so failed areas read as one pattern.
+        for (var dx = 0, x0 = c * cellW; dx < cellW; dx++) buf[p + dx] = (x0 + dx + y) % 4 === 0 ? HATCH_DARK : HATCH_LIGHT;
+      } else if (cellW === 1) {
+        buf[p] = col;
+      } else {
+        buf.fill(col, p, p + cellW);
+      }
+    }
+  }
+
+  // One <li> per row, its memory's key as text, in display order.
+  function labelRows() {
+    while (rowLabels.children.length < rows) rowLabels.appendChild(document.createElement("li"));
+    while (rowLabels.children.length > rows) rowLabels.lastChild.remove();
+    for (var p = 0; p < rows; p++) {
+      var li = rowLabels.children[p];
+      li.textContent = d.keys[order[p]];
+      li.title = d.keys[order[p]];
+    }
+  }
+
+  // Response numbers every `step` columns, step chosen so labels do not overlap.
+  function columnStep() {
+    var steps = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
+    for (var k = 0; k < steps.length; k++) if (steps[k] * cellW >= LABEL_GAP) return steps[k];
+    return 2000;
+  }
+
+  function labelColumns() {
+    colLabels.style.width = cols * cellW + "px";
+    var old = colLabels.querySelectorAll(".hm-tick");
+    for (var k = 0; k < old.length; k++) old[k].remove();
+    var step = columnStep(), numbers = d.response_number;
+    for (var c = 0; c < cols; c++) {
+      if (numbers[c] % step !== 0 && !(c === 0 && (numbers[0] % step) <= step / 2)) continue;
+      var span = document.createElement("span");
+      span.className = "hm-tick";
+      span.textContent = numbers[c];
+      span.style.left = (c * cellW + cellW / 2) + "px";
+      colLabels.appendChild(span);
+    }
+  }
+
+  function resort() {
+    var at = scrollState();
+    sortOrder();
+    draw();
+    scrollTo(at);
+    writeHash();
+  }
+
+  function rezoom() {
+    var at = scrollState();
+    draw();
+    scrollTo(at);
+    writeHash();
+  }
+
+  // ---- The URL's state: #sort=…&zoom=…&col=…&row=… ----
+  // In the hash, so a reload or a shared link restores the view without
+  // asking the server; scroll is in cells, so it survives a change of zoom.
+
+  function readHash() {
+    var params = new URLSearchParams(window.location.hash.slice(1));
+    choose(sortSelect, params.get("sort"));
+    choose(zoomSelect, params.get("zoom"));
+    return { col: parseInt(params.get("col"), 10) || 0, row: parseInt(params.get("row"), 10) || 0 };
+  }
+
+  function choose(select, wanted) {
+    for (var k = 0; k < select.options.length; k++) {
+      if (select.options[k].value === wanted) { select.value = wanted; return; }
+    }
+  }
+
+  function writeHash() {
+    var at = scrollState(), params = new URLSearchParams();
+    params.set("sort", sortSelect.value);
+    params.set("zoom", zoomSelect.value);
+    params.set("col", at.col);
+    params.set("row", at.row);
+    history.replaceState(history.state, "", "#" + params.toString());
+  }
+
+  function scrollState() {
+    return { col: Math.round(scroller.scrollLeft / cellW), row: Math.round(scroller.scrollTop / rowH) };
+  }
+
+  function scrollTo(at) {
+    scroller.scrollLeft = at.col * cellW;
+    scroller.scrollTop = at.row * rowH;
+  }
+
+  // ---- Pointer and keyboard ----
 
   function cellAt(event) {
     var rect = canvas.getBoundingClientRect();
     var x = (event.clientX - rect.left) * (canvas.width / rect.width);
     var y = (event.clientY - rect.top) * (canvas.height / rect.height);
-    var c = Math.floor(x / scale), r = Math.floor(y / scale);
-    if (c < 0 || r < 0 || c >= cols || r >= rows) return null;
-    return { row: order[r], col: c, i: order[r] * cols + c };
+    var c = Math.floor(x / cellW), p = Math.floor(y / rowH);
+    if (c < 0 || p < 0 || c >= cols || p >= rows) return null;
+    return { row: order[p], col: c };
   }
 
   function describe(i) {
@@ -269,25 +414,36 @@
     return "no effect (" + fmt(v, 3) + ", counts as zero)";
   }
 
-  function showTooltip(event) {
-    var cell = cellAt(event);
+  // "Response #k (conversation entry i)": the one numbering (docs/scoring.md).
+  function responseName(col) {
+    return "Response #" + d.response_number[col] + " (conversation entry " + d.response_index[col] + ")";
+  }
+
+  function showTooltip(cell, x, y) {
     if (!cell) { tooltip.hidden = true; return; }
     var parts = tooltip.children;
     parts[0].textContent = d.keys[cell.row];
-    parts[1].textContent = "Response " + d.response_index[cell.col] + ": " + d.snippets[cell.col];
-    parts[2].textContent = describe(cell.i);
+    parts[1].textContent = responseName(cell.col) + ": " + d.snippets[cell.col];
+    parts[2].textContent = describe(cell.row * cols + cell.col);
     tooltip.hidden = false;
-    var x = event.clientX + 14, y = event.clientY + 14;
+    var left = x + 14, top = y + 14;
     var w = tooltip.offsetWidth, h = tooltip.offsetHeight;
-    if (x + w > window.innerWidth - 8) x = event.clientX - w - 14;
-    if (y + h > window.innerHeight - 8) y = event.clientY - h - 14;
-    tooltip.style.left = Math.max(4, x) + "px";
-    tooltip.style.top = Math.max(4, y) + "px";
+    if (left + w > window.innerWidth - 8) left = x - w - 14;
+    if (top + h > window.innerHeight - 8) top = y - h - 14;
+    tooltip.style.left = Math.max(4, left) + "px";
+    tooltip.style.top = Math.max(4, top) + "px";
+    markColumn(cell.col);
   }
 
-  function openCell(event) {
-    var cell = cellAt(event);
-    if (!cell) return;
+  // The column's number above it, wherever the labels' steps fall.
+  function markColumn(col) {
+    colCursor.hidden = col === null;
+    if (col === null) return;
+    colCursor.textContent = "#" + d.response_number[col];
+    colCursor.style.left = (col * cellW + cellW / 2) + "px";
+  }
+
+  function openCell(cell) {
     var url = canvas.dataset.cellBase + d.memory_ids[cell.row] + "/" + d.response_ids[cell.col] + "/";
     if (!window.htmx) { window.location.href = url; return; }
     // The fragment is rendered and escaped by the server (heatmap_cell).
@@ -296,39 +452,125 @@
     });
   }
 
-  function resort() {
-    var how = sortSelect.value, key = how === "max" ? rowMax : how === "sum" ? rowSum : null;
-    var idx = Array.from({ length: rows }, function (_, r) { return r; });
-    if (key) idx.sort(function (a, b) { return key[b] - key[a] || a - b; });
-    order = Int32Array.from(idx);
-    draw();
+  var KEYS = {
+    ArrowLeft: [0, -1], ArrowRight: [0, 1], ArrowUp: [-1, 0], ArrowDown: [1, 0],
+    PageUp: [-10, 0], PageDown: [10, 0], Home: [0, -Infinity], End: [0, Infinity],
+  };
+
+  function onKey(event) {
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      openCell(focus);
+      return;
+    }
+    if (event.key === "Escape") { tooltip.hidden = true; return; }
+    var move = KEYS[event.key];
+    if (!move) return;
+    event.preventDefault();
+    var p = Math.max(0, Math.min(rows - 1, position[focus.row] + move[0]));
+    var c = Math.max(0, Math.min(cols - 1, focus.col + move[1]));
+    focus = { row: order[p], col: c };
+    showFocus();
+    revealFocus();
+  }
+
+  // The ring around the focused cell, its tooltip and its words for a screen reader.
+  function showFocus() {
+    focusRing.hidden = !focused;
+    if (!focused || !order) return;
+    var p = position[focus.row];
+    focusRing.style.left = focus.col * cellW + "px";
+    focusRing.style.top = p * rowH + "px";
+    focusRing.style.width = cellW + "px";
+    focusRing.style.height = rowH + "px";
+    var box = focusRing.getBoundingClientRect();
+    showTooltip(focus, box.right, box.bottom);
+    var text = d.keys[focus.row] + " × " + responseName(focus.col).toLowerCase() + ": " + describe(focus.row * cols + focus.col);
+    announce.textContent = text;
+    canvas.setAttribute("aria-label", "Heatmap cell " + text);
+  }
+
+  // Scroll the focused cell out from under the sticky labels.
+  function revealFocus() {
+    var labelW = rowLabels.offsetWidth, headH = colLabels.offsetHeight;
+    var x = focus.col * cellW, y = position[focus.row] * rowH;
+    var viewW = scroller.clientWidth - labelW, viewH = scroller.clientHeight - headH;
+    if (x < scroller.scrollLeft) scroller.scrollLeft = x;
+    else if (x + cellW > scroller.scrollLeft + viewW) scroller.scrollLeft = x + cellW - viewW;
+    if (y < scroller.scrollTop) scroller.scrollTop = y;
+    else if (y + rowH > scroller.scrollTop + viewH) scroller.scrollTop = y + rowH - viewH;
+    showFocus();
   }
 
   function attach() {
     canvas.addEventListener("mousemove", function (event) {
       hover = event;
-      if (!hoverFrame) hoverFrame = requestAnimationFrame(function () { hoverFrame = 0; showTooltip(hover); });
+      if (!hoverFrame) hoverFrame = requestAnimationFrame(function () {
+        hoverFrame = 0;
+        showTooltip(cellAt(hover), hover.clientX, hover.clientY);
+      });
     });
-    canvas.addEventListener("mouseleave", function () { tooltip.hidden = true; });
-    canvas.addEventListener("click", openCell);
+    canvas.addEventListener("mouseleave", function () { tooltip.hidden = true; markColumn(null); });
+    canvas.addEventListener("click", function (event) {
+      var cell = cellAt(event);
+      if (!cell) return;
+      focus = cell; touched = true;
+      openCell(cell);
+    });
+    canvas.addEventListener("keydown", onKey);
+    canvas.addEventListener("focus", function () {
+      if (!touched) {
+        // The first focus lands on the first cell in view.
+        var at = scrollState();
+        focus = { row: order[Math.min(at.row, rows - 1)], col: Math.min(at.col, cols - 1) };
+        touched = true;
+      }
+      focused = true;
+      showFocus();
+    });
+    canvas.addEventListener("blur", function () { focused = false; showFocus(); tooltip.hidden = true; markColumn(null); });
     sortSelect.addEventListener("change", resort);
-    zoomSelect.addEventListener("change", draw);
+    zoomSelect.addEventListener("change", rezoom);
+    var scrollTimer = 0;
+    scroller.addEventListener("scroll", function () {
+      clearTimeout(scrollTimer);
+      scrollTimer = setTimeout(writeHash, 150);
+    });
     var resizeTimer = 0;
     window.addEventListener("resize", function () {
       if (zoomSelect.value !== "fit") return;
       clearTimeout(resizeTimer);
-      resizeTimer = setTimeout(draw, 150);
+      resizeTimer = setTimeout(rezoom, 150);
     });
-    pngButton.addEventListener("click", function () {
-      canvas.toBlob(function (blob) {
-        var a = document.createElement("a");
-        a.href = URL.createObjectURL(blob);
-        a.download = "memscore-run-" + d.run + "-heatmap.png";
-        document.body.appendChild(a);
-        a.click();
-        a.remove();
-        setTimeout(function () { URL.revokeObjectURL(a.href); }, 10000);
-      }, "image/png");
+    pngButton.addEventListener("click", downloadFigure);
+  }
+
+  // ---- The PNG: a labelled figure (heatmap_figure.js) ----
+
+  function downloadFigure() {
+    var sorted = sortSelect.options[sortSelect.selectedIndex].text;
+    var figure = window.memscoreHeatmapFigure({
+      image: canvas, cellW: cellW, rowH: rowH,
+      keys: Array.from(order, function (r) { return d.keys[r]; }),
+      numbers: d.response_number, step: columnStep(),
+      title: canvas.dataset.title, subtitle: canvas.dataset.subtitle,
+      rowsTitle: "Memory, sorted " + sorted,
+      colsTitle: "Response # (the k-th assistant response of the conversation)",
+      heatStops: HEAT_STOPS,
+      ticks: Array.from(ticks.children, function (s) { return s.textContent; }),
+      legend: Array.from(document.querySelectorAll(".legend > [data-swatch]"), function (el) {
+        return { swatch: el.dataset.swatch, text: el.textContent.trim() };
+      }),
+      scaleTitle: document.querySelector(".legend .scale > span").textContent.trim(),
     });
+    figure.toBlob(function (blob) {
+      var a = document.createElement("a");
+      a.href = URL.createObjectURL(blob);
+      a.download = "memscore-run-" + d.run + "-heatmap.png";
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      setTimeout(function () { URL.revokeObjectURL(a.href); }, 10000);
+    }, "image/png");
   }
 })();

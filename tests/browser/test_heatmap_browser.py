@@ -26,7 +26,7 @@ def test_it_draws_a_hoverable_heatmap_in_chromium(browser, live_server, cast, ag
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
 
     page.goto(f"{live_server.url}{reverse('heatmap', args=[run.pk])}")
-    page.wait_for_function("document.body.dataset.heatmapReady === '1'")
+    page.wait_for_function("() => document.body.dataset.heatmapReady === '1'")
     box = page.locator("#heatmap-canvas").bounding_box()
     assert box["width"] >= 4 * 16
     cell = box["width"] / 4
@@ -45,7 +45,7 @@ def test_it_draws_a_hoverable_heatmap_in_chromium(browser, live_server, cast, ag
     assert f"resp 0 {XSS}" in tooltip.locator(".t-resp").inner_text()
     assert "importance 2.000" in tooltip.locator(".t-val").inner_text()
     page.mouse.move(box["x"] + cell * 1.5, box["y"] + 2)
-    page.wait_for_function("document.querySelector('#heatmap-tooltip .t-val').textContent.startsWith('failed')")
+    page.wait_for_function("() => document.querySelector('#heatmap-tooltip .t-val').textContent.startsWith('failed')")
 
     # Click: the server-rendered cell detail is swapped in below.
     page.mouse.click(box["x"] + cell * 3.5, box["y"] + 2)
@@ -63,7 +63,7 @@ def test_it_fills_in_by_itself_while_the_run_is_active(browser, live_server, cas
                      status=RunStatus.RUNNING, finished=False)
     page = login(browser, live_server, cast.viewer.username, cast.password)
     page.goto(f"{live_server.url}{reverse('heatmap', args=[run.pk])}")
-    page.wait_for_function("document.body.dataset.heatmapReady === '1'")
+    page.wait_for_function("() => document.body.dataset.heatmapReady === '1'")
     assert page.locator("#heatmap-live").is_visible()
 
     # The worker scores the missing cell and the run ends, with the page open.
@@ -74,7 +74,7 @@ def test_it_fills_in_by_itself_while_the_run_is_active(browser, live_server, cas
     box = page.locator("#heatmap-canvas").bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + 2)
     page.wait_for_function(
-        "document.querySelector('#heatmap-tooltip .t-val').textContent.includes('importance 3.000')"
+        "() => document.querySelector('#heatmap-tooltip .t-val').textContent.includes('importance 3.000')"
     )
     page.context.close()
 
@@ -93,7 +93,7 @@ def test_it_colours_harmful_cells_by_the_one_threshold(browser, live_server, cas
     run = matrix_run(agent, [[1.0, -0.7, -0.3]], keys=["people/alice"], responses=["a", "b", "c"])
     page = login(browser, live_server, cast.viewer.username, cast.password)
     page.goto(f"{live_server.url}{reverse('heatmap', args=[run.pk])}")
-    page.wait_for_function("document.body.dataset.heatmapReady === '1'")
+    page.wait_for_function("() => document.body.dataset.heatmapReady === '1'")
     assert "more than 0.5 nats better without it" in page.locator(".legend").inner_text()
     box = page.locator("#heatmap-canvas").bounding_box()
     cell = box["width"] / 3
@@ -103,10 +103,10 @@ def test_it_colours_harmful_cells_by_the_one_threshold(browser, live_server, cas
 
     tooltip = page.locator("#heatmap-tooltip .t-val")
     page.mouse.move(box["x"] + cell * 1.5, box["y"] + 2)
-    page.wait_for_function("document.querySelector('#heatmap-tooltip .t-val').textContent.startsWith('harmful')")
+    page.wait_for_function("() => document.querySelector('#heatmap-tooltip .t-val').textContent.startsWith('harmful')")
     page.mouse.move(box["x"] + cell * 2.5, box["y"] + 2)
     page.wait_for_function(
-        "document.querySelector('#heatmap-tooltip .t-val').textContent.startsWith('slightly better')"
+        "() => document.querySelector('#heatmap-tooltip .t-val').textContent.startsWith('slightly better')"
     )
     assert "-0.300" in tooltip.inner_text()
     page.context.close()
