@@ -1,0 +1,74 @@
+"""Comparing two full runs of one agent: per memory, its importance in each
+and the change (scoring.heatmap.compare), e.g. before and after training.
+
+`runs/<pk>/compare/` lists the runs this one can be compared with;
+`runs/<before>/compare/<after>/` is the comparison, after minus before.
+"""
+
+from django.http import Http404
+from django.shortcuts import render
+from django.urls import path
+
+from scoring import maths
+from scoring.access import get_run_for_user, require_perm
+from scoring.heatmap.compare import SORTS, compare
+from scoring.models import ScoringRun
+from scoring.models.runs import Mode, RunStatus
+
+FINISHED = [RunStatus.SUCCEEDED, RunStatus.PARTIAL]
+
+
+def _get_comparable_run(request, pk):
+    """A finished full run the user may see with its cells (404 / 403 otherwise)."""
+    run = get_run_for_user(request, pk)
+    require_perm(request, "scoring.view_cellscore")
+    if run.mode != Mode.FULL or run.status not in FINISHED:
+        raise Http404("Only finished full-matrix runs can be compared.")
+    return run
+
+
+def compare_choose(request, pk):
+    run = _get_comparable_run(request, pk)
+    others = (
+        ScoringRun.objects.filter(agent_id=run.agent_id, mode=Mode.FULL, status__in=FINISHED)
+        .exclude(pk=run.pk)
+        .select_related("snapshot")
+        .order_by("-finished_at", "-id")[:50]
+    )
+    # The earlier run goes first, so the change reads "later minus earlier".
+    choices = [(other, (other, run) if _earlier(other, run) else (run, other)) for other in others]
+    return render(request, "scoring/run_compare.html", {"run": run, "choices": choices, "rows": None})
+
+
+def compare_runs(request, before, after):
+    first = _get_comparable_run(request, before)
+    second = _get_comparable_run(request, after)
+    if first.agent_id != second.agent_id or first.pk == second.pk:
+        raise Http404("Only two different runs of one agent can be compared.")
+    sort = request.GET.get("sort", "abs")
+    sort = sort if sort in SORTS else "abs"
+    rows = compare(first, second, sort)
+    return render(
+        request,
+        "scoring/run_compare.html",
+        {
+            "run": first,
+            "before": first,
+            "after": second,
+            "rows": rows,
+            "sort": sort,
+            "sorts": SORTS,
+            "changed": sum(1 for r in rows if r["change_sum"] is not None),
+            "zero_threshold": maths.ZERO_THRESHOLD,
+        },
+    )
+
+
+def _earlier(a, b):
+    return (a.finished_at, a.pk) < (b.finished_at, b.pk)
+
+
+urlpatterns = [
+    path("runs/<int:pk>/compare/", compare_choose, name="run_compare_choose"),
+    path("runs/<int:before>/compare/<int:after>/", compare_runs, name="run_compare"),
+]
