@@ -1,5 +1,6 @@
 """Runs: list, detail with live progress, start (from the snapshot page) and cancel."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from scoring.models import Activity, Agent, ScoreCall, ScoringRun
 from scoring.models.runs import Mode, RunStatus
 from tests.matrix_data import FAILED, matrix_run
 from tests.snapshot_data import snapshot_doc
+from tests.test_training_send import broker_at_closed_port
 
 XSS = "<script>alert(1)</script>"
 
@@ -298,3 +300,28 @@ def test_parameters_and_findings_are_labelled_by_the_mode(cast, agent, snapshot)
     assert "<dt>Candidates</dt><dd>3</dd>" in page
     for raw in ("above_threshold", "without_timestamp", "min_divergence", "<dt>alternates"):
         assert raw not in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_says_the_run_waits_for_the_broker_when_it_is_down(cast, snapshot):
+    # transaction=True: the run's tasks are sent as the view's transaction commits.
+    client = cast.client_for(cast.operator)
+    with broker_at_closed_port():
+        started = time.monotonic()
+        response = client.post(reverse("run_start", args=[snapshot.pk]), {"mode": "full"}, follow=True)
+        assert time.monotonic() - started < 10
+    run = ScoringRun.objects.get()
+    assert run.status == RunStatus.QUEUED and run.calls_total == 5
+    assert response.redirect_chain[-1][0] == reverse("run_detail", args=[run.pk])
+    assert "cannot be reached: it will start when the broker is back" in response.text
+    assert f"Started {run}" not in response.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_says_started_when_the_broker_took_the_run(cast, snapshot):
+    client = cast.client_for(cast.operator)
+    response = client.post(reverse("run_start", args=[snapshot.pk]), {"mode": "full"}, follow=True)
+    run = ScoringRun.objects.get()
+    assert f"Started {run}" in response.text
+    assert "broker" not in response.text
+    assert run.enqueued_at is not None

@@ -11,7 +11,9 @@ from scoring.followups import Followups
 from scoring.models import Activity, Agent, Candidate, ScoringRun, TrainJob
 from scoring.models.runs import Mode
 from scoring.outbox import send_to_training
+from scoring.tasks.enqueue import Sending
 from scoring.views import training as training_views
+from tests.test_training_send import broker_at_closed_port
 
 XSS = "<script>alert('x')</script>"
 
@@ -228,7 +230,12 @@ def test_it_rescores_a_trained_job_and_shows_the_new_divergence(cast, agent, ref
 def enqueued(monkeypatch):
     """What the training views hand to enqueue_on_commit, in order."""
     sent = []
-    monkeypatch.setattr(training_views, "enqueue_on_commit", sent.append)
+
+    def record(followups):
+        sent.append(followups)
+        return Sending(sent=True)
+
+    monkeypatch.setattr(training_views, "enqueue_on_commit", record)
     return sent
 
 
@@ -313,3 +320,13 @@ def test_it_refuses_to_retry_for_an_export_only_agent(cast, agent):
 
     assert "poc has no training target" in r.content.decode()
     assert TrainJob.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_says_the_job_waits_for_the_broker_when_it_is_down(cast, agent):
+    make_approved(agent, 1)
+    with broker_at_closed_port():
+        response = cast.client_for(cast.operator).post(reverse("train_send"), {"agent": agent.pk}, follow=True)
+    job = TrainJob.objects.get()
+    assert job.status == TrainJob.Status.PENDING
+    assert "cannot be reached: it will be sent to the server when the broker is back" in response.text

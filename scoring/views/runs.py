@@ -58,12 +58,16 @@ def run_start(request, snapshot_id):
     try:
         with transaction.atomic():
             run = start_run(snapshot, form.cleaned_data["mode"], params=form.params, by=request.user)
-            enqueue_on_commit(Followups(runs=[run.pk]))
+            sending = enqueue_on_commit(Followups(runs=[run.pk]))
     except ValidationError as e:
         _report_errors(request, e.message_dict if hasattr(e, "error_dict") else {"": e.messages})
         return redirect("snapshot_detail", snapshot.pk)
 
-    messages.success(request, f"Started {run}: {run.calls_total} score calls queued.")
+    if sending.failed:
+        messages.warning(request, f"{run} is saved and queued ({run.calls_total} score calls), but the task "
+                                  f"queue (broker) cannot be reached: it will start when the broker is back.")
+    else:
+        messages.success(request, f"Started {run}: {run.calls_total} score calls queued.")
     return redirect("run_detail", run.pk)
 
 

@@ -86,10 +86,13 @@ def train_send(request):
     job = _send(form, request.user) if form.is_valid() else None
     if job is None:
         return train_job_list(request, send_form=form)
-    enqueue_on_commit(Followups(train_jobs=[job.pk]))
+    sending = enqueue_on_commit(Followups(train_jobs=[job.pk]))
     messages.success(
         request, f"Sent {job.samples.count()} approved sample(s) of {job.agent.name} as {job}."
     )
+    if sending.failed:
+        messages.warning(request, f"{job} is saved and queued, but the task queue (broker) cannot be "
+                                  f"reached: it will be sent to the server when the broker is back.")
     return redirect("train_job_detail", job.pk)
 
 
