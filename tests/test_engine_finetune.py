@@ -138,3 +138,19 @@ def test_it_validates_its_parameters(agent, snapshot, ref):
             start_run(snapshot, "finetune", params=params)
         assert field in e.value.message_dict
     assert not ScoringRun.objects.exists()
+
+
+def test_it_trains_on_the_context_with_the_agents_prefix_ids(agent, snapshot, ref):
+    # A model whose template starts with a BOS id sees it before every prompt:
+    # the sample sent to /train must start with it too.
+    agent.prefix_ids = [7]
+    agent.save()
+    n_entries = Node.objects.filter(snapshot=snapshot, section="conversation").count()
+
+    run = run_inline(start_run(snapshot, "finetune", params={"count": n_entries, "min_divergence": 0.0}))
+
+    nodes = node_rows(snapshot)
+    candidates = list(Candidate.objects.filter(run=run).select_related("response"))
+    assert run.status == ScoringRun.Status.SUCCEEDED and candidates
+    for candidate in candidates:
+        assert candidate.context_ids == [7] + build_ids(nodes, 0, candidate.response.index)

@@ -141,7 +141,9 @@ def _save_candidate(run, candidate, entry, div, node, tokens):
         "response": node,
         "divergence": div,
         "response_text": node.text,
-        "context_ids": tokens.tokens(0, entry.index, Filter.NONE),
+        # What the model sees before the response, as scoring sent it: the
+        # agent's prefix ids (e.g. a BOS token) first.
+        "context_ids": list(run.agent.prefix_ids) + tokens.tokens(0, entry.index, Filter.NONE),
         "continuation_ids": tokens.node_ids(entry.index),
     }
     if candidate is not None:
