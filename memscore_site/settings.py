@@ -231,8 +231,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 REDIS_URL = envstr("REDIS_URL")
 # Shared by every web process (e.g. packed heatmaps of finished runs).
 if REDIS_URL:
+    # Short socket timeouts: with Redis unreachable, pages fall back to the
+    # database (scoring.heatmap.payload.through_cache) instead of hanging.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                          "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "memscore")}}
+                          "KEY_PREFIX": envstr("CACHE_KEY_PREFIX", "memscore"),
+                          "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
                           "LOCATION": str(VAR_DIR / "cache")}}

@@ -221,3 +221,25 @@ def test_the_page_links_the_glossary_and_both_downloads_and_is_focusable(cast, r
     assert reverse("heatmap_cells_json", args=[run.pk]) in page.text
     assert 'tabindex="0"' in page.text and 'id="heatmap-rows"' in page.text
     assert "memscore/heatmap_figure.js" in page.text
+
+
+@pytest.fixture
+def cache_down(settings):
+    """The shared cache is Redis at a port nothing listens on."""
+    settings.CACHES = {"default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:9/0",
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }}
+
+
+def test_it_serves_a_finished_runs_payload_from_the_database_when_the_cache_is_down(cast, run, cache_down):
+    client = cast.client_for(cast.viewer)
+    response = client.get(reverse("heatmap_data", args=[run.pk]), HTTP_ACCEPT_ENCODING="gzip")
+    assert response.status_code == 200
+    data = json.loads(gzip.decompress(response.content))
+    assert data["rows"] == 2 and data["cols"] == 3 and data["values"][0] == 1235
+    assert response["ETag"]
+    plain = client.get(reverse("heatmap_data", args=[run.pk]))
+    assert plain.status_code == 200 and json.loads(plain.content) == data
+    # The page and the CSV read no cache either way.
+    assert client.get(reverse("heatmap", args=[run.pk])).status_code == 200

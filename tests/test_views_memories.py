@@ -194,3 +194,14 @@ def test_it_404s_unknown_ones(cast, db):
     client = cast.client_for(cast.viewer)
     assert client.get(reverse("memory_list", args=[999])).status_code == 404
     assert client.get(reverse("memory_detail", args=[999])).status_code == 404
+
+
+def test_it_lists_memories_from_the_database_when_the_cache_is_down(cast, run, agent, settings):
+    settings.CACHES = {"default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:9/0",
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    }}
+    response = cast.client_for(cast.viewer).get(reverse("memory_list", args=[agent.pk]))
+    assert response.status_code == 200
+    assert response.context["counts"]["harmful"] >= 0
+    assert response.context["run"] == run

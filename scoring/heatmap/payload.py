@@ -8,6 +8,7 @@ of a big heatmap is served from the cache.
 
 import gzip
 import json
+import logging
 
 import numpy as np
 from django.core.cache import cache
@@ -21,6 +22,8 @@ SNIPPET_CHARS = 80
 UNIT = 0.001
 CACHE_SECONDS = 7 * 24 * 3600
 
+log = logging.getLogger(__name__)
+
 
 def cached_payload(run):
     """A finished run's payload, gzipped, from the cache or packed and cached now.
@@ -28,12 +31,27 @@ def cached_payload(run):
     Reading a million cells takes seconds; whoever finishes a run may call
     this so that even the first visit finds the payload ready.
     """
-    key = cache_key(run)
-    compressed = cache.get(key)
-    if compressed is None:
-        compressed = gzip.compress(pack(run), compresslevel=5)
-        cache.set(key, compressed, CACHE_SECONDS)
-    return compressed
+    return through_cache(cache_key(run), lambda: gzip.compress(pack(run), compresslevel=5))
+
+
+def through_cache(key, compute, seconds=CACHE_SECONDS):
+    """compute()'s value, kept in the shared cache under `key`.
+
+    The cache only saves time: when it cannot be reached (Redis down), the
+    value is computed from the database, slower but never an error.
+    """
+    try:
+        found = cache.get(key)
+    except Exception:
+        log.warning("the cache cannot be reached; computing %s from the database", key, exc_info=True)
+        return compute()
+    if found is None:
+        found = compute()
+        try:
+            cache.set(key, found, seconds)
+        except Exception:
+            log.warning("the cache cannot be reached; %s is not kept", key, exc_info=True)
+    return found
 
 
 def cache_key(run):

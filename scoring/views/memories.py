@@ -5,7 +5,6 @@ run, aggregated in SQL; every formula is scoring.maths's, and the SQL that
 repeats one says which (tests/test_maths_mirrors.py checks they agree).
 """
 
-from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db.models import Case, Count, F, FloatField, Max, Min, Q, Sum, Value, When
 from django.shortcuts import render
@@ -14,6 +13,7 @@ from django.urls import path
 from scoring import maths
 from scoring.access import get_agent_for_user, get_memory_for_user, require_perm
 from scoring.filters import MEMORY_FLAGS, MemoryFilter
+from scoring.heatmap.payload import through_cache
 from scoring.models import CellScore, MemoryScore, Node, ScoringRun
 from scoring.models.runs import Mode, RunStatus
 
@@ -67,12 +67,13 @@ def run_memory_stats(run):
     if run is None:
         return {}
     key = f"memory-stats:v1:{run.pk}:{run.status}:{run.calls_done}:{run.calls_failed}"
-    stats = cache.get(key)
-    if stats is None:
-        stats = {row.pop("memory_id"): row for row in memory_stats_query(run)}
-        for row in stats.values():
-            row["flags"] = maths.memory_flags(row["scored"], row["importance_max"], row["net"])
-        cache.set(key, stats, 24 * 3600)
+    return through_cache(key, lambda: _memory_stats(run), 24 * 3600)
+
+
+def _memory_stats(run):
+    stats = {row.pop("memory_id"): row for row in memory_stats_query(run)}
+    for row in stats.values():
+        row["flags"] = maths.memory_flags(row["scored"], row["importance_max"], row["net"])
     return stats
 
 
