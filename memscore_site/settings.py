@@ -106,6 +106,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "scoring.views.context_processors.nav",
             ],
         },
     }
@@ -254,7 +255,9 @@ else:
     _broker_dir = VAR_DIR / "broker"
     for sub in ("queue", "control", "processed"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    # A host names nothing here, but kombu warns "No hostname was supplied" on
+    # every connection without one (a URL with no host falls back to localhost).
+    CELERY_BROKER_URL = "filesystem://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),

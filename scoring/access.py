@@ -9,13 +9,16 @@ object 404. State-changing views check their own permission as well, e.g.
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404
 
+from scoring import roles
 from scoring.models import Agent, Candidate, Memory, ScoringRun, Snapshot, TrainJob
 
 
 def require_perm(request, *perms):
-    """Raise PermissionDenied (403) unless the user holds every one of `perms`."""
+    """Raise PermissionDenied (403) unless the user holds every one of `perms`;
+    its message (shown by templates/403.html) names the role that would."""
     if not request.user.has_perms(perms):
-        raise PermissionDenied
+        role = roles.role_for(*perms)
+        raise PermissionDenied(f"This needs the {role} role." if role else "")
     return request.user
 
 

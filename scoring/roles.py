@@ -25,6 +25,15 @@ def permissions_for(role):
     return codenames
 
 
+def role_for(*perms):
+    """The lowest role holding every one of `perms` ("scoring.codename"), or None."""
+    codenames = {perm.split(".", 1)[-1] for perm in perms}
+    for role in (VIEWER, REVIEWER, OPERATOR):
+        if codenames <= set(permissions_for(role)):
+            return role
+    return None
+
+
 def sync_role_groups(Group, Permission):
     """Make the role groups hold exactly their permissions.
 

@@ -2,12 +2,14 @@
 
 Starts the reference inference server, migrates and seeds the database (a
 login, a demo agent and its conversation), starts a Celery worker and beat and
-the web server, queues a full-matrix and a fine-tune run, and prints the URL
-and the login. Ctrl-C stops everything. DATABASE_URL and REDIS_URL are used
-when set; otherwise SQLite and the embedded broker under var/.
+the web server, prints the URL and the login, and then queues a full-matrix
+and a fine-tune run of the demo's snapshot (the first time), so a newcomer who
+opens the URL sees them in progress. Ctrl-C stops everything. DATABASE_URL and
+REDIS_URL are used when set; otherwise SQLite and the embedded broker under var/.
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,6 +25,10 @@ WEB_PORT = int(os.environ.get("DEMO_PORT", "8000"))
 REF_PORT = int(os.environ.get("REFSERVER_PORT", "8765"))
 USERNAME = os.environ.get("DEMO_USERNAME", "demo")
 PASSWORD = os.environ.get("DEMO_PASSWORD", "memscore-demo")
+# The reference server answers in milliseconds; this much per token (about two
+# seconds per score call over the demo's 12k-token context, some fifteen for
+# the full matrix) lets a newcomer watch the runs' progress bars.
+LATENCY_PER_TOKEN_US = os.environ.get("DEMO_LATENCY_PER_TOKEN_US", "150")
 
 children = []
 
@@ -37,13 +43,16 @@ def main():
 
     step("reference inference server")
     start("refserver", [sys.executable, "-m", "refserver", "--host", "127.0.0.1", "--port", str(REF_PORT),
-                        "--state-dir", str(VAR / "refserver")], env)
+                        "--state-dir", str(VAR / "refserver"), "--latency-per-token-us", LATENCY_PER_TOKEN_US], env)
     wait_http(f"http://127.0.0.1:{REF_PORT}/health", "refserver")
 
     step("database and demo data")
     manage(["migrate", "--noinput", "-v", "0"], env)
     manage(["collectstatic", "--noinput", "-v", "0"], env)
-    manage(["seed_demo", "--base-url", base_url, "--username", USERNAME, "--password", PASSWORD], env)
+    seeded = manage_output(["seed_demo", "--base-url", base_url, "--username", USERNAME, "--password", PASSWORD],
+                           env)
+    print(seeded.rstrip(), flush=True)
+    snapshot = demo_snapshot_id(seeded)
 
     step("Celery worker and beat")
     celery = [sys.executable, "-m", "celery", "-A", "memscore_site"]
@@ -53,17 +62,6 @@ def main():
     step("web server")
     start("web", [sys.executable, "manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload"], env)
     wait_http(f"http://127.0.0.1:{WEB_PORT}/login/", "web server")
-
-    step("queueing a full matrix and fine-tune candidates for the demo agent")
-    snapshot = manage_output(
-        ["shell", "-c", "from scoring.models import Snapshot; "
-         "print(Snapshot.objects.filter(agent__name='poc').order_by('-taken_at').first().pk)"], env
-    ).strip().splitlines()[-1]
-    has_runs = manage_output(["shell", "-c", "from scoring.models import ScoringRun; "
-                              "print(ScoringRun.objects.filter(agent__name='poc').exists())"], env)
-    if not has_runs.strip().endswith("True"):
-        manage(["score", snapshot, "--mode", "full"], env)
-        manage(["score", snapshot, "--mode", "finetune", "--alternates"], env)
 
     print(
         "\n"
@@ -76,11 +74,27 @@ def main():
         "  Ctrl-C stops everything.\n",
         flush=True,
     )
+    # Queued after the URL is printed, so they are still running when it is opened.
+    has_runs = manage_output(["shell", "-c", "from scoring.models import ScoringRun; "
+                              f"print(ScoringRun.objects.filter(snapshot_id={snapshot}).exists())"], env)
+    if not has_runs.strip().endswith("True"):
+        step(f"queueing a full matrix and fine-tune candidates of the demo's snapshot {snapshot}")
+        for mode in (["full"], ["finetune", "--alternates"]):
+            run = manage_output(["score", snapshot, "--mode", *mode], env).strip().splitlines()[-1]
+            print(f"    {mode[0]}: http://127.0.0.1:{WEB_PORT}/runs/{run.split()[-1]}/", flush=True)
     while True:
         for name, proc in children:
             if proc.poll() is not None:
                 sys.exit(f"{name} exited with {proc.returncode}; see {LOGS / (name + '.log')}")
         time.sleep(1)
+
+
+def demo_snapshot_id(seed_output):
+    """The demo snapshot's id, as seed_demo reports it ("snapshot 12 imported: ...")."""
+    found = re.search(r"^snapshot (\d+) ", seed_output, re.MULTILINE)
+    if found is None:
+        sys.exit(f"seed_demo did not name the demo's snapshot:\n{seed_output}")
+    return found.group(1)
 
 
 def step(what):

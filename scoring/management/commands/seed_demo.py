@@ -8,7 +8,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from scoring import roles
-from scoring.importing import SnapshotError, TokenizeError, import_snapshot, parse_snapshot_json
+from scoring.importing import (
+    SnapshotError,
+    TokenizeError,
+    import_snapshot,
+    parse_snapshot_json,
+    validate_snapshot,
+)
 from scoring.models import Agent, Snapshot
 
 DEMO_SNAPSHOT = Path(__file__).resolve().parents[2] / "demo" / "poc_snapshot.json"
@@ -40,20 +46,12 @@ class Command(BaseCommand):
                 agent.created_by = demo
                 agent.save(update_fields=["created_by"])
 
-        snapshot = agent.snapshots.first()
-        if snapshot is None:
-            try:
-                data = parse_snapshot_json(DEMO_SNAPSHOT.read_bytes())
-                snapshot = import_snapshot(
-                    agent, data, by=demo, source=Snapshot.Source.CLI
-                )
-            except SnapshotError as e:
-                raise CommandError("the demo snapshot is invalid:\n" + "\n".join(e.errors)) from None
-            except TokenizeError as e:
-                raise CommandError(f"could not import the demo snapshot: {e}") from None
-            imported = "imported"
-        else:
-            imported = "already there"
+        try:
+            snapshot, imported = self._demo_snapshot(agent, demo)
+        except SnapshotError as e:
+            raise CommandError("the demo snapshot is invalid:\n" + "\n".join(e.errors)) from None
+        except TokenizeError as e:
+            raise CommandError(f"could not import the demo snapshot: {e}") from None
 
         self.stdout.write(
             f"demo login: {username} (operator, superuser); reviewers: {', '.join(REVIEWERS)}\n"
@@ -62,6 +60,16 @@ class Command(BaseCommand):
             f"{snapshot.memory_count} memories, {snapshot.response_count} responses, "
             f"{snapshot.token_count} tokens"
         )
+
+    def _demo_snapshot(self, agent, by):
+        """The demo's own snapshot, known by when it was taken (the agent may
+        have received newer ones since), imported if missing; (snapshot, word)."""
+        data = parse_snapshot_json(DEMO_SNAPSHOT.read_bytes())
+        taken_at = validate_snapshot(data)["taken_at"]
+        snapshot = agent.snapshots.filter(taken_at=taken_at).order_by("id").first()
+        if snapshot is not None:
+            return snapshot, "already there"
+        return import_snapshot(agent, data, by=by, source=Snapshot.Source.CLI), "imported"
 
     def _user(self, username, password, role, superuser=False):
         user, _ = User.objects.get_or_create(username=username)
