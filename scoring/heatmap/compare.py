@@ -6,11 +6,9 @@ memory's cells, read with the heatmap's matrix and cached per finished run
 (its cells can no longer change).
 """
 
-from django.core.cache import cache
-
 from scoring import maths
 from scoring.heatmap.matrix import load_matrix_arrays
-from scoring.heatmap.payload import CACHE_SECONDS, cache_key
+from scoring.heatmap.payload import cache_key, through_cache
 
 SORTS = {
     "abs": "largest change first",
@@ -23,13 +21,9 @@ SORTS = {
 def run_importances(run):
     """{memory_id: {"key", "sum", "max", "scored", "failed"}} over the run's
     cells; "sum" and "max" are None when no cell of the memory was scored."""
-    key = "importances-" + cache_key(run)
-    found = cache.get(key)
-    if found is None:
-        found = _importances(run)
-        if not run.is_active:
-            cache.set(key, found, CACHE_SECONDS)
-    return found
+    if run.is_active:
+        return _importances(run)
+    return through_cache("importances-" + cache_key(run), lambda: _importances(run))
 
 
 def _importances(run):
