@@ -8,11 +8,11 @@ from datetime import datetime, time, timedelta
 
 import django_filters
 from django import forms
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from scoring import modes
-from scoring.models import Activity, Agent, Candidate, Memory, RunStatus, ScoringRun
+from scoring.models import Activity, Agent, Candidate, Memory, Node, RunStatus, ScoringRun, Section
 from scoring.models.activity import TARGET_LABELS
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"})
@@ -120,16 +120,35 @@ class MemoryFilter(django_filters.FilterSet):
 
 
 class CandidateFilter(django_filters.FilterSet):
-    """The candidate list's filters: an agent (by id) and a status. A value
-    that does not fit (an agent that is not an id, an unknown status) is
-    ignored rather than refused: a bookmark may outlive what it named."""
+    """The candidate list's filters: an agent (by id), a status, a memory in
+    the response's context (part of its key), a divergence range (nats) and
+    the run that found them. A value that does not fit (an agent that is not
+    an id, an unknown status) is ignored rather than refused: a bookmark may
+    outlive what it named."""
 
     agent = id_filter("agent_id")
     status = django_filters.ChoiceFilter(choices=Candidate.Status.choices)
+    memory = django_filters.CharFilter(method="filter_memory", label="Memory key")
+    # Bounded, so no value overflows a database's float (a larger one is ignored).
+    min_divergence = django_filters.NumberFilter(field_name="divergence", lookup_expr="gte",
+                                                 min_value=-1e9, max_value=1e9)
+    max_divergence = django_filters.NumberFilter(field_name="divergence", lookup_expr="lte",
+                                                 min_value=-1e9, max_value=1e9)
+    run = id_filter("run_id")
 
     class Meta:
         model = Candidate
         fields = []
+
+    def filter_memory(self, candidates, name, value):
+        """Candidates whose response had a memory with `value` in its key
+        before it: in an earlier section, or earlier in the conversation."""
+        value = value.strip()
+        if not value or "\x00" in value:
+            return candidates
+        before = ~Q(section=Section.CONVERSATION) | Q(index__lt=OuterRef("response__index"))
+        memories = Node.objects.filter(before, snapshot=OuterRef("snapshot"), memory_key__icontains=value)
+        return candidates.filter(Exists(memories))
 
 
 def _mode_choices():

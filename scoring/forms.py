@@ -24,7 +24,8 @@ AGENT_FIELD_GROUPS = [
     ),
     (
         "Fine-tuning",
-        ["training_target", "finetune_count", "finetune_min_divergence", "required_approvals"],
+        ["training_target", "finetune_count", "finetune_min_divergence", "required_approvals",
+         "rejections_to_settle", "blind_review"],
     ),
 ]
 
@@ -96,6 +97,8 @@ class AgentForm(forms.ModelForm):
             "finetune_count": "Last entries to consider",
             "finetune_min_divergence": "Minimum divergence (nats)",
             "required_approvals": "Approvals required before training",
+            "rejections_to_settle": "Rejections that reject a candidate",
+            "blind_review": "Blind review",
             "training_target": "Send approved samples to",
         }
         widgets = {"prefix_ids": forms.TextInput(attrs={"spellcheck": "false"})}

@@ -148,3 +148,32 @@ def memory_flags(scored, max_importance, net_delta):
 def _scored(delta):
     """Whether a cell has a value: failed cells are None (rows) or NaN (arrays)."""
     return delta is not None and not math.isnan(delta)
+
+
+# --- reviewers' agreement ---------------------------------------------------------
+
+
+def cohens_kappa(pairs):
+    """Cohen's kappa of two raters over the same items: `pairs` holds one
+    (first rater's label, second rater's label) per item.
+
+        kappa = (p_o - p_e) / (1 - p_e)
+
+    p_o is the share of items they label alike; p_e the share they would by
+    chance, sum over labels of (first's share of it) * (second's share of it).
+    None where it does not apply: no items, or p_e = 1 (both gave one and the
+    same label to everything, so chance explains all of it).
+    """
+    pairs = list(pairs)
+    n = len(pairs)
+    if not n:
+        return None
+    observed = sum(1 for a, b in pairs if a == b) / n
+    labels = {label for pair in pairs for label in pair}
+    expected = sum(
+        (sum(1 for a, _ in pairs if a == label) / n) * (sum(1 for _, b in pairs if b == label) / n)
+        for label in labels
+    )
+    if math.isclose(expected, 1.0):
+        return None
+    return (observed - expected) / (1 - expected)

@@ -11,6 +11,7 @@ from django.utils import timezone
 from scoring.client import InferenceClient
 from scoring.editing import edit_and_approve
 from scoring.models import Activity, Agent, Candidate, Review
+from scoring.models.candidates import settled_status, settling_rule
 from scoring.outbox import send_to_training
 
 postgres_only = pytest.mark.skipif(
@@ -60,6 +61,49 @@ def test_it_rejects_when_any_reviewer_rejects(cast, agent):
     c.decide(cast.reviewer2, "reject", comment="wrong tone")
     assert c.status == Candidate.Status.REJECTED
     assert [t.detail["to"] for t in transitions(c).order_by("id")] == ["approved", "rejected"]
+
+
+def test_the_agent_says_how_many_rejections_settle_it(cast, agent):
+    """Defect 3: one rejection settled a candidate that needed two approvals,
+    with no say. The agent's rejections_to_settle decides, and the default
+    (1) keeps the old rule."""
+    agent.required_approvals, agent.rejections_to_settle = 2, 2
+    agent.save()
+    c = make_candidate(agent)
+    c.decide(cast.reviewer, "reject", comment="vague")
+    assert c.status == Candidate.Status.PENDING  # one rejection of two
+    c.decide(cast.operator, "approve")
+    c.decide(cast.viewer, "approve")  # the model verb does not check roles; the views do
+    assert c.status == Candidate.Status.APPROVED  # two approvals; one rejection does not outweigh
+    c.decide(cast.reviewer2, "reject", comment="agree with rita")
+    assert c.status == Candidate.Status.REJECTED  # the second rejection settles it
+
+
+@pytest.mark.parametrize("approvals, rejections, expected", [
+    (0, 0, "pending"), (1, 0, "pending"), (2, 0, "approved"), (5, 0, "approved"),
+    (2, 1, "approved"), (0, 1, "pending"), (1, 2, "rejected"), (9, 2, "rejected"),
+])
+def test_settled_status_follows_the_rule(approvals, rejections, expected):
+    agent = Agent(required_approvals=2, rejections_to_settle=2)
+    assert settled_status(approvals, rejections, agent) == expected
+
+
+def test_the_rule_in_words():
+    assert settling_rule(Agent(required_approvals=2, rejections_to_settle=1)) == (
+        "Needs 2 approvals; 1 rejection rejects it.")
+    assert settling_rule(Agent(required_approvals=1, rejections_to_settle=3)) == (
+        "Needs 1 approval; 3 rejections reject it.")
+
+
+def test_next_for_moves_past_a_candidate_and_wraps(cast, agent):
+    a, b, c = (make_candidate(agent, divergence=d) for d in (3.0, 2.0, 2.0))
+    nxt = Candidate.objects.next_for
+    assert nxt(cast.reviewer) == a
+    assert nxt(cast.reviewer, after=a) == b
+    assert nxt(cast.reviewer, after=b) == c  # same divergence: by id
+    assert nxt(cast.reviewer, after=c) == a  # back to the top
+    b.decide(cast.reviewer, "skip")
+    assert nxt(cast.reviewer, after=a) == c
 
 
 def test_it_lets_a_reviewer_change_their_mind(cast, agent):

@@ -177,3 +177,48 @@ def test_it_reads_the_pages_in_a_constant_number_of_queries(cast, agent):
     grow(20)
     after = [_queries(reviewer, url) for url in urls] + [_queries(viewer, reverse("candidate_list"))]
     assert before == after
+
+
+# --- issue 12: filtering by memory and by divergence ------------------------------
+
+def listed(client, **params):
+    return {c.pk for c in client.get(reverse("candidate_list"), params).context["page"].object_list}
+
+
+def test_it_filters_by_a_memory_in_the_responses_context(cast, agent):
+    garden = make_candidate(agent, memory_text="Alice grows tomatoes.")  # people/alice before it
+    assert listed(cast.client_for(cast.viewer), memory="people/alice") == {garden.pk}
+    assert listed(cast.client_for(cast.viewer), memory="ALICE") == {garden.pk}  # part of the key, any case
+    assert listed(cast.client_for(cast.viewer), memory="people/bob") == set()
+    # A memory after the response is not in its context.
+    late = make_candidate(agent)
+    response = late.response
+    response.snapshot.nodes.filter(memory_key="people/alice").update(index=99)
+    assert late.pk not in listed(cast.client_for(cast.viewer), memory="alice")
+
+
+def test_it_filters_by_divergence_and_ignores_values_that_do_not_fit(cast, agent):
+    low, mid, high = (make_candidate(agent, divergence=d) for d in (0.5, 2.0, 7.5))
+    client = cast.client_for(cast.viewer)
+    assert listed(client, min_divergence="1") == {mid.pk, high.pk}
+    assert listed(client, max_divergence="2") == {low.pk, mid.pk}
+    assert listed(client, min_divergence="1", max_divergence="3") == {mid.pk}
+    assert listed(client, min_divergence="nan", memory="\x00") == {low.pk, mid.pk, high.pk}
+    assert listed(client, min_divergence="1e400") == {low.pk, mid.pk, high.pk}
+    page = client.get(reverse("candidate_list"), {"min_divergence": "1"}).text
+    assert 'name="min_divergence" value="1"' in page
+
+
+def test_it_filters_by_the_run_that_found_them(cast, agent):
+    c, other = make_candidate(agent), make_candidate(agent)
+    run = c.snapshot.runs.create(agent=agent, mode="finetune")
+    Candidate.objects.filter(pk=c.pk).update(run=run)
+    assert listed(cast.client_for(cast.viewer), run=str(run.pk)) == {c.pk}
+    assert other.pk in listed(cast.client_for(cast.viewer))
+
+
+def test_the_list_offers_bulk_review_to_reviewers_only(cast, agent):
+    make_candidate(agent)
+    assert 'id="bulk-bar"' in cast.client_for(cast.reviewer).get(reverse("candidate_list")).text
+    page = cast.client_for(cast.viewer).get(reverse("candidate_list")).text
+    assert 'id="bulk-bar"' not in page and 'name="ids"' not in page

@@ -85,16 +85,27 @@ def test_it_approves_and_moves_on(cast, agent):
     assert c.status == Candidate.Status.APPROVED
 
 
-def test_it_approves_in_place_with_htmx(cast, agent):
-    c = make_candidate(agent)
-    r = decide(cast.client_for(cast.reviewer), c, "approve", HTTP_HX_REQUEST="true")
-    page = r.content.decode()
-    assert r.status_code == 200
-    assert 'id="decisions"' in page and "rita" in page
-    assert 'id="decide-form"' in page and 'hx-swap-oob="true"' in page
-    assert "<html" not in page
-    c.refresh_from_db()
-    assert c.status == Candidate.Status.APPROVED
+def test_every_decision_moves_on_and_says_so(cast, agent):
+    """Defect 2: approve and reject stayed on the page (htmx), skip and edit
+    moved on. Now each moves on to the next candidate, and says what it did."""
+    agent.required_approvals = 2
+    agent.save()
+    first, second, third = (make_candidate(agent, divergence=d) for d in (3.0, 2.0, 1.0))
+    client = cast.client_for(cast.reviewer)
+
+    r = decide(client, first, "approve", follow=True)
+    assert r.redirect_chain[0][0] == reverse("review_queue")
+    assert r.context["candidate"].pk == second.pk
+    assert f"You approved candidate #{first.pk}: it is now awaiting review." in r.text
+    r = decide(client, second, "reject", comment="wrong", follow=True)
+    assert r.context["candidate"].pk == third.pk
+    assert f"You rejected candidate #{second.pk}: it is now rejected." in r.text
+    # Over htmx too (a button that still posts with hx-post): a redirect, not a swap.
+    r = decide(client, third, "skip", HTTP_HX_REQUEST="true")
+    assert r.status_code == 204 and r["HX-Redirect"] == reverse("review_queue")
+    # The page says so.
+    page = client.get(detail_url(third)).text
+    assert "After a decision the next candidate opens" in page
 
 
 def test_it_shows_the_error_when_rejecting_without_a_comment(cast, agent):
@@ -188,13 +199,15 @@ def test_it_enforces_csrf(cast, agent):
 def test_it_adds_a_comment(cast, agent):
     c = make_candidate(agent)
     client = cast.client_for(cast.reviewer)
-    r = client.post(reverse("candidate_comment", args=[c.pk]), {"text": "  "})
+    r = client.post(reverse("candidate_comment", args=[c.pk]), {"comment": "  "})
     assert r.status_code == 200 and "This field is required" in r.content.decode()
     assert not Comment.objects.exists()
 
-    r = client.post(reverse("candidate_comment", args=[c.pk]), {"text": "nice"}, HTTP_HX_REQUEST="true")
+    r = client.post(reverse("candidate_comment", args=[c.pk]), {"comment": "nice"}, HTTP_HX_REQUEST="true")
     page = r.content.decode()
-    assert "nice" in page and 'id="comment-form"' in page and "<html" not in page
+    assert "nice" in page and "<html" not in page
+    # The one comment box comes back empty, out of band.
+    assert '<form id="decide-form"' in page and 'hx-swap-oob="true"' in page
     assert Comment.objects.get().author == cast.reviewer
 
 
@@ -238,3 +251,137 @@ def test_it_reports_a_tokenizer_failure_on_the_edit_form(cast, agent):
 # --- query counts -------------------------------------------------------------------------------
 
 
+
+
+# --- issue 12: n moves on, the settling rule, blind review, bulk -------------------
+
+def test_n_on_an_undecided_candidate_moves_on(cast, agent):
+    """Defect 2: the queue gave the reviewer back the candidate they held."""
+    first, second, third = (make_candidate(agent, divergence=d) for d in (3.0, 2.0, 1.0))
+    client = cast.client_for(cast.reviewer)
+    assert client.get(queue_url()).context["candidate"].pk == first.pk
+    page = client.get(queue_url()).text
+    assert f'{reverse("review_queue")}?after={first.pk}' in page  # the n link
+
+    r = client.get(queue_url(after=first.pk))
+    assert r.context["candidate"].pk == second.pk
+    first.refresh_from_db()
+    assert first.reserved_by is None  # let go of, for others
+    assert client.get(queue_url(after=second.pk)).context["candidate"].pk == third.pk
+    # Past the last one, back to the top; nothing was decided on the way.
+    assert client.get(queue_url(after=third.pk)).context["candidate"].pk == first.pk
+    assert not Review.objects.exists()
+
+
+def test_n_on_the_only_candidate_says_so(cast, agent):
+    only = make_candidate(agent)
+    r = cast.client_for(cast.reviewer).get(queue_url(after=only.pk))
+    assert r.context["candidate"].pk == only.pk
+    assert "No other candidate waits for you" in r.text
+
+
+def test_the_page_and_the_queue_state_the_rule(cast, agent):
+    """Defect 3: the rule is shown where reviewers decide."""
+    agent.required_approvals, agent.rejections_to_settle = 2, 1
+    agent.save()
+    c = make_candidate(agent)
+    client = cast.client_for(cast.reviewer)
+    page = client.get(detail_url(c)).text
+    assert "Needs 2 approvals; 1 rejection rejects it." in page
+    page = client.get(queue_url(agent=agent.pk)).text
+    assert 'id="queue-rule"' in page and "poc: Needs 2 approvals; 1 rejection rejects it." in page
+    listing = client.get(reverse("candidate_list")).text
+    assert "0 / 2 approvals" in listing
+
+
+@pytest.fixture
+def blind(agent):
+    agent.blind_review, agent.required_approvals, agent.rejections_to_settle = True, 3, 2
+    agent.save()
+    return agent
+
+
+def test_blind_review_hides_others_decisions_until_i_decide(cast, blind):
+    c = make_candidate(blind)
+    c.decide(cast.reviewer2, "reject", "rob's secret reason")
+    c.decide(cast.operator, "approve")
+    c.add_comment(cast.operator, "otto's note")
+    c.refresh_from_db()
+    client = cast.client_for(cast.reviewer)
+
+    for url in (detail_url(c), queue_url()):
+        page = client.get(url).text
+        assert "rob's secret reason" not in page and "otto&#x27;s note" not in page
+        assert ">rob<" not in page and ">otto<" not in page
+        assert "2 decisions by others are hidden until you approve or reject" in page
+    fragment = client.get(detail_url(c), HTTP_HX_REQUEST="true").text  # the polled panel
+    assert "rob's secret reason" not in fragment and "hidden until you approve or reject" in fragment
+    assert "hidden" in client.get(reverse("candidate_list")).text
+    # A skip is no opinion: still hidden.
+    decide(client, c, "skip")
+    assert "rob's secret reason" not in client.get(detail_url(c)).text
+
+    decide(client, c, "approve")
+    page = client.get(detail_url(c)).text
+    assert "rob&#x27;s secret reason" in page and "otto&#x27;s note" in page
+    assert "hidden until" not in page
+
+
+def test_without_blind_review_decisions_show_at_once(cast, agent):
+    c = make_candidate(agent)
+    c.decide(cast.reviewer2, "reject", "rob's reason")
+    page = cast.client_for(cast.reviewer).get(detail_url(c)).text
+    assert "rob&#x27;s reason" in page and "hidden until" not in page
+
+
+def bulk(client, ids, decision, comment="", next_url=""):
+    return client.post(reverse("candidate_bulk"), {"ids": ids, "decision": decision, "comment": comment,
+                                                   "next": next_url}, follow=True)
+
+
+def test_bulk_approves_a_selection_through_the_model_verbs(cast, agent):
+    agent.required_approvals = 2
+    agent.save()
+    a, b, untouched = (make_candidate(agent, divergence=d) for d in (3.0, 2.0, 1.0))
+    for c in (a, b):
+        c.decide(cast.reviewer2, "approve")
+    back = reverse("candidate_list") + f"?agent={agent.pk}"
+
+    r = bulk(cast.client_for(cast.reviewer), [a.pk, b.pk], "approve", "looks right", back)
+
+    assert r.redirect_chain[-1][0] == back
+    assert f"You approved 2 candidates: #{a.pk}, #{b.pk}." in r.text
+    for c in (a, b):
+        c.refresh_from_db()
+        assert c.status == Candidate.Status.APPROVED
+        assert Review.objects.get(candidate=c, reviewer=cast.reviewer).comment == "looks right"
+    untouched.refresh_from_db()
+    assert untouched.status == Candidate.Status.PENDING and not untouched.reviews.exists()
+    assert Activity.objects.filter(verb="approved", actor=cast.reviewer).count() == 2
+
+
+def test_bulk_reject_needs_the_comment_and_reports_refusals(cast, agent):
+    a, b = make_candidate(agent), make_candidate(agent)
+    client = cast.client_for(cast.reviewer)
+    r = bulk(client, [a.pk], "reject")
+    assert "Nothing decided. A rejection needs a comment saying why." in r.text
+    assert not Review.objects.exists()
+
+    b.decide(cast.reviewer2, "approve")
+    send_to_training(agent, cast.operator)  # b is in a live job now: final
+    r = bulk(client, [a.pk, b.pk], "reject", "not useful")
+    assert f"You rejected 1 candidate: #{a.pk}." in r.text
+    assert f"Not decided: #{b.pk} (This candidate has been sent to training" in r.text
+
+
+def test_bulk_needs_the_reviewer_role_and_a_post(cast, agent):
+    c = make_candidate(agent)
+    for user in (cast.viewer, cast.outsider):
+        r = cast.client_for(user).post(reverse("candidate_bulk"), {"ids": [c.pk], "decision": "approve"})
+        assert r.status_code == 403
+    assert cast.client_for(cast.reviewer).get(reverse("candidate_bulk")).status_code == 405
+    assert not Review.objects.exists()
+    # A foreign "next" is not followed.
+    r = cast.client_for(cast.reviewer).post(reverse("candidate_bulk"), {
+        "ids": [c.pk], "decision": "approve", "next": "https://evil.example/"})
+    assert r.url == reverse("candidate_list")

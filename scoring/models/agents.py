@@ -138,6 +138,16 @@ class Agent(models.Model):
     required_approvals = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1)]
     )
+    # How a candidate's reviews settle it: see Candidate's settled_status.
+    rejections_to_settle = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1)],
+        help_text="A candidate is rejected once this many reviewers reject it, whatever its approvals.",
+    )
+    blind_review = models.BooleanField(
+        default=False,
+        help_text="A reviewer sees the others' decisions and comments on a candidate only once they "
+        "have approved or rejected it.",
+    )
     training_target = models.CharField(
         max_length=20,
         choices=TrainingTarget.choices,

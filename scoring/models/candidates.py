@@ -11,7 +11,8 @@ Candidate.Status (what the team decided, and what training did with it):
                                           job failed after all
 
 Candidate.AlternateStatus (the model's own answer without memories, beside the
-response), moved by scoring.engine.alternates with CandidateQuerySet's verbs:
+response), moved by scoring.engine.alternates with the queryset's verbs (in
+alternates.py):
 
     none | failed | pending -> pending    request_alternates(); a lost one is
                                           sent again (retake_lost_alternates)
@@ -29,7 +30,29 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from .activity import Activity
+from .alternates import AlternateStatus, AlternateVerbs
 from .review import DECISION_VERBS, Comment, Review
+
+
+def settled_status(approvals, rejections, agent):
+    """What the reviews call for, by the agent's rule: rejected once
+    rejections reach its `rejections_to_settle` (a rejection outweighs any
+    number of approvals), else approved once approvals reach its
+    `required_approvals`, else still pending."""
+    if rejections >= agent.rejections_to_settle:
+        return Candidate.Status.REJECTED
+    if approvals >= agent.required_approvals:
+        return Candidate.Status.APPROVED
+    return Candidate.Status.PENDING
+
+
+def settling_rule(agent):
+    """The agent's rule in words, as the pages show it."""
+    approvals, rejections = agent.required_approvals, agent.rejections_to_settle
+    return (
+        f"Needs {approvals} approval{'s' if approvals != 1 else ''}; "
+        f"{rejections} rejection{'s' if rejections != 1 else ''} reject{'s' if rejections == 1 else ''} it."
+    )
 
 
 def _live_samples():
@@ -39,7 +62,7 @@ def _live_samples():
     return TrainSample.objects.filter(candidate=OuterRef("pk"), live=True)
 
 
-class CandidateQuerySet(models.QuerySet):
+class CandidateQuerySet(AlternateVerbs, models.QuerySet):
     def without_ids(self):
         """Leave out the token id lists (a whole context each): for pages."""
         return self.defer("context_ids", "continuation_ids", "edited_ids")
@@ -64,12 +87,20 @@ class CandidateQuerySet(models.QuerySet):
         free = Q(reserved_by__isnull=True) | Q(reserved_by=user) | Q(reserved_until__lte=now)
         return self.pending().filter(free).filter(~Exists(decided))
 
-    def next_for(self, user, agent=None):
-        """The candidate `user` should review next: highest divergence first."""
+    def next_for(self, user, agent=None, after=None):
+        """The candidate `user` should review next: highest divergence first.
+
+        `after` (a candidate) moves on past it in that order, back to the top
+        after the last one; None when no other candidate waits for `user`.
+        """
         candidates = self.reviewable_by(user)
         if agent is not None:
             candidates = candidates.filter(agent=agent)
-        return candidates.order_by("-divergence", "id").first()
+        ordered = candidates.order_by("-divergence", "id")
+        if after is None:
+            return ordered.first()
+        later = Q(divergence__lt=after.divergence) | Q(divergence=after.divergence, id__gt=after.pk)
+        return ordered.filter(later).first() or ordered.exclude(pk=after.pk).first()
 
     def held_by_others(self, user, now=None):
         now = now or timezone.now()
@@ -85,41 +116,6 @@ class CandidateQuerySet(models.QuerySet):
         """trained -> approved: their job failed, so they may be sent again."""
         return self.filter(status=Candidate.Status.TRAINED).update(status=Candidate.Status.APPROVED)
 
-    # --- alternates (work on ids, without reading the rows) -------------------
-
-    def request_alternates(self):
-        """-> pending: their alternates are wanted; the caller sends the tasks."""
-        return self.update(
-            alternate_status=Candidate.AlternateStatus.PENDING,
-            alternate_error="",
-            alternate_requested_at=timezone.now(),
-        )
-
-    def record_alternate(self, text):
-        return self.update(alternate_text=text, alternate_status=Candidate.AlternateStatus.DONE,
-                           alternate_error="")
-
-    def fail_alternates(self, error):
-        """-> failed, unless generated meanwhile: done stays done."""
-        return self.exclude(alternate_status=Candidate.AlternateStatus.DONE).update(
-            alternate_status=Candidate.AlternateStatus.FAILED, alternate_error=str(error)[:2000]
-        )
-
-    def note_alternates_not_queued(self, error):
-        """Still pending: their tasks could not be sent yet (the broker is down)."""
-        return self.filter(alternate_status=Candidate.AlternateStatus.PENDING).update(
-            alternate_error=f"could not be queued yet ({error}); it will be sent again"[:2000]
-        )
-
-    def lost_alternates(self, cutoff):
-        """Pending since before `cutoff`: their task was lost, or never queued."""
-        return self.filter(alternate_status=Candidate.AlternateStatus.PENDING, alternate_requested_at__lt=cutoff)
-
-    def retake_lost_alternates(self, cutoff):
-        """Still requested before `cutoff` -> requested now: of two sweeps that
-        found one lost, only the one whose update moved it sends it again."""
-        return self.filter(alternate_requested_at__lt=cutoff).update(alternate_requested_at=timezone.now())
-
 
 class Candidate(models.Model):
     """A response the model predicts much worse without memories: a fine-tuning
@@ -131,11 +127,7 @@ class Candidate(models.Model):
         REJECTED = "rejected", "rejected"
         TRAINED = "trained", "trained"
 
-    class AlternateStatus(models.TextChoices):
-        NONE = "none", "not requested"
-        PENDING = "pending", "generating"
-        DONE = "done", "generated"
-        FAILED = "failed", "failed"
+    AlternateStatus = AlternateStatus
 
     agent = models.ForeignKey("scoring.Agent", on_delete=models.CASCADE, related_name="candidates")
     snapshot = models.ForeignKey("scoring.Snapshot", on_delete=models.CASCADE, related_name="candidates")
@@ -256,8 +248,7 @@ class Candidate(models.Model):
     def decide(self, reviewer, decision, comment=""):
         """Record `reviewer`'s decision (replacing an earlier one) and settle the status.
 
-        Approved once approvals reach the agent's required number and nobody
-        rejects; rejected as soon as anyone rejects. The candidate row is locked
+        The status follows settled_status (the agent's rule). The candidate row is locked
         for the whole change, so concurrent deciders settle one after another
         and only one of them records each status transition.
         """
@@ -319,11 +310,9 @@ class Candidate(models.Model):
 
     def _settled_status(self):
         decisions = list(self.reviews.values_list("decision", flat=True))
-        if Review.Decision.REJECT in decisions:
-            return self.Status.REJECTED
-        if decisions.count(Review.Decision.APPROVE) >= self.agent.required_approvals:
-            return self.Status.APPROVED
-        return self.Status.PENDING
+        return settled_status(
+            decisions.count(Review.Decision.APPROVE), decisions.count(Review.Decision.REJECT), self.agent
+        )
 
     def approve_edited(self, reviewer, text, edited_ids):
         """Keep `text` (tokenized as `edited_ids`) as what will be trained, then approve.

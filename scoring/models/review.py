@@ -1,13 +1,20 @@
-"""What reviewers say about a candidate: their decisions and their comments.
+"""What reviewers say about a candidate: their decisions and their comments,
+and how often reviewers agree (`agreement`, Cohen's kappa from scoring.maths).
 
 The candidate itself, and how the decisions settle its status, live in
 `candidates.py`.
 """
 
+from collections import defaultdict
+from dataclasses import dataclass, field
+from itertools import combinations
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from scoring import maths
 
 
 class Review(models.Model):
@@ -54,3 +61,71 @@ class Comment(models.Model):
 
     class Meta:
         ordering = ["created_at"]
+
+
+# --- how reviewers agree -------------------------------------------------------
+
+# The decisions compared: a skip says nothing about the candidate.
+OPINIONS = (Review.Decision.APPROVE, Review.Decision.REJECT)
+
+
+@dataclass
+class PairAgreement:
+    """Two reviewers over the candidates both approved or rejected."""
+
+    first: str
+    second: str
+    compared: int = 0
+    agreed: int = 0
+    kappa: float = None
+    # (candidate id, first's decision, second's decision) where they differ.
+    disagreements: list = field(default_factory=list)
+
+    @property
+    def rate(self):
+        return self.agreed / self.compared if self.compared else None
+
+
+@dataclass
+class ReviewerAgreement:
+    """One reviewer against every other, over the candidates they share."""
+
+    name: str
+    decisions: int = 0
+    compared: int = 0
+    agreed: int = 0
+
+    @property
+    def rate(self):
+        return self.agreed / self.compared if self.compared else None
+
+
+def agreement(decisions):
+    """Pairs and reviewers from (candidate id, reviewer name, decision) rows,
+    approvals and rejections only: ([PairAgreement], [ReviewerAgreement]),
+    pairs and reviewers by name. A reviewer's rate pools their pairs: of all
+    the (candidate, other reviewer) comparisons, the share they agree in."""
+    by_candidate = defaultdict(dict)
+    reviewers = {}
+    for candidate_id, name, decision in decisions:
+        if decision not in OPINIONS:
+            continue
+        by_candidate[candidate_id][name] = str(decision)
+        reviewers.setdefault(name, ReviewerAgreement(name)).decisions += 1
+
+    labels = defaultdict(list)  # (first, second) -> [(candidate, a, b)]
+    for candidate_id, said in sorted(by_candidate.items()):
+        for first, second in combinations(sorted(said), 2):
+            labels[first, second].append((candidate_id, said[first], said[second]))
+
+    pairs = []
+    for (first, second), rows in sorted(labels.items()):
+        pair = PairAgreement(first, second, compared=len(rows))
+        pair.agreed = sum(1 for _, a, b in rows if a == b)
+        pair.kappa = maths.cohens_kappa((a, b) for _, a, b in rows)
+        pair.disagreements = [row for row in rows if row[1] != row[2]]
+        pairs.append(pair)
+        for name in (first, second):
+            reviewers[name].compared += pair.compared
+            reviewers[name].agreed += pair.agreed
+    return pairs, [reviewers[name] for name in sorted(reviewers)]

@@ -1,7 +1,10 @@
-"""Review: the queue, and what a reviewer does on a candidate's page (decide, comment, edit).
+"""Review: the queue, and what a reviewer does on a candidate's page (decide,
+comment, edit) or to a selection from the candidate list (bulk decide).
 
-The page itself (its contexts and forms), the list and the export are in
-views/candidates.py.
+After a decision (approve, reject, skip, or edit and approve) the reviewer
+always moves on to the next candidate, and the page says what they decided;
+a comment alone keeps them on the page. The page itself (its contexts and
+forms) is views/candidate_page.py; the list and the export views/candidates.py.
 """
 
 from django.contrib import messages
@@ -10,6 +13,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 from django_htmx.http import reswap, retarget
 
@@ -17,46 +21,42 @@ from scoring.access import get_candidate_for_user, require_perm
 from scoring.client import InferenceError
 from scoring.editing import edit_and_approve
 from scoring.models import Agent, Candidate
+from scoring.models.candidates import settling_rule
 from scoring.models.review import DECISION_VERBS
 
-from .candidates import (
-    TEMPLATE,
-    CommentForm,
-    DecideForm,
-    EditForm,
-    agent_filter,
-    page_context,
-)
+from .candidate_page import TEMPLATE, CommentForm, DecideForm, EditForm, page_context
+from .candidates import agent_filter
+
+# A bulk decision covers at most this many candidates (two pages of the list).
+BULK_LIMIT = 100
 
 
-def _queue_url(agent):
-    url = reverse("review_queue")
-    return f"{url}?agent={agent.pk}" if agent else url
+def _queue_url(agent, after=None):
+    query = "&".join(f"{k}={v}" for k, v in (("agent", agent.pk if agent else None), ("after", after)) if v)
+    return reverse("review_queue") + (f"?{query}" if query else "")
 
 
 def review_queue(request):
-    """The next candidate for this reviewer, reserved for them while they look."""
+    """The next candidate for this reviewer, reserved for them while they look.
+    ?after=ID moves on past that candidate (the n key), letting go of it."""
     require_perm(request, "scoring.view_candidate")
     agent = agent_filter(request)
     can_review = request.user.has_perm("scoring.review_candidate")
+    after = _left_behind(request)
 
     candidate = None
     # Another reviewer may reserve the same candidate between our read and our
     # update; then the next one is taken. A few tries are plenty.
     for _ in range(5):
-        candidate = Candidate.objects.without_ids().next_for(request.user, agent)
+        candidate = Candidate.objects.without_ids().next_for(request.user, agent, after=after)
         if candidate is None or not can_review or candidate.reserve(request.user):
             break
         candidate = None
+    if candidate is None and after is not None and after.reserve(request.user):
+        messages.info(request, f"No other candidate waits for you: this is still #{after.pk}.")
+        candidate = after
 
-    held = Candidate.objects.held_by_others(request.user).without_ids().select_related("reserved_by")
-    if agent:
-        held = held.filter(agent=agent)
-    queue = {
-        "agent": agent,
-        "agents": Agent.objects.only("id", "name"),
-        "held_by_others": list(held.order_by("reserved_until")[:10]),
-    }
+    queue = _queue_context(request, agent)
     if candidate is None:
         pending = Candidate.objects.pending()
         if agent:
@@ -66,6 +66,29 @@ def review_queue(request):
 
     candidate = get_candidate_for_user(request, candidate.pk)
     return render(request, TEMPLATE, page_context(request, candidate, queue=queue))
+
+
+def _left_behind(request):
+    """The candidate ?after= names, released if this reviewer held it; or None."""
+    value = request.GET.get("after", "")
+    if not (value.isascii() and value.isdigit()):
+        return None
+    candidate = Candidate.objects.without_ids().filter(pk=int(value)).first()
+    if candidate is not None and candidate.reserved_by_id == request.user.pk:
+        candidate.release(request.user)
+    return candidate
+
+
+def _queue_context(request, agent):
+    held = Candidate.objects.held_by_others(request.user).without_ids().select_related("reserved_by")
+    if agent:
+        held = held.filter(agent=agent)
+    return {
+        "agent": agent,
+        "agents": Agent.objects.only("id", "name"),
+        "held_by_others": list(held.order_by("reserved_until")[:10]),
+        "rule": settling_rule(agent) if agent else "",
+    }
 
 
 @require_POST
@@ -80,12 +103,8 @@ def candidate_decide(request, pk):
             form.add_error(None, e)
     if form.errors:
         return _form_errors(request, candidate, "decide_form", decide_form=form)
-
-    if request.htmx:
-        return _decisions_with_fresh_form(request, candidate, "decide_form")
     verb = DECISION_VERBS[form.cleaned_data["decision"]]
-    messages.success(request, f"You {verb} candidate #{candidate.pk}.")
-    return redirect(_queue_url(agent_filter(request)))
+    return _move_on(request, candidate, f"You {verb} candidate #{candidate.pk}")
 
 
 @require_POST
@@ -95,13 +114,13 @@ def candidate_comment(request, pk):
     form = CommentForm(request.POST)
     if form.is_valid():
         try:
-            candidate.add_comment(request.user, form.cleaned_data["text"])
+            candidate.add_comment(request.user, form.cleaned_data["comment"])
         except ValidationError as e:
             form.add_error(None, e)
     if form.errors:
-        return _form_errors(request, candidate, "comment_form", comment_form=form)
+        return _form_errors(request, candidate, "decide_form", comment_form=form)
     if request.htmx:
-        return _decisions_with_fresh_form(request, candidate, "comment_form")
+        return _decisions_with_fresh_form(request, candidate, "decide_form")
     messages.success(request, "Comment added.")
     return redirect("candidate_detail", candidate.pk)
 
@@ -120,8 +139,55 @@ def candidate_edit(request, pk):
             form.add_error("text", f"The inference server could not tokenize the text: {e}")
     if form.errors:
         return _form_errors(request, candidate, "edit_form", edit_form=form)
-    messages.success(request, f"You edited and approved candidate #{candidate.pk}.")
-    return redirect(_queue_url(agent_filter(request)))
+    return _move_on(request, candidate, f"You edited and approved candidate #{candidate.pk}")
+
+
+def _move_on(request, candidate, said):
+    """Every decision moves on to the next candidate, saying what it did and
+    where the candidate now stands."""
+    candidate.refresh_from_db(fields=["status"])
+    messages.success(request, f"{said}: it is now {candidate.get_status_display()}. Here is the next one.")
+    url = _queue_url(agent_filter(request))
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    return redirect(url)
+
+
+@require_POST
+def candidate_bulk(request):
+    """Approve or reject the candidates selected on the list, with one comment,
+    each through Candidate.decide (a rejection needs the comment)."""
+    require_perm(request, "scoring.view_candidate", "scoring.review_candidate")
+    form = DecideForm(request.POST)
+    ids = [int(v) for v in request.POST.getlist("ids") if v.isascii() and v.isdigit()][:BULK_LIMIT]
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure()):
+        back = reverse("candidate_list")
+    if not ids:
+        messages.error(request, "Select the candidates to decide first.")
+        return redirect(back)
+    if not form.is_valid() or form.cleaned_data["decision"] == "skip":
+        problems = " ".join(m for errors in form.errors.values() for m in errors) or "Approve or reject them."
+        messages.error(request, f"Nothing decided. {problems}")
+        return redirect(back)
+
+    decision, comment = form.cleaned_data["decision"], form.cleaned_data["comment"]
+    done, refused = [], []
+    for candidate in Candidate.objects.without_ids().filter(pk__in=ids).order_by("-divergence", "id"):
+        try:
+            candidate.decide(request.user, decision, comment)
+            done.append(candidate.pk)
+        except ValidationError as e:
+            refused.append(f"#{candidate.pk} ({' '.join(e.messages)})")
+    if done:
+        listed = ", ".join(f"#{pk}" for pk in done)
+        plural = "s" if len(done) != 1 else ""
+        messages.success(request, f"You {DECISION_VERBS[decision]} {len(done)} candidate{plural}: {listed}.")
+    if refused:
+        messages.warning(request, "Not decided: " + "; ".join(refused))
+    return redirect(back)
 
 
 def _form_errors(request, candidate, partial, **forms_):
@@ -149,4 +215,5 @@ urlpatterns = [
     path("candidates/<int:pk>/decide/", candidate_decide, name="candidate_decide"),
     path("candidates/<int:pk>/comment/", candidate_comment, name="candidate_comment"),
     path("candidates/<int:pk>/edit/", candidate_edit, name="candidate_edit"),
+    path("candidates/bulk/", candidate_bulk, name="candidate_bulk"),
 ]

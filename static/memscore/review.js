@@ -2,6 +2,10 @@
 // carries data-key: a button or link is clicked, a text box (data-key-action=
 // "focus") is focused. Elements are looked up on each key press because htmx
 // swaps the forms. No page text is ever inserted as HTML.
+//
+// The page has one comment box (c focuses it) and the rejection reads that
+// box: c, type the reason, Esc, r rejects with it. On the candidate list,
+// a [data-select-all] checkbox ticks every [data-selectable] one.
 (function () {
   "use strict";
 
@@ -36,10 +40,18 @@
     var requiredId = target.getAttribute("data-requires");
     var required = requiredId && document.getElementById(requiredId);
     if (required && !required.value.trim()) {
-      required.setAttribute("placeholder", "Say why, then press Reject (or r after Esc).");
+      required.setAttribute("placeholder", "Say why, then press Esc and r (or click Reject).");
       focusField(required);
       return;
     }
     target.click();
+  });
+
+  document.addEventListener("change", function (event) {
+    var all = event.target;
+    if (!all.matches || !all.matches("input[data-select-all]")) return;
+    document.querySelectorAll("input[data-selectable]").forEach(function (box) {
+      box.checked = all.checked;
+    });
   });
 })();

@@ -1,0 +1,146 @@
+"""One candidate's page (also the review queue's page): its forms, and the
+contexts of the page and of its decisions panel, which polls.
+
+The page has one comment box: a rejection reads it, and "Add comment" posts
+it alone. What the forms post to is views/review.py.
+"""
+
+import difflib
+import re
+
+from django import forms
+from django.utils import timezone
+
+from scoring.models import Candidate, Node, Review, TrainSample
+from scoring.models.candidates import settling_rule
+from scoring.models.review import OPINIONS
+from scoring.models.snapshots import Section
+
+# Conversation nodes shown before the response on a candidate's page.
+CONTEXT_TAIL = 6
+TEMPLATE = "scoring/candidate_detail.html"
+
+
+class DecideForm(forms.Form):
+    """A decision and the page's one comment box (which a rejection needs)."""
+
+    decision = forms.ChoiceField(choices=Review.Decision.choices)
+    comment = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Why? (required to reject)"}),
+    )
+
+    def clean(self):
+        data = super().clean()
+        if data.get("decision") == Review.Decision.REJECT and not data.get("comment", "").strip():
+            self.add_error("comment", "A rejection needs a comment saying why.")
+        return data
+
+
+class CommentForm(forms.Form):
+    # The same box as the decision's comment: "Add comment" posts it alone.
+    comment = forms.CharField(label="Comment", widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class EditForm(forms.Form):
+    # Not stripped: whitespace is part of what the model is trained to produce.
+    text = forms.CharField(
+        label="Corrected response", strip=False, widget=forms.Textarea(attrs={"rows": 10})
+    )
+
+
+def decisions_context(request, candidate):
+    """The decisions panel: reviews and comments (others' hidden under blind
+    review until this user decides), the agent's rule, whether this user may decide."""
+    reviews = list(candidate.reviews.select_related("reviewer").order_by("updated_at"))
+    comments = list(candidate.comments.select_related("author"))
+    my_review = next((r for r in reviews if r.reviewer_id == request.user.pk), None)
+    can_review = request.user.has_perm("scoring.review_candidate")
+    blind = is_blind(candidate.agent, can_review, my_review)
+    if blind:
+        hidden = sum(1 for r in reviews if r is not my_review)
+        reviews = [my_review] if my_review else []
+        comments = [c for c in comments if c.author_id == request.user.pk]
+    sample = (
+        TrainSample.objects.filter(candidate=candidate, live=True).select_related("job").first()
+    )
+    return {
+        "candidate": candidate,
+        "reviews": reviews,
+        "my_review": my_review,
+        "approvals": [r for r in reviews if r.decision == Review.Decision.APPROVE],
+        "rejections": [r for r in reviews if r.decision == Review.Decision.REJECT],
+        "required_approvals": candidate.agent.required_approvals,
+        "rule": settling_rule(candidate.agent),
+        "blind": blind,
+        "hidden_decisions": hidden if blind else 0,
+        "comments": comments,
+        "held_by_other": candidate.is_reserved_by_other(request.user),
+        "reserved": bool(candidate.reserved_until and candidate.reserved_until > timezone.now()),
+        "live_sample": sample,
+        "decision_closed": candidate.status == Candidate.Status.TRAINED or sample is not None,
+        "can_review": can_review,
+    }
+
+
+def is_blind(agent, can_review, my_review):
+    """Whether others' decisions are hidden from this user: the agent reviews
+    blind, and this reviewer has not yet approved or rejected (a skip is no
+    opinion of their own, so it reveals nothing)."""
+    decided = my_review is not None and my_review.decision in OPINIONS
+    return agent.blind_review and can_review and not decided
+
+
+def page_context(request, candidate, queue=None, **forms_):
+    """The whole page: the decisions panel, the context before the response,
+    the diffs, and the forms (`forms_` keeps the ones that have errors)."""
+    context = decisions_context(request, candidate)
+    response = candidate.response
+    tail = list(
+        Node.objects.filter(
+            snapshot_id=candidate.snapshot_id, section=Section.CONVERSATION, index__lt=response.index
+        ).defer("token_ids").order_by("-index")[:CONTEXT_TAIL]
+    )
+    tail.reverse()
+    has_alternate = candidate.alternate_status == Candidate.AlternateStatus.DONE
+    context.update(
+        queue=queue,
+        agent_filter=queue["agent"] if queue else None,
+        context_tail=tail,
+        context_hidden=(tail[0].index if tail else 0),
+        diff=word_diff(candidate.response_text, candidate.alternate_text) if has_alternate else None,
+        edit_diff=(
+            word_diff(candidate.response_text, candidate.edited_text) if candidate.is_edited else None
+        ),
+        decide_form=forms_.get("decide_form") or forms_.get("comment_form") or DecideForm(),
+        edit_form=forms_.get("edit_form")
+        or EditForm(initial={"text": candidate.training_text}),
+        edit_open="edit_form" in forms_,
+    )
+    return context
+
+
+# A word with the whitespace after it: half as many tokens as splitting them
+# apart, and whitespace alone never lines two texts up.
+_WORDS = re.compile(r"\S+\s*|\s+")
+# Beyond this many words in all, difflib's popularity heuristic keeps a diff fast.
+EXACT_DIFF_WORDS = 2000
+
+
+def word_diff(old, new):
+    """Word-level difference of two texts, as two lists of (text, kind) segments:
+    kind is "same", "del" (only in old) or "ins" (only in new). The template
+    escapes the text, so model output can never become markup."""
+    a, b = _WORDS.findall(old or ""), _WORDS.findall(new or "")
+    left, right = [], []
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=len(a) + len(b) > EXACT_DIFF_WORDS)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            left.append(("".join(a[i1:i2]), "same"))
+            right.append(("".join(b[j1:j2]), "same"))
+            continue
+        if i2 > i1:
+            left.append(("".join(a[i1:i2]), "del"))
+        if j2 > j1:
+            right.append(("".join(b[j1:j2]), "ins"))
+    return {"left": left, "right": right, "ratio": matcher.ratio()}
