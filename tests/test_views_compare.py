@@ -103,3 +103,11 @@ def test_an_outsider_gets_403(cast, runs):
     client = cast.client_for(cast.outsider)
     assert client.get(reverse("run_compare", args=[before.pk, after.pk])).status_code == 403
     assert client.get(reverse("run_compare_choose", args=[before.pk])).status_code == 403
+
+
+def test_the_run_and_memories_pages_lead_to_it(cast, runs, agent):
+    before, after = runs
+    client = cast.client_for(cast.viewer)
+    target = reverse("run_compare_choose", args=[after.pk])
+    assert target in client.get(reverse("run_detail", args=[after.pk])).text
+    assert target in client.get(reverse("memory_list", args=[agent.pk])).text

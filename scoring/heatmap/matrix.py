@@ -142,3 +142,18 @@ def _nested(deltas):
         nested[row][col] = None
     return nested
 
+
+
+def memory_texts(snapshot_id, memory_ids):
+    """{memory_id: text} of the memories as a snapshot had them (the first
+    node of each, as the heatmap's cell page shows it): what a run on that
+    snapshot scored, which the memory's current text may no longer be."""
+    texts = {}
+    nodes = (
+        Node.objects.filter(snapshot_id=snapshot_id, memory_id__in=list(memory_ids))
+        .order_by("section", "index")
+        .values_list("memory_id", "text")
+    )
+    for memory_id, text in nodes:
+        texts.setdefault(memory_id, text)
+    return texts

@@ -13,6 +13,7 @@ from django.urls import path
 from scoring import maths
 from scoring.access import get_agent_for_user, get_memory_for_user, require_perm
 from scoring.filters import MEMORY_FLAGS, MemoryFilter
+from scoring.heatmap.matrix import memory_texts, response_numbers
 from scoring.heatmap.payload import through_cache
 from scoring.models import CellScore, MemoryScore, Node, ScoringRun
 from scoring.models.runs import Mode, RunStatus
@@ -95,6 +96,10 @@ def memory_list(request, agent_id):
         memory.stats = stats.get(memory.pk)
         memory.flags = memory.stats["flags"] if memory.stats else []
     page = Paginator(_sorted(rows, sort), 100).get_page(request.GET.get("page"))
+    # The text the run scored, shown when the memory's current text differs (issue 12).
+    scored_texts = memory_texts(run.snapshot_id, [m.pk for m in page.object_list]) if run else {}
+    for memory in page.object_list:
+        memory.scored_text = scored_texts.get(memory.pk)
     chosen = memory_filter.form.cleaned_data if memory_filter.is_bound else {}
     return render(
         request,
@@ -172,6 +177,9 @@ def memory_detail(request, pk):
         better_without_cells = list(cells.filter(delta__lt=-maths.ZERO_THRESHOLD).order_by("delta")[:10])
         for cell in better_without_cells:
             cell.harmful = maths.is_harmful(cell.delta)
+        numbers = response_numbers(run.snapshot_id, [c.response.index for c in top_cells + better_without_cells])
+        for cell in top_cells + better_without_cells:
+            cell.response_number = numbers[cell.response.index]
 
     history = list(
         MemoryScore.objects.filter(memory=memory)
@@ -188,6 +196,7 @@ def memory_detail(request, pk):
             "memory": memory,
             "agent": memory.agent,
             "run": run,
+            "scored_text": memory_texts(run.snapshot_id, [memory.pk]).get(memory.pk) if run else None,
             "stats": stats,
             "flags": stats["flags"] if stats else [],
             "appearances": appearances,

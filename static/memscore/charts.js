@@ -1,11 +1,12 @@
 // Small SVG line charts, no library: <div class="chart" data-series="ID"> reads
 // the JSON that Django's json_script put in <script id="ID"> — a list of
 // {"t": ISO time, "score": number, "weight": number} — and draws score points
-// and the weight line over time. Labels are set with textContent.
+// and the weight line over time, in nats on the y axis (from 0 to a round
+// number above the largest value). Labels are set with textContent.
 (function () {
   "use strict";
   var NS = "http://www.w3.org/2000/svg";
-  var W = 960, H = 240, PAD = { left: 48, right: 12, top: 10, bottom: 26 };
+  var W = 960, H = 240, PAD = { left: 64, right: 12, top: 12, bottom: 26 };
 
   function el(name, attrs, parent) {
     var node = document.createElementNS(NS, name);
@@ -22,14 +23,23 @@
     return out;
   }
 
+  // The y axis ends on a tick above the largest value, so no point (a
+  // single one included) sits on the plot's top edge; the ticks come along.
+  function yAxis(lo, max) {
+    if (max <= lo) max = lo + 1;
+    var ticks = niceTicks(lo, max * 1.1, 4), step = ticks.length > 1 ? ticks[1] - ticks[0] : 1;
+    var hi = ticks[ticks.length - 1];
+    while (hi < max * 1.05) { hi = +(hi + step).toFixed(10); ticks.push(hi); }
+    return { hi: hi, ticks: ticks };
+  }
+
   function draw(container, points) {
     var times = points.map(function (p) { return Date.parse(p.t); });
     var values = [];
     points.forEach(function (p) { values.push(p.score, p.weight); });
     var t0 = Math.min.apply(null, times), t1 = Math.max.apply(null, times);
     if (t0 === t1) { t0 -= 3600e3; t1 += 3600e3; }
-    var lo = Math.min(0, Math.min.apply(null, values)), hi = Math.max.apply(null, values);
-    if (hi <= lo) hi = lo + 1;
+    var lo = Math.min(0, Math.min.apply(null, values)), axis = yAxis(lo, Math.max.apply(null, values)), hi = axis.hi;
     var x = function (t) { return PAD.left + (t - t0) / (t1 - t0) * (W - PAD.left - PAD.right); };
     var y = function (v) { return H - PAD.bottom - (v - lo) / (hi - lo) * (H - PAD.top - PAD.bottom); };
 
@@ -37,12 +47,17 @@
     var title = el("title", {}, svg);
     title.textContent = "Score and weight over " + points.length + " scorings";
 
-    niceTicks(lo, hi, 4).forEach(function (v) {
+    axis.ticks.forEach(function (v) {
       el("line", { x1: PAD.left, x2: W - PAD.right, y1: y(v), y2: y(v), "class": "grid-line" }, svg);
       var label = el("text", { x: PAD.left - 6, y: y(v) + 4, "text-anchor": "end" }, svg);
       label.textContent = String(v);
     });
     el("line", { x1: PAD.left, x2: W - PAD.right, y1: y(lo), y2: y(lo), "class": "axis" }, svg);
+    el("line", { x1: PAD.left, x2: PAD.left, y1: y(lo), y2: y(hi), "class": "axis" }, svg);
+    // The unit of both series, turned to run up the y axis.
+    var unit = el("text", { x: 0, y: 0, "text-anchor": "middle", "class": "axis-title",
+                            transform: "translate(14," + (PAD.top + (H - PAD.top - PAD.bottom) / 2) + ") rotate(-90)" }, svg);
+    unit.textContent = "nats";
     [t0, (t0 + t1) / 2, t1].forEach(function (t, i) {
       var label = el("text", { x: x(t), y: H - 8, "text-anchor": ["start", "middle", "end"][i] }, svg);
       label.textContent = new Date(t).toISOString().slice(0, 16).replace("T", " ");
@@ -54,9 +69,12 @@
     el("path", { d: path("score"), "class": "series-score", "stroke-dasharray": "3 3" }, svg);
     el("path", { d: path("weight"), "class": "series-weight" }, svg);
     points.forEach(function (p, i) {
-      var dot = el("circle", { cx: x(times[i]), cy: y(p.score), r: 3, "class": "dot-score" }, svg);
+      var dot = el("circle", { cx: x(times[i]), cy: y(p.score), r: 3.5, "class": "dot-score" }, svg);
+      // The weight gets its own mark (a line of one point draws nothing),
+      // hollow, so a score of the same value shows through it.
+      el("rect", { x: x(times[i]) - 5, y: y(p.weight) - 5, width: 10, height: 10, "class": "dot-weight" }, svg);
       var tip = el("title", {}, dot);
-      tip.textContent = p.t.slice(0, 16).replace("T", " ") + ": score " + p.score.toFixed(3) + ", weight " + p.weight.toFixed(3);
+      tip.textContent = p.t.slice(0, 16).replace("T", " ") + ": score " + p.score.toFixed(3) + " nats, weight " + p.weight.toFixed(3) + " nats";
     });
     container.appendChild(svg);
   }
