@@ -9,9 +9,10 @@ from django.db import connection
 from django.utils import timezone
 
 from scoring.context import snapshot_tokens
-from scoring.engine import start_run
-from scoring.engine.execution import Outcome, claim_calls, store
+from scoring.engine import run_inline, start_run
+from scoring.engine.execution import Outcome, claim_calls, renew_claims, store
 from scoring.models import ScoreCall, ScoringRun
+from tests.conftest import NO_FAULTS
 from tests.engine_support import make_snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -103,3 +104,32 @@ def test_it_ends_the_run_once_when_another_worker_stores_the_last_call(run):
     assert run.cells.filter(failed=False).count() == (len(calls) - 1) * len(answer(last).result)
     # The first worker's late answer changes nothing.
     assert store(run, [(last, answer(last))], tokens, baselines=baselines) == 0
+
+
+def test_it_renews_only_the_claims_still_held_under_their_attempt(run, settings):
+    settings.MEMSCORE_CLAIM_SECONDS = 60
+    mine = claim_calls(run.pk, 2, concurrency=10)
+    # The second call lapsed and another worker took it over (a newer attempt).
+    ScoreCall.objects.filter(pk=mine[1].pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
+    theirs = claim_calls(run.pk, 1, concurrency=10)[0]
+    assert theirs.pk == mine[1].pk and theirs.attempts == 2
+    ScoreCall.objects.filter(pk=mine[0].pk).update(claimed_until=timezone.now() + timedelta(seconds=1))
+
+    assert renew_claims(mine) == 1
+
+    held = ScoreCall.objects.get(pk=mine[0].pk)
+    assert held.claimed_until > timezone.now() + timedelta(seconds=50)
+    assert ScoreCall.objects.get(pk=theirs.pk).claimed_until == theirs.claimed_until
+
+
+def test_it_keeps_a_slow_call_claimed_while_the_server_answers(agent, ref, settings):
+    # Every call takes longer than a claim lasts: without a heartbeat each
+    # would lapse mid-call, be claimed again and answered twice.
+    settings.MEMSCORE_CLAIM_SECONDS = 1.2
+    ref.control(**{**NO_FAULTS, "latency_ms": 2500})
+    run = start_run(make_snapshot(agent), "full")
+
+    run = run_inline(run, threads=2)
+
+    assert run.status == ScoringRun.Status.SUCCEEDED
+    assert set(run.calls.values_list("attempts", flat=True)) == {1}

@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from scoring.client import InferenceError, call_with_retries
@@ -219,7 +220,20 @@ def _store_sql(vendor):
 
 def extend_claim(call):
     """A retrying call keeps its claim (RUNNING stays RUNNING, for longer)."""
-    ScoreCall.objects.filter(pk=call.pk, status=Status.RUNNING, attempts=call.attempts).update(
+    renew_claims([call])
+
+
+def renew_claims(calls):
+    """The heartbeat: RUNNING calls still held under the attempt they were
+    claimed with stay claimed for another claim_seconds(). One UPDATE for all
+    of a worker's calls in flight; a call another worker took over meanwhile
+    (a newer attempt) is left alone. Returns how many were renewed."""
+    if not calls:
+        return 0
+    held = Q()
+    for call in calls:
+        held |= Q(pk=call.pk, attempts=call.attempts)
+    return ScoreCall.objects.filter(held, status=Status.RUNNING).update(
         claimed_until=timezone.now() + timedelta(seconds=claim_seconds())
     )
 

@@ -19,7 +19,17 @@ from scoring.context import snapshot_tokens
 from scoring.followups import Followups
 from scoring.models import ScoreCall, ScoringRun
 
-from .execution import CANCEL_CHECK_SECONDS, claim_calls, claim_next, extend_claim, run_memories, score_call, store
+from .execution import (
+    CANCEL_CHECK_SECONDS,
+    claim_calls,
+    claim_next,
+    claim_seconds,
+    extend_claim,
+    renew_claims,
+    run_memories,
+    score_call,
+    store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +112,10 @@ class Executor:
             return score_call(call, self.tokens, client, self.run.agent, on_retry=keep_claim)
 
         in_flight, outcomes = {}, []
+        heartbeat = Heartbeat()
         with client, ThreadPoolExecutor(self.threads, thread_name_prefix=f"run-{self.run.pk}") as pool:
             while True:
+                heartbeat.beat(in_flight.values())
                 # The next calls are claimed before the answers that came back
                 # are stored, so the pool is busy again during the store; but
                 # a failed baseline is stored first, as it fails the calls
@@ -130,3 +142,22 @@ class Executor:
                         outcomes.append((call, future.result()))
                     except Exception:
                         log.exception("run %s: call %s stopped; its claim will lapse", self.run.pk, call.seq)
+
+
+class Heartbeat:
+    """Keeps the claims of the calls in flight alive while they wait on the
+    server, renewing them a few times per claim's length from the thread that
+    owns the database connection. A claim can then be short (a minute), so the
+    calls of a killed worker are taken over within about a minute, however long
+    the server may take to answer a live one."""
+
+    BEATS_PER_CLAIM = 3
+
+    def __init__(self):
+        self.last = time.monotonic()
+
+    def beat(self, calls):
+        now = time.monotonic()
+        if now - self.last >= claim_seconds() / self.BEATS_PER_CLAIM:
+            renew_claims(list(calls))
+            self.last = now
