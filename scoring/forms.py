@@ -113,9 +113,15 @@ class AgentForm(forms.ModelForm):
             self.fields["api_key"].help_text = f"{state} Leave blank to keep it as it is."
         else:
             del self.fields["clear_api_key"]
+        self.fields["rejections_to_settle"].required = False
 
     def clean_message_template(self):
         return _check_template(self.cleaned_data["message_template"], {"role": "user", "text": "\x00"})
+
+    def clean_rejections_to_settle(self):
+        # Blank (or a client that predates the field) keeps the agent's rule (new: one rejection).
+        value = self.cleaned_data.get("rejections_to_settle")
+        return value if value is not None else self.instance.rejections_to_settle
 
     def clean_prefix_ids(self):
         # A blank field means no prefix (the column is not nullable).
