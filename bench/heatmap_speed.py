@@ -118,7 +118,7 @@ def measure(page, base_url, run, app):
 
     url = base_url + reverse("heatmap", args=[run.pk])
     page.goto(url)
-    page.wait_for_function("document.body.dataset.heatmapReady === '1'", timeout=60_000)
+    page.wait_for_function("() => document.body.dataset.heatmapReady === '1'", timeout=60_000)
     marks = page.evaluate(
         "Object.fromEntries(performance.getEntriesByType('mark').map(m => [m.name, m.startTime]))"
     )

@@ -126,7 +126,10 @@
   // order[p] is the memory (payload row) shown at display row p; position
   // is its inverse.
   var order, position;
-  var cellW = 1, rowH = MIN_ROW;
+  // A row is rowH page pixels tall but drawn as lineH canvas lines, which
+  // CSS stretches (pixelated): rows stretched for their labels cost a few
+  // lines each, not 14 (a 500 × 2,000 canvas stays ~4 M pixels, not 14 M).
+  var cellW = 1, rowH = MIN_ROW, lineH = MIN_ROW;
   // The focused cell, by memory and column (so a re-sort keeps it).
   var focus = { row: 0, col: 0 }, focused = false, touched = false;
   var hover = null, hoverFrame = 0;
@@ -266,21 +269,25 @@
     var fits = Math.floor(MAX_PIXELS / (rows * h * cols));
     cellW = Math.max(1, Math.min(s, fits, Math.floor(MAX_SIDE / cols) || 1));
     rowH = Math.max(1, Math.min(h, Math.floor(MAX_SIDE / rows) || 1));
+    // Four lines keep one period of the failed cells' hatching.
+    lineH = rowH > cellW ? Math.min(rowH, 4) : rowH;
   }
 
   function draw() {
     cellSizes();
-    var W = cols * cellW, H = rows * rowH;
+    var W = cols * cellW, H = rows * lineH;
     canvas.width = W; canvas.height = H;
+    canvas.style.width = W + "px";
+    canvas.style.height = rows * rowH + "px";
     var img = ctx.createImageData(W, H), buf = new Uint32Array(img.data.buffer);
     // The hatching repeats every 4 pixel lines, so each row draws at most 4
     // lines cell by cell and copies them down the rest of its height.
-    var drawn = Math.min(4, rowH);
+    var drawn = Math.min(4, lineH);
     for (var r = 0; r < rows; r++) {
-      var src = order[r] * cols, y0 = r * rowH;
+      var src = order[r] * cols, y0 = r * lineH;
       for (var dy = 0; dy < drawn; dy++) drawLine(buf, src, y0 + dy, W);
-      for (var copied = drawn; copied < rowH; copied *= 2) {
-        var lines = Math.min(copied, rowH - copied);
+      for (var copied = drawn; copied < lineH; copied *= 2) {
+        var lines = Math.min(copied, lineH - copied);
         buf.copyWithin((y0 + copied) * W, y0 * W, (y0 + lines) * W);
       }
     }
@@ -399,7 +406,7 @@
     var rect = canvas.getBoundingClientRect();
     var x = (event.clientX - rect.left) * (canvas.width / rect.width);
     var y = (event.clientY - rect.top) * (canvas.height / rect.height);
-    var c = Math.floor(x / cellW), p = Math.floor(y / rowH);
+    var c = Math.floor(x / cellW), p = Math.floor(y / lineH);
     if (c < 0 || p < 0 || c >= cols || p >= rows) return null;
     return { row: order[p], col: c };
   }
@@ -550,7 +557,7 @@
   function downloadFigure() {
     var sorted = sortSelect.options[sortSelect.selectedIndex].text;
     var figure = window.memscoreHeatmapFigure({
-      image: canvas, cellW: cellW, rowH: rowH,
+      image: canvas, cellW: cellW, rowH: rowH, height: rows * rowH,
       keys: Array.from(order, function (r) { return d.keys[r]; }),
       numbers: d.response_number, step: columnStep(),
       title: canvas.dataset.title, subtitle: canvas.dataset.subtitle,

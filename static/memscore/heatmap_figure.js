@@ -3,8 +3,8 @@
 // both axes named, and the legend with its colour scale.
 //
 // window.memscoreHeatmapFigure(spec) returns a new <canvas>; heatmap.js
-// passes the drawn cells (spec.image, cellW × rowH pixels per cell, rows in
-// the order on screen) and the words of the page's legend, so the figure
+// passes the drawn cells (spec.image, shown spec.height pixels tall: cellW ×
+// rowH pixels per cell, rows in the order on screen) and the words of the page's legend, so the figure
 // says exactly what the page says.
 (function () {
   "use strict";
@@ -38,7 +38,7 @@
     var left = PAD + 22 + labelW;               // axis title, then keys
     var top = PAD + 52;                          // title and subtitle
     var width = Math.max(left + spec.image.width + PAD, PAD * 2 + 640);
-    var height = top + spec.image.height + 44 + LEGEND_H;   // numbers, axis title, legend
+    var height = top + spec.height + 44 + LEGEND_H;   // numbers, axis title, legend
     return { rowFont: rowFont, labelW: labelW, left: left, top: top, width: width, height: height };
   }
 
@@ -50,7 +50,7 @@
     ctx.fillText(spec.subtitle, PAD, PAD + 34);
     // The rows' axis title, turned to run up beside the keys.
     ctx.save();
-    ctx.translate(PAD + 10, box.top + spec.image.height / 2);
+    ctx.translate(PAD + 10, box.top + spec.height / 2);
     ctx.rotate(-Math.PI / 2);
     ctx.textAlign = "center"; ctx.fillStyle = INK; font(ctx, 12, "600");
     ctx.fillText(spec.rowsTitle, 0, 0);
@@ -66,7 +66,7 @@
   }
 
   function drawColumns(ctx, spec, box) {
-    var y = box.top + spec.image.height;
+    var y = box.top + spec.height;
     ctx.strokeStyle = LINE; ctx.fillStyle = INK; ctx.textAlign = "center"; ctx.textBaseline = "top";
     font(ctx, 11);
     spec.numbers.forEach(function (number, c) {
@@ -133,8 +133,9 @@
     ctx.scale(scale, scale);
     ctx.fillStyle = "#ffffff"; ctx.fillRect(0, 0, box.width, box.height);
     ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(spec.image, box.left, box.top);
-    ctx.strokeStyle = LINE; ctx.strokeRect(box.left - 0.5, box.top - 0.5, spec.image.width + 1, spec.image.height + 1);
+    // The cells as on screen: rows stretched to spec.rowH, pixels kept sharp.
+    ctx.drawImage(spec.image, box.left, box.top, spec.image.width, spec.height);
+    ctx.strokeStyle = LINE; ctx.strokeRect(box.left - 0.5, box.top - 0.5, spec.image.width + 1, spec.height + 1);
     drawTitles(ctx, spec, box);
     drawRows(ctx, spec, box);
     drawColumns(ctx, spec, box);
