@@ -1,10 +1,10 @@
 """The glossary: one page defining every figure's terms, its numbers from scoring.maths."""
 
 import pytest
+from candidate_factory import make_candidate
 from django.urls import reverse
 
 from scoring import maths
-from scoring.models import Agent
 from tests.matrix_data import matrix_run
 
 TERMS = ["nats", "delta", "divergence", "importance", "weight", "harmful", "never-matters", "failed", "response-number"]
@@ -33,8 +33,8 @@ def test_it_is_for_any_signed_in_user_only(cast, client):
 
 
 @pytest.fixture
-def run(cast):
-    agent = Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="m")
+def run(cast, agent):
+    # The shared agent (reference server): make_candidate tokenizes with it.
     return matrix_run(agent, [[1.0, -0.7]], keys=["people/alice"])
 
 
@@ -48,6 +48,7 @@ def test_the_pages_with_figures_link_to_it(cast, run):
         reverse("heatmap_cell", args=[run.pk, memory.pk, run.response_ids[0]]),
         reverse("run_detail", args=[run.pk]),
         reverse("candidate_list"),
+        reverse("candidate_detail", args=[make_candidate(run.agent).pk]),
     ]:
         page = client.get(url)
         assert page.status_code == 200, url
