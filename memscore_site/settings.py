@@ -310,9 +310,16 @@ CELERY_BEAT_SCHEDULE = {
 # connections): attempts per call and the first backoff delay in seconds.
 MEMSCORE_CALL_ATTEMPTS = envint("MEMSCORE_CALL_ATTEMPTS", 4)
 MEMSCORE_RETRY_BACKOFF = float(envstr("MEMSCORE_RETRY_BACKOFF", "0.5"))
-# A worker holding a claimed call must finish it within this many seconds,
-# or another worker may take it over (covers SIGKILLed workers).
-MEMSCORE_CLAIM_SECONDS = envint("MEMSCORE_CLAIM_SECONDS", 15 * 60)
+# A claimed call's lease: a worker renews it a few times per lease while the
+# call waits on the server (a heartbeat), so a killed worker's calls are taken
+# over about this many seconds after it died, however slow live calls are.
+MEMSCORE_CLAIM_SECONDS = envint("MEMSCORE_CLAIM_SECONDS", 60)
+# An alternate still pending after this long lost its task (a killed worker,
+# the broker down) and is sent again: longer than a generation may take.
+MEMSCORE_ALTERNATE_LOST_SECONDS = envint("MEMSCORE_ALTERNATE_LOST_SECONDS", 15 * 60)
+# Agents may read their API key only from environment variables named with
+# this prefix (never DATABASE_URL, SECRET_KEY, ...); empty allows none.
+MEMSCORE_AGENT_KEY_ENV_PREFIX = envstr("MEMSCORE_AGENT_KEY_ENV_PREFIX", "MEMSCORE_AGENT_KEY_")
 MEMSCORE_RESERVATION_MINUTES = envint("MEMSCORE_RESERVATION_MINUTES", 5)
 
 LOGGING = {

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from scoring import modes
 from scoring.importing import SnapshotError, parse_snapshot_json, validate_snapshot
 from scoring.models import Agent
-from scoring.models.agents import validate_prefix_ids
+from scoring.models.agents import check_template, same_server, validate_prefix_ids
 from scoring.models.runs import Mode
 
 # The agent form's fields, grouped as the page shows them.
@@ -57,7 +57,7 @@ def _template_field(model_field):
 
 def _check_template(template, sample):
     # Browsers submit textarea line breaks as CRLF; the chat template uses LF.
-    template = template.replace("\r\n", "\n")
+    template = check_template(template.replace("\r\n", "\n"), list(sample))
     try:
         rendered = template.format(**sample)
     except (KeyError, IndexError, ValueError) as e:
@@ -111,9 +111,15 @@ class AgentForm(forms.ModelForm):
             self.fields["name"].help_text = "Snapshots name their agent, so the name is fixed."
             state = "A key is set." if self.instance.api_key else "No key is stored."
             self.fields["api_key"].help_text = f"{state} Leave blank to keep it as it is."
+            self.fields["base_url"].help_text += (
+                " Moving the agent to another host removes its API key: enter the key for the new host."
+            )
         else:
             del self.fields["clear_api_key"]
-        self.fields["rejections_to_settle"].required = False
+        if "rejections_to_settle" in self.fields:  # the admin may show a subset of fields
+            self.fields["rejections_to_settle"].required = False
+        # Set by save(): the key was dropped because the agent moved to another host.
+        self.key_dropped = False
 
     def clean_message_template(self):
         return _check_template(self.cleaned_data["message_template"], {"role": "user", "text": "\x00"})
@@ -158,9 +164,22 @@ class AgentForm(forms.ModelForm):
         elif self.instance.pk:
             # ModelForm copied the blank field onto the instance: restore the stored key.
             agent.api_key = Agent.objects.values_list("api_key", flat=True).get(pk=agent.pk)
+        self._drop_key_on_new_host(agent, new_key)
         if commit:
             agent.save()
         return agent
+
+    def _drop_key_on_new_host(self, agent, new_key):
+        """A key is the secret of one server: when the agent moves to another
+        host, a stored or environment key is not sent there unless the same
+        edit gives a key for it."""
+        if not self.instance.pk or new_key:
+            return
+        old_url = Agent.objects.values_list("base_url", flat=True).get(pk=agent.pk)
+        if same_server(old_url, agent.base_url) or not (agent.api_key or agent.api_key_env):
+            return
+        agent.api_key, agent.api_key_env = "", ""
+        self.key_dropped = True
 
     def grouped_fields(self):
         """[(title, [bound field, ...]), ...] in the page's order."""

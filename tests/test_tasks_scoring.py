@@ -237,7 +237,7 @@ def test_it_sends_again_an_alternate_whose_task_was_lost(agent, settings):
     candidate = Candidate.objects.filter(run=run).first()
     assert candidate is not None
     # As a worker killed mid-task leaves it: pending, sent long ago, no text.
-    stale = timezone.now() - timedelta(seconds=settings.MEMSCORE_CLAIM_SECONDS + 5)
+    stale = timezone.now() - timedelta(seconds=settings.MEMSCORE_ALTERNATE_LOST_SECONDS + 5)
     Candidate.objects.filter(pk=candidate.pk).update(
         alternate_status="pending", alternate_text="", alternate_requested_at=stale
     )

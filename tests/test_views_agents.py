@@ -142,7 +142,7 @@ def test_it_shows_field_errors_and_creates_nothing(cast, poc):
 
 def test_it_keeps_the_key_when_the_field_is_left_blank(cast, poc):
     response = cast.client_for(cast.operator).post(
-        reverse("agent_edit", args=[poc.pk]), _valid_post(name="poc", api_key="", model="bigger")
+        reverse("agent_edit", args=[poc.pk]), _valid_post(name="poc", base_url=poc.base_url, api_key="", model="bigger")
     )
     assert response.status_code == 302
     poc.refresh_from_db()

@@ -27,9 +27,16 @@ class AgentAdmin(LoggedAdmin):
                                            "incremental_response_window", "incremental_batch",
                                            "weight_alpha"]}),
         ("Fine-tuning", {"fields": ["training_target", "finetune_count", "finetune_min_divergence",
-                                    "required_approvals"]}),
+                                    "required_approvals", "rejections_to_settle", "blind_review"]}),
         ("Record", {"fields": ["created_at", "created_by"]}),
     ]
+
+    def get_fieldsets(self, request, obj=None):
+        # A new agent has no key to remove: AgentForm leaves that field out then.
+        if obj is not None:
+            return self.fieldsets
+        return [(title, {**opts, "fields": [f for f in opts["fields"] if f != "clear_api_key"]})
+                for title, opts in self.fieldsets]
 
     @admin.display(description="API key")
     def key_state(self, agent):
@@ -49,6 +56,10 @@ class AgentAdmin(LoggedAdmin):
             Activity.record(request.user, "set API key", obj)
         elif form.cleaned_data.get("clear_api_key"):
             Activity.record(request.user, "removed API key", obj)
+        elif form.key_dropped:
+            Activity.record(request.user, "removed API key", obj, reason="moved to another host")
+            self.message_user(request, f"{obj.name} moved to another host, so its API key was removed: "
+                                       "enter the key for the new server.", level="warning")
 
 
 @admin.register(Snapshot)

@@ -2,7 +2,9 @@
 
 import hashlib
 import os
+import re
 import secrets
+import string
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -28,6 +30,49 @@ class TrainingTarget(models.TextChoices):
 
     TRAIN = "train", "/train (memscore protocol)"
     NONE = "none", "none: export only"
+
+
+def key_env_allowed(name):
+    """Whether an agent may read its API key from the environment variable
+    `name`: only names under the prefix an administrator allows in settings,
+    so an operator cannot make the server send DATABASE_URL or SECRET_KEY to
+    a host of their choosing."""
+    prefix = settings.MEMSCORE_AGENT_KEY_ENV_PREFIX
+    return bool(prefix) and name.startswith(prefix) and re.fullmatch(r"[A-Z0-9_]+", name) is not None
+
+
+def validate_api_key_env(value):
+    if value and not key_env_allowed(value):
+        prefix = settings.MEMSCORE_AGENT_KEY_ENV_PREFIX
+        raise ValidationError(
+            f"Only environment variables named {prefix}… (capitals, digits and _) may hold an agent's key: "
+            "the administrator sets that prefix (MEMSCORE_AGENT_KEY_ENV_PREFIX)."
+        )
+
+
+def check_template(template, names):
+    """Refuse a chat template that uses anything but {name} for `names`: no
+    format specs ({text:>99999999999} would build a huge string while being
+    checked), conversions, positions, attributes or indexes. Returns it."""
+    try:
+        fields = [(field, spec, conversion) for _, field, spec, conversion in string.Formatter().parse(template)
+                  if field is not None]
+    except ValueError as e:
+        raise ValidationError(f"Not a valid template ({e}); write {{{{ for a brace.") from None
+    allowed = ", ".join(f"{{{n}}}" for n in names)
+    for field, spec, conversion in fields:
+        if field not in names or spec or conversion:
+            shown = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ValidationError(f"Use only {allowed} in braces, with nothing else inside them (found {shown}); "
+                                  "write {{ for a brace.")
+    return template
+
+
+def same_server(url, other):
+    """Whether two base URLs reach the same server (scheme, host and port):
+    a stored key may follow a change of path, never a change of host."""
+    a, b = urlsplit(url), urlsplit(other)
+    return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
 
 
 def validate_prefix_ids(value):
@@ -77,7 +122,9 @@ class Agent(models.Model):
         "API key environment variable",
         max_length=100,
         blank=True,
-        help_text="Read the API key from this environment variable instead of storing it.",
+        validators=[validate_api_key_env],
+        help_text="Read the API key from this environment variable instead of storing it "
+        "(only names under the prefix the administrator allows, MEMSCORE_AGENT_KEY_… by default).",
     )
     # SHA-256 of the per-agent token that the snapshot API accepts; the token
     # itself is shown once, when it is issued.
@@ -116,16 +163,18 @@ class Agent(models.Model):
         help_text="Celery tasks a full-matrix run is fanned out to (they share the concurrency).",
     )
     request_timeout = models.FloatField(
-        default=300.0, help_text="Total seconds allowed for one call to the server."
+        default=300.0,
+        validators=[MinValueValidator(1.0), MaxValueValidator(24 * 3600.0)],
+        help_text="Total seconds allowed for one call to the server (1 s to a day).",
     )
 
     incremental_enabled = models.BooleanField(default=True)
     incremental_max_age = models.PositiveIntegerField(
         default=6 * 3600, help_text="Re-score a memory after this many seconds."
     )
-    incremental_response_window = models.PositiveIntegerField(default=20)
+    incremental_response_window = models.PositiveIntegerField(default=20, validators=[MinValueValidator(1)])
     incremental_batch = models.PositiveIntegerField(
-        default=10, help_text="Memories scored per background tick, at most."
+        default=10, validators=[MinValueValidator(1)], help_text="Memories scored per background tick, at most."
     )
     weight_alpha = models.FloatField(
         default=0.3,
@@ -133,8 +182,10 @@ class Agent(models.Model):
         help_text="Weight of a new score in the moving average.",
     )
 
-    finetune_count = models.PositiveIntegerField(default=200)
-    finetune_min_divergence = models.FloatField(default=1.0)
+    finetune_count = models.PositiveIntegerField(default=200, validators=[MinValueValidator(1)])
+    finetune_min_divergence = models.FloatField(
+        default=1.0, validators=[MinValueValidator(0.0), MaxValueValidator(1e6)]
+    )
     required_approvals = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1)]
     )
@@ -172,7 +223,9 @@ class Agent(models.Model):
 
     def get_api_key(self):
         if self.api_key_env:
-            return os.environ.get(self.api_key_env, "")
+            # Checked again here: a row saved before the rule, or by hand, must
+            # not make the server send another variable to the agent's host.
+            return os.environ.get(self.api_key_env, "") if key_env_allowed(self.api_key_env) else ""
         return self.api_key
 
     def issue_ingest_token(self):

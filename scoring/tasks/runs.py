@@ -81,9 +81,10 @@ def resume_stalled_runs(limit=100):
 @shared_task(name="scoring.tasks.scoring.resend_lost_alternates", ignore_result=True)
 def resend_lost_alternates(limit=200):
     """Every minute (beat): send again the alternates that stayed pending for
-    longer than a claim lasts: their task was lost with a killed worker, or
-    could not be queued while the broker was down."""
-    cutoff = timezone.now() - timedelta(seconds=settings.MEMSCORE_CLAIM_SECONDS)
+    longer than a generation may take (MEMSCORE_ALTERNATE_LOST_SECONDS): their
+    task was lost with a killed worker, or could not be queued while the
+    broker was down."""
+    cutoff = timezone.now() - timedelta(seconds=settings.MEMSCORE_ALTERNATE_LOST_SECONDS)
     lost = alternates.take_lost(cutoff, limit)
     for pk in lost:
         log.warning("alternate of candidate %s was lost; sending it again", pk)

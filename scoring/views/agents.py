@@ -65,8 +65,13 @@ def agent_edit(request, pk):
         if form.cleaned_data.get("clear_api_key"):
             changed.append("api_key")
         agent = form.save()
+        if form.key_dropped:
+            changed.append("api_key")
         Activity.record(request.user, "changed agent", agent, fields=changed)
         messages.success(request, f"Settings of {agent.name} saved.")
+        if form.key_dropped:
+            messages.warning(request, f"{agent.name} moved to another host, so its API key was removed: "
+                                      "enter the key for the new server.")
         return redirect("agent_detail", pk=agent.pk)
     return render(request, "scoring/agent_form.html", {"form": form, "agent": agent})
 
