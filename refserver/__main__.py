@@ -44,12 +44,13 @@ async def serve(config: ServerConfig) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     config = parse_config(argv)  # before the heavy imports, so a bad flag fails fast
-    from .training import StateError  # heavy (numpy): imported after the flags, as in serve()
+    from .engines import EngineUnavailable  # heavy (numpy): imported after the flags, as in serve()
+    from .training import StateError
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="refserver %(levelname)s %(name)s: %(message)s")
     try:
         asyncio.run(serve(config))
-    except (StateError, OSError) as e:
+    except (StateError, EngineUnavailable, OSError) as e:
         print(f"refserver: {e}", file=sys.stderr)
         sys.exit(2)
 

@@ -29,6 +29,7 @@ from .errors import DEFAULT_STYLE, ERROR_STYLES, errors_as_json
 from .routes.completions import completions
 from .routes.control import control_faults, control_stats
 from .routes.health import health, models
+from .routes.metrics import metrics
 from .routes.scoring import score
 from .routes.sglang import generate_native, get_model_info
 from .routes.tokenize import detokenize, tokenize
@@ -89,8 +90,12 @@ def build_app(server: RefServer) -> web.Application:
     for method, path, handler, style in SURFACES[api]:
         app.router.add_route(method, path, handler)
         styles[path] = style
+    default_style = {"vllm": "vllm", "sglang": "sglang"}.get(api, "memscore")
+    # Counters, as vLLM and SGLang serve theirs, on every surface.
+    app.router.add_get("/metrics", metrics)
+    styles["/metrics"] = default_style
     app[ERROR_STYLES] = styles
-    app[DEFAULT_STYLE] = {"vllm": "vllm", "sglang": "sglang"}.get(api, "memscore")
+    app[DEFAULT_STYLE] = default_style
     if server.config.enable_control:
         # Test control is memscore's own, served on every surface with its error style.
         app.router.add_get("/v1/_control/faults", control_faults)

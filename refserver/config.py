@@ -18,6 +18,7 @@ ENV_PREFIX = "REFSERVER_"
 # Which API surfaces the server exposes (see app.py): memscore's own, vLLM's, SGLang's, or all three.
 APIS = ("memscore", "vllm", "sglang", "all")
 SCHEDULING_POLICIES = ("fcfs", "priority")
+ENGINES = ("ngram", "transformer")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,12 @@ class ServerConfig:
     faults: FaultSettings
     api: str = "all"
     scheduling_policy: str = "fcfs"
+    engine: str = "ngram"
+    threads: int = 2
+    prefix_cache_mb: float = 1024.0
+    train_steps: int = 20
+    train_learning_rate: float = 1e-3
+    train_max_tokens: int = 1024
 
 
 def list_of_ints(text: str) -> list[int]:
@@ -77,6 +84,12 @@ _FLAGS: list[tuple[str, Callable[[str], Any], Any, str]] = [
         "fcfs",
         "as vLLM's: fcfs (a non-zero priority is a 400 on the vllm surface) or priority",
     ),
+    ("--engine", str, "ngram", "the model: ngram (numpy only) or transformer (SmolLM2-135M; make install-model)"),
+    ("--threads", int, 2, "transformer: torch threads (fixed, so the same request gives the same numbers)"),
+    ("--prefix-cache-mb", float, 1024.0, "transformer: memory for the KV prefix cache (0 turns it off)"),
+    ("--train-steps", int, 20, "transformer: LoRA optimiser steps per training job (one sample each)"),
+    ("--train-learning-rate", float, 1e-3, "transformer: LoRA learning rate"),
+    ("--train-max-tokens", int, 1024, "transformer: a training sample's context is cut from the left to fit this"),
 ]
 _SWITCHES = [
     ("--enable-control", "serve /v1/_control/faults and /v1/_control/stats (for tests)"),
@@ -92,9 +105,23 @@ def _check_choices(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     for flag, value, allowed in (
         ("--api", args.api, APIS),
         ("--scheduling-policy", args.scheduling_policy, SCHEDULING_POLICIES),
+        ("--engine", args.engine, ENGINES),
     ):
         if value not in allowed:
             parser.error(f"{flag}: expected one of {', '.join(allowed)}, got {value!r}")
+
+
+def _check_engine_numbers(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    for flag, value, low in (
+        ("--threads", args.threads, 1),
+        ("--prefix-cache-mb", args.prefix_cache_mb, 0),
+        ("--train-steps", args.train_steps, 1),
+        ("--train-max-tokens", args.train_max_tokens, 2),
+    ):
+        if not value >= low:
+            parser.error(f"{flag} must be at least {low}, got {value}")
+    if not 0 < args.train_learning_rate <= 1:
+        parser.error(f"--train-learning-rate must be above 0 and at most 1, got {args.train_learning_rate}")
 
 
 def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> ServerConfig:
@@ -126,6 +153,7 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
     if args.max_prompt_tokens < 1:
         parser.error("--max-prompt-tokens must be at least 1")
     _check_choices(parser, args)
+    _check_engine_numbers(parser, args)
     try:
         faults = FaultSettings.from_mapping(
             {
@@ -155,4 +183,10 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         faults=faults,
         api=args.api,
         scheduling_policy=args.scheduling_policy,
+        engine=args.engine,
+        threads=args.threads,
+        prefix_cache_mb=args.prefix_cache_mb,
+        train_steps=args.train_steps,
+        train_learning_rate=args.train_learning_rate,
+        train_max_tokens=args.train_max_tokens,
     )

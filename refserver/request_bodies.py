@@ -109,24 +109,38 @@ def _stop_strings(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def training_samples(body: dict[str, Any], vocab_size: int) -> tuple[list[Sample], str]:
-    """A /train body's samples, and a hash of their ids that tells a replay with the
-    same Idempotency-Key from a reuse of the key with other samples."""
+def training_samples(
+    body: dict[str, Any], vocab_size: int, max_tokens: int | None = None
+) -> tuple[list[Sample], str, int]:
+    """A /train body's samples, a hash of their ids that tells a replay with the
+    same Idempotency-Key from a reuse of the key with other samples, and how many
+    samples had their context cut from the left so that context and continuation
+    fit ``max_tokens`` (None: the n-gram engine, which keeps only the context's tail)."""
     data = body.get("training_data")
     if not isinstance(data, dict):
         raise v.BadRequest("training_data: expected an object with a 'samples' list")
     items = data.get("samples")
     if not isinstance(items, list) or not items:
         raise v.BadRequest("training_data.samples: expected a non-empty list of samples")
-    samples, digest = [], hashlib.sha256()
+    samples, digest, truncated = [], hashlib.sha256(), 0
     for i, item in enumerate(items):
         where = f"training_data.samples[{i}]"
         if not isinstance(item, dict):
             raise v.BadRequest(f"{where}: expected an object with context_ids and continuation_ids")
         context = v.token_ids(item.get("context_ids"), f"{where}.context_ids", vocab_size, allow_empty=True)
         continuation = v.token_ids(item.get("continuation_ids"), f"{where}.continuation_ids", vocab_size)
-        samples.append(Sample.from_ids(context.tolist(), continuation.tolist()))
         for ids in (context, continuation):
             digest.update(len(ids).to_bytes(8, "little"))
             digest.update(ids.tobytes())
-    return samples, digest.hexdigest()
+        if max_tokens is None:
+            samples.append(Sample.from_ids(context.tolist(), continuation.tolist()))
+            continue
+        if len(continuation) >= max_tokens:
+            raise v.BadRequest(
+                f"{where}.continuation_ids: {len(continuation)} tokens; a sample holds at most {max_tokens} "
+                "(the server's --train-max-tokens) with at least one token of context"
+            )
+        keep = max_tokens - len(continuation)
+        truncated += len(context) > keep
+        samples.append(Sample(tuple(context[-keep:].tolist()), tuple(continuation.tolist())))
+    return samples, digest.hexdigest(), truncated

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import json
 import time
@@ -14,8 +15,8 @@ from aiohttp import web
 
 from . import validation as v
 from .config import ServerConfig
+from .engines import make_engine
 from .faults import CapacityGate, Faults
-from .model import ModelBuilder
 from .training import Trainer
 
 # Bodies (and texts) above this are parsed off the event loop so other requests keep flowing.
@@ -28,12 +29,14 @@ class RefServer:
     """Everything the handlers share: settings, the current model, faults, jobs."""
 
     def __init__(self, config: ServerConfig):
+        self.engine = make_engine(config)
+        if self.engine.max_model_len is not None and config.max_prompt_tokens > self.engine.max_model_len:
+            config = dataclasses.replace(config, max_prompt_tokens=self.engine.max_model_len)
         self.config = config
-        self.builder = ModelBuilder()
-        self.tokenizer = self.builder.tokenizer
+        self.tokenizer = self.engine.tokenizer
         self.faults = Faults(config.faults, config.seed)
         self.gate = CapacityGate(config.faults.capacity)
-        self.trainer = Trainer(config.state_dir, self.builder, self.faults)
+        self.trainer = Trainer(config.state_dir, self.engine, self.faults)
         # Replaced whole when a training job finishes; a request keeps the model it started with.
         self.model = self.trainer.load()
         self.executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="refserver-cpu")

@@ -53,6 +53,7 @@ class Tokenizer:
         self.im_start_id = 0
         self.im_end_id = 1
         self._special_ids = {IM_START: 0, IM_END: 1}
+        self.special_ids = frozenset(self._special_ids.values())
         self._piece_ids = {p: FIRST_PIECE_ID + i for i, p in enumerate(self.pieces)}
         # Single ASCII characters are spelt by their byte token, so they need no entry.
         self._bytes_of_id: list[bytes] = [s.encode() for s in SPECIAL_TOKENS]

@@ -2,9 +2,10 @@
 
 The state directory holds ``refserver-state.json`` (which vocabulary the state was
 made with) and one file per job under ``jobs/`` with its status, its samples and
-its Idempotency-Key. The trained model is never stored: it is rebuilt at start-up
-from the corpus plus the samples of the succeeded jobs, in the order they were
-trained, which gives exactly the model that was served before the restart.
+its Idempotency-Key. What a job trains, and how the trained model is brought back
+at start-up, is the engine's (``engines.py``): the n-gram engine rebuilds it from
+the corpus plus the samples of the succeeded jobs, in the order they were trained;
+the transformer engine loads the adapter the latest succeeded job saved.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .engines import Engine
 from .faults import Faults
-from .model import LanguageModel, ModelBuilder, Sample
+from .model import Sample
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +57,12 @@ class Job:
     finished_at: str | None = None
     error: str | None = None
     trained_seq: int | None = None  # position among succeeded jobs in the model
+    truncated_samples: int = 0  # samples whose context was cut from the left
+    max_tokens: int | None = None  # ... to fit this many tokens with the continuation
+    training: dict[str, Any] | None = None  # what the engine reports (steps, seconds, loss)
 
     def public(self) -> dict[str, Any]:
-        return {
+        out = {
             "job_id": self.job_id,
             "status": self.status,
             "samples": len(self.samples),
@@ -65,7 +70,17 @@ class Job:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "error": self.error,
+            "model_version": self.trained_seq,
         }
+        if self.truncated_samples:
+            out["truncated_samples"] = self.truncated_samples
+            out["warning"] = (
+                f"{self.truncated_samples} sample(s) had their context cut from the left to fit "
+                f"{self.max_tokens} tokens with the continuation"
+            )
+        if self.training is not None:
+            out["training"] = self.training
+        return out
 
     def record(self) -> dict[str, Any]:
         d = dict(self.__dict__)
@@ -80,20 +95,20 @@ class Job:
 
 
 class Trainer:
-    def __init__(self, state_dir: Path, builder: ModelBuilder, faults: Faults):
+    def __init__(self, state_dir: Path, engine: Engine, faults: Faults):
         self.state_dir = state_dir
         self.jobs_dir = state_dir / "jobs"
-        self.builder = builder
+        self.engine = engine
         self.faults = faults
         self.jobs: dict[str, Job] = {}
         self._job_by_key: dict[str, str] = {}
-        self._trained: list[Sample] = []
+        self._succeeded: list[Job] = []  # in the order they were trained
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._next_trained_seq = 0
 
     # ---- start-up ------------------------------------------------------------
 
-    def load(self) -> LanguageModel:
+    def load(self) -> Any:
         """Read the state directory, re-queue unfinished jobs, and return the model
         trained on every job that succeeded."""
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
@@ -110,8 +125,7 @@ class Trainer:
             if job.idempotency_key:
                 self._job_by_key[job.idempotency_key] = job.job_id
         succeeded = sorted((j for j in jobs if j.status == SUCCEEDED), key=lambda j: j.trained_seq or 0)
-        for job in succeeded:
-            self._trained += job.samples
+        self._succeeded = list(succeeded)
         self._next_trained_seq = 1 + max((j.trained_seq or 0 for j in succeeded), default=0)
         for job in jobs:
             if job.status in (QUEUED, RUNNING):
@@ -119,11 +133,11 @@ class Trainer:
                 job.status, job.started_at = QUEUED, None
                 self._save(job)
                 self._queue.put_nowait(job.job_id)
-        return self.builder.build(self._trained)
+        return self.engine.restore(self._succeeded)
 
     def _check_state_file(self) -> None:
         path = self.state_dir / "refserver-state.json"
-        expected = {"format": STATE_FORMAT, "vocab_fingerprint": self.builder.tokenizer.fingerprint}
+        expected = {"format": STATE_FORMAT, "vocab_fingerprint": self.engine.fingerprint}
         if not path.exists():
             _write_json(path, expected)
             return
@@ -139,7 +153,9 @@ class Trainer:
 
     # ---- requests ------------------------------------------------------------
 
-    def submit(self, samples: list[Sample], request_hash: str, idempotency_key: str | None) -> tuple[Job, bool]:
+    def submit(
+        self, samples: list[Sample], request_hash: str, idempotency_key: str | None, truncated: int = 0
+    ) -> tuple[Job, bool]:
         """Return (job, created). A known Idempotency-Key returns its job unchanged.
 
         Runs without awaiting, so two requests with the same key cannot both create a job."""
@@ -156,6 +172,8 @@ class Trainer:
             samples=samples,
             request_hash=request_hash,
             idempotency_key=idempotency_key,
+            truncated_samples=truncated,
+            max_tokens=self.engine.train_context_tokens if truncated else None,
         )
         # Persisted before it is acknowledged, so an accepted job survives a crash.
         self._save(job)
@@ -167,7 +185,7 @@ class Trainer:
 
     # ---- the background worker -----------------------------------------------
 
-    async def run(self, executor: Executor, on_trained: Callable[[LanguageModel], None]) -> None:
+    async def run(self, executor: Executor, on_trained: Callable[[Any], None]) -> None:
         while True:
             job = self.jobs[await self._queue.get()]
             try:
@@ -185,10 +203,10 @@ class Trainer:
                 job.status, job.error, model = FAILED, f"could not record the job: {e}", None
             if model is not None:
                 self._next_trained_seq += 1
-                self._trained += job.samples
+                self._succeeded.append(job)
                 on_trained(model)
 
-    async def _train(self, job: Job, executor: Executor) -> LanguageModel:
+    async def _train(self, job: Job, executor: Executor) -> Any:
         settings = self.faults.settings
         await asyncio.sleep(settings.latency_seconds())
         job.status, job.started_at = RUNNING, _now()
@@ -200,7 +218,7 @@ class Trainer:
                 await asyncio.sleep(settings.hang_seconds)
             raise RuntimeError(f"injected failure ({mode}) on train_job call {call}")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(executor, self.builder.build, self._trained + job.samples)
+        return await loop.run_in_executor(executor, self.engine.train, job, list(self._succeeded))
 
     def _save(self, job: Job) -> None:
         _write_json(self.jobs_dir / f"{job.job_id}.json", job.record())

@@ -18,7 +18,6 @@ from aiohttp import web
 from .. import validation as v
 from ..endpoint import Call, endpoint
 from ..server import LARGE_BODY, RefServer
-from ..tokenizer import SPECIAL_TOKENS
 
 
 @endpoint("tokenize")
@@ -69,5 +68,5 @@ async def detokenize(request: web.Request, server: RefServer, call: Call) -> web
 
 def _decode(server: RefServer, ids: list[int], skip_special: bool) -> str:
     if skip_special:
-        ids = [i for i in ids if i >= len(SPECIAL_TOKENS)]
+        ids = [i for i in ids if i not in server.tokenizer.special_ids]
     return server.tokenizer.decode(ids)

@@ -18,9 +18,11 @@ async def train(request: web.Request, server: RefServer, call: Call) -> web.Resp
     if key is not None and not 0 < len(key) <= 255:
         raise v.BadRequest("Idempotency-Key header must be 1 to 255 characters")
     body = await server.read_json(request)
-    samples, request_hash = await server.cpu(training_samples, body, server.tokenizer.vocab_size)
+    samples, request_hash, truncated = await server.cpu(
+        training_samples, body, server.tokenizer.vocab_size, server.engine.train_context_tokens
+    )
     try:
-        job, created = server.trainer.submit(samples, request_hash, key)
+        job, created = server.trainer.submit(samples, request_hash, key, truncated)
     except IdempotencyConflict as e:
         raise v.BadRequest(str(e), 422) from None
     headers = {} if created else {"Idempotent-Replayed": "true"}
