@@ -54,7 +54,7 @@ def test_it_takes_a_snapshot_from_upload_to_a_trained_sample(
     screenshots(operator, "run-finished")
 
     operator.goto(live_server.url + reverse("heatmap", args=[full_run.pk]))
-    operator.wait_for_function("document.body.dataset.heatmapReady === '1'", timeout=30_000)
+    operator.wait_for_function("() => document.body.dataset.heatmapReady === '1'", timeout=30_000)
     canvas = operator.locator("#heatmap-canvas")
     box = canvas.bounding_box()
     assert box["width"] > 50 and box["height"] > 20
@@ -62,7 +62,7 @@ def test_it_takes_a_snapshot_from_upload_to_a_trained_sample(
     operator.wait_for_selector("#heatmap-tooltip:not([hidden])")
     assert operator.locator("#heatmap-tooltip").inner_text().strip()
     operator.mouse.click(box["x"] + 3, box["y"] + 3)
-    operator.wait_for_function("document.querySelector('#cell-detail').innerText.trim().length > 20")
+    operator.wait_for_function("() => document.querySelector('#cell-detail').innerText.trim().length > 20")
     screenshots(operator, "heatmap-cell-open")
 
     operator.goto(snapshot_url)
