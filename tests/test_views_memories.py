@@ -1,6 +1,8 @@
 """Memories: the list with importance and flags, and one memory's page."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -205,3 +207,55 @@ def test_it_lists_memories_from_the_database_when_the_cache_is_down(cast, run, a
     assert response.status_code == 200
     assert response.context["counts"]["harmful"] >= 0
     assert response.context["run"] == run
+
+
+def _page_keys(client, agent, **params):
+    response = client.get(reverse("memory_list", args=[agent.pk]), params)
+    return [m.key for m in response.context["page"].object_list]
+
+
+def test_it_reads_one_page_of_memories_whatever_their_number(cast, agent):
+    # 250 memories, 3 of them in the run: the page's queries do not grow with
+    # the memories (was one query per memory; 33k memories took 15 s).
+    Memory.objects.bulk_create([Memory(agent=agent, key=f"extra/{i:03d}", text="t") for i in range(247)])
+    matrix_run(agent, [[2.0] * N, [0.5] * N, [FAILED] * N], keys=["b-top", "a-second", "c-failed"])
+    client = cast.client_for(cast.viewer)
+    client.get(reverse("memory_list", args=[agent.pk]))  # the run's stats, cached from then on
+    with CaptureQueriesContext(connection) as few:
+        client.get(reverse("memory_list", args=[agent.pk]), {"sort": "key"})
+    Memory.objects.bulk_create([Memory(agent=agent, key=f"more/{i:03d}", text="t") for i in range(500)])
+    with CaptureQueriesContext(connection) as many:
+        response = client.get(reverse("memory_list", args=[agent.pk]), {"sort": "key"})
+    assert len(many) == len(few) < 20
+    assert len(response.context["page"].object_list) == 100
+
+
+def test_it_pages_the_importance_order_then_the_rest_by_key(cast, agent):
+    Memory.objects.bulk_create([Memory(agent=agent, key=f"Extra/{i:03d}", text="t") for i in range(150)])
+    matrix_run(agent, [[2.0] * N, [0.5] * N, [FAILED] * N], keys=["b-top", "a-second", "c-failed"])
+    client = cast.client_for(cast.viewer)
+    first = _page_keys(client, agent)
+    second = _page_keys(client, agent, page=2)
+    # Scored first by importance; then the rest (the failed one included) by key, any case.
+    assert first[:2] == ["b-top", "a-second"]
+    rest = sorted(["c-failed", *(f"Extra/{i:03d}" for i in range(150))], key=str.lower)
+    assert first[2:] + second == rest
+    ascending = _page_keys(client, agent, sort="importance_max")
+    assert ascending[:2] == ["a-second", "b-top"]
+    last = _page_keys(client, agent, sort="importance_max", page=2)
+    assert last[-1] == "Extra/149" and len(first) + len(second) == 153 == len(ascending) + len(last)
+
+
+def test_it_sorts_weights_in_sql_with_unscored_last_by_key(cast, agent):
+    now = timezone.now()
+    Memory.objects.bulk_create([
+        Memory(agent=agent, key="b", weight=1.0, last_scored=now),
+        Memory(agent=agent, key="A", weight=None),
+        Memory(agent=agent, key="c", weight=2.0, last_scored=now - timezone.timedelta(hours=1)),
+        Memory(agent=agent, key="a2", weight=None),
+    ])
+    client = cast.client_for(cast.viewer)
+    assert _page_keys(client, agent, sort="-weight") == ["c", "b", "A", "a2"]
+    assert _page_keys(client, agent, sort="weight") == ["b", "c", "A", "a2"]
+    assert _page_keys(client, agent, sort="-last_scored") == ["b", "c", "A", "a2"]
+    assert _page_keys(client, agent, sort="-key") == ["c", "b", "a2", "A"]

@@ -7,6 +7,7 @@ repeats one says which (tests/test_maths_mirrors.py checks they agree).
 
 from django.core.paginator import Paginator
 from django.db.models import Case, Count, F, FloatField, Max, Min, Q, Sum, Value, When
+from django.db.models.functions import Lower
 from django.shortcuts import render
 from django.urls import path
 
@@ -15,7 +16,7 @@ from scoring.access import get_agent_for_user, get_memory_for_user, require_perm
 from scoring.filters import MEMORY_FLAGS, MemoryFilter
 from scoring.heatmap.matrix import memory_texts, response_numbers
 from scoring.heatmap.payload import through_cache
-from scoring.models import CellScore, MemoryScore, Node, ScoringRun
+from scoring.models import CellScore, Memory, MemoryScore, Node, ScoringRun
 from scoring.models.runs import Mode, RunStatus
 
 SORTS = {
@@ -85,20 +86,20 @@ def memory_list(request, agent_id):
     stats = run_memory_stats(run)
     memory_filter = MemoryFilter(
         request.GET or None,
-        agent.memories.only("id", "key", "weight", "last_scored", "text"),
+        # Not agent.memories: that manager reads each row's deferred agent_id
+        # (one query per memory). Model ordering joins the agent: not needed.
+        Memory.objects.filter(agent=agent).only("id", "key", "weight", "last_scored", "text").order_by(),
         flags_by_memory={pk: s["flags"] for pk, s in stats.items()},
     )
     sort = request.GET.get("sort", "-importance_sum" if run else "key")
     sort = sort if sort.lstrip("-") in SORTS else "key"
 
-    rows = list(memory_filter.qs)
-    for memory in rows:
-        memory.stats = stats.get(memory.pk)
-        memory.flags = memory.stats["flags"] if memory.stats else []
-    page = Paginator(_sorted(rows, sort), 100).get_page(request.GET.get("page"))
+    page = Paginator(SortedMemories(memory_filter.qs, sort, stats), 100).get_page(request.GET.get("page"))
     # The text the run scored, shown when the memory's current text differs (issue 12).
     scored_texts = memory_texts(run.snapshot_id, [m.pk for m in page.object_list]) if run else {}
     for memory in page.object_list:
+        memory.stats = stats.get(memory.pk)
+        memory.flags = memory.stats["flags"] if memory.stats else []
         memory.scored_text = scored_texts.get(memory.pk)
     chosen = memory_filter.form.cleaned_data if memory_filter.is_bound else {}
     return render(
@@ -121,26 +122,58 @@ def memory_list(request, agent_id):
     )
 
 
-def _sorted(rows, sort):
-    """Sort in Python: the importance columns come from the run's cells, not the table.
+class SortedMemories:
+    """The filtered memories in the chosen order, read a page at a time.
 
     "-name" sorts descending. Memories without a value (never scored, not in
-    the run) go last either way, by key.
+    the run) go last either way, by key. The table's columns sort in SQL; the
+    importance columns come from the run's (cached) cells, so only the run's
+    memories are ordered in Python and the rest follow from SQL by key: a page
+    reads its own rows, never all of an agent's (33k memories took 15 s).
     """
-    name = sort.lstrip("-")
 
-    def value(memory):
-        if name == "key":
-            return memory.key.lower()
-        if name in ("weight", "last_scored"):
-            return getattr(memory, name)
-        return memory.stats[name] if memory.stats else None
+    def __init__(self, memories, sort, stats):
+        self.memories, self.sort, self.stats = memories, sort, stats
+        self.name, self.descending = sort.lstrip("-"), sort.startswith("-")
+        self._ranked = None
 
-    present = [m for m in rows if value(m) is not None]
-    absent = [m for m in rows if value(m) is None]
-    present.sort(key=value, reverse=sort.startswith("-"))
-    absent.sort(key=lambda m: m.key.lower())
-    return present + absent
+    def count(self):
+        return self.memories.count()
+
+    def __len__(self):
+        return self.count()
+
+    def __getitem__(self, bounds):
+        if self.name in ("key", "weight", "last_scored"):
+            return list(self.memories.order_by(*self._sql_order())[bounds])
+        ranked = self._ranked_ids()
+        start, stop = bounds.start or 0, bounds.stop
+        ids = ranked[start:stop]
+        rows = self.memories.in_bulk(ids)
+        found = [rows[pk] for pk in ids]
+        if stop > len(ranked):
+            rest = self.memories.exclude(pk__in=ranked).order_by(Lower("key"))
+            found += list(rest[max(0, start - len(ranked)):stop - len(ranked)])
+        return found
+
+    def _sql_order(self):
+        by_key = Lower("key")
+        if self.name == "key":
+            return [by_key.desc() if self.descending else by_key.asc()]
+        column = F(self.name)
+        first = column.desc(nulls_last=True) if self.descending else column.asc(nulls_last=True)
+        return [first, by_key]
+
+    def _ranked_ids(self):
+        """Ids of the filtered memories that have a value in the run, in order."""
+        if self._ranked is None:
+            valued = [pk for pk, s in self.stats.items() if s[self.name] is not None]
+            keys = dict(self.memories.filter(pk__in=valued).order_by().values_list("pk", "key"))
+            # By key, then (stable, either way round) by value: ties keep key order.
+            ranked = sorted(keys, key=lambda pk: keys[pk].lower())
+            ranked.sort(key=lambda pk: self.stats[pk][self.name], reverse=self.descending)
+            self._ranked = ranked
+        return self._ranked
 
 
 def _sort_columns(current):
