@@ -314,6 +314,10 @@ MEMSCORE_RETRY_BACKOFF = float(envstr("MEMSCORE_RETRY_BACKOFF", "0.5"))
 # call waits on the server (a heartbeat), so a killed worker's calls are taken
 # over about this many seconds after it died, however slow live calls are.
 MEMSCORE_CLAIM_SECONDS = envint("MEMSCORE_CLAIM_SECONDS", 60)
+# Causal windows: a leave-one-out call asks only for the responses after the
+# memory's first appearance (those before it are exactly zero, "unaffected").
+# Off (0) only to compare with the naive calls (bench/floor_speed.py).
+MEMSCORE_CAUSAL_WINDOWS = envint("MEMSCORE_CAUSAL_WINDOWS", 1) != 0
 # An alternate still pending after this long lost its task (a killed worker,
 # the broker down) and is sent again: longer than a generation may take.
 MEMSCORE_ALTERNATE_LOST_SECONDS = envint("MEMSCORE_ALTERNATE_LOST_SECONDS", 15 * 60)

@@ -112,10 +112,17 @@ class LanguageModel:
         ends = np.where(k < len(ends_at), ends_at[np.minimum(k, len(ends_at) - 1)] + 1, len(ids))
         return list(zip(starts.tolist(), ends.tolist()))
 
-    def score(self, ids: Sequence[int] | np.ndarray) -> list[tuple[float, int]]:
-        """(total log-probability, token count) of each assistant response."""
+    def score(self, ids: Sequence[int] | np.ndarray, start: int = 0) -> list[tuple[float, int]]:
+        """(total log-probability, token count) of each assistant response that
+        begins at or after ``start``; log-probabilities are computed at those
+        responses' positions only (the history before them is only counted).
+        A response that begins before ``start`` and ends after it is a ValueError."""
         ids = np.asarray(ids, np.int64)
         spans = self.response_spans(ids)
+        for a, b in spans:
+            if a < start < b:
+                raise ValueError(f"logprob_start {start} falls inside the response at [{a}, {b})")
+        spans = [(a, b) for a, b in spans if a >= start]
         if not spans:
             return []
         covered = np.zeros(len(ids) + 1, np.int64)

@@ -201,7 +201,7 @@ def _spans(agent, client, tokens, end):
 
 
 def _score(agent, client, ids, spans):
-    scores = _ask(SCORE, lambda: client.score(ids, spans, first_needed=spans[0][0]), agent)
+    scores = _ask(SCORE, lambda: client.score(ids, spans), agent)
     if isinstance(scores, CheckResult):
         return scores
     if len(scores) != len(spans):

@@ -4,7 +4,8 @@
 memory node per row and whose conversation alternates user / assistant, the
 run's leave-one-out calls (what load_matrix reads the layout from) and one
 CellScore per cell. A cell given as FAILED is stored failed; one given as
-MISSING is not stored at all (not scored yet). Cells go in with executemany
+UNAFFECTED is stored as an exact 0 before its memory ("unaffected"); one
+given as MISSING is not stored at all (not scored yet). Cells go in with executemany
 so 1,000,000 of them take seconds, not minutes.
 """
 
@@ -18,6 +19,7 @@ from scoring.models.runs import Mode, RunStatus
 
 FAILED = "failed"
 MISSING = "missing"
+UNAFFECTED = "unaffected"
 
 
 def matrix_run(agent, deltas, *, keys=None, memory_texts=None, responses=None,
@@ -85,11 +87,13 @@ def matrix_run(agent, deltas, *, keys=None, memory_texts=None, responses=None,
                 if value == MISSING:
                     continue
                 if value == FAILED:
-                    rows.append((run.pk, memory_id, response_id, None, True))
+                    rows.append((run.pk, memory_id, response_id, None, True, "failed"))
+                elif value == UNAFFECTED:
+                    rows.append((run.pk, memory_id, response_id, 0.0, False, "unaffected"))
                 else:
-                    rows.append((run.pk, memory_id, response_id, float(value), False))
+                    rows.append((run.pk, memory_id, response_id, float(value), False, "scored"))
         table = connection.ops.quote_name(CellScore._meta.db_table)
-        columns = "(run_id, memory_id, response_id, delta, failed)"
+        columns = "(run_id, memory_id, response_id, delta, failed, state)"
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 # COPY: executemany would send a million statements.
@@ -99,7 +103,7 @@ def matrix_run(agent, deltas, *, keys=None, memory_texts=None, responses=None,
             else:
                 for start in range(0, len(rows), 50_000):
                     cursor.executemany(
-                        f"INSERT INTO {table} {columns} VALUES (%s, %s, %s, %s, %s)",
+                        f"INSERT INTO {table} {columns} VALUES (%s, %s, %s, %s, %s, %s)",
                         rows[start:start + 50_000],
                     )
     run.memories = [memories[k] for k in keys]

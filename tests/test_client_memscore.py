@@ -9,6 +9,7 @@ from scoring.client import (
     PermanentError,
     SglangClient,
     TransientError,
+    Usage,
     VllmClient,
     split_base_url,
 )
@@ -28,7 +29,18 @@ def test_it_posts_score_under_v1_without_a_priority(base_url):
     assert isinstance(client, MemscoreClient)
     assert client.score(IDS, SPANS, first_needed=3) == [-1.5, -2.0]
     assert sent[0].url == "http://127.0.0.1:8765/v1/score"
-    assert sent[0].body == {"model": "qwen", "prompt": IDS, "logprobs": 1}
+    # first_needed travels as logprob_start: nothing before it is wanted.
+    assert sent[0].body == {"model": "qwen", "prompt": IDS, "logprobs": 1, "logprob_start": 3}
+
+
+def test_it_reads_the_usage_and_keeps_the_last_scores_of_a_server_that_ignores_logprob_start():
+    answer = {**scores((-2.0, 2)), "logprob_start": 9,
+              "usage": {"prompt_tokens": 11, "computed_tokens": 2, "cached_tokens": 0}}
+    client, _ = replaying("memscore", answering(200, answer))
+    assert client.score_detailed(IDS, SPANS[1:], first_needed=9) == ([-2.0], Usage(computed=2, cached=0))
+    # An older server scores every response and says nothing of a start or of usage.
+    client, _ = replaying("memscore", answering(200, scores((-1.0, 2), (-2.0, 2))))
+    assert client.score_detailed(IDS, SPANS[1:], first_needed=9) == ([-2.0], Usage())
 
 
 def test_the_servers_responses_must_be_memscores():

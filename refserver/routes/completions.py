@@ -29,6 +29,7 @@ from ..model import LanguageModel
 from ..openai_logprobs import echo_logprobs, vllm_prompt_logprobs
 from ..request_bodies import CompletionOptions, completion_request
 from ..server import RefServer
+from ..usage import count_scored
 
 
 async def completion_group(request: web.Request, server: RefServer) -> str:
@@ -60,6 +61,10 @@ async def completions(request: web.Request, server: RefServer, call: Call) -> we
         "model": config.model,
     }
     n_prompt = sum(len(ids) for ids in prompts)
+    if call.endpoint == "score":
+        # vLLM computes every position of a prompt-logprobs request.
+        for ids in prompts:
+            count_scored(server, len(ids), len(ids))
     n_generated = sum(len(c.result.token_ids) for c in choices)
     usage = {"prompt_tokens": n_prompt, "completion_tokens": n_generated, "total_tokens": n_prompt + n_generated}
     if not options.stream:

@@ -8,6 +8,7 @@ from aiohttp import web
 from .. import validation as v
 from ..faults import FaultSettings
 from ..server import SERVER
+from ..usage import scored_tokens
 
 
 async def control_faults(request: web.Request) -> web.Response:
@@ -37,5 +38,6 @@ async def control_stats(request: web.Request) -> web.Response:
             "max_served_at_once": server.gate.max_active_seen,
             "train_posts": server.faults.total_calls.get("train", 0),
             "jobs": statuses,
+            "scored_tokens": scored_tokens(server),
         }
     )

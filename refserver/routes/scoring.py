@@ -1,4 +1,9 @@
-"""``POST /v1/score``: the log-probability of each assistant response in a prompt."""
+"""``POST /v1/score``: the log-probability of each assistant response in a prompt.
+
+With ``logprob_start`` (docs/protocol.md) only the responses that begin at or
+after it are scored and nothing before it is computed; the answer echoes it
+and says in ``usage`` how many positions were run (from it to the end).
+"""
 
 from __future__ import annotations
 
@@ -8,27 +13,39 @@ from .. import validation as v
 from ..endpoint import Call, endpoint
 from ..request_bodies import check_prompt_length
 from ..server import RefServer
+from ..usage import count_scored
 
 
 @endpoint("score")
 async def score(request: web.Request, server: RefServer, call: Call) -> web.Response:
     body = await server.read_json(request)
     model = server.model
-
-    def work() -> tuple[int, list[tuple[float, int]]]:
-        ids = v.token_ids(body.get("prompt"), "prompt", model.vocab_size)
-        check_prompt_length(len(ids), server.config.max_prompt_tokens)
-        return len(ids), model.score(ids)
-
     for name in ("logprobs", "priority"):
         if body.get(name) is not None:
             v.integer(body[name], name)
-    n_tokens, scores = await server.cpu(work)
-    await call.token_latency(n_tokens)
+
+    def work() -> tuple[int, int, list[tuple[float, int]]]:
+        ids = v.token_ids(body.get("prompt"), "prompt", model.vocab_size)
+        check_prompt_length(len(ids), server.config.max_prompt_tokens)
+        start = body.get("logprob_start")
+        start = 0 if start is None else v.integer(start, "logprob_start", 0, max(len(ids) - 1, 0))
+        try:
+            return len(ids), start, model.score(ids, start)
+        except ValueError as e:
+            raise v.BadRequest(str(e)) from None
+
+    n_tokens, start, scores = await server.cpu(work)
+    computed = n_tokens - start
+    count_scored(server, n_tokens, computed)
+    await call.token_latency(computed)
     return web.json_response(
         {
             "scores": [{"total_logprob": total, "n_tokens": n} for total, n in scores],
             "prompt_tokens": n_tokens,
+            "logprob_start": start,
+            # The n-gram engine keeps no cache: positions before logprob_start
+            # are only counted as history, never run.
+            "usage": {"prompt_tokens": n_tokens, "computed_tokens": computed, "cached_tokens": 0},
             "model": server.config.model,
         }
     )

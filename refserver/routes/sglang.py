@@ -26,6 +26,7 @@ from ..generation import Completion, generate
 from ..logprobs import position_details, prompt_token_logprobs
 from ..model import LanguageModel
 from ..server import RefServer
+from ..usage import count_scored
 from .sglang_request import GenerateRequest, generate_request
 
 
@@ -45,7 +46,10 @@ async def generate_native(request: web.Request, server: RefServer, call: Call) -
     started = time.monotonic()
     req: GenerateRequest = await server.cpu(generate_request, body, server.tokenizer, server.config)
     model = server.model
-    outs = await server.cpu(_outputs, model, req, call.neg_inf)
+    counted: list[tuple[int, int]] = []
+    outs = await server.cpu(_outputs, model, req, call.neg_inf, counted)
+    for prompt, computed in counted:
+        count_scored(server, prompt, computed)
     n_tokens = sum(len(ids) + len(out["output_ids"]) for ids, out in zip(req.prompts, outs))
     await call.token_latency(n_tokens)
     for out in outs:
@@ -53,7 +57,10 @@ async def generate_native(request: web.Request, server: RefServer, call: Call) -
     return web.json_response(outs if req.batched else outs[0])
 
 
-def _outputs(model: LanguageModel, req: GenerateRequest, neg_inf: bool) -> list[dict[str, Any]]:
+def _outputs(
+    model: LanguageModel, req: GenerateRequest, neg_inf: bool, counted: list[tuple[int, int]]
+) -> list[dict[str, Any]]:
+    """The answers; ``counted`` gets (prompt, computed) positions of each logprob prompt."""
     outs = []
     for i, ids in enumerate(req.prompts):
         params = req.sampling[i]
@@ -66,6 +73,7 @@ def _outputs(model: LanguageModel, req: GenerateRequest, neg_inf: bool) -> list[
         }
         if req.return_logprob[i]:
             meta.update(_logprob_info(model, ids, result.token_ids, req, i, neg_inf))
+            counted.append((len(ids), len(ids) - req.logprob_start_len[i]))
         meta.update({"completion_tokens": len(result.token_ids), "cached_tokens": 0})
         outs.append({"text": result.text, "output_ids": result.token_ids, "meta_info": meta})
     return outs

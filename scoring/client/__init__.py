@@ -7,7 +7,7 @@ unmodified SGLang. Every client scores spans that memscore computed
 speaks the /train protocol; errors are sorted as in errors.py.
 """
 
-from .base import BACKENDS, InferenceClient, split_base_url
+from .base import BACKENDS, InferenceClient, Usage, split_base_url
 from .errors import InferenceError, OutcomeUnknown, PermanentError, TransientError, call_with_retries
 from .memscore import MemscoreClient
 from .sglang import SglangClient
@@ -22,6 +22,7 @@ __all__ = [
     "PermanentError",
     "SglangClient",
     "TransientError",
+    "Usage",
     "VllmClient",
     "call_with_retries",
     "split_base_url",

@@ -7,6 +7,7 @@ it scores; `InferenceClient.for_agent(agent)` picks the agent's.
 import json
 import math
 import time
+from dataclasses import dataclass
 
 import httpx
 from httpx_sse import SSEError, connect_sse
@@ -31,10 +32,27 @@ def split_base_url(base_url):
     return root, root + "/v1"
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What a server says of one score call's tokens (None: it does not say).
+
+    computed: positions it ran the model over; cached: positions served from
+    its prefix cache."""
+
+    computed: int = None
+    cached: int = None
+
+
 class InferenceClient:
-    """One agent's inference server. Subclasses set `backend` and score."""
+    """One agent's inference server. Subclasses set `backend` and score_detailed."""
 
     backend = None
+    # Whether it keeps a prefix cache that score calls read: then a matrix's
+    # baseline goes first and its variants after it, to find it cached.
+    prefix_cache = False
+    # Prompts sent in one scoring request, up to this many tokens in all
+    # (0: one prompt a request).
+    batch_tokens = 0
     server_name = "inference"
     # Where the server serves /tokenize: "v1" (memscore) or "root" (vLLM, SGLang).
     tokenize_at = "v1"
@@ -82,8 +100,21 @@ class InferenceClient:
     # --- what each backend answers ------------------------------------------
 
     def score(self, prompt_ids, spans, *, first_needed=None):
-        """One total log-probability per span [start, end) of positions in prompt_ids."""
+        """One total log-probability per span [start, end) of positions in prompt_ids.
+
+        first_needed: no position before it is wanted (a causal window starts
+        there); a backend whose server can start later tells it so (asked_tokens)."""
+        return self.score_detailed(prompt_ids, spans, first_needed=first_needed)[0]
+
+    def score_detailed(self, prompt_ids, spans, *, first_needed=None):
+        """(score()'s totals, Usage): what the server says it computed, where it says."""
         raise NotImplementedError(f"{type(self).__name__} does not score")
+
+    def asked_tokens(self, n_prompt, spans, first_needed=None):
+        """Prompt positions score() asks the server to compute: every one here
+        (vLLM computes the whole prompt of a prompt-logprobs request); a
+        backend that tells its server where to start counts from there."""
+        return n_prompt if spans else 0
 
     def tokenize(self, text):
         label = "/tokenize" if self.tokenize_at == "root" else "/v1/tokenize"

@@ -18,7 +18,7 @@ entrypoints/openai/protocol.py and serving_tokenize.py at 004c82e0):
   {"model", "prompt", "add_special_tokens"} → {"tokens", "count", "max_model_len"}.
 """
 
-from .base import InferenceClient, span_totals
+from .base import InferenceClient, Usage, span_totals
 from .errors import PermanentError, TransientError
 
 
@@ -28,12 +28,15 @@ class SglangClient(InferenceClient):
     tokenize_at = "root"
     more_urgent = +1  # SGLang runs higher priorities first
     priority_flag = "--enable-priority-scheduling"
+    prefix_cache = True  # its radix cache
 
-    def score(self, prompt_ids, spans, *, first_needed=None):
+    def asked_tokens(self, n_prompt, spans, first_needed=None):
+        return n_prompt - _start(spans, first_needed) if spans else 0
+
+    def score_detailed(self, prompt_ids, spans, *, first_needed=None):
         if not spans:
-            return []
-        first = spans[0][0] if first_needed is None else first_needed
-        start = max(first - 1, 0)
+            return [], Usage()
+        start = _start(spans, first_needed)
         body = {
             "input_ids": prompt_ids,
             "sampling_params": {"max_new_tokens": 1, "temperature": 0},
@@ -62,7 +65,21 @@ class SglangClient(InferenceClient):
                 )
             return float(entry[0])
 
-        return span_totals(logprob_at, spans)
+        return span_totals(logprob_at, spans), _usage(data.get("meta_info"), len(prompt_ids))
+
+
+def _start(spans, first_needed):
+    """logprob_start_len: just before the first position needed (its entry is null)."""
+    first = spans[0][0] if first_needed is None else first_needed
+    return max(first - 1, 0)
+
+
+def _usage(meta, n_prompt):
+    """meta_info's cached_tokens (the prompt's tokens its radix cache served), when it says."""
+    cached = meta.get("cached_tokens") if isinstance(meta, dict) else None
+    if not isinstance(cached, int) or not 0 <= cached <= n_prompt:
+        return Usage()
+    return Usage(computed=n_prompt - cached, cached=cached)
 
 
 def _input_logprobs(data, n_prompt, start):

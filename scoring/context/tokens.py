@@ -179,6 +179,26 @@ class SnapshotTokens:
             ids.extend(self.node_ids_list[i])
         return ids, spans
 
+    def causal_sequence(self, start, end, key, *, template):
+        """sequence() of a skip_key call, and where it can first differ from its baseline.
+
+        Returns (ids, spans, changed_from, unaffected): positions before
+        changed_from (where the key's first node was) are the baseline's ids,
+        so a causal model predicts them as in the baseline; the first
+        `unaffected` spans end before it, their deltas exactly zero. A key
+        not in the sequence changes nothing: changed_from is len(ids).
+        """
+        ids, spans = self.sequence(start, end, Filter.SKIP_KEY, key, template=template)
+        in_range = (self.conv_index < 0) | ((self.conv_index >= start) & (self.conv_index < end))
+        removed = np.flatnonzero(in_range & self.filterable & (self.key_code == self.key_codes.get(key, -2)))
+        if not len(removed):
+            return ids, spans, len(ids), len(spans)
+        first = int(removed[0])
+        kept = self._kept(start, end, Filter.SKIP_KEY, key)
+        before = kept[: int(np.searchsorted(kept, first))]
+        changed_from = len(template.prefix) + sum(len(self.node_ids_list[i]) for i in before)
+        return ids, spans, changed_from, sum(self.is_response[i] for i in before)
+
     def _response_span(self, i, template):
         """[first, last) of node i's response within its own ids (kept per template)."""
         found = self._spans.get((i, template))

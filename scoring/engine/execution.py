@@ -12,7 +12,6 @@ The Executor (executor.py) drives these for one task.
 """
 
 import functools
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -20,17 +19,15 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from scoring.client import InferenceError, call_with_retries
-from scoring.context import TemplateError, chat_template
 from scoring.models import Memory, ScoreCall, ScoringRun
 from scoring.models.runs import ACTIVE_STATUSES
 
 from . import results
+from .calls import MAX_CLAIMS, Outcome
+
+__all__ = ["MAX_CLAIMS", "Outcome", "claim_calls", "claim_next", "store", "extend_claim", "renew_claims"]
 
 Status = ScoreCall.Status
-# A call claimed this many times without an answer keeps killing or hanging
-# its workers: it fails rather than being retried for ever.
-MAX_CLAIMS = 5
 # How often the dispatcher looks whether the run was cancelled.
 CANCEL_CHECK_SECONDS = 0.5
 
@@ -43,13 +40,6 @@ def claim_seconds():
     return settings.MEMSCORE_CLAIM_SECONDS
 
 
-@dataclass
-class Outcome:
-    result: list = None
-    error: str = None
-    n_tokens: int = 0
-
-
 def run_memories(run_id):
     """The memories a run's calls leave out, by id: only their keys are loaded
     (the rest loads when used), so a claim needs no join."""
@@ -57,8 +47,12 @@ def run_memories(run_id):
     return Memory.objects.filter(pk__in=used).only("key").in_bulk()
 
 
-def claim_calls(run_id, want, concurrency, *, finished=(), memories=None):
+def claim_calls(run_id, want, concurrency, *, finished=(), memories=None, baseline_first=False):
     """Claim up to `want` of the run's calls, baselines first.
+
+    baseline_first: a call compared with a baseline is claimed only once
+    that baseline is done, so a server with a prefix cache finds the shared
+    prefix cached (what the baseline computed) for every variant.
 
     Never more than `concurrency` calls of the run in flight in all, counting
     other tasks' live claims, so extra tasks (a re-delivered message, a
@@ -75,7 +69,7 @@ def claim_calls(run_id, want, concurrency, *, finished=(), memories=None):
     database spent running them.
     """
     now = timezone.now()
-    live_sql, not_in, claim_sql = _claim_sql(connection.vendor)
+    live_sql, not_in, claim_sql = _claim_sql(connection.vendor, baseline_first)
     db_now = connection.ops.adapt_datetimefield_value(now)
     finished = list(finished)
     if finished:
@@ -87,9 +81,10 @@ def claim_calls(run_id, want, concurrency, *, finished=(), memories=None):
         return []
     until = now + timedelta(seconds=claim_seconds())
     with transaction.atomic(), connection.cursor() as cursor:
+        gate = [run_id, Status.DONE] if baseline_first else []
         cursor.execute(claim_sql, [
             Status.RUNNING, connection.ops.adapt_datetimefield_value(until), db_now,
-            run_id, Status.PENDING, Status.RUNNING, db_now, room,
+            run_id, Status.PENDING, Status.RUNNING, db_now, *gate, room,
             Status.PENDING, Status.RUNNING, db_now,
         ])
         rows = cursor.fetchall()
@@ -105,7 +100,7 @@ def claim_calls(run_id, want, concurrency, *, finished=(), memories=None):
 
 
 @functools.cache
-def _claim_sql(vendor):
+def _claim_sql(vendor, baseline_first=False):
     """The claim's statements on the default database: (live claims, claim)."""
     q = connection.ops.quote_name
     col = {f.name: q(f.column) for f in ScoreCall._meta.concrete_fields}
@@ -118,8 +113,13 @@ def _claim_sql(vendor):
     # exactly this on a row that another claimer changed meanwhile.
     claimable = f"({col['status']} = %s OR ({col['status']} = %s AND {col['claimed_until']} < %s))"
     lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    # A baseline's status only moves forward: this need not be re-checked.
+    gate = (
+        f" AND ({col['baseline']} IS NULL OR {col['baseline']} IN (SELECT {col['id']} FROM {table} "
+        f"WHERE {col['run']} = %s AND {col['baseline']} IS NULL AND {col['status']} = %s))"
+    ) if baseline_first else ""
     candidates = (
-        f"SELECT {col['id']} FROM {table} WHERE {col['run']} = %s AND {claimable} "
+        f"SELECT {col['id']} FROM {table} WHERE {col['run']} = %s AND {claimable}{gate} "
         f"ORDER BY {col['baseline']} ASC NULLS FIRST, {col['seq']} ASC LIMIT %s{lock}"
     )
     claim = (
@@ -131,9 +131,9 @@ def _claim_sql(vendor):
     return live, f"{col['id']} NOT IN", claim
 
 
-def claim_next(run_id, concurrency, *, memories=None):
+def claim_next(run_id, concurrency, *, memories=None, baseline_first=False):
     """Claim one call, or None."""
-    claimed = claim_calls(run_id, 1, concurrency, memories=memories)
+    claimed = claim_calls(run_id, 1, concurrency, memories=memories, baseline_first=baseline_first)
     return claimed[0] if claimed else None
 
 
@@ -165,6 +165,7 @@ def store(run, outcomes, tokens, *, baselines=None, followups=None):
                 status = Status.DONE if ok else Status.FAILED
                 cursor.execute(store_sql, [
                     status, result_field.get_db_prep_save(outcome.result, connection), outcome.n_tokens,
+                    outcome.prompt_tokens, outcome.cached_tokens,
                     outcome.error or "", now, call.pk, Status.RUNNING, call.attempts,
                 ])
                 if not cursor.rowcount:
@@ -207,7 +208,8 @@ def _store_sql(vendor):
     # attempt number it was claimed with.
     store_call = (
         f"UPDATE {table} SET {col['status']} = %s, {col['result']} = %s, {col['tokens']} = %s, "
-        f"{col['error']} = %s, {col['finished_at']} = %s, {col['claimed_until']} = NULL "
+        f"{col['prompt_tokens']} = %s, {col['cached_tokens']} = %s, {col['error']} = %s, "
+        f"{col['finished_at']} = %s, {col['claimed_until']} = NULL "
         f"WHERE {col['id']} = %s AND {col['status']} = %s AND {col['attempts']} = %s"
     )
     count = (
@@ -236,25 +238,3 @@ def renew_claims(calls):
     return ScoreCall.objects.filter(held, status=Status.RUNNING).update(
         claimed_until=timezone.now() + timedelta(seconds=claim_seconds())
     )
-
-
-def score_call(call, tokens, client, agent, *, on_retry=None):
-    """Make one claimed call's score request, retrying transient errors. No database.
-
-    memscore computes the responses' spans with the agent's chat template and
-    the server scores them (on the memscore backend, the server finds them too
-    and the client checks they agree); one total per response is stored.
-    """
-    if call.attempts > MAX_CLAIMS:
-        return Outcome(error=f"abandoned after {call.attempts - 1} claims that never answered")
-    key = call.memory.key if call.memory_id else None
-    try:
-        template = call_with_retries(lambda: chat_template(agent, client.tokenize), on_retry=on_retry)
-        ids, spans = tokens.sequence(call.range_start, call.range_end, call.filter, key, template=template)
-        first_needed = spans[0][0] if spans else None
-        scores = call_with_retries(lambda: client.score(ids, spans, first_needed=first_needed), on_retry=on_retry)
-    except (InferenceError, TemplateError) as e:
-        return Outcome(error=str(e))
-    if len(scores) != len(spans):
-        return Outcome(error=f"the server returned {len(scores)} scores for {len(spans)} responses")
-    return Outcome(result=scores, n_tokens=len(ids))

@@ -19,6 +19,7 @@ from scoring.context import snapshot_tokens
 from scoring.followups import Followups
 from scoring.models import ScoreCall, ScoringRun
 
+from .calls import batches, score_batch, score_call
 from .execution import (
     CANCEL_CHECK_SECONDS,
     claim_calls,
@@ -27,11 +28,13 @@ from .execution import (
     extend_claim,
     renew_claims,
     run_memories,
-    score_call,
     store,
 )
 
 log = logging.getLogger(__name__)
+# How often a task with nothing to claim looks whether the baseline another
+# task is scoring has finished (baseline_first).
+BASELINE_POLL_SECONDS = 0.05
 
 
 class Executor:
@@ -89,10 +92,19 @@ class Executor:
     def work_here(self):
         with InferenceClient.for_agent(self.run.agent) as client:
             while self.may_claim():
-                call = claim_next(self.run.pk, self.concurrency, memories=self.memories)
+                call = claim_next(self.run.pk, self.concurrency, memories=self.memories,
+                                  baseline_first=client.prefix_cache)
                 if call is None:
                     return
                 self.store([(call, score_call(call, self.tokens, client, self.run.agent))])
+
+    def waiting_on_baselines(self):
+        """Whether calls of the run wait for a baseline still being scored
+        (by another task, with baseline_first): worth waiting for, not leaving."""
+        return ScoreCall.objects.filter(
+            run=self.run, status=ScoreCall.Status.PENDING,
+            baseline__status__in=[ScoreCall.Status.PENDING, ScoreCall.Status.RUNNING],
+        ).exists()
 
     def work_pooled(self):
         # One client for all the pool's threads: httpx's connection pool is
@@ -100,48 +112,58 @@ class Executor:
         # load: tenths of a second of CPU).
         client = InferenceClient.for_agent(self.run.agent)
 
-        def score_in_thread(call):
+        def score_in_thread(batch):
             def keep_claim(attempt, error):
                 # A retrying call keeps its claim; this thread's connection is closed
                 # at once, as threads of the pool come and go.
                 try:
-                    extend_claim(call)
+                    renew_claims(batch) if len(batch) > 1 else extend_claim(batch[0])
                 finally:
                     connection.close()
 
-            return score_call(call, self.tokens, client, self.run.agent, on_retry=keep_claim)
+            if len(batch) > 1:
+                return score_batch(batch, self.tokens, client, self.run.agent, on_retry=keep_claim)
+            return [score_call(batch[0], self.tokens, client, self.run.agent, on_retry=keep_claim)]
 
         in_flight, outcomes = {}, []
         heartbeat = Heartbeat()
         with client, ThreadPoolExecutor(self.threads, thread_name_prefix=f"run-{self.run.pk}") as pool:
             while True:
-                heartbeat.beat(in_flight.values())
+                heartbeat.beat([call for batch in in_flight.values() for call in batch])
                 # The next calls are claimed before the answers that came back
                 # are stored, so the pool is busy again during the store; but
                 # a failed baseline is stored first, as it fails the calls
-                # compared with it, which are then never sent.
-                if any(outcome.error is not None and call.baseline_id is None for call, outcome in outcomes):
+                # compared with it, which are then never sent, and so is any
+                # baseline when its calls wait for it (baseline_first).
+                if any(call.baseline_id is None and (outcome.error is not None or client.prefix_cache)
+                       for call, outcome in outcomes):
                     self.store(outcomes)
                     outcomes = []
-                if self.may_claim() and len(in_flight) < self.threads:
+                busy = sum(len(batch) for batch in in_flight.values())
+                if self.may_claim() and busy < self.threads:
                     claimed = claim_calls(
-                        self.run.pk, self.threads - len(in_flight), self.concurrency,
+                        self.run.pk, self.threads - busy, self.concurrency,
                         finished=[call.pk for call, _ in outcomes], memories=self.memories,
+                        baseline_first=client.prefix_cache,
                     )
-                    for call in claimed:
-                        in_flight[pool.submit(score_in_thread, call)] = call
+                    for batch in batches(claimed, client, self.tokens):
+                        in_flight[pool.submit(score_in_thread, batch)] = batch
                 if outcomes:
                     self.store(outcomes)
                 if not in_flight:
+                    if client.prefix_cache and self.may_claim() and self.waiting_on_baselines():
+                        time.sleep(BASELINE_POLL_SECONDS)
+                        continue
                     return
                 finished, _ = wait(in_flight, timeout=CANCEL_CHECK_SECONDS, return_when=FIRST_COMPLETED)
                 outcomes = []
                 for future in finished:
-                    call = in_flight.pop(future)
+                    batch = in_flight.pop(future)
                     try:
-                        outcomes.append((call, future.result()))
+                        outcomes.extend(zip(batch, future.result()))
                     except Exception:
-                        log.exception("run %s: call %s stopped; its claim will lapse", self.run.pk, call.seq)
+                        log.exception("run %s: calls %s stopped; their claims will lapse",
+                                      self.run.pk, [call.seq for call in batch])
 
 
 class Heartbeat:

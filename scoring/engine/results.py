@@ -17,6 +17,8 @@ from scoring.models.runs import BASELINE_FAILED
 from . import alternates
 
 Status = ScoreCall.Status
+SCORED, UNAFFECTED, FAILED_CELL = (s.value for s in (CellScore.State.SCORED, CellScore.State.UNAFFECTED,
+                                                      CellScore.State.FAILED))
 FINISHED = (Status.DONE, Status.FAILED)
 # Failed calls named in a run's error; the rest are counted.
 ERRORS_LISTED = 5
@@ -58,6 +60,9 @@ def settle(run, stored, tokens, baselines):
         if call.filter == ScoreCall.Filter.SKIP_KEY:
             cells += cell_rows(run, call, baseline if ok else None, tokens)
         if ok:
+            # Modes read whole results: a response not asked for (before the
+            # memory) is predicted as in the baseline, exactly.
+            call.result = [b if w is None else w for b, w in zip(baseline.result, call.result)]
             followups.add(mode.settle(run, call, baseline, tokens))
     insert_cells(cells)
     if followups.alternates:
@@ -66,13 +71,16 @@ def settle(run, stored, tokens, baselines):
 
 
 def cell_rows(run, call, baseline, tokens):
-    """One cell per response in the call's range: (run, memory, response, delta, failed),
-    with the signed delta, or failed when baseline is None."""
+    """One cell per response in the call's range: (run, memory, response, delta,
+    failed, state), with the signed delta; exactly 0 and "unaffected" for a
+    response the call did not ask for (None in its result: before the
+    memory); failed, every one of them, when baseline is None (either call failed)."""
     entries = tokens.responses(call.range_start, call.range_end)
     if baseline is None:
-        return [(run.pk, call.memory_id, e.node_id, None, True) for e in entries]
+        return [(run.pk, call.memory_id, e.node_id, None, True, FAILED_CELL) for e in entries]
     return [
-        (run.pk, call.memory_id, e.node_id, maths.delta(b, w), False)
+        (run.pk, call.memory_id, e.node_id, 0.0, False, UNAFFECTED)
+        if w is None else (run.pk, call.memory_id, e.node_id, maths.delta(b, w), False, SCORED)
         for e, b, w in zip(entries, baseline.result, call.result)
     ]
 
@@ -89,8 +97,8 @@ def insert_cells(rows):
         return
     table = connection.ops.quote_name(CellScore._meta.db_table)
     sql = (
-        f"INSERT INTO {table} (run_id, memory_id, response_id, delta, failed) "
-        "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+        f"INSERT INTO {table} (run_id, memory_id, response_id, delta, failed, state) "
+        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
     )
     with connection.cursor() as cursor:
         for start in range(0, len(rows), 10_000):

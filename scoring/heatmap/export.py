@@ -3,8 +3,10 @@ download and from `manage.py export_matrix`.
 
 Long format, one record per (memory, response) cell, columns COLUMNS:
 the signed delta as measured, its importance (maths.cell_importance), and
-its state: "scored", "failed" (the score call failed: no value, never zero)
-or "missing" (not scored yet). docs/scoring.md ("Exports") describes it.
+its state: "scored", "unaffected" (before the memory's first appearance:
+exactly zero, not asked of the server), "failed" (the score call failed: no
+value, never zero) or "missing" (not scored yet). docs/scoring.md
+("Exports") describes it.
 """
 
 import csv
@@ -12,26 +14,28 @@ import json
 import math
 
 from scoring import maths
-from scoring.heatmap.matrix import load_matrix_arrays
+from scoring.heatmap import matrix
 
 COLUMNS = [
     "memory_id", "memory_key", "response_id", "response_number", "response_index", "delta", "importance", "state",
 ]
-SCORED, FAILED, MISSING = "scored", "failed", "missing"
+SCORED, UNAFFECTED, FAILED, MISSING = "scored", "unaffected", "failed", "missing"
+STATE_NAMES = {matrix.SCORED: SCORED, matrix.UNAFFECTED: UNAFFECTED, matrix.FAILED: FAILED, matrix.MISSING: MISSING}
 
 
 def cells(run):
     """The run's cells as dicts keyed by COLUMNS, memory by memory, responses
-    in conversation order; delta and importance are None unless scored."""
-    memories, responses, deltas, failed = load_matrix_arrays(run)
+    in conversation order; delta and importance are None unless scored or
+    unaffected (0)."""
+    memories, responses, deltas, states = matrix.load_matrix_states(run)
     for i, memory in enumerate(memories):
         for j, response in enumerate(responses):
             delta = float(deltas[i, j])
+            state = STATE_NAMES[int(states[i, j])]
             if math.isnan(delta):
-                state = FAILED if failed[i, j] else MISSING
                 delta = importance = None
             else:
-                state, importance = SCORED, maths.cell_importance(delta)
+                importance = maths.cell_importance(delta)
             yield {
                 "memory_id": memory["id"], "memory_key": memory["key"],
                 "response_id": response["id"], "response_number": response["number"],

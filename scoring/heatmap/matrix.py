@@ -69,22 +69,46 @@ def load_matrix_arrays(run):
     return matrix["memories"], matrix["responses"], deltas, failed
 
 
+def load_matrix_states(run):
+    """load_matrix_arrays with each cell's state instead of the failed array:
+    (memories, responses, deltas, states), states a uint8 array of the codes
+    below (an unaffected cell's delta is its exact 0)."""
+    matrix = load_matrix(run, cells=False)
+    deltas, failed, unaffected = _placed(run, matrix["memories"], matrix["responses"])
+    states = np.full(deltas.shape, MISSING, dtype=np.uint8)
+    states[~np.isnan(deltas)] = SCORED
+    states[unaffected] = UNAFFECTED
+    states[failed] = FAILED
+    return matrix["memories"], matrix["responses"], deltas, states
+
+
+# load_matrix_states' codes.
+SCORED, FAILED, MISSING, UNAFFECTED = 0, 1, 2, 3
+
+
 def cell_arrays(run, memories, responses):
-    """The run's cells placed by id into arrays, with no per-cell Python work.
+    """(deltas, failed) of the run's cells placed by id into arrays."""
+    return _placed(run, memories, responses)[:2]
+
+
+def _placed(run, memories, responses):
+    """The run's cells placed by id into arrays, with no per-cell Python work:
+    (deltas, failed, unaffected).
 
     A million cells are fetched as tuples once and placed with searchsorted:
     a Python loop per cell took seconds at 500 × 2,000.
     """
     deltas = np.full((len(memories), len(responses)), np.nan)
     failed = np.zeros(deltas.shape, dtype=bool)
+    unaffected = np.zeros(deltas.shape, dtype=bool)
     if not memories or not responses:
-        return deltas, failed
+        return deltas, failed, unaffected
     memory_ids = np.array([m["id"] for m in memories], dtype=np.int64)
     response_ids = np.array([r["id"] for r in responses], dtype=np.int64)
     memory_order, response_order = np.argsort(memory_ids), np.argsort(response_ids)
-    rows = np.array(_cell_tuples(run.pk), dtype=np.float64).reshape(-1, 4)
+    rows = np.array(_cell_tuples(run.pk), dtype=np.float64).reshape(-1, 5)
     if not len(rows):
-        return deltas, failed
+        return deltas, failed, unaffected
     cell_memory, cell_response = rows[:, 0].astype(np.int64), rows[:, 1].astype(np.int64)
     r = _positions(memory_ids, memory_order, cell_memory)
     c = _positions(response_ids, response_order, cell_response)
@@ -94,7 +118,9 @@ def cell_arrays(run, memories, responses):
     ok = inside & ~is_failed
     deltas[r[ok], c[ok]] = rows[ok, 2]
     failed[r[inside & is_failed], c[inside & is_failed]] = True
-    return deltas, failed
+    before = inside & (rows[:, 4] != 0)
+    unaffected[r[before], c[before]] = True
+    return deltas, failed, unaffected
 
 
 def _positions(ids, order, wanted):
@@ -104,7 +130,7 @@ def _positions(ids, order, wanted):
 
 
 def _cell_tuples(run_id):
-    """(memory_id, response_id, delta, failed) of every cell of the run.
+    """(memory_id, response_id, delta, failed, unaffected) of every cell of the run.
 
     A plain cursor: at a million cells it fetches in half the time of
     values_list, which builds each row through the ORM's iterables.
@@ -115,8 +141,11 @@ def _cell_tuples(run_id):
         for name in ("memory", "response", "delta", "failed")
     )
     run_column = connection.ops.quote_name(CellScore._meta.get_field("run").column)
+    state = connection.ops.quote_name(CellScore._meta.get_field("state").column)
+    columns += f", CASE WHEN {state} = %s THEN 1 ELSE 0 END"
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns} FROM {connection.ops.quote_name(table)} WHERE {run_column} = %s", [run_id])
+        cursor.execute(f"SELECT {columns} FROM {connection.ops.quote_name(table)} WHERE {run_column} = %s",
+                       [CellScore.State.UNAFFECTED.value, run_id])
         return cursor.fetchall()
 
 

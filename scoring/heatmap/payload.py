@@ -13,7 +13,7 @@ import logging
 import numpy as np
 from django.core.cache import cache
 
-from scoring.heatmap.matrix import load_matrix_arrays
+from scoring.heatmap.matrix import MISSING, UNAFFECTED, load_matrix_states
 from scoring.maths import HARMFUL_NATS, ZERO_THRESHOLD
 
 SNIPPET_CHARS = 80
@@ -56,17 +56,17 @@ def through_cache(key, compute, seconds=CACHE_SECONDS):
 
 def cache_key(run):
     # Changes with anything that could change a finished run's cells (a
-    # resumed or re-finished run), so a stale payload is never served. v3:
-    # "response_number" added, so payloads cached before are not reused.
+    # resumed or re-finished run), so a stale payload is never served. v4:
+    # "unaffected" added, so payloads cached before are not reused.
     finished = int(run.finished_at.timestamp() * 1e6) if run.finished_at else 0
-    return f"heatmap-v3-{run.pk}-{run.status}-{run.calls_done}-{run.calls_failed}-{finished}"
+    return f"heatmap-v4-{run.pk}-{run.status}-{run.calls_done}-{run.calls_failed}-{finished}"
 
 
 def pack(run):
     """The heatmap's JSON payload as bytes."""
-    memories, responses, deltas, failed = load_matrix_arrays(run)
+    memories, responses, deltas, states = load_matrix_states(run)
     rows, cols = deltas.shape
-    deltas, failed = deltas.reshape(rows * cols), failed.reshape(rows * cols)
+    deltas, states = deltas.reshape(rows * cols), states.reshape(rows * cols)
     unknown = np.isnan(deltas)
     values = np.rint(np.where(unknown, 0.0, deltas) / UNIT).astype(np.int64).tolist()
     for i in np.flatnonzero(unknown).tolist():
@@ -94,7 +94,10 @@ def pack(run):
         # null = no value: failed, or not scored yet when listed in "missing".
         "values": values,
         # [flat start, length] runs of cells not scored yet.
-        "missing": _runs(unknown & ~failed),
+        "missing": _runs(states == MISSING),
+        # [flat start, length] runs of cells before their memory's first
+        # appearance: exactly 0 (their value), never asked of the server.
+        "unaffected": _runs(states == UNAFFECTED),
     }
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 

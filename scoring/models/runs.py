@@ -269,9 +269,18 @@ class ScoreCall(models.Model):
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     claimed_until = models.DateTimeField(null=True, blank=True)
-    # The server's total_logprob per assistant response in the range, in order.
+    # The server's total_logprob per assistant response in the range, in
+    # order; null for a response before the left-out memory (a causal window:
+    # not asked for, its cell is "unaffected").
     result = models.JSONField(null=True, blank=True)
+    # Tokens the server was asked to compute: from the first position that can
+    # differ from the baseline to the end (the whole prompt where the backend
+    # cannot start later, vLLM); prompt_tokens: the whole prompt, what a naive
+    # call computes; cached_tokens: what the server says it served from its
+    # prefix cache (None where it does not say).
     tokens = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -295,8 +304,19 @@ class ScoreCall(models.Model):
         return f"call {self.seq} of run {self.run_id}"
 
 
+class CellState(models.TextChoices):
+    SCORED = "scored", "scored"
+    # Before the memory's first appearance: a causal model's prediction of it
+    # cannot change, so the delta is exactly zero and was not asked for.
+    UNAFFECTED = "unaffected", "before the memory: unaffected"
+    # The call (or its baseline) failed: no value, never zero.
+    FAILED = "failed", "failed"
+
+
 class CellScore(models.Model):
     """How much one response depends on one memory, in one run."""
+
+    State = CellState
 
     run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, related_name="cells")
     memory = models.ForeignKey("scoring.Memory", on_delete=models.CASCADE, related_name="cells")
@@ -305,6 +325,9 @@ class CellScore(models.Model):
     # the memory made the response *less* likely (harmful). None when failed.
     delta = models.FloatField(null=True, blank=True)
     failed = models.BooleanField(default=False)
+    # failed is kept beside it (state == FAILED), so every aggregate over
+    # failed=False counts an unaffected cell as the exact zero it is.
+    state = models.CharField(max_length=10, choices=CellState.choices, default=CellState.SCORED)
 
     class Meta:
         constraints = [
@@ -315,6 +338,13 @@ class CellScore(models.Model):
             models.CheckConstraint(
                 condition=Q(failed=True, delta__isnull=True) | Q(failed=False, delta__isnull=False),
                 name="cell_failed_xor_value",
+            ),
+            # A failed cell is never unaffected, and an unaffected one is exactly zero.
+            models.CheckConstraint(
+                condition=Q(state=CellState.FAILED, failed=True)
+                | Q(state=CellState.SCORED, failed=False)
+                | Q(state=CellState.UNAFFECTED, failed=False, delta=0.0),
+                name="cell_state_matches_value",
             ),
         ]
 

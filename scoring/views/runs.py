@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Sum
 from django.shortcuts import redirect, render
 from django.urls import path
 from django.utils import timezone
@@ -123,9 +123,29 @@ def _progress_context(request, run):
         "findings": display.run_findings(run),
         "failed_calls": failed_calls,
         "timing": run_timing(run, timezone.now()),
+        "work": work_saved(run),
         "can_cancel": run.is_active and request.user.has_perm("scoring.start_run"),
         # Fine-tune runs have candidates instead.
         "has_heatmap": modes.get(run.mode).has_heatmap,
+    }
+
+
+def work_saved(run):
+    """Tokens the server was asked to compute against the naive cost (every
+    call over its whole prompt), and those it says its cache served; None for
+    a run whose calls predate the counts."""
+    totals = ScoreCall.objects.filter(run=run).aggregate(
+        naive=Sum("prompt_tokens"), cached=Sum("cached_tokens"), reported=Count("cached_tokens"),
+    )
+    naive = totals["naive"] or 0
+    if not naive:
+        return None
+    asked = run.tokens_scored
+    return {
+        "asked": asked,
+        "naive": naive,
+        "saved_percent": round(100 * (1 - asked / naive)) if asked <= naive else 0,
+        "cached": totals["cached"] if totals["reported"] else None,
     }
 
 

@@ -81,7 +81,7 @@
   var sizeEl = document.getElementById("heatmap-size");
   var detail = document.getElementById("cell-detail");
 
-  var SCORED = 0, FAILED = 1, MISSING = 2;
+  var SCORED = 0, FAILED = 1, MISSING = 2, UNAFFECTED = 3;
   // Largest canvas we allow ourselves: browsers refuse far larger ones and
   // memory grows with the pixel count.
   var MAX_PIXELS = 40e6, MAX_SIDE = 16000;
@@ -117,6 +117,8 @@
   var HEAT = ramp(HEAT_STOPS, 256);
   var HARM = ramp([[0, "#dbeafe"], [1, "#1d4ed8"]], 256);
   var WHITE = rgba("#ffffff"), NOT_SCORED = rgba("#eef0f4");
+  // Before the memory's first appearance: exactly 0, and not asked of the server.
+  var BEFORE_MEMORY = rgba("#f5f1e6");
   var HATCH_DARK = rgba("#8a919e"), HATCH_LIGHT = rgba("#cdd2da");
   var HATCHED = 0; // marker in the colour table: never a real colour (alpha 0)
 
@@ -199,6 +201,8 @@
       if (v[i] === null) { state[i] = FAILED; value[i] = NaN; } else value[i] = v[i] * unit;
     }
     for (j = 0; j < d.missing.length; j++) state.fill(MISSING, d.missing[j][0], d.missing[j][0] + d.missing[j][1]);
+    var before = d.unaffected || [];
+    for (j = 0; j < before.length; j++) state.fill(UNAFFECTED, before[j][0], before[j][0] + before[j][1]);
 
     // Importance per row, and the colour scale's top: the 99th percentile of
     // positive cells, so one outlier does not wash every other cell out.
@@ -224,6 +228,7 @@
       var s = state[i];
       if (s === FAILED) color[i] = HATCHED;
       else if (s === MISSING) color[i] = NOT_SCORED;
+      else if (s === UNAFFECTED) color[i] = BEFORE_MEMORY;
       else {
         var val = value[i];
         if (cellImportance(val, zero) > 0) color[i] = HEAT[Math.max(12, Math.min(255, Math.round(val / vmax * 255)))];
@@ -414,6 +419,7 @@
   function describe(i) {
     if (state[i] === FAILED) return "failed: the score call failed, value unknown";
     if (state[i] === MISSING) return "not scored yet";
+    if (state[i] === UNAFFECTED) return "before the memory: unaffected (exactly 0, the response comes before the memory's first appearance)";
     var v = value[i];
     if (cellImportance(v, d.zero) > 0) return "importance " + fmt(v, 3) + " nats";
     if (isHarmful(v, d.harm)) return "harmful: " + fmt(v, 3) + " nats (predicted better without it)";

@@ -93,7 +93,8 @@
       g.addColorStop(0, "#dbeafe"); g.addColorStop(1, "#1d4ed8");
       ctx.fillStyle = g; ctx.fillRect(x, y, s, s);
     } else {
-      ctx.fillStyle = kind === "missing" ? "#eef0f4" : "#ffffff"; ctx.fillRect(x, y, s, s);
+      ctx.fillStyle = kind === "missing" ? "#eef0f4" : kind === "unaffected" ? "#f5f1e6" : "#ffffff";
+      ctx.fillRect(x, y, s, s);
     }
     ctx.strokeStyle = LINE; ctx.strokeRect(x + 0.5, y + 0.5, s - 1, s - 1);
   }
