@@ -27,6 +27,12 @@ class Activity(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "activity"
+        # The activity page filtered by what was done, newest first; its
+        # "to a" menu lists the distinct target types.
+        indexes = [
+            models.Index(fields=["verb", "-created_at", "-id"], name="activity_verb_newest_first"),
+            models.Index(fields=["target_type"], name="activity_target_type"),
+        ]
 
     def __str__(self):
         return f"{self.actor_name} {self.verb} {self.target_repr}"

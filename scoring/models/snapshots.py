@@ -2,7 +2,8 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from scoring import maths
@@ -125,6 +126,13 @@ class Memory(models.Model):
         verbose_name_plural = "memories"
         constraints = [
             models.UniqueConstraint(fields=["agent", "key"], name="memory_unique_key_per_agent")
+        ]
+        # The memories page's sorts (views/memories.py), a page at a time
+        # with 50k memories: by key any case, by weight, by last scored.
+        indexes = [
+            models.Index(F("agent"), Lower("key"), name="memory_agent_lower_key"),
+            models.Index(F("agent"), F("weight"), Lower("key"), name="memory_agent_weight"),
+            models.Index(F("agent"), F("last_scored"), Lower("key"), name="memory_agent_last_scored"),
         ]
 
     def __str__(self):

@@ -110,7 +110,8 @@ class TrainJob(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["status"])]
+        # The training page lists jobs newest first.
+        indexes = [models.Index(fields=["status"]), models.Index(fields=["-created_at"], name="trainjob_newest_first")]
         permissions = [("send_training", "Can send approved samples to training")]
         constraints = [
             # Once the server gave a job id, the job can never be posted again.
