@@ -7,6 +7,8 @@ and says in ``usage`` how many positions were run (from it to the end).
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from .. import validation as v
@@ -24,18 +26,24 @@ async def score(request: web.Request, server: RefServer, call: Call) -> web.Resp
         if body.get(name) is not None:
             v.integer(body[name], name)
 
-    def work() -> tuple[int, int, list[tuple[float, int]]]:
+    # The transformer engine counts, per thread, the tokens its decoder ran and
+    # those its KV prefix cache served; the n-gram engine runs from logprob_start.
+    take_usage = getattr(model, "take_usage", None)
+
+    def work() -> tuple[int, int, list[tuple[float, int]], Any]:
         ids = v.token_ids(body.get("prompt"), "prompt", model.vocab_size)
         check_prompt_length(len(ids), server.config.max_prompt_tokens)
         start = body.get("logprob_start")
         start = 0 if start is None else v.integer(start, "logprob_start", 0, max(len(ids) - 1, 0))
+        if take_usage is not None:
+            take_usage()  # this thread's counts start from here
         try:
-            return len(ids), start, model.score(ids, start)
+            return len(ids), start, model.score(ids, start), take_usage and take_usage()
         except ValueError as e:
             raise v.BadRequest(str(e)) from None
 
-    n_tokens, start, scores = await server.cpu(work)
-    computed = n_tokens - start
+    n_tokens, start, scores, used = await server.cpu(work)
+    computed, cached = (used.computed, used.cached) if used else (n_tokens - start, 0)
     count_scored(server, n_tokens, computed)
     await call.token_latency(computed)
     return web.json_response(
@@ -45,7 +53,7 @@ async def score(request: web.Request, server: RefServer, call: Call) -> web.Resp
             "logprob_start": start,
             # The n-gram engine keeps no cache: positions before logprob_start
             # are only counted as history, never run.
-            "usage": {"prompt_tokens": n_tokens, "computed_tokens": computed, "cached_tokens": 0},
+            "usage": {"prompt_tokens": n_tokens, "computed_tokens": computed, "cached_tokens": cached},
             "model": server.config.model,
         }
     )

@@ -66,6 +66,10 @@ def test_prefix_cache_changes_no_number(servers):
     print(f"prefix cache: {computed} of {needed} positions computed, {served} served from the cache")
     assert uncached_metrics["refserver_tokens_cached"] == 0
     assert served > 0 and served + computed == needed
+    # Each answer's usage says what its own request computed and took from the cache.
+    assert sum(hot["usage"]["cached_tokens"] for hot, _ in answers) == served
+    assert sum(hot["usage"]["computed_tokens"] for hot, _ in answers) == computed
+    assert answers[1][0]["usage"]["cached_tokens"] > 0  # a variant reuses the full context's prefix
 
 
 def _metrics(client: httpx.Client) -> dict[str, float]:
