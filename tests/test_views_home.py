@@ -120,3 +120,15 @@ def test_favicon_is_served_without_login():
     r = Client().get("/favicon.ico")
     assert r.status_code == 301 and r.url.endswith("memscore/favicon.svg")
     assert Client().get(r.url).status_code == 200
+
+
+def test_the_navigation_stops_counting_at_99(cast, agent, monkeypatch):
+    # Counting every pending candidate was a query of tens of milliseconds on
+    # every page at 100k candidates: the badge counts a bounded slice.
+    monkeypatch.setattr("scoring.views.context_processors.PENDING_BADGE_MAX", 2)
+    for _ in range(3):
+        make_candidate(agent)
+
+    html = cast.client_for(cast.reviewer).get(reverse("run_list")).text
+
+    assert 'id="nav-pending"' in html and ">2+</span>" in html

@@ -10,17 +10,23 @@ from functools import cache
 
 from scoring.models import Candidate
 
+# The badge counts up to this many and then says "99+": counting every
+# pending candidate took 50-110 ms a page at 100k candidates.
+PENDING_BADGE_MAX = 99
+
 
 def nav(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
 
+    # A number, or "99+" past PENDING_BADGE_MAX.
     @cache
     def pending_reviews():
         if not user.has_perm("scoring.review_candidate"):
             return 0
-        return Candidate.objects.reviewable_by(user).count()
+        found = Candidate.objects.reviewable_by(user).order_by()[: PENDING_BADGE_MAX + 1].count()
+        return f"{PENDING_BADGE_MAX}+" if found > PENDING_BADGE_MAX else found
 
     @cache
     def user_roles():
