@@ -1,6 +1,6 @@
 """How close a full matrix comes to the ideal of score_concurrency calls at once.
 
-    .venv/bin/python bench/score_speed.py [--memories 200] [--responses 40] [--latency-ms 50]
+    .venv/bin/python bench/score_speed.py [--memories 200] [--responses 40] [--latency-ms 50] [--cli]
 
 Starts the reference server with --latency-ms 50 --capacity 8, imports a
 snapshot with 200 memories into a throwaway SQLite database (or
@@ -9,16 +9,21 @@ runs a full matrix (201 calls) in this process with score_concurrency 8.
 Prints the wall time beside one call at a time (201 × 50 ms) and the ideal
 (201 × 50 ms / 8); the target is within 1.2× of the ideal. The server's own
 compute per call is printed too: on a small machine it, not the latency, can
-be what bounds the run. Prints figures only; it asserts nothing.
+be what bounds the run. With --cli, the same matrix is then run again by
+`manage.py score SNAPSHOT --mode full --inline` in a child process: its wall time,
+and the time from its run's creation to its end, against the same ideal.
+Prints figures only; it asserts nothing.
 """
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from scratch import setup_django
+from scratch import ROOT, setup_django
 
 CONCURRENCY = 8
 
@@ -57,6 +62,7 @@ def main():
     parser.add_argument("--memories", type=int, default=200)
     parser.add_argument("--responses", type=int, default=40)
     parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--cli", action="store_true", help="also time manage.py score --inline")
     args = parser.parse_args()
 
     scratch = tempfile.mkdtemp(prefix="memscore-bench-")
@@ -102,6 +108,7 @@ def main():
         wall = time.perf_counter() - started
         cpu, server_cpu = time.process_time() - cpu, process_cpu(server.proc.pid) - server_cpu
         stats = server.stats()
+        cli = time_cli(snapshot, run) if args.cli else None
 
     spans = [(f - s).total_seconds() for s, f in run.calls.values_list("started_at", "finished_at")]
     started = time.perf_counter()
@@ -110,6 +117,22 @@ def main():
 
     report(args, run, snapshot, ids, wall=wall, planned=planned, single=single, stats=stats, spans=spans,
            cpu=cpu, server_cpu=server_cpu, matrix=matrix, loaded=loaded)
+    if cli:
+        ideal = run.calls_total * args.latency_ms / 1000 / CONCURRENCY
+        command, inside = cli
+        print(f"manage.py score --inline:        {command:8.2f} s in all ({command / ideal:.2f}x the ideal), "
+              f"{inside:.2f} s from its run's creation to its end ({inside / ideal:.2f}x)")
+
+
+def time_cli(snapshot, previous):
+    """(the command's wall time, its run's created_at to finished_at) of the
+    same matrix started by `manage.py score --inline` in a child process."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, str(ROOT / "manage.py"), "score", str(snapshot.pk), "--mode", "full", "--inline"],
+                   check=True, env=os.environ, stdout=subprocess.DEVNULL)
+    command = time.perf_counter() - started
+    run = type(previous).objects.filter(snapshot=snapshot).exclude(pk=previous.pk).latest("created_at")
+    return command, (run.finished_at - run.created_at).total_seconds()
 
 
 def report(args, run, snapshot, ids, *, wall, planned, single, stats, spans, cpu, server_cpu, matrix, loaded):

@@ -4,6 +4,7 @@ the /train protocol. Each backend (memscore.py, vllm.py, sglang.py) adds how
 it scores; `InferenceClient.for_agent(agent)` picks the agent's.
 """
 
+import functools
 import json
 import math
 import time
@@ -75,6 +76,7 @@ class InferenceClient:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = httpx.Client(
             headers=headers,
+            verify=_ssl_context(),
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
         )
@@ -252,6 +254,14 @@ class InferenceClient:
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
             raise TransientError(f"{label} sent a malformed event: {e!r}") from None
         raise TransientError(f"{label} stream ended without [DONE]")
+
+
+@functools.cache
+def _ssl_context():
+    """httpx's default verification (certifi, or SSL_CERT_FILE / SSL_CERT_DIR),
+    built once per process: building it loads the CA bundle, ~40 ms of CPU
+    that every client (each task, each command) paid again."""
+    return httpx.create_ssl_context()
 
 
 def span_totals(logprob_at, spans):

@@ -40,8 +40,11 @@ def progress_line(run):
             f"{run.calls_total} calls ({run.calls_failed} failed), {run.tokens_scored} tokens")
 
 
-def follow(run, write, *, interval=0.5, while_alive=None):
-    """Print a progress line at each change until the run ends (or while_alive stops)."""
+def follow(run, write, *, interval=0.5, while_alive=None, pause=time.sleep):
+    """Print a progress line at each change until the run ends (or while_alive stops).
+
+    pause(interval) waits between looks: run_here's returns as soon as its
+    work thread ends, so the command does not sit out the rest of a pause."""
     last = None
     while True:
         run.refresh_from_db()
@@ -51,7 +54,7 @@ def follow(run, write, *, interval=0.5, while_alive=None):
             last = line
         if not run.is_active or (while_alive is not None and not while_alive()):
             return run
-        time.sleep(interval)
+        pause(interval)
 
 
 def run_here(run, write):
@@ -66,7 +69,7 @@ def run_here(run, write):
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
-    follow(run, write, while_alive=thread.is_alive)
+    follow(run, write, while_alive=thread.is_alive, pause=lambda seconds: thread.join(seconds))
     thread.join()
     if failure:
         raise CommandError(f"run {run.pk} stopped: {failure[0]!r}")
