@@ -129,4 +129,4 @@ def test_the_run_page_shows_the_work_saved(agent, server, cast):
     assert "Tokens asked of the server" in page
     assert f"of {naive:,}" in page or f"of {naive}" in page
     # memscore's /score and SGLang say what their cache served (the n-gram engine: nothing); vLLM does not.
-    assert ("Served from the server&#x27;s cache" in page) == (server.api != "vllm")
+    assert ("Served from the server's cache" in page) == (server.api != "vllm")
