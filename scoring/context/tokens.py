@@ -150,6 +150,10 @@ class SnapshotTokens:
         if filter == Filter.SKIP_KEY:
             code = self.key_codes.get(key, -2)
             mask &= ~(self.filterable & (self.key_code == code))
+        elif filter == Filter.SKIP_KEYS:
+            # `key` is the set of keys left out (an estimate's ablation).
+            codes = [self.key_codes[k] for k in key or () if k in self.key_codes]
+            mask &= ~(self.filterable & np.isin(self.key_code, codes))
         elif filter == Filter.SKIP_ALL:
             mask &= ~(self.filterable & (self.key_code >= 0))
         elif filter != Filter.NONE:
@@ -157,7 +161,8 @@ class SnapshotTokens:
         return np.flatnonzero(mask).tolist()
 
     def tokens(self, start, end, filter=Filter.NONE, key=None):
-        """The ids of the context with conversation entries [start, end), filtered."""
+        """The ids of the context with conversation entries [start, end), filtered
+        (`key`: one key for skip_key, a list of keys for skip_keys)."""
         ids = []
         for i in self._kept(start, end, filter, key):
             ids.extend(self.node_ids_list[i])

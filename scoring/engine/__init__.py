@@ -52,7 +52,7 @@ def _create_calls(run, specs):
     for seq, spec in enumerate(specs):
         row = ScoreCall(
             run=run, seq=seq, filter=spec.filter, memory=spec.memory,
-            range_start=spec.range_start, range_end=spec.range_end,
+            range_start=spec.range_start, range_end=spec.range_end, removed_keys=list(spec.removed_keys),
             baseline=rows[spec.baseline] if spec.baseline is not None else None,
         )
         # Baselines are saved one by one: the calls compared with them need their ids.

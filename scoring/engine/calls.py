@@ -70,6 +70,8 @@ def causal_windows():
 def prepare(call, tokens, template):
     """The Request of a claimed call (TemplateError when a node does not fit)."""
     key = call.memory.key if call.memory_id else None
+    if call.filter == ScoreCall.Filter.SKIP_KEYS:
+        key = call.removed_keys
     if call.filter == ScoreCall.Filter.SKIP_KEY and causal_windows():
         ids, spans, changed_from, unaffected = tokens.causal_sequence(
             call.range_start, call.range_end, key, template=template

@@ -94,9 +94,19 @@ def claim_calls(run_id, want, concurrency, *, finished=(), memories=None, baseli
         if memories is not None and call.memory_id is not None:
             call.memory = memories[call.memory_id]
         won.append(call)
+    _load_removed_keys(won)
     # RETURNING gives no order: baselines first, then by baseline and seq, as claimed.
     won.sort(key=lambda c: (c.baseline_id is not None, c.baseline_id or 0, c.seq))
     return won
+
+
+def _load_removed_keys(calls):
+    """An ablation's removed keys, for the skip_keys calls among `calls` (one
+    query; left out of the claim's RETURNING, which gives JSON as text on SQLite)."""
+    ablations = {c.pk: c for c in calls if c.filter == ScoreCall.Filter.SKIP_KEYS}
+    if ablations:
+        for pk, keys in ScoreCall.objects.filter(pk__in=ablations).values_list("pk", "removed_keys"):
+            ablations[pk].removed_keys = keys
 
 
 @functools.cache

@@ -27,6 +27,8 @@ class Mode(models.TextChoices):
     MEMORY = "memory", "one memory"
     INCREMENTAL = "incremental", "incremental"
     FINETUNE = "finetune", "fine-tune candidates"
+    # Cells fitted to random ablations (issue 11): estimates, never exact deltas.
+    ESTIMATE = "estimate", "estimate (ablations)"
 
 
 class RunStatus(models.TextChoices):
@@ -247,6 +249,8 @@ class ScoreCall(models.Model):
         NONE = "none", "nothing removed"
         SKIP_KEY = "skip_key", "one memory key removed"
         SKIP_ALL = "skip_all", "all memories removed"
+        # An ablation of the estimate mode: the keys in removed_keys.
+        SKIP_KEYS = "skip_keys", "a set of keys removed"
 
     class Status(models.TextChoices):
         PENDING = "pending", "pending"
@@ -265,6 +269,8 @@ class ScoreCall(models.Model):
     baseline = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="compared"
     )
+    # The memory keys a skip_keys call leaves out (its ablation mask), in context order.
+    removed_keys = models.JSONField(default=list, blank=True)
 
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)

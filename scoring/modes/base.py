@@ -24,6 +24,8 @@ class CallSpec:
     memory: Memory = None
     # Index in the plan of the call this one is compared with (None: a baseline).
     baseline: int = None
+    # The keys a skip_keys call leaves out (an estimate's ablation).
+    removed_keys: tuple = ()
 
 
 @dataclass
