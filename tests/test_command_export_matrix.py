@@ -77,7 +77,7 @@ def test_it_exports_the_same_records_as_json(run):
     assert by_cell["people/alice", 2] == {
         "memory_id": run.memories[0].pk, "memory_key": "people/alice",
         "response_id": run.response_ids[1], "response_number": 2, "response_index": 3,
-        "delta": -0.7, "importance": 0.0, "state": "scored",
+        "delta": -0.7, "importance": 0.0, "state": "scored", "kind": "exact",
     }
     assert by_cell["people/alice", 3]["delta"] is None and by_cell["people/alice", 3]["state"] == "failed"
     # JSON carries the key as it is: no spreadsheet to protect.

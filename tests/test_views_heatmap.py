@@ -124,8 +124,10 @@ def test_it_downloads_every_cell_as_csv(cast, run):
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[0] == [
         "memory_id", "memory_key", "response_id", "response_number", "response_index", "delta", "importance", "state",
+        "kind",
     ]
-    by_cell = {(r[1], r[3]): r[4:] for r in rows[1:]}
+    assert {r[8] for r in rows[1:]} == {"exact"}
+    by_cell = {(r[1], r[3]): r[4:8] for r in rows[1:]}
     assert len(by_cell) == 6
     # Response #2 is conversation entry 3: both numbers, one meaning each.
     assert by_cell[("people/alice", "1")] == ["1", "1.2346", "1.2346", "scored"]

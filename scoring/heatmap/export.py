@@ -5,8 +5,10 @@ Long format, one record per (memory, response) cell, columns COLUMNS:
 the signed delta as measured, its importance (maths.cell_importance), and
 its state: "scored", "unaffected" (before the memory's first appearance:
 exactly zero, not asked of the server), "failed" (the score call failed: no
-value, never zero) or "missing" (not scored yet). docs/scoring.md
-("Exports") describes it.
+value, never zero) or "missing" (not scored yet); and its kind: "exact"
+(leave-one-out) or "estimate" (fitted to random ablations, the estimate
+mode: never to be read as an exact delta). docs/scoring.md ("Exports")
+describes it.
 """
 
 import csv
@@ -15,12 +17,19 @@ import math
 
 from scoring import maths
 from scoring.heatmap import matrix
+from scoring.models.runs import Mode
 
 COLUMNS = [
     "memory_id", "memory_key", "response_id", "response_number", "response_index", "delta", "importance", "state",
+    "kind",
 ]
 SCORED, UNAFFECTED, FAILED, MISSING = "scored", "unaffected", "failed", "missing"
 STATE_NAMES = {matrix.SCORED: SCORED, matrix.UNAFFECTED: UNAFFECTED, matrix.FAILED: FAILED, matrix.MISSING: MISSING}
+
+
+def kind(run):
+    """"estimate" for a run whose cells are fitted (the estimate mode), else "exact"."""
+    return "estimate" if run.mode == Mode.ESTIMATE else "exact"
 
 
 def cells(run):
@@ -28,6 +37,7 @@ def cells(run):
     in conversation order; delta and importance are None unless scored or
     unaffected (0)."""
     memories, responses, deltas, states = matrix.load_matrix_states(run)
+    cell_kind = kind(run)
     for i, memory in enumerate(memories):
         for j, response in enumerate(responses):
             delta = float(deltas[i, j])
@@ -40,7 +50,7 @@ def cells(run):
                 "memory_id": memory["id"], "memory_key": memory["key"],
                 "response_id": response["id"], "response_number": response["number"],
                 "response_index": response["index"],
-                "delta": delta, "importance": importance, "state": state,
+                "delta": delta, "importance": importance, "state": state, "kind": cell_kind,
             }
 
 
@@ -61,12 +71,26 @@ def csv_lines(run):
 
 def json_chunks(run):
     """The same records as one JSON document, in pieces for streaming:
-    {"run": id, "columns": COLUMNS, "cells": [{column: value}, ...]}, with
-    null for a delta or importance that has no value."""
-    yield json.dumps({"run": run.pk, "columns": COLUMNS}, ensure_ascii=False)[:-1] + ',"cells":['
+    {"run": id, "kind": ..., "columns": COLUMNS, "cells": [{column: value}, ...]},
+    with null for a delta or importance that has no value; an estimate adds
+    "estimate": its K, seed and per-response held-out R² (fit_r2)."""
+    head = {"run": run.pk, "kind": kind(run), "columns": COLUMNS}
+    if head["kind"] == "estimate":
+        head["estimate"] = estimate_info(run)
+    yield json.dumps(head, ensure_ascii=False)[:-1] + ',"cells":['
     for n, cell in enumerate(cells(run)):
         yield ("," if n else "") + "\n" + json.dumps(cell, ensure_ascii=False, separators=(",", ":"))
     yield "\n]}\n"
+
+
+def estimate_info(run):
+    """What an estimate's cells rest on: K, the seed, calls fitted, each response's held-out R²."""
+    result = run.result or {}
+    return {
+        "ablations": run.params.get("ablations"), "seed": run.params.get("seed"),
+        "calls_used": result.get("calls_used"), "exact_calls": result.get("exact_calls"),
+        "r2_median": result.get("r2_median"), "fit_r2": result.get("fit_r2"),
+    }
 
 
 def filename(run, extension):

@@ -13,6 +13,7 @@ import logging
 import numpy as np
 from django.core.cache import cache
 
+from scoring.heatmap.export import estimate_info, kind
 from scoring.heatmap.matrix import MISSING, UNAFFECTED, load_matrix_states
 from scoring.maths import HARMFUL_NATS, ZERO_THRESHOLD
 
@@ -57,7 +58,8 @@ def through_cache(key, compute, seconds=CACHE_SECONDS):
 def cache_key(run):
     # Changes with anything that could change a finished run's cells (a
     # resumed or re-finished run), so a stale payload is never served. v4:
-    # "unaffected" added, so payloads cached before are not reused.
+    # "unaffected" added, so payloads cached before are not reused ("kind" needs
+    # no new version: a payload cached without it is an exact run's).
     finished = int(run.finished_at.timestamp() * 1e6) if run.finished_at else 0
     return f"heatmap-v4-{run.pk}-{run.status}-{run.calls_done}-{run.calls_failed}-{finished}"
 
@@ -76,6 +78,9 @@ def pack(run):
         "run": run.pk,
         "status": run.status,
         "active": run.is_active,
+        # "estimate": the cells are fitted to random ablations (the estimate
+        # mode), never exact deltas; "estimate" then says K and the fit's R².
+        "kind": kind(run),
         "rows": rows,
         "cols": cols,
         "unit": UNIT,
@@ -99,6 +104,8 @@ def pack(run):
         # appearance: exactly 0 (their value), never asked of the server.
         "unaffected": _runs(states == UNAFFECTED),
     }
+    if payload["kind"] == "estimate":
+        payload["estimate"] = estimate_info(run)
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 

@@ -37,6 +37,16 @@ def latest_full_run(agent):
     )
 
 
+def latest_estimate_run(agent):
+    """The agent's latest finished estimate run: its cells are estimates and never
+    feed this page's importance (exact runs only); the page points to it, labelled."""
+    return (
+        ScoringRun.objects.filter(agent=agent, mode=Mode.ESTIMATE, status__in=FINISHED)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+
+
 def importance_sql():
     """A cell's importance in SQL; mirrors scoring.maths.cell_importance (a
     failed cell's NULL delta falls to 0 here, so callers filter failed=False)."""
@@ -108,6 +118,7 @@ def memory_list(request, agent_id):
         {
             "agent": agent,
             "run": run,
+            "estimate_run": latest_estimate_run(agent),
             "page": page,
             "sort": sort,
             "flag": chosen.get("flag", ""),
