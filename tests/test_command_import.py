@@ -26,13 +26,13 @@ def _run(*args):
 
 def test_it_adds_an_agent_and_prints_a_working_token(db):
     out = _run("add_agent", "helper", "--url", "http://127.0.0.1:8765/v1", "--model", "memscore-ref",
-               "--api-key-env", "HELPER_KEY", "--concurrency", "12")
+               "--api-key-env", "MEMSCORE_AGENT_KEY_HELPER", "--concurrency", "12")
     agent = Agent.objects.get(name="helper")
     assert f"id {agent.pk}" in out
     token = re.search(r"token \(shown once\): (\S+)", out).group(1)
     assert agent.check_ingest_token(token)
     assert (agent.model, agent.api_key_env, agent.score_concurrency, agent.api_key) == (
-        "memscore-ref", "HELPER_KEY", 12, ""
+        "memscore-ref", "MEMSCORE_AGENT_KEY_HELPER", 12, ""
     )
     assert Activity.objects.get().actor_name == "command line"
 
@@ -132,3 +132,10 @@ def test_importing_the_same_file_again_prints_the_first_id(offline_agent, tmp_pa
     call_command("import_snapshot", str(path), "--agent", "poc", stdout=out, stderr=err)
     assert out.getvalue() == first == f"{Snapshot.objects.get().pk}\n"
     assert "already imported" in err.getvalue()
+
+
+def test_it_refuses_a_key_variable_outside_the_allowed_prefix(db):
+    with pytest.raises(CommandError, match="MEMSCORE_AGENT_KEY_"):
+        _run("add_agent", "helper", "--url", "http://127.0.0.1:8765/v1", "--model", "m",
+             "--api-key-env", "DATABASE_URL")
+    assert not Agent.objects.exists()

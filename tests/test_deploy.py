@@ -39,8 +39,10 @@ READ_SETTINGS = (
 def _env(tmp_path, **extra):
     """This process's environment without its database, broker or Django
     settings, plus `extra`: what a fresh shell with those variables gives."""
+    # DJANGO_ALLOW_ASYNC_UNSAFE: the browser tests set it in this process (Playwright's
+    # loop), and check --deploy rightly refuses a deployment that has it.
     drop = {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "MEMSCORE_HTTPS",
-            *PRODUCTION, *SHOWN}
+            "DJANGO_ALLOW_ASYNC_UNSAFE", *PRODUCTION, *SHOWN}
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(MEMSCORE_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="memscore_site.settings",
                LOG_LEVEL="WARNING", **extra)

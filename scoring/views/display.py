@@ -64,9 +64,17 @@ def labelled(mapping, label):
     return [(label(name), value_text(value)) for name, value in (mapping or {}).items()]
 
 
+def in_form_order(mode, params):
+    """A run's parameters in the order its mode's form lists them: PostgreSQL's
+    jsonb does not keep the order they were stored in."""
+    order = {name: i for i, name in enumerate(mode.Params.base_fields)}
+    return dict(sorted((params or {}).items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
+
+
 def run_params(run):
     """The run's parameters as its mode labels them."""
-    return labelled(run.params, modes.get(run.mode).label)
+    mode = modes.get(run.mode)
+    return labelled(in_form_order(mode, run.params), mode.label)
 
 
 def run_findings(run):
@@ -87,7 +95,8 @@ def activity_details(entry):
     items = []
     for name, value in detail.items():
         if name == "params" and mode is not None and isinstance(value, dict):
-            text = ", ".join(f"{mode.label(k).lower()} {value_text(v)}" for k, v in value.items()) or "—"
+            text = ", ".join(f"{mode.label(k).lower()} {value_text(v)}"
+                             for k, v in in_form_order(mode, value).items()) or "—"
         elif name == "mode" and mode is not None:
             text = mode.name.label
         else:
