@@ -54,7 +54,9 @@ class EstimateMode(ScoringMode):
     warm_heatmap = True
     result_labels = {
         "ablations": "Ablations (K)", "memories": "Memories estimated", "cells": "Cells (estimates)",
-        "calls_used": "Ablations fitted", "r2_median": "Median held-out R²", "exact_calls": "Exact matrix calls (N+1)",
+        "calls_used": "Calls fitted (baseline and ablations)", "r2_median": "Median held-out R²",
+        "exact_calls": "Exact matrix calls (N+1)", "estimate": "Cells are estimates (fitted, not measured)",
+        "fit_r2": "Responses with a held-out R² (each in the JSON export)",
     }
 
     def page_form(self, snapshot):
