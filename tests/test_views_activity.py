@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 import pytest
+from candidate_factory import make_candidate
 from django.urls import reverse
 
 from scoring.models import Activity, Agent, ScoringRun, Snapshot
@@ -117,3 +118,20 @@ def test_targets_are_named_once_and_in_words(cast, log):
     assert '<span class="muted small">snapshot</span>' in body  # "poc @ ..." does not
     # The filter offers types in words too.
     assert '<option value="scoringrun">run</option>' in html
+
+
+def test_blind_review_keeps_others_decisions_out_of_the_log_until_mine(cast, agent):
+    agent.blind_review, agent.required_approvals = True, 3
+    agent.save()
+    candidate = make_candidate(agent)
+    candidate.decide(cast.reviewer2, "approve")
+    candidate.add_comment(cast.reviewer2, "looks right")
+
+    def shown(user):
+        body = cast.client_for(user).get(reverse("activity_list")).text.split("</form>")[-1]
+        return "approved" in body, "looks right" in body
+
+    assert shown(cast.reviewer) == (False, False)
+    assert shown(cast.viewer) == (True, True)  # not a reviewer: nothing to bias
+    candidate.decide(cast.reviewer, "approve")
+    assert shown(cast.reviewer) == (True, True)

@@ -1,12 +1,14 @@
 """The activity log: who did what, when, filtered and paginated."""
 
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.shortcuts import render
 from django.urls import NoReverseMatch, path, reverse
 
 from scoring.access import require_perm
 from scoring.filters import ActivityFilter
-from scoring.models import Activity
+from scoring.models import Activity, Candidate, Review
+from scoring.models.review import DECISION_VERBS
 
 from . import display
 
@@ -21,9 +23,30 @@ TARGET_ROUTES = {
 }
 
 
+# What others did on a candidate that blind review keeps from a reviewer who
+# has not decided it yet (the candidate page hides the same).
+BLIND_VERBS = [*DECISION_VERBS.values(), "commented on", "edited"]
+
+
+def blind_hidden(user):
+    """Entries of others' decisions and comments on pending candidates of
+    blind-review agents that `user`, a reviewer, has not approved or rejected."""
+    if not user.has_perm("scoring.review_candidate"):
+        return Q(pk__in=[])
+    undecided = (
+        Candidate.objects.filter(agent__blind_review=True, status=Candidate.Status.PENDING)
+        .exclude(reviews__reviewer=user, reviews__decision__in=[Review.Decision.APPROVE, Review.Decision.REJECT])
+        .values_list("pk", flat=True)
+    )
+    return Q(target_type="candidate", target_id__in=[str(pk) for pk in undecided], verb__in=BLIND_VERBS) & ~Q(
+        actor=user
+    )
+
+
 def activity_list(request):
     require_perm(request, "scoring.view_activity")
-    filterset = ActivityFilter(request.GET or None, queryset=Activity.objects.select_related("actor"))
+    visible = Activity.objects.select_related("actor").exclude(blind_hidden(request.user))
+    filterset = ActivityFilter(request.GET or None, queryset=visible)
     # A bad filter (an unknown verb, dates the wrong way round) is named on the
     # form and matches nothing, rather than silently showing everything.
     entries = filterset.qs if not filterset.is_bound or filterset.is_valid() else filterset.queryset.none()
