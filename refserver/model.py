@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import spans
 from .corpus import load_documents
 from .ngram import ORDER, KneserNey, ngram_keys
 from .tokenizer import Tokenizer
@@ -97,43 +98,13 @@ class LanguageModel:
         return np.log(caches.kn_weight * p_kn + caches.cache_prob)
 
     def response_spans(self, ids: np.ndarray) -> list[tuple[int, int]]:
-        """[start, end) of every assistant response: after <|im_start|>assistant\\n,
-        through the next <|im_end|> (or the end of the prompt)."""
-        ids = np.asarray(ids, np.int64)
-        h = len(self.assistant_header)
-        if len(ids) < h:
-            return []
-        match = np.ones(len(ids) - h + 1, bool)
-        for j, token in enumerate(self.assistant_header):
-            match &= ids[j : len(ids) - h + 1 + j] == token
-        starts = np.flatnonzero(match) + h
-        ends_at = np.flatnonzero(ids == self.im_end_id)
-        k = np.searchsorted(ends_at, starts)
-        ends = np.where(k < len(ends_at), ends_at[np.minimum(k, len(ends_at) - 1)] + 1, len(ids))
-        return list(zip(starts.tolist(), ends.tolist()))
+        """[start, end) of every assistant response (spans.response_spans)."""
+        return spans.response_spans(ids, self.assistant_header, self.im_end_id)
 
     def score(self, ids: Sequence[int] | np.ndarray, start: int = 0) -> list[tuple[float, int]]:
         """(total log-probability, token count) of each assistant response that
-        begins at or after ``start``; log-probabilities are computed at those
-        responses' positions only (the history before them is only counted).
-        A response that begins before ``start`` and ends after it is a ValueError."""
-        ids = np.asarray(ids, np.int64)
-        spans = self.response_spans(ids)
-        for a, b in spans:
-            if a < start < b:
-                raise ValueError(f"logprob_start {start} falls inside the response at [{a}, {b})")
-        spans = [(a, b) for a, b in spans if a >= start]
-        if not spans:
-            return []
-        covered = np.zeros(len(ids) + 1, np.int64)
-        for start, end in spans:
-            covered[start] += 1
-            covered[end] -= 1
-        positions = np.flatnonzero(np.cumsum(covered[:-1]) > 0)
-        logp = np.zeros(len(ids))
-        logp[positions] = self.token_logprobs(ids, positions)
-        running = np.concatenate([[0.0], np.cumsum(logp)])
-        return [(float(running[end] - running[start]), end - start) for start, end in spans]
+        begins at or after ``start`` (spans.span_totals)."""
+        return spans.span_totals(self, np.asarray(ids, np.int64), start)
 
     # ---- the full next-token distribution (generation, logprobs) -------------
 
