@@ -167,6 +167,20 @@ class InferenceClient:
             raise OutcomeUnknown("/v1/train answered without a job_id")
         return str(job_id)
 
+    def refuses_token(self, token_id):
+        """Whether the server's tokenizer refuses to decode `token_id` (a 400 or
+        422 from its /detokenize): how an import finds ids outside a stock
+        server's vocabulary, whose size it does not report. None when the
+        server cannot say (no /detokenize, or no answer)."""
+        label = "/detokenize" if self.tokenize_at == "root" else "/v1/detokenize"
+        try:
+            self._post_json(label, {"model": self.model, "tokens": [int(token_id)]})
+        except PermanentError as e:
+            return True if e.status in (400, 422) else None
+        except (TransientError, OutcomeUnknown):
+            return None
+        return False
+
     def train_status(self, job_id):
         # A failed job's status carries its "error": that is the answer, not a failed call.
         return self._request_json("GET", f"/v1/train/{job_id}", body_error_fails=False)

@@ -8,7 +8,7 @@ from django.db.models import Max
 
 from scoring.client import InferenceClient, InferenceError, call_with_retries
 from scoring.importing.identical import find_identical
-from scoring.importing.served import VOCAB_SOURCE, served_vocab_size
+from scoring.importing.served import DETOKENIZE_SOURCE, VOCAB_SOURCE, refused_from, served_vocab_size
 from scoring.importing.validate import check_vocabulary, validate_snapshot
 from scoring.models import Activity, Agent, Memory, Node, Snapshot
 from scoring.models.snapshots import SECTION_ORDER
@@ -124,9 +124,17 @@ def _check_served_vocabulary(agent, cleaned):
     given = any(
         node["token_ids"] for nodes in cleaned["sections"].values() for node in nodes
     )
-    vocab_size = served_vocab_size(agent) if given else None
+    if not given:
+        return
+    vocab_size = served_vocab_size(agent)
     if vocab_size is not None:
         check_vocabulary(cleaned, vocab_size, VOCAB_SOURCE)
+        return
+    ids = [t for nodes in cleaned["sections"].values() for node in nodes for t in node["token_ids"] or ()]
+    refused = refused_from(agent, ids)
+    if refused is not None:
+        check_vocabulary(cleaned, refused, DETOKENIZE_SOURCE,
+                         limit=f"outside the model's vocabulary ({DETOKENIZE_SOURCE} refuses ids from {refused} on)")
 
 
 def _import(agent, data, *, find_existing, by, source, actor_name):

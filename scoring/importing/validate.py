@@ -251,13 +251,14 @@ def validate_snapshot(data, *, agent=None):
     return {"agent": name, "taken_at": taken_at, "sections": sections}
 
 
-def check_vocabulary(cleaned, vocab_size, source):
+def check_vocabulary(cleaned, vocab_size, source, *, limit=None):
     """Raise SnapshotError naming each given token id >= vocab_size (from `source`).
 
     Ids the server tokenized itself need no check; only those the snapshot gave.
+    `limit` words the bound where the server did not give the size itself.
     """
     errors = _Errors()
-    limit = f"outside the model's vocabulary (ids 0 to {vocab_size - 1}, from {source})"
+    limit = limit or f"outside the model's vocabulary (ids 0 to {vocab_size - 1}, from {source})"
     for section, nodes in cleaned["sections"].items():
         for index, node in enumerate(nodes):
             ids = node["token_ids"]
