@@ -7,7 +7,7 @@ from django.urls import NoReverseMatch, path, reverse
 
 from scoring.access import require_perm
 from scoring.filters import ActivityFilter
-from scoring.models import Activity, Candidate, Review
+from scoring.models import Activity, Agent, Candidate, Review
 from scoring.models.review import DECISION_VERBS
 
 from . import display
@@ -30,9 +30,10 @@ BLIND_VERBS = [*DECISION_VERBS.values(), "commented on", "edited"]
 
 def blind_hidden(user):
     """Entries of others' decisions and comments on pending candidates of
-    blind-review agents that `user`, a reviewer, has not approved or rejected."""
-    if not user.has_perm("scoring.review_candidate"):
-        return Q(pk__in=[])
+    blind-review agents that `user`, a reviewer, has not approved or rejected;
+    None when nothing is hidden (the common case costs one small query)."""
+    if not user.has_perm("scoring.review_candidate") or not Agent.objects.filter(blind_review=True).exists():
+        return None
     undecided = (
         Candidate.objects.filter(agent__blind_review=True, status=Candidate.Status.PENDING)
         .exclude(reviews__reviewer=user, reviews__decision__in=[Review.Decision.APPROVE, Review.Decision.REJECT])
@@ -45,7 +46,10 @@ def blind_hidden(user):
 
 def activity_list(request):
     require_perm(request, "scoring.view_activity")
-    visible = Activity.objects.select_related("actor").exclude(blind_hidden(request.user))
+    visible = Activity.objects.select_related("actor")
+    hidden = blind_hidden(request.user)
+    if hidden is not None:
+        visible = visible.exclude(hidden)
     filterset = ActivityFilter(request.GET or None, queryset=visible)
     # A bad filter (an unknown verb, dates the wrong way round) is named on the
     # form and matches nothing, rather than silently showing everything.
