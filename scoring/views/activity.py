@@ -1,7 +1,8 @@
 """The activity log: who did what, when, filtered and paginated."""
 
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db.models import CharField, Q
+from django.db.models.functions import Cast
 from django.shortcuts import render
 from django.urls import NoReverseMatch, path, reverse
 
@@ -37,11 +38,11 @@ def blind_hidden(user):
     undecided = (
         Candidate.objects.filter(agent__blind_review=True, status=Candidate.Status.PENDING)
         .exclude(reviews__reviewer=user, reviews__decision__in=[Review.Decision.APPROVE, Review.Decision.REJECT])
-        .values_list("pk", flat=True)
+        # The log keeps target ids as text: compared in SQL, not as a list in Python.
+        .annotate(key=Cast("pk", CharField()))
+        .values("key")
     )
-    return Q(target_type="candidate", target_id__in=[str(pk) for pk in undecided], verb__in=BLIND_VERBS) & ~Q(
-        actor=user
-    )
+    return Q(target_type="candidate", target_id__in=undecided, verb__in=BLIND_VERBS) & ~Q(actor=user)
 
 
 def activity_list(request):
