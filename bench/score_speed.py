@@ -58,6 +58,8 @@ def snapshot_doc(memories, responses):
 
 
 def main():
+    """Set up, time one call alone, then the whole matrix: one story in order
+    (the figures are printed by report())."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--memories", type=int, default=200)
     parser.add_argument("--responses", type=int, default=40)

@@ -127,6 +127,8 @@ def _check_engine_numbers(parser: argparse.ArgumentParser, args: argparse.Namesp
 
 
 def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> ServerConfig:
+    """The server's settings from its flags (and REFSERVER_* variables). Long
+    only because it lists every flag, one after another, as --help prints them."""
     environ = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(
         prog="python -m refserver",
