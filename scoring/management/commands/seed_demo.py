@@ -38,7 +38,12 @@ class Command(BaseCommand):
                             "make demo MODEL=smollm2 gives demo/smollm2_snapshot.json")
 
     def handle(self, *args, base_url, username, password, snapshot, **options):
-        data = parse_snapshot_json(snapshot.read_bytes())
+        try:
+            data = parse_snapshot_json(snapshot.read_bytes())
+        except OSError as e:
+            raise CommandError(f"cannot read {snapshot}: {e}") from None
+        except SnapshotError as e:
+            raise CommandError("the demo snapshot is invalid:\n" + "\n".join(e.errors)) from None
         with transaction.atomic():
             demo = self._user(username, password, roles.OPERATOR, superuser=True)
             for name in REVIEWERS:
