@@ -15,7 +15,6 @@ SQL and the queries per request; exits 1 when a median is over TARGET_SECONDS.
 """
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -24,10 +23,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from scratch import setup_django
-
-BASE_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(BASE_DIR))
+from scratch import add_database_url_argument, setup_django
 
 TARGET_SECONDS = 0.2
 BATCH = 5000
@@ -38,8 +34,7 @@ def parse_args():
     parser.add_argument("--memories", type=int, default=50_000)
     parser.add_argument("--candidates", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=20, help="timed requests per page")
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"),
-                        help="an empty scratch database (default: SQLite in a temporary folder)")
+    add_database_url_argument(parser)
     parser.add_argument("--folder", help="keep the installation here and reuse it on the next run "
                                          "(default: a temporary folder, removed at the end)")
     return parser.parse_args()

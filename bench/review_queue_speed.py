@@ -17,19 +17,14 @@ exits 1 when a 95th percentile is over TARGET_P95_SECONDS.
 """
 
 import argparse
-import os
 import random
 import statistics
 import sys
 import tempfile
 import time
 from datetime import timedelta
-from pathlib import Path
 
-from scratch import setup_django
-
-BASE_DIR = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(BASE_DIR))
+from scratch import add_database_url_argument, setup_django
 
 TARGET_P95_SECONDS = 0.25
 RESPONSES_PER_SNAPSHOT = 100
@@ -39,8 +34,7 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--candidates", type=int, default=10_000)
     parser.add_argument("--requests", type=int, default=300, help="timed requests per page")
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"),
-                        help="an empty scratch database (default: SQLite in a temporary folder)")
+    add_database_url_argument(parser)
     return parser.parse_args()
 
 

@@ -12,6 +12,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def add_database_url_argument(parser):
+    """--database-url: an empty scratch database (BENCH_DATABASE_URL by default)."""
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"),
+                        help="an empty scratch database (default: SQLite in a temporary folder)")
+
+
 def setup_django(folder, database_url=None):
     """Point Django at `folder` and `database_url`, set it up and migrate."""
     folder = Path(folder)
