@@ -151,8 +151,9 @@ class CandidateFilter(django_filters.FilterSet):
         return candidates.filter(Exists(memories))
 
 
-def _mode_choices():
-    # The registry's modes, in its order; modes below filters in the layers.
+def mode_choices():
+    """The registry's modes as (value, label), in its order (also the run
+    list's mode select)."""
     return [(m.name.value, m.name.label) for m in modes.all()]
 
 
@@ -163,7 +164,7 @@ class RunFilter(django_filters.FilterSet):
 
     agent = id_filter("agent_id")
     status = django_filters.ChoiceFilter(choices=RunStatus.choices)
-    mode = django_filters.ChoiceFilter(choices=_mode_choices)
+    mode = django_filters.ChoiceFilter(choices=mode_choices)
 
     class Meta:
         model = ScoringRun

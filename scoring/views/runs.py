@@ -15,7 +15,7 @@ from django.views.decorators.http import require_POST
 from scoring import modes
 from scoring.access import get_run_for_user, get_snapshot_for_user, require_perm
 from scoring.engine import start_run
-from scoring.filters import RunFilter
+from scoring.filters import RunFilter, mode_choices
 from scoring.followups import Followups
 from scoring.forms import StartRunForm
 from scoring.models import Agent, ScoreCall, ScoringRun
@@ -39,7 +39,7 @@ def run_list(request):
             "page": page,
             "agent_choices": Agent.objects.values_list("id", "name"),
             "statuses": RunStatus.choices,
-            "modes": [(m.name.value, m.name.label) for m in modes.all()],
+            "modes": mode_choices(),
             "selected": {name: request.GET.get(name, "") for name in ("agent", "status", "mode")},
         },
     )
