@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+import httpx
+
 from refserver.corpus import load_documents, render_message
 from refserver.tokenizer import Tokenizer
 
@@ -31,3 +35,12 @@ def response_spans(ids: list[int]) -> list[tuple[int, int]]:
             end = ids.index(IM_END, i + h) + 1 if IM_END in ids[i + h :] else len(ids)
             spans.append((i + h, end))
     return spans
+
+
+@contextmanager
+def surface_client(handle):
+    """An HTTP client on `handle`'s root, its controls reset before and after."""
+    handle.control()
+    with httpx.Client(base_url=handle.root_url, timeout=30) as c:
+        yield c
+    handle.control()

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
-from surface_support import PROMPT, SHORT, TOKENIZER
+from surface_support import PROMPT, SHORT, TOKENIZER, surface_client
 
 from refserver.testing import run_refserver
 
@@ -17,10 +16,8 @@ def sglang(tmp_path_factory):
 
 @pytest.fixture
 def http(sglang):
-    sglang.control()
-    with httpx.Client(base_url=sglang.root_url, timeout=30) as c:
+    with surface_client(sglang) as c:
         yield c
-    sglang.control()
 
 
 def generate(http, input_ids, **extra):

@@ -6,7 +6,7 @@ import math
 
 import httpx
 import pytest
-from surface_support import PROMPT, SHORT, TOKENIZER
+from surface_support import PROMPT, SHORT, TOKENIZER, surface_client
 
 from refserver.testing import run_refserver
 
@@ -19,10 +19,8 @@ def vllm(tmp_path_factory):
 
 @pytest.fixture
 def http(vllm):
-    vllm.control()
-    with httpx.Client(base_url=vllm.root_url, timeout=30) as c:
+    with surface_client(vllm) as c:
         yield c
-    vllm.control()
 
 
 def score(http, prompt, **extra):
