@@ -25,7 +25,7 @@ from scoring.models.runs import ACTIVE_STATUSES
 from . import results
 from .calls import MAX_CLAIMS, Outcome
 
-__all__ = ["MAX_CLAIMS", "Outcome", "claim_calls", "claim_next", "store", "extend_claim", "renew_claims"]
+__all__ = ["MAX_CLAIMS", "Outcome", "claim_calls", "claim_next", "store", "renew_claims"]
 
 Status = ScoreCall.Status
 # How often the dispatcher looks whether the run was cancelled.
@@ -228,11 +228,6 @@ def _store_sql(vendor):
         f"{run_col['tokens_scored']} = {run_col['tokens_scored']} + %s WHERE {run_col['id']} = %s"
     )
     return lock_run, store_call, count
-
-
-def extend_claim(call):
-    """A retrying call keeps its claim (RUNNING stays RUNNING, for longer)."""
-    renew_claims([call])
 
 
 def renew_claims(calls):

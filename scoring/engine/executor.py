@@ -25,7 +25,6 @@ from .execution import (
     claim_calls,
     claim_next,
     claim_seconds,
-    extend_claim,
     renew_claims,
     run_memories,
     store,
@@ -117,7 +116,7 @@ class Executor:
                 # A retrying call keeps its claim; this thread's connection is closed
                 # at once, as threads of the pool come and go.
                 try:
-                    renew_claims(batch) if len(batch) > 1 else extend_claim(batch[0])
+                    renew_claims(batch)
                 finally:
                     connection.close()
 
