@@ -13,6 +13,7 @@ from .base import CallSpec, Filter, ParamsForm, Plan, ScoringMode, memories, who
 # A memory past this share of the conversation's tokens has too few responses
 # after it to judge yet, as a fraction 3/5 = 60%.
 CUTOFF = (3, 5)
+PAST_CUTOFF = f"past {100 * CUTOFF[0] // CUTOFF[1]}% of the conversation"
 
 
 class IncrementalParams(ParamsForm):
@@ -57,7 +58,7 @@ class IncrementalMode(ScoringMode):
             pos = positions[memory.key]
             upto = cumulative[pos] if pos < len(cumulative) else total
             if upto * den > total * num:
-                skipped.append({"key": memory.key, "reason": "past 60% of the conversation"})
+                skipped.append({"key": memory.key, "reason": PAST_CUTOFF})
                 continue
             end = outline.window_end(pos, params["response_window"])
             if not outline.responses_in(pos, end):
@@ -68,7 +69,7 @@ class IncrementalMode(ScoringMode):
         if not calls:
             reason = "no memory of this snapshot is due for scoring"
             if skipped:
-                reason = f"the {len(skipped)} due memories are too recent to score (past 60% of the conversation)"
+                reason = f"the {len(skipped)} due memories are too recent to score ({PAST_CUTOFF})"
             raise ValidationError({"snapshot": reason})
         return Plan(params, calls, {"skipped": skipped})
 
