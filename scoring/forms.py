@@ -16,7 +16,7 @@ AGENT_FIELD_GROUPS = [
         ["name", "backend", "base_url", "model", "api_key", "clear_api_key", "api_key_env", "priority"],
     ),
     ("Chat template", ["message_template", "memory_template", "prefix_ids", "end_of_turn"]),
-    ("Scoring calls", ["score_concurrency", "score_shards", "request_timeout"]),
+    ("Scoring calls", ["score_concurrency", "score_shards", "request_timeout", "score_batch_tokens"]),
     (
         "Background (incremental) scoring",
         ["incremental_enabled", "incremental_max_age", "incremental_response_window",
@@ -24,8 +24,8 @@ AGENT_FIELD_GROUPS = [
     ),
     (
         "Fine-tuning",
-        ["training_target", "finetune_count", "finetune_min_divergence", "required_approvals",
-         "rejections_to_settle", "blind_review"],
+        ["training_target", "training_context", "finetune_count", "finetune_min_divergence",
+         "required_approvals", "rejections_to_settle", "blind_review"],
     ),
 ]
 
@@ -100,6 +100,8 @@ class AgentForm(forms.ModelForm):
             "rejections_to_settle": "Rejections that reject a candidate",
             "blind_review": "Blind review",
             "training_target": "Send approved samples to",
+            "training_context": "Samples' context",
+            "score_batch_tokens": "Tokens per batched request (vLLM)",
         }
         widgets = {"prefix_ids": forms.TextInput(attrs={"spellcheck": "false"})}
 

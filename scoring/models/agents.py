@@ -32,6 +32,16 @@ class TrainingTarget(models.TextChoices):
     NONE = "none", "none: export only"
 
 
+class TrainingContext(models.TextChoices):
+    """What a fine-tuning sample's context holds before its response."""
+
+    # DESIGN.md's: the context as the agent saw it ("nothing removed").
+    AS_SCORED = "as_scored", "as scored: memories included"
+    # Context distillation: the model learns to give the response without
+    # the memories, which is what closes the all-memories-removed gap.
+    WITHOUT_MEMORIES = "without_memories", "without memories: teach the model to answer without them"
+
+
 def key_env_allowed(name):
     """Whether an agent may read its API key from the environment variable
     `name`: only names under the prefix an administrator allows in settings,
@@ -157,6 +167,13 @@ class Agent(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(256)],
         help_text="Score calls in flight at once for one run.",
     )
+    score_batch_tokens = models.PositiveIntegerField(
+        default=65_536,
+        validators=[MaxValueValidator(16 * 1024 * 1024)],
+        help_text="vLLM only: leave-one-out prompts sent together in one request, up to this many tokens "
+        "(vLLM's prefix cache does not serve prompt log-probabilities, so batching saves round trips); "
+        "0 sends one prompt per request.",
+    )
     score_shards = models.PositiveSmallIntegerField(
         default=1,
         validators=[MinValueValidator(1), MaxValueValidator(64)],
@@ -206,6 +223,13 @@ class Agent(models.Model):
         help_text="Stock vLLM and SGLang servers have no /train: choose none there and export "
         "approved samples as JSONL.",
     )
+    training_context = models.CharField(
+        max_length=20,
+        choices=TrainingContext.choices,
+        default=TrainingContext.AS_SCORED,
+        help_text="What a sample's context holds before its response. Without memories, training teaches "
+        "the model what the memories told it, and a later finetune re-score shows the gap closing.",
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
@@ -214,6 +238,7 @@ class Agent(models.Model):
 
     Backend = Backend
     TrainingTarget = TrainingTarget
+    TrainingContext = TrainingContext
 
     class Meta:
         ordering = ["name"]
