@@ -139,6 +139,9 @@ class ScoringMode:
     # cache as the run ends (worth it only for big matrices).
     has_heatmap = False
     warm_heatmap = False
+    # A template the run page includes below its progress (the mode's own
+    # block: findings, follow-up actions); None: the page shows nothing more.
+    detail_template = None
 
     def clean_params(self, agent, params):
         """Validated parameters with the agent's defaults filled in; the

@@ -115,8 +115,12 @@ def _progress_context(request, run):
         .order_by("-count", "error")[:20]
     )
     label_origins([run])
+    mode = modes.get(run.mode)
     return {
         "run": run,
+        "mode": mode,
+        # The mode's own block on the page (ScoringMode.detail_template), or None.
+        "detail_template": mode.detail_template,
         # "About this run" is swapped with the progress (out of band), so
         # its times and findings never lag behind the bar.
         "params": display.run_params(run),
@@ -126,7 +130,7 @@ def _progress_context(request, run):
         "work": work_saved(run),
         "can_cancel": run.is_active and request.user.has_perm("scoring.start_run"),
         # Fine-tune runs have candidates instead.
-        "has_heatmap": modes.get(run.mode).has_heatmap,
+        "has_heatmap": mode.has_heatmap,
     }
 
 
