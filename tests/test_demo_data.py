@@ -3,8 +3,11 @@
 import io
 import json
 
+import pytest
+
 from django.contrib.auth.models import User
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from scoring.importing import parse_snapshot_json, validate_snapshot
 from scoring.management.commands.seed_demo import DEMO_SNAPSHOT
@@ -87,3 +90,26 @@ def test_seed_demo_sets_everything_up_and_can_run_again(agent, ref):
     assert poc.base_url == "http://127.0.0.1:9/v1"
     assert User.objects.get(username="demo").check_password("pw-other-456")
     assert User.objects.filter(username__in=["demo", "alice", "bob"]).count() == 3
+
+
+def test_seed_demo_sets_the_agents_training_context(agent, ref):
+    agent.delete()
+    call_command("seed_demo", "--base-url", ref.base_url, "--password", "pw-demo-123",
+                 "--training-context", "without_memories", stdout=io.StringIO())
+    assert Agent.objects.get(name="poc").training_context == Agent.TrainingContext.WITHOUT_MEMORIES
+
+
+
+@pytest.mark.parametrize("content, words", [
+    (None, "cannot read"),
+    ("{not json", "the demo snapshot is invalid"),
+    ('{"agent": "poc", "conversation": 3}', "the demo snapshot is invalid"),
+])
+def test_seed_demo_refuses_a_snapshot_it_cannot_use_and_changes_nothing(agent, ref, tmp_path, content, words):
+    path = tmp_path / "demo.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(CommandError, match=words):
+        call_command("seed_demo", "--base-url", ref.base_url, "--snapshot", str(path), stdout=io.StringIO())
+    assert not User.objects.filter(username="demo").exists()
+    assert not Snapshot.objects.exists()

@@ -154,3 +154,22 @@ def test_it_trains_on_the_context_with_the_agents_prefix_ids(agent, snapshot, re
     assert run.status == ScoringRun.Status.SUCCEEDED and candidates
     for candidate in candidates:
         assert candidate.context_ids == [7] + build_ids(nodes, 0, candidate.response.index)
+
+
+def test_an_agent_that_trains_without_memories_leaves_them_out_of_the_samples(agent, snapshot, ref):
+    # Context distillation: the sample teaches the response without the memories.
+    agent.prefix_ids = [7]
+    agent.training_context = agent.TrainingContext.WITHOUT_MEMORIES
+    agent.save()
+
+    run = run_inline(start_run(snapshot, "finetune", params={"count": 100, "min_divergence": 0.0}))
+
+    nodes = node_rows(snapshot)
+    candidates = list(Candidate.objects.filter(run=run).select_related("response"))
+    assert run.status == ScoringRun.Status.SUCCEEDED and candidates
+    with_memories = 0
+    for candidate in candidates:
+        index = candidate.response.index
+        assert candidate.context_ids == [7] + build_ids(nodes, 0, index, skip=lambda n: bool(n.memory_key))
+        with_memories += len(candidate.context_ids) < 1 + len(build_ids(nodes, 0, index))
+    assert with_memories == len(candidates)  # every context had memories to leave out

@@ -122,6 +122,15 @@ def build_candidates(run, call, baseline, tokens):
     return found, wants_alternate
 
 
+def sample_filter(agent):
+    """The filter of a training sample's context: nothing removed (DESIGN.md's
+    samples), or every memory removed, so that training teaches the model to
+    answer without them (what closes the divergence this mode measures)."""
+    if agent.training_context == agent.TrainingContext.WITHOUT_MEMORIES:
+        return Filter.SKIP_ALL
+    return Filter.NONE
+
+
 def _existing_candidates(run, keys):
     """The agent's candidates for these response keys by key, and which of them have reviews."""
     existing = {c.response_key: c for c in Candidate.objects.filter(agent_id=run.agent_id, response_key__in=keys)}
@@ -141,9 +150,10 @@ def _save_candidate(run, candidate, entry, div, node, tokens):
         "response": node,
         "divergence": div,
         "response_text": node.text,
-        # What the model sees before the response, as scoring sent it: the
-        # agent's prefix ids (e.g. a BOS token) first.
-        "context_ids": list(run.agent.prefix_ids) + tokens.tokens(0, entry.index, Filter.NONE),
+        # What the model sees before the response, as scoring sent it (the
+        # agent's prefix ids, e.g. a BOS token, first), with or without the
+        # memories as the agent's training_context says.
+        "context_ids": list(run.agent.prefix_ids) + tokens.tokens(0, entry.index, sample_filter(run.agent)),
         "continuation_ids": tokens.node_ids(entry.index),
     }
     if candidate is not None:

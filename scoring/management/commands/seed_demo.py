@@ -36,10 +36,16 @@ class Command(BaseCommand):
         parser.add_argument("--snapshot", type=Path, default=DEMO_SNAPSHOT,
                             help="The demo's snapshot (its 'agent' names the agent seeded); "
                             "make demo MODEL=smollm2 gives demo/smollm2_snapshot.json")
+        parser.add_argument("--training-context", choices=Agent.TrainingContext.values,
+                            default=Agent.TrainingContext.AS_SCORED,
+                            help="The agent's samples' context (the real-model demo trains without memories, "
+                            "so its re-score shows the gap closing)")
 
-    def handle(self, *args, base_url, username, password, snapshot, **options):
+    def handle(self, *args, base_url, username, password, snapshot, training_context, **options):
         try:
             data = parse_snapshot_json(snapshot.read_bytes())
+            # Checked before anything is created: a bad file changes nothing.
+            taken_at = validate_snapshot(data)["taken_at"]
         except OSError as e:
             raise CommandError(f"cannot read {snapshot}: {e}") from None
         except SnapshotError as e:
@@ -49,14 +55,15 @@ class Command(BaseCommand):
             for name in REVIEWERS:
                 self._user(name, password, roles.REVIEWER)
             agent, created = Agent.objects.update_or_create(
-                name=data.get("agent") or DEMO_AGENT, defaults={"base_url": base_url, "model": DEMO_MODEL}
+                name=data.get("agent") or DEMO_AGENT,
+                defaults={"base_url": base_url, "model": DEMO_MODEL, "training_context": training_context},
             )
             if created:
                 agent.created_by = demo
                 agent.save(update_fields=["created_by"])
 
         try:
-            snapshot, imported = self._demo_snapshot(agent, demo, data)
+            snapshot, imported = self._demo_snapshot(agent, demo, data, taken_at)
         except SnapshotError as e:
             raise CommandError("the demo snapshot is invalid:\n" + "\n".join(e.errors)) from None
         except TokenizeError as e:
@@ -70,10 +77,9 @@ class Command(BaseCommand):
             f"{snapshot.token_count} tokens"
         )
 
-    def _demo_snapshot(self, agent, by, data):
+    def _demo_snapshot(self, agent, by, data, taken_at):
         """The demo's own snapshot, known by when it was taken (the agent may
         have received newer ones since), imported if missing; (snapshot, word)."""
-        taken_at = validate_snapshot(data)["taken_at"]
         snapshot = agent.snapshots.filter(taken_at=taken_at).order_by("id").first()
         if snapshot is not None:
             return snapshot, "already there"
