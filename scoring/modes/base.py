@@ -164,6 +164,11 @@ class ScoringMode:
             return str(field.label)
         return str(name).replace("_", " ").capitalize()
 
+    def detail_context(self, run):
+        """What detail_template needs beyond the run page's own context (the
+        page passes it as `detail`)."""
+        return {}
+
     def page_form(self, snapshot):
         """The unbound parameter form the snapshot page shows."""
         return self.Params(agent=snapshot.agent)

@@ -121,6 +121,7 @@ def _progress_context(request, run):
         "mode": mode,
         # The mode's own block on the page (ScoringMode.detail_template), or None.
         "detail_template": mode.detail_template,
+        "detail": mode.detail_context(run) if mode.detail_template else {},
         # "About this run" is swapped with the progress (out of band), so
         # its times and findings never lag behind the bar.
         "params": display.run_params(run),
