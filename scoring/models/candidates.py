@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from .activity import Activity
 from .alternates import AlternateStatus, AlternateVerbs
-from .review import DECISION_VERBS, Comment, Review
+from .review import DECISION_VERBS, OPINIONS, Comment, Review
 
 
 def settled_status(approvals, rejections, agent):
@@ -53,6 +53,36 @@ def settling_rule(agent):
         f"Needs {approvals} approval{'s' if approvals != 1 else ''}; "
         f"{rejections} rejection{'s' if rejections != 1 else ''} reject{'s' if rejections == 1 else ''} it."
     )
+
+
+# --- blind review: the one rule ------------------------------------------------
+#
+# Under an agent's blind_review, a reviewer (a user who may review) does not see
+# the others' decisions and comments on a candidate still pending until they
+# have approved or rejected it themselves (a skip is no opinion and reveals
+# nothing). Once the candidate is settled, or for users who do not review,
+# nothing is hidden. The candidate page, the queue, the activity log and the
+# agreement page all ask these two functions.
+
+
+def blind_to(user, candidate, my_decision):
+    """Whether blind review hides others' decisions on `candidate` from
+    `user`, whose own decision on it is `my_decision` (None: none yet)."""
+    return (
+        candidate.agent.blind_review
+        and candidate.status == Candidate.Status.PENDING
+        and user.has_perm("scoring.review_candidate")
+        and my_decision not in OPINIONS
+    )
+
+
+def hidden_from(user):
+    """The candidates whose others' decisions blind review hides from `user`,
+    as a queryset (for SQL filters); None when nothing is hidden."""
+    if not user.has_perm("scoring.review_candidate"):
+        return None
+    mine = Review.objects.filter(candidate=OuterRef("pk"), reviewer=user, decision__in=OPINIONS)
+    return Candidate.objects.filter(agent__blind_review=True, status=Candidate.Status.PENDING).filter(~Exists(mine))
 
 
 def _live_samples():

@@ -8,7 +8,8 @@ from django.urls import NoReverseMatch, path, reverse
 
 from scoring.access import require_perm
 from scoring.filters import ActivityFilter
-from scoring.models import Activity, Agent, Candidate, Review
+from scoring.models import Activity, Agent
+from scoring.models.candidates import hidden_from
 from scoring.models.review import DECISION_VERBS
 
 from . import display
@@ -30,19 +31,15 @@ BLIND_VERBS = [*DECISION_VERBS.values(), "commented on", "edited"]
 
 
 def blind_hidden(user):
-    """Entries of others' decisions and comments on pending candidates of
-    blind-review agents that `user`, a reviewer, has not approved or rejected;
-    None when nothing is hidden (the common case costs one small query)."""
-    if not user.has_perm("scoring.review_candidate") or not Agent.objects.filter(blind_review=True).exists():
+    """Entries of others' decisions and comments on the candidates blind
+    review hides from `user` (models.candidates.hidden_from); None when
+    nothing is hidden (the common case costs one small query)."""
+    hidden = hidden_from(user) if Agent.objects.filter(blind_review=True).exists() else None
+    if hidden is None:
         return None
-    undecided = (
-        Candidate.objects.filter(agent__blind_review=True, status=Candidate.Status.PENDING)
-        .exclude(reviews__reviewer=user, reviews__decision__in=[Review.Decision.APPROVE, Review.Decision.REJECT])
-        # The log keeps target ids as text: compared in SQL, not as a list in Python.
-        .annotate(key=Cast("pk", CharField()))
-        .values("key")
-    )
-    return Q(target_type="candidate", target_id__in=undecided, verb__in=BLIND_VERBS) & ~Q(actor=user)
+    # The log keeps target ids as text: compared in SQL, not as a list in Python.
+    keys = hidden.annotate(key=Cast("pk", CharField())).values("key")
+    return Q(target_type="candidate", target_id__in=keys, verb__in=BLIND_VERBS) & ~Q(actor=user)
 
 
 def activity_list(request):

@@ -1,12 +1,12 @@
 """How reviewers agree: per pair and per reviewer, with Cohen's kappa and the
 candidates a pair disagreed on (scoring.models.review.agreement)."""
 
-from django.db.models import Exists, OuterRef, Q
 from django.shortcuts import render
 from django.urls import path
 
 from scoring.access import require_perm
 from scoring.models import Agent, Candidate, Review
+from scoring.models.candidates import hidden_from
 from scoring.models.review import OPINIONS, agreement
 
 from .candidates import agent_filter
@@ -38,12 +38,12 @@ def review_agreement(request):
 
 
 def visible_opinions(user, agent=None):
-    """Approvals and rejections this user may see compared. Under blind
-    review a candidate still pending shows others' decisions only to those
-    who decided it themselves, so it is left out for everyone else."""
-    mine = Review.objects.filter(candidate=OuterRef("candidate"), reviewer=user, decision__in=OPINIONS)
-    hidden = Q(candidate__agent__blind_review=True, candidate__status=Candidate.Status.PENDING) & ~Exists(mine)
-    reviews = Review.objects.filter(decision__in=OPINIONS).exclude(hidden)
+    """Approvals and rejections this user may see compared: none on a
+    candidate whose others' decisions blind review hides from them."""
+    reviews = Review.objects.filter(decision__in=OPINIONS)
+    hidden = hidden_from(user)
+    if hidden is not None:
+        reviews = reviews.exclude(candidate__in=hidden)
     if agent is not None:
         reviews = reviews.filter(candidate__agent=agent)
     return reviews.order_by("candidate_id", "reviewer__username")

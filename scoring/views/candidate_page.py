@@ -12,8 +12,7 @@ from django import forms
 from django.utils import timezone
 
 from scoring.models import Candidate, Node, Review, TrainSample
-from scoring.models.candidates import settling_rule
-from scoring.models.review import OPINIONS
+from scoring.models.candidates import blind_to, settling_rule
 from scoring.models.snapshots import Section
 
 # Conversation nodes shown before the response on a candidate's page.
@@ -56,7 +55,7 @@ def decisions_context(request, candidate):
     comments = list(candidate.comments.select_related("author"))
     my_review = next((r for r in reviews if r.reviewer_id == request.user.pk), None)
     can_review = request.user.has_perm("scoring.review_candidate")
-    blind = is_blind(candidate.agent, can_review, my_review)
+    blind = blind_to(request.user, candidate, my_review.decision if my_review else None)
     if blind:
         hidden = sum(1 for r in reviews if r is not my_review)
         reviews = [my_review] if my_review else []
@@ -81,14 +80,6 @@ def decisions_context(request, candidate):
         "decision_closed": candidate.status == Candidate.Status.TRAINED or sample is not None,
         "can_review": can_review,
     }
-
-
-def is_blind(agent, can_review, my_review):
-    """Whether others' decisions are hidden from this user: the agent reviews
-    blind, and this reviewer has not yet approved or rejected (a skip is no
-    opinion of their own, so it reveals nothing)."""
-    decided = my_review is not None and my_review.decision in OPINIONS
-    return agent.blind_review and can_review and not decided
 
 
 def page_context(request, candidate, queue=None, **forms_):

@@ -17,6 +17,7 @@ from django.utils import timezone
 from scoring.access import get_candidate_for_user, require_perm
 from scoring.filters import CandidateFilter, agent_named
 from scoring.models import Agent, Candidate, Review, TrainSample
+from scoring.models.candidates import blind_to
 from scoring.models.review import OPINIONS
 
 from .candidate_page import TEMPLATE, decisions_context, page_context
@@ -67,9 +68,8 @@ def with_decision_counts(candidates, user):
         counts[candidate_id][decision] += 1
         if reviewer_id == user.pk:
             mine.add(candidate_id)
-    can_review = user.has_perm("scoring.review_candidate")
     for c in candidates:
-        hidden = c.agent.blind_review and can_review and c.pk not in mine
+        hidden = blind_to(user, c, Review.Decision.APPROVE if c.pk in mine else None)
         c.approvals = None if hidden else counts[c.pk][Review.Decision.APPROVE]
         c.rejections = None if hidden else counts[c.pk][Review.Decision.REJECT]
     return candidates

@@ -1,0 +1,62 @@
+"""Blind review, one rule (scoring/models/candidates.py blind_to/hidden_from)
+seen the same way on the candidate page, the list, the activity log and the
+agreement page: hidden from a reviewer who has not approved or rejected a
+pending candidate; shown once it is settled, and always to those who do not review."""
+
+import pytest
+from candidate_factory import detail_url, make_candidate
+from django.urls import reverse
+
+from scoring.models import Candidate
+from scoring.models.candidates import blind_to, hidden_from
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def blind(agent):
+    agent.blind_review, agent.required_approvals, agent.rejections_to_settle = True, 3, 2
+    agent.save()
+    return agent
+
+
+def seen(cast, user, candidate):
+    """Whether `user` sees rob's decision on each of the four pages."""
+    client = cast.client_for(user)
+    log = client.get(reverse("activity_list")).text
+    return {
+        "page": "rob&#x27;s reason" in client.get(detail_url(candidate)).text,
+        "list": "Blind review: hidden until" not in client.get(reverse("candidate_list")).text,
+        "activity": "<td>rob</td>" in log and "rob&#x27;s reason" in log,
+        "agreement": bool(client.get(reverse("review_agreement")).context["pairs"]),
+    }
+
+
+def test_the_rule(cast, blind):
+    c = make_candidate(blind)
+    assert blind_to(cast.reviewer, c, None) and blind_to(cast.reviewer, c, "skip")
+    assert not blind_to(cast.reviewer, c, "approve") and not blind_to(cast.reviewer, c, "reject")
+    assert not blind_to(cast.viewer, c, None)  # does not review: nothing to bias
+    assert hidden_from(cast.viewer) is None
+    assert list(hidden_from(cast.reviewer)) == [c]
+    c.decide(cast.reviewer, "approve")
+    assert list(hidden_from(cast.reviewer)) == []  # decided: the others show
+    assert list(hidden_from(cast.reviewer2)) == [c]
+    Candidate.objects.filter(pk=c.pk).update(status=Candidate.Status.REJECTED)
+    c.refresh_from_db()
+    assert not blind_to(cast.reviewer2, c, None)  # settled: nothing left to bias
+    assert list(hidden_from(cast.reviewer2)) == []
+
+def test_every_page_hides_the_same_and_shows_the_same(cast, blind):
+    c = make_candidate(blind)
+    c.decide(cast.reviewer2, "reject", "rob's reason")
+    c.decide(cast.operator, "approve", "otto agrees")
+
+    assert seen(cast, cast.reviewer, c) == dict.fromkeys(("page", "list", "activity", "agreement"), False)
+    # The viewer does not review: everything shows (the agreement page compares rob and otto).
+    assert seen(cast, cast.viewer, c) == dict.fromkeys(("page", "list", "activity", "agreement"), True)
+
+    c.decide(cast.operator, "reject", "on second thought")  # a second rejection settles it
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.REJECTED
+    assert seen(cast, cast.reviewer, c) == dict.fromkeys(("page", "list", "activity", "agreement"), True)
