@@ -5,8 +5,6 @@ my pending reviews is views/context_processors.py. /favicon.ico is answered
 here too, as every browser asks for it.
 """
 
-from statistics import fmean
-
 from django.contrib.auth.decorators import login_not_required
 from django.db.models import Count
 from django.shortcuts import redirect, render
@@ -14,11 +12,11 @@ from django.templatetags.static import static
 from django.urls import path
 from django.views.decorators.http import require_GET
 
+from scoring.engine.rescore import samples_with_rescore, training_effect
 from scoring.models import Activity, Candidate, ScoringRun, TrainJob
 from scoring.models.runs import label_origins
 
 from .activity import describe
-from .training import _samples_with_rescore
 
 RUNS_SHOWN = 10
 JOBS_SHOWN = 5
@@ -72,18 +70,8 @@ def recent_jobs():
     for job in jobs:
         job.effect = None
         if job.status == TrainJob.Status.SUCCEEDED:
-            job.effect = training_effect(_samples_with_rescore(job))
+            job.effect = training_effect(samples_with_rescore(job))
     return jobs
-
-
-def training_effect(samples):
-    rescored = [s for s in samples if s.divergence_after is not None]
-    if not rescored:
-        return None
-    before = fmean(s.candidate.divergence for s in rescored)
-    after = fmean(s.divergence_after for s in rescored)
-    return {"rescored": len(rescored), "samples": len(samples), "before": before, "after": after,
-            "change": after - before}
 
 
 @login_not_required

@@ -14,12 +14,11 @@ from django.shortcuts import redirect, render
 from django.urls import path
 from django.views.decorators.http import require_POST
 
-from scoring import maths, outbox
+from scoring import outbox
 from scoring.access import get_train_job_for_user, require_perm
-from scoring.engine.rescore import rescore
+from scoring.engine.rescore import rescore, samples_with_rescore
 from scoring.followups import Followups
-from scoring.models import Agent, Candidate, Node, ScoreCall, TrainJob
-from scoring.models.runs import RunStatus
+from scoring.models import Agent, Candidate, TrainJob
 from scoring.tasks.enqueue import enqueue_on_commit
 
 TEMPLATE = "scoring/training_job_detail.html"
@@ -116,9 +115,9 @@ def train_job_detail(request, pk):
         # The poll that sees the job end also brings its samples (now trained,
         # or approved again), swapped out of band.
         if not job.is_active:
-            context["samples"] = _samples_with_rescore(job)
+            context["samples"] = samples_with_rescore(job)
         return render(request, f"{TEMPLATE}#status", context)
-    context["samples"] = _samples_with_rescore(job)
+    context["samples"] = samples_with_rescore(job)
     context["rescore_runs"] = list(job.rescore_runs.order_by("-created_at"))
     return render(request, TEMPLATE, context)
 
@@ -167,52 +166,6 @@ def _status_context(request, job):
         "can_send": request.user.has_perm("scoring.send_training"),
         "can_rescore": request.user.has_perm("scoring.start_run"),
     }
-
-
-def _samples_with_rescore(job):
-    """The job's samples, each with its response's divergence in the latest
-    finished re-score run (None until there is one)."""
-    samples = list(
-        job.samples.select_related("candidate", "candidate__snapshot")
-        # The id lists are whole contexts; the page needs none of them.
-        .defer(
-            "context_ids", "continuation_ids", "candidate__context_ids",
-            "candidate__continuation_ids", "candidate__edited_ids",
-        )
-        .order_by("id")
-    )
-    after = _rescored_divergences(job)
-    for sample in samples:
-        sample.divergence_after = after.get(sample.candidate.response_id)
-        sample.change = (
-            None if sample.divergence_after is None
-            else sample.divergence_after - sample.candidate.divergence
-        )
-    return samples
-
-
-def _rescored_divergences(job):
-    """{response node id: divergence} from the job's finished re-score runs
-    (a later run wins): maths.divergences of the baseline and the call
-    without any memory."""
-    runs = job.rescore_runs.filter(status__in=[RunStatus.SUCCEEDED, RunStatus.PARTIAL]).order_by("created_at")
-    calls = ScoreCall.objects.filter(
-        run__in=runs, status=ScoreCall.Status.DONE,
-        filter__in=[ScoreCall.Filter.NONE, ScoreCall.Filter.SKIP_ALL],
-    ).select_related("run").order_by("run__created_at", "seq")
-    by_run = {}
-    for call in calls:
-        by_run.setdefault(call.run_id, {})[call.filter] = call
-    found = {}
-    for pair in by_run.values():
-        base, without = pair.get(ScoreCall.Filter.NONE), pair.get(ScoreCall.Filter.SKIP_ALL)
-        if base is None or without is None:
-            continue
-        responses = Node.objects.responses().filter(
-            snapshot_id=base.run.snapshot_id, index__gte=base.range_start, index__lt=base.range_end
-        ).order_by("index").values_list("pk", flat=True)
-        found.update(zip(responses, maths.divergences(base.result or [], without.result or [])))
-    return found
 
 
 urlpatterns = [
