@@ -48,10 +48,7 @@ def get_candidate_for_user(request, pk):
     """A candidate as its page and the review actions use it: without the
     (large) token id lists."""
     require_perm(request, "scoring.view_candidate")
-    candidates = Candidate.objects.without_ids().select_related(
-        "agent", "snapshot", "run", "response", "reserved_by", "edited_by"
-    )
-    return get_object_or_404(candidates.defer("response__token_ids"), pk=pk)
+    return get_object_or_404(Candidate.objects.for_page(), pk=pk)
 
 
 def get_train_job_for_user(request, pk):

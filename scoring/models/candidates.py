@@ -97,6 +97,13 @@ class CandidateQuerySet(AlternateVerbs, models.QuerySet):
         """Leave out the token id lists (a whole context each): for pages."""
         return self.defer("context_ids", "continuation_ids", "edited_ids")
 
+    def for_page(self):
+        """As the candidate's page and the review actions use it: with what it
+        shows joined, without the token id lists."""
+        return self.without_ids().select_related(
+            "agent", "snapshot", "run", "response", "reserved_by", "edited_by"
+        ).defer("response__token_ids")
+
     def pending(self):
         return self.filter(status=Candidate.Status.PENDING)
 

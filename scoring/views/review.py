@@ -48,7 +48,7 @@ def review_queue(request):
     # Another reviewer may reserve the same candidate between our read and our
     # update; then the next one is taken. A few tries are plenty.
     for _ in range(5):
-        candidate = Candidate.objects.without_ids().next_for(request.user, agent, after=after)
+        candidate = Candidate.objects.for_page().next_for(request.user, agent, after=after)
         if candidate is None or not can_review or candidate.reserve(request.user):
             break
         candidate = None
@@ -64,7 +64,6 @@ def review_queue(request):
         queue["pending_count"] = pending.count()
         return render(request, "scoring/review_queue.html", {"queue": queue})
 
-    candidate = get_candidate_for_user(request, candidate.pk)
     return render(request, TEMPLATE, page_context(request, candidate, queue=queue))
 
 
@@ -73,7 +72,7 @@ def _left_behind(request):
     value = request.GET.get("after", "")
     if not (value.isascii() and value.isdigit()):
         return None
-    candidate = Candidate.objects.without_ids().filter(pk=int(value)).first()
+    candidate = Candidate.objects.for_page().filter(pk=int(value)).first()
     if candidate is not None and candidate.reserved_by_id == request.user.pk:
         candidate.release(request.user)
     return candidate
