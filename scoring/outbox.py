@@ -184,15 +184,16 @@ def dispatch(job_id=None, limit=50):
 
 def send(job, claimed_until):
     """POST a claimed job to /train (its id is the Idempotency-Key) and record the outcome."""
+    if not sends_training(job.agent):
+        # Refused before the samples (whole contexts each) are read.
+        _refuse(job, claimed_until)
+        return
     samples = [
         {"context_ids": s.context_ids, "continuation_ids": s.continuation_ids}
         for s in job.samples.filter(live=True).order_by("id")
     ]
     if not samples:
         job.mark_failed("The job has no samples left to send.", claimed_until=claimed_until)
-        return
-    if not sends_training(job.agent):
-        _refuse(job, claimed_until)
         return
     try:
         with InferenceClient.for_agent(job.agent) as client:

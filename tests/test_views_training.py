@@ -330,3 +330,16 @@ def test_it_says_the_job_waits_for_the_broker_when_it_is_down(cast, agent):
     job = TrainJob.objects.get()
     assert job.status == TrainJob.Status.PENDING
     assert "cannot be reached: it will be sent to the server when the broker is back" in response.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retry_says_the_job_waits_for_the_broker_when_it_is_down(cast, agent):
+    make_approved(agent, 1)
+    job = send_to_training(agent, cast.operator)
+    job.mark_failed("rejected by the server")
+    with broker_at_closed_port():
+        response = cast.client_for(cast.operator).post(reverse("train_job_retry", args=[job.pk]), follow=True)
+    again = TrainJob.objects.exclude(pk=job.pk).get()
+    assert again.status == TrainJob.Status.PENDING
+    assert f"Sent the still-approved candidates again as {again}" in response.text
+    assert "cannot be reached: it will be sent to the server when the broker is back" in response.text

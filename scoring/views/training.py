@@ -89,10 +89,14 @@ def train_send(request):
     messages.success(
         request, f"Sent {job.samples.count()} approved sample(s) of {job.agent.name} as {job}."
     )
+    _warn_if_not_queued(request, sending, job)
+    return redirect("train_job_detail", job.pk)
+
+
+def _warn_if_not_queued(request, sending, job):
     if sending.failed:
         messages.warning(request, f"{job} is saved and queued, but the task queue (broker) cannot be "
                                   f"reached: it will be sent to the server when the broker is back.")
-    return redirect("train_job_detail", job.pk)
 
 
 def _send(form, by):
@@ -132,15 +136,15 @@ def train_job_retry(request, pk):
     except ValidationError as e:
         messages.error(request, " ".join(e.messages))
         return redirect("train_job_detail", job.pk)
-    if result is not None:
-        enqueue_on_commit(Followups(train_jobs=[result.pk]))
-    if not was_failed:
-        messages.success(request, f"Re-sending {job} with the same Idempotency-Key.")
-        return redirect("train_job_detail", job.pk)
     if result is None:
         messages.warning(request, "Nothing to resend: none of this job's candidates is still approved and unsent.")
         return redirect("train_job_detail", job.pk)
-    messages.success(request, f"Sent the still-approved candidates again as {result}.")
+    sending = enqueue_on_commit(Followups(train_jobs=[result.pk]))
+    if not was_failed:
+        messages.success(request, f"Re-sending {job} with the same Idempotency-Key.")
+    else:
+        messages.success(request, f"Sent the still-approved candidates again as {result}.")
+    _warn_if_not_queued(request, sending, result)
     return redirect("train_job_detail", result.pk)
 
 
