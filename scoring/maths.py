@@ -14,6 +14,7 @@ of them name the function they mirror, and tests check they agree
 """
 
 import math
+import re
 
 # A divergence at or below this counts as zero (as in the reference): the
 # noise of summing thousands of float32 log-probabilities.
@@ -177,3 +178,83 @@ def cohens_kappa(pairs):
     if math.isclose(expected, 1.0):
         return None
     return (observed - expected) / (1 - expected)
+
+
+# --- groups and redundancy (the groups mode, issue 11) ------------------------------
+
+# A group (or a pair) is scored member by member (stage 2) when leaving it out
+# moves its responses by at least this many nats, either way (removal_effect).
+# The same size as HARMFUL_NATS: below it a set's effect is noise or nearly so.
+GROUP_THRESHOLD_NATS = 0.5
+# Redundant: leaving a set out costs at least this many nats more than leaving
+# each member out in turn (redundancy_excess). Twice the threshold: a set must
+# matter, and clearly more together than apart, before its members are called
+# replaceable by each other.
+REDUNDANCY_MARGIN_NATS = 1.0
+# Near-duplicate memory texts: the same words once normalised, or word sets
+# overlapping by at least this share (Jaccard) when both have at least
+# NEAR_DUPLICATE_MIN_WORDS distinct words (shorter texts must match exactly).
+NEAR_DUPLICATE_JACCARD = 0.8
+NEAR_DUPLICATE_MIN_WORDS = 4
+
+
+def group_of(key, separator="/"):
+    """A memory key's group: its part before the first `separator` ("people"
+    for "people/alice"); a key without one is a group of its own."""
+    if not separator:
+        return key
+    head, found, _ = key.partition(separator)
+    return head if found else key
+
+
+def removal_effect(deltas):
+    """How much leaving a set of memories out moves its responses, either way:
+    the sum of |delta| over the cells beyond ZERO_THRESHOLD (failed left out).
+    What the groups mode compares with its threshold."""
+    return sum(abs(d) for d in deltas if _scored(d) and abs(d) > ZERO_THRESHOLD)
+
+
+def leave_out_cost(deltas):
+    """What leaving a set (or one memory) out costs its responses: the sum of
+    the cells' importances (maths.importance_sum: divergences above the noise)."""
+    return importance_sum(deltas)
+
+
+def redundancy_excess(together, alone):
+    """How much more leaving a set out costs than leaving each of its members
+    out in turn: together − Σ alone (nats; positive where the members stand
+    in for each other)."""
+    return together - sum(alone)
+
+
+def is_redundant(together, alone, margin=REDUNDANCY_MARGIN_NATS):
+    """Whether a set's members are redundant with each other: leaving them all
+    out costs at least `margin` nats more than the sum of leaving each out."""
+    return redundancy_excess(together, alone) >= margin
+
+
+def replaceable_members(alone_by_key, margin=REDUNDANCY_MARGIN_NATS):
+    """Of a redundant group, the members that each cost less than `margin`
+    alone (each can go by itself): the ones flagged, when at least two are."""
+    small = [key for key, cost in alone_by_key.items() if cost < margin]
+    return small if len(small) >= 2 else []
+
+
+def text_words(text):
+    """A memory text's words, normalised: case folded, punctuation and
+    spacing dropped (what near_duplicate compares)."""
+    return re.findall(r"\w+", (text or "").casefold())
+
+
+def near_duplicate(words_a, words_b):
+    """Whether two memory texts (as text_words) say the same thing: the same
+    words in the same order, or word sets overlapping by at least
+    NEAR_DUPLICATE_JACCARD when both have NEAR_DUPLICATE_MIN_WORDS distinct words."""
+    if not words_a or not words_b:
+        return False
+    if words_a == words_b:
+        return True
+    a, b = set(words_a), set(words_b)
+    if min(len(a), len(b)) < NEAR_DUPLICATE_MIN_WORDS:
+        return False
+    return len(a & b) / len(a | b) >= NEAR_DUPLICATE_JACCARD

@@ -48,18 +48,7 @@ def start_run(snapshot, mode, *, params=None, by=None, actor_name=None):
 
 
 def _create_calls(run, specs):
-    rows = []
-    for seq, spec in enumerate(specs):
-        row = ScoreCall(
-            run=run, seq=seq, filter=spec.filter, memory=spec.memory,
-            range_start=spec.range_start, range_end=spec.range_end, removed_keys=list(spec.removed_keys),
-            baseline=rows[spec.baseline] if spec.baseline is not None else None,
-        )
-        # Baselines are saved one by one: the calls compared with them need their ids.
-        if spec.baseline is None:
-            row.save()
-        rows.append(row)
-    ScoreCall.objects.bulk_create([r for r in rows if r.pk is None], batch_size=1000)
+    ScoreCall.objects.create_for(run, specs)
 
 
 def run_inline(run, *, threads=None, followups=None):
@@ -75,6 +64,11 @@ def run_inline(run, *, threads=None, followups=None):
     elif threads is None:
         threads = run.agent.score_concurrency
     left = Executor(run, threads=threads).execute()
+    # A mode that adds calls as results come (the groups mode's stage 2) asks
+    # for the run to be sent again: the executor may have left before them.
+    while run.pk in left.runs:
+        left.runs = [pk for pk in left.runs if pk != run.pk]
+        left.add(Executor(run, threads=threads).execute())
     with transaction.atomic():
         if ScoringRun.objects.select_for_update().filter(pk=run.pk).exists():
             left.add(results.finish_if_done(run.pk))

@@ -29,6 +29,9 @@ class Mode(models.TextChoices):
     FINETUNE = "finetune", "fine-tune candidates"
     # Cells fitted to random ablations (issue 11): estimates, never exact deltas.
     ESTIMATE = "estimate", "estimate (ablations)"
+    # A call per group of keys, then exact leave-one-out inside the groups
+    # that matter; flags memories that stand in for each other (issue 11).
+    GROUPS = "groups", "groups, then members"
 
 
 class RunStatus(models.TextChoices):
@@ -97,7 +100,7 @@ class ScoringRun(models.Model):
     # What the run found, written when it ends; its shape depends on the mode:
     # memory {"key", "importance", "responses"}; incremental {"scored": [...],
     # "skipped": [...]}; finetune {"responses", "candidates", "new"}; full
-    # {"memories", "responses"}.
+    # {"memories", "responses"}; estimate and groups: see their modes.
     result = models.JSONField(null=True, blank=True)
 
     created_at = models.DateTimeField(default=timezone.now)
@@ -169,6 +172,16 @@ class ScoringRun(models.Model):
         self.result = {**(self.result or {}), **found}
         ScoringRun.objects.filter(pk=self.pk).update(result=self.result)
 
+    def add_calls(self, specs):
+        """Add calls to a run under way (a mode that plans from results, the
+        groups mode's stage 2), numbered after its calls so far and counted in
+        calls_total. Call it with the run's row locked (results.settle): the
+        count is what keeps the run from ending before they are done."""
+        rows = ScoreCall.objects.create_for(self, specs, first_seq=self.calls_total)
+        ScoringRun.objects.filter(pk=self.pk).update(calls_total=F("calls_total") + len(rows))
+        self.calls_total += len(rows)
+        return rows
+
     def abandon_comparisons(self, baseline):
         """Nothing can be compared with a failed baseline: its calls not yet
         run fail at once (PENDING, or RUNNING with a lapsed claim -> FAILED),
@@ -216,6 +229,28 @@ class ScoringRun(models.Model):
 
 
 class ScoreCallQuerySet(models.QuerySet):
+    def create_for(self, run, specs, *, first_seq=0):
+        """Create a run's calls from plan specs (scoring.modes.CallSpec: filter,
+        range, memory, removed_keys, baseline) numbered from first_seq; returns
+        the rows. A spec's baseline is the index in `specs` of the call it is
+        compared with, or a call already saved; None makes it a baseline."""
+        rows = []
+        for seq, spec in enumerate(specs, start=first_seq):
+            baseline = spec.baseline
+            if isinstance(baseline, int):
+                baseline = rows[baseline]
+            row = ScoreCall(
+                run=run, seq=seq, filter=spec.filter, memory=spec.memory,
+                range_start=spec.range_start, range_end=spec.range_end, removed_keys=list(spec.removed_keys),
+                baseline=baseline,
+            )
+            # Baselines are saved one by one: the calls compared with them need their ids.
+            if baseline is None:
+                row.save()
+            rows.append(row)
+        self.bulk_create([r for r in rows if r.pk is None], batch_size=1000)
+        return rows
+
     def unfinished(self):
         return self.filter(status__in=[ScoreCall.Status.PENDING, ScoreCall.Status.RUNNING])
 

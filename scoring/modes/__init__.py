@@ -8,12 +8,12 @@ choices, which the registry must match: tests/test_modes.py checks it).
 
 from django.core.exceptions import ValidationError
 
-from . import estimate, finetune, full, incremental, memory
+from . import estimate, finetune, full, groups, incremental, memory
 from .base import CallSpec, Plan, ScoringMode
 
 __all__ = ["CallSpec", "Plan", "ScoringMode", "all", "get", "names"]
 
-_MODES = {m.name: m for m in (full.MODE, memory.MODE, incremental.MODE, finetune.MODE, estimate.MODE)}
+_MODES = {m.name: m for m in (full.MODE, memory.MODE, incremental.MODE, finetune.MODE, estimate.MODE, groups.MODE)}
 
 
 def get(name):
