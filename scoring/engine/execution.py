@@ -92,6 +92,9 @@ def claim_calls(run_id, want, concurrency, *, finished=(), memories=None, baseli
     for row in rows:
         call = ScoreCall(**dict(zip(CALL_COLUMNS, row)), status=Status.RUNNING, claimed_until=until, started_at=now)
         if memories is not None and call.memory_id is not None:
+            if call.memory_id not in memories:
+                # A call added after the executor read them (the groups mode's stage 2): read once, kept.
+                memories.update(Memory.objects.filter(pk=call.memory_id).only("key").in_bulk())
             call.memory = memories[call.memory_id]
         won.append(call)
     _load_removed_keys(won)
