@@ -10,23 +10,31 @@ before the response: a later memory's cell is exactly 0 and "unaffected".
 The cells are ESTIMATES: the run's mode says so, and every page and export
 that shows them labels them (never mixed silently with an exact matrix's).
 The run's result holds K, the seed and each response's held-out R².
+
+Its page offers to score the top N memories exactly (a full run restricted to
+their keys, N+1 calls, naming this run in `source_run`); that run's page then
+compares the two (exact_check).
 """
 
 import secrets
+from collections import defaultdict
 
 import numpy as np
 from django.core.exceptions import ValidationError
 
-from scoring import surrogate
+from scoring import maths, surrogate
 from scoring.context import Outline
-from scoring.models import CellScore, Memory, ScoreCall
-from scoring.models.runs import Mode
+from scoring.models import CellScore, Memory, ScoreCall, ScoringRun
+from scoring.models.runs import Mode, RunStatus
 
 from .base import CallSpec, Filter, ParamsForm, Plan, ScoringMode, memories, whole_number
 
 DEFAULT_ABLATIONS = 64
 # Fewer calls leave too few rows for the cross-validated fit.
 MIN_ABLATIONS = 8
+# How many top memories the page offers to score exactly, and lists.
+DEFAULT_TOP = 10
+FINISHED = (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
 
 
 class EstimateParams(ParamsForm):
@@ -52,6 +60,8 @@ class EstimateMode(ScoringMode):
     Params = EstimateParams
     has_heatmap = True
     warm_heatmap = True
+    # Its top memories, the button that scores them exactly, and those exact runs.
+    detail_template = "scoring/_estimate_detail.html"
     result_labels = {
         "ablations": "Ablations (K)", "memories": "Memories estimated", "cells": "Cells (estimates)",
         "calls_used": "Calls fitted (baseline and ablations)", "r2_median": "Median held-out R²",
@@ -85,6 +95,18 @@ class EstimateMode(ScoringMode):
             calls.append(CallSpec(Filter.SKIP_KEYS, 0, end, baseline=0, removed_keys=removed))
         notes = {"exact_calls": len(keys) + 1, "ablations": params["ablations"], "estimate": True}
         return Plan(params, calls, notes)
+
+    def detail_context(self, run):
+        if run.status not in FINISHED:
+            return {}
+        ranking = importance_ranking(run)
+        checks = ScoringRun.objects.filter(mode=Mode.FULL, params__source_run=run.pk).order_by("-id")
+        return {
+            "top": ranking[:DEFAULT_TOP],
+            "memories": len(ranking),
+            "default_top": min(DEFAULT_TOP, len(ranking)),
+            "checks": list(checks[:20]),
+        }
 
     def summary(self, run):
         outline = Outline(run.snapshot)
@@ -132,6 +154,87 @@ class EstimateMode(ScoringMode):
                   f"seed {run.params.get('seed')}; exact would take {result.get('exact_calls')}): "
                   f"{result['memories']} memories, {result['cells']} cells, median held-out R² "
                   f"{'n/a' if median is None else f'{median:.3f}'}")
+
+
+# --- estimate against exact ------------------------------------------------------------
+
+
+def importance_ranking(run):
+    """[(key, importance)] of every memory of the run, most important first:
+    maths.memory_importance over its scored cells (the memories page's and
+    bench/estimate_vs_exact.py's ranking); ties in key order."""
+    keys = CellScore.objects.filter(run=run).values_list("memory__key", flat=True).distinct()
+    deltas = defaultdict(list)
+    # Only positive deltas add to memory_importance: the rest need not be read.
+    for key, delta in CellScore.objects.filter(run=run, failed=False, delta__gt=0).values_list("memory__key", "delta"):
+        deltas[key].append(delta)
+    return sorted(((k, maths.memory_importance(deltas[k])) for k in set(keys)), key=lambda kv: (-kv[1], kv[0]))
+
+
+def top_keys(run, n):
+    """The keys of the estimate run's n most important memories; ValidationError
+    on "top" for an n out of range."""
+    ranking = importance_ranking(run)
+    if not 1 <= n <= len(ranking):
+        raise ValidationError({"top": f"must be between 1 and {len(ranking)} (the memories this run estimated)"})
+    return [key for key, _ in ranking[:n]]
+
+
+def ranks(values):
+    """1 for the largest; ties share their average rank."""
+    values = np.asarray(values, dtype=float)
+    order = (-values).argsort(kind="mergesort")
+    ranked = np.empty(len(values))
+    ranked[order] = np.arange(1, len(values) + 1)
+    for v in np.unique(values):
+        tied = values == v
+        ranked[tied] = ranked[tied].mean()
+    return ranked
+
+
+def spearman(a, b):
+    """Spearman's rank correlation; None when either side has no spread (or < 3 values)."""
+    if len(a) < 3:
+        return None
+    ra, rb = ranks(a), ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return None
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def exact_check(run):
+    """A full run of an estimate's top memories (params source_run) against that
+    estimate: per memory both importances and ranks, their Spearman correlation
+    and the mean absolute difference per cell. Comparison only once the exact
+    run has finished; `source` None when the estimate run is gone."""
+    source = ScoringRun.objects.filter(pk=run.params.get("source_run"), mode=Mode.ESTIMATE).first()
+    check = {"source": source, "source_id": run.params.get("source_run"), "keys": run.params.get("keys") or []}
+    if source is None or run.status not in FINISHED:
+        return check
+    estimated = dict(importance_ranking(source))
+    estimate_rank = {key: i for i, (key, _) in enumerate(importance_ranking(source), start=1)}
+    exact = dict(importance_ranking(run))
+    keys = [k for k in check["keys"] or exact if k in exact and k in estimated]
+    exact_ranks = ranks([exact[k] for k in keys])
+    check["rows"] = sorted(
+        ({"key": k, "estimate": estimated[k], "exact": exact[k], "estimate_rank": estimate_rank[k],
+          "exact_rank": exact_ranks[i]} for i, k in enumerate(keys)),
+        key=lambda row: row["exact_rank"],
+    )
+    check["spearman"] = spearman([estimated[k] for k in keys], [exact[k] for k in keys])
+    check["mae"] = _cell_mae(source, run, keys)
+    return check
+
+
+def _cell_mae(source, run, keys):
+    """Mean |estimate − exact| over the cells both runs scored, of these keys (nats)."""
+    def cells(of):
+        rows = CellScore.objects.filter(run=of, memory__key__in=keys, failed=False)
+        return {(m, r): d for m, r, d in rows.values_list("memory_id", "response_id", "delta")}
+
+    exact, estimated = cells(run), cells(source)
+    both = [abs(d - estimated[cell]) for cell, d in exact.items() if cell in estimated]
+    return float(np.mean(both)) if both else None
 
 
 MODE = EstimateMode()

@@ -2,22 +2,69 @@
 
 One baseline call, then one call per memory key compared with it; the cells
 are the whole result (its heatmap is the product's main page).
+
+`keys` restricts the run to some memories (N+1 calls for N keys): an estimate
+run's "Score the top N exactly" starts such a run and names itself in
+`source_run`, so the run's page compares the two (scoring.modes.estimate).
+A restricted run is not the agent's matrix: the memories page skips it.
 """
 
+from django import forms
 from django.core.exceptions import ValidationError
 
-from scoring.models import CellScore, ScoreCall
+from scoring.models import CellScore, ScoreCall, ScoringRun
 from scoring.models.runs import Mode
 
-from .base import CallSpec, Filter, Plan, ScoringMode, memories
+from . import estimate
+from .base import CallSpec, Filter, ParamsForm, Plan, ScoringMode, memories, whole_number
+
+
+class KeysField(forms.Field):
+    """Memory keys as a list or one comma-separated string; blank: every key.
+    The keys come back stripped, each once, in the order given."""
+
+    def to_python(self, value):
+        if value is None or value == "" or value == []:
+            return None
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, (list, tuple)) or not all(isinstance(k, str) for k in value):
+            raise ValidationError("must be memory keys: a list of strings or one comma-separated string",
+                                  code="invalid")
+        keys = list(dict.fromkeys(k.strip() for k in value if k.strip()))
+        return keys or None
+
+
+class FullParams(ParamsForm):
+    keys = KeysField(
+        required=False, label="Memory keys", widget=forms.TextInput(attrs={"spellcheck": "false"}),
+        help_text="full mode: only these memories, comma-separated (N keys: N+1 calls) [every memory]",
+    )
+    source_run = whole_number(
+        1, label="Checks the estimate of run",
+        help_text="full mode: the estimate run whose top memories these keys are (set by that run's page)",
+    )
+
+    def clean(self):
+        # Blank parameters (every key, no estimate) are left out of the run's record.
+        return {k: v for k, v in super().clean().items() if v is not None}
 
 
 class FullMode(ScoringMode):
     name = Mode.FULL
+    Params = FullParams
     has_heatmap = True
     # Packing a million cells takes seconds: do it as the run ends, not on the first view.
     warm_heatmap = True
+    # Shows the estimate-vs-exact comparison when the run checks an estimate (source_run).
+    detail_template = "scoring/_estimate_check.html"
     result_labels = {"memories": "Memories scored", "cells": "Cells", "responses": "Responses"}
+
+    def page_form(self, snapshot):
+        form = super().page_form(snapshot)
+        # Only an estimate run's button sets it.
+        del form.fields["source_run"]
+        return form
 
     def plan(self, snapshot, outline, params):
         keys = outline.keys()
@@ -26,10 +73,24 @@ class FullMode(ScoringMode):
         end = len(outline.entries)
         if not outline.responses_in(0, end):
             raise ValidationError({"snapshot": "this snapshot has no assistant responses to score"})
+        if params.get("keys"):
+            known = set(keys)
+            unknown = [k for k in params["keys"] if k not in known]
+            if unknown:
+                raise ValidationError({"keys": f"no memory with key {unknown[0]!r} in this snapshot"})
+            chosen = set(params["keys"])
+            keys = [k for k in keys if k in chosen]
+        if params.get("source_run") is not None:
+            _check_source(snapshot, params["source_run"])
         found = memories(snapshot.agent, keys)
         calls = [CallSpec(Filter.NONE, 0, end)]
         calls += [CallSpec(Filter.SKIP_KEY, 0, end, memory=found[k], baseline=0) for k in keys]
         return Plan(params, calls, {})
+
+    def detail_context(self, run):
+        if run.params.get("source_run") is None:
+            return {}
+        return {"check": estimate.exact_check(run)}
 
     def summary(self, run):
         calls = ScoreCall.objects.filter(run=run, filter=Filter.SKIP_KEY)
@@ -39,6 +100,11 @@ class FullMode(ScoringMode):
         result = run.result or {}
         if "memories" in result:
             write(f"{result['memories']} memories, {result['cells']} cells")
+
+
+def _check_source(snapshot, pk):
+    if not ScoringRun.objects.filter(pk=pk, snapshot=snapshot, mode=Mode.ESTIMATE).exists():
+        raise ValidationError({"source_run": f"run {pk} is not an estimate run of this snapshot"})
 
 
 MODE = FullMode()

@@ -30,8 +30,10 @@ FINISHED = [RunStatus.SUCCEEDED, RunStatus.PARTIAL]
 
 
 def latest_full_run(agent):
+    # A run of some keys only (an estimate's top memories scored exactly) is not the agent's matrix.
     return (
         ScoringRun.objects.filter(agent=agent, mode=Mode.FULL, status__in=FINISHED)
+        .exclude(params__has_key="keys")
         .order_by("-finished_at", "-id")
         .first()
     )

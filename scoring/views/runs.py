@@ -19,7 +19,8 @@ from scoring.filters import RunFilter, mode_choices
 from scoring.followups import Followups
 from scoring.forms import StartRunForm
 from scoring.models import Agent, ScoreCall, ScoringRun
-from scoring.models.runs import RunStatus, label_origins
+from scoring.models.runs import Mode, RunStatus, label_origins
+from scoring.modes import estimate
 from scoring.tasks.enqueue import enqueue_on_commit
 
 from . import display
@@ -63,20 +64,53 @@ def run_start(request, snapshot_id):
         _report_errors(request, e.message_dict if hasattr(e, "error_dict") else {"": e.messages})
         return redirect("snapshot_detail", snapshot.pk)
 
+    _report_started(request, run, sending)
+    return redirect("run_detail", run.pk)
+
+
+@require_POST
+def run_exact_top(request, pk):
+    """Score an estimate run's top N memories exactly: a full run of their keys
+    (N+1 calls) on the same snapshot, naming the estimate in source_run."""
+    source = get_run_for_user(request, pk)
+    require_perm(request, "scoring.start_run", "scoring.view_cellscore")
+    if source.mode != Mode.ESTIMATE or source.status not in estimate.FINISHED:
+        messages.error(request, "Exact run not started: only a finished estimate run has top memories to check.")
+        return redirect("run_detail", source.pk)
+    try:
+        top = int(request.POST.get("top", ""))
+    except ValueError:
+        top = None
+    try:
+        if top is None:
+            raise ValidationError({"top": "must be a whole number"})
+        with transaction.atomic():
+            keys = estimate.top_keys(source, top)
+            run = start_run(source.snapshot, Mode.FULL, params={"keys": keys, "source_run": source.pk},
+                            by=request.user)
+            sending = enqueue_on_commit(Followups(runs=[run.pk]))
+    except ValidationError as e:
+        _report_errors(request, e.message_dict if hasattr(e, "error_dict") else {"": e.messages},
+                       what="Exact run not started.")
+        return redirect("run_detail", source.pk)
+    _report_started(request, run, sending)
+    return redirect("run_detail", run.pk)
+
+
+def _report_started(request, run, sending):
     if sending.failed:
         messages.warning(request, f"{run} is saved and queued ({run.calls_total} score calls), but the task "
                                   f"queue (broker) cannot be reached: it will start when the broker is back.")
     else:
         messages.success(request, f"Started {run}: {run.calls_total} score calls queued.")
-    return redirect("run_detail", run.pk)
 
 
-def _report_errors(request, errors):
-    """One message per field error, naming the field, for the snapshot page."""
+def _report_errors(request, errors, what="Run not started."):
+    """One message per field error, naming the field, for the page it returns to."""
     for field, problems in errors.items():
         for problem in problems:
             label = "" if field in ("", "__all__") else f"{field}: "
-            messages.error(request, f"Run not started. {label}{problem}")
+            messages.error(request, f"{what} {label}{problem}")
 
 
 def run_detail(request, pk):
@@ -177,4 +211,5 @@ urlpatterns = [
     path("runs/<int:pk>/", run_detail, name="run_detail"),
     path("runs/<int:pk>/progress/", run_progress, name="run_progress"),
     path("runs/<int:pk>/cancel/", run_cancel, name="run_cancel"),
+    path("runs/<int:pk>/exact-top/", run_exact_top, name="run_exact_top"),
 ]
