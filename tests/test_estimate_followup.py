@@ -64,6 +64,12 @@ def test_the_button_starts_a_full_run_of_exactly_the_top_n_keys(cast, estimate):
     calls = ScoreCall.objects.filter(run=run).order_by("seq")
     assert run.calls_total == 4 == calls.count()
     assert [c.memory.key if c.memory else None for c in calls] == [None, "a", "c", "e"]
+    client = cast.client_for(cast.viewer)
+    page = client.get(reverse("run_detail", args=[run.pk])).content.decode()
+    assert "only 3 of its memories" in page and f"estimate run #{estimate.pk}</a>, scored exactly" in page
+    listing = client.get(reverse("run_list")).content.decode()
+    assert f"(3 memories, checks estimate #{estimate.pk})" in listing
+    assert 'class="badge estimate"' in listing and "estimate (16 ablations)" in listing
 
 
 @pytest.mark.parametrize("top, problem", [

@@ -105,7 +105,8 @@ class EstimateMode(ScoringMode):
             "top": ranking[:DEFAULT_TOP],
             "memories": len(ranking),
             "default_top": min(DEFAULT_TOP, len(ranking)),
-            "checks": list(checks[:20]),
+            # only_keys as the run pages name it (a template's params.keys is dict.keys()).
+            "checks": [_with_keys(check) for check in checks[:20]],
         }
 
     def summary(self, run):
@@ -157,6 +158,11 @@ class EstimateMode(ScoringMode):
 
 
 # --- estimate against exact ------------------------------------------------------------
+
+
+def _with_keys(run):
+    run.only_keys = run.params.get("keys") or []
+    return run
 
 
 def importance_ranking(run):

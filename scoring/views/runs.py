@@ -33,6 +33,8 @@ def run_list(request):
     filterset = RunFilter(request.GET or None, queryset=runs)
     page = Paginator(filterset.qs, 50).get_page(request.GET.get("page"))
     page.object_list = label_origins(page.object_list)
+    for run in page.object_list:
+        _note_keys(run)
     return render(
         request,
         "scoring/run_list.html",
@@ -149,6 +151,7 @@ def _progress_context(request, run):
         .order_by("-count", "error")[:20]
     )
     label_origins([run])
+    _note_keys(run)
     mode = modes.get(run.mode)
     return {
         "run": run,
@@ -167,6 +170,13 @@ def _progress_context(request, run):
         # Fine-tune runs have candidates instead.
         "has_heatmap": mode.has_heatmap,
     }
+
+
+def _note_keys(run):
+    """run.only_keys: the keys a run of some memories scored (full mode's
+    `keys`), else None; a template's run.params.keys would be dict.keys()."""
+    run.only_keys = (run.params or {}).get("keys")
+    return run
 
 
 def work_saved(run):
