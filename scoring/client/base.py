@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 
 import httpx
+import numpy as np
+import orjson
 from httpx_sse import SSEError, connect_sse
 
 from .errors import (
@@ -22,6 +24,8 @@ from .errors import (
     status_error,
 )
 
+# JSON this long is read with orjson where it reads the same (json_loads).
+ORJSON_FROM = 4096
 # backend name -> client class, filled in as the backends' modules are imported.
 BACKENDS = {}
 
@@ -204,7 +208,7 @@ class InferenceClient:
         """The JSON answer of one call, bounded by a total deadline; errors sorted."""
         deadline = time.monotonic() + self.timeout
         try:
-            with self.http.stream(method, self.url(label), json=body, headers=headers) as r:
+            with self.http.stream(method, self.url(label), **json_content(body, headers)) as r:
                 chunks = []
                 # httpx's read timeout restarts with every chunk; this bounds the whole call.
                 for chunk in r.iter_bytes():
@@ -216,7 +220,7 @@ class InferenceClient:
         except httpx.HTTPError as e:
             raise classify_transport_error(label, e) from None
         try:
-            data = json.loads(content) if content else {}
+            data = json_loads(content) if content else {}
         except ValueError:
             data = None
         if status >= 400:
@@ -239,11 +243,11 @@ class InferenceClient:
         parts = []
         deadline = time.monotonic() + self.timeout
         try:
-            with connect_sse(self.http, "POST", self.url(label), json=body) as events:
+            with connect_sse(self.http, "POST", self.url(label), **json_content(body)) as events:
                 if events.response.status_code >= 400:
                     content = events.response.read()
                     try:
-                        data = json.loads(content)
+                        data = json_loads(content)
                     except ValueError:
                         data = None
                     raise self._status_error(label, events.response.status_code, error_message(data, content), body)
@@ -268,6 +272,39 @@ class InferenceClient:
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
             raise TransientError(f"{label} sent a malformed event: {e!r}") from None
         raise TransientError(f"{label} stream ended without [DONE]")
+
+
+def json_content(body, headers=None):
+    """httpx's keyword arguments for a JSON request body (none for None),
+    encoded with orjson: a score call's prompt is thousands of ids, which
+    the standard library takes about 1 ms of CPU to encode (orjson: 0.04 ms)."""
+    if body is None:
+        return {"headers": headers}
+    return {"content": orjson.dumps(body), "headers": {**(headers or {}), "Content-Type": "application/json"}}
+
+
+def json_loads(content):
+    """A JSON answer as the standard library reads it (ValueError when it is
+    not JSON), with orjson where that is the same (a vLLM answer with prompt
+    log-probabilities is megabytes): the standard library reads a run of 20
+    digits (orjson makes an integer beyond 64 bits a float) and what orjson
+    refuses (NaN, Infinity)."""
+    if len(content) < ORJSON_FROM or has_long_number(content):
+        return json.loads(content)
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return json.loads(content)
+
+def has_long_number(raw):
+    """Whether the bytes hold a run of 20 digits or more (orjson reads an
+    integer beyond 64 bits as a float, the standard library as an integer).
+    Digits in strings count too: they only make the parse the standard
+    library's. A few numpy passes, 0.05 ms for 50 kB."""
+    codes = np.frombuffer(raw, np.uint8)
+    breaks = np.flatnonzero((codes < 48) | (codes > 57))
+    edges = np.concatenate(([-1], breaks, [len(codes)]))
+    return bool(np.diff(edges).max() > 20)
 
 
 @functools.cache
