@@ -23,6 +23,7 @@ class AgentStub:
     message_template: str = "<|im_start|>{role}\n{text}<|im_end|>\n"
     end_of_turn: str = "<|im_end|>"
     prefix_ids: list = field(default_factory=list)
+    score_batch_tokens: int = 65_536
 
     def get_api_key(self):
         return ""

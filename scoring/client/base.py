@@ -56,7 +56,8 @@ class InferenceClient:
     # baseline goes first and its variants after it, to find it cached.
     prefix_cache = False
     # Prompts sent in one scoring request, up to this many tokens in all
-    # (0: one prompt a request).
+    # (0: one prompt a request). A backend that takes several prompts a
+    # request sets its default; the agent's score_batch_tokens replaces it.
     batch_tokens = 0
     server_name = "inference"
     # Where the server serves /tokenize: "v1" (memscore) or "root" (vLLM, SGLang).
@@ -70,8 +71,12 @@ class InferenceClient:
         if cls.__dict__.get("backend"):
             BACKENDS[cls.backend] = cls
 
-    def __init__(self, base_url, model, api_key="", timeout=300.0, connect_timeout=5.0, *, priority=None):
+    def __init__(self, base_url, model, api_key="", timeout=300.0, connect_timeout=5.0, *, priority=None,
+                 batch_tokens=None):
         self.base_url = base_url.rstrip("/")
+        if batch_tokens is not None and type(self).batch_tokens:
+            # Only a backend that takes several prompts a request batches them.
+            self.batch_tokens = batch_tokens
         self.root, self.v1 = split_base_url(base_url)
         self.model = model
         self.timeout = timeout
@@ -92,7 +97,7 @@ class InferenceClient:
         except KeyError:
             raise PermanentError(f"agent {agent.name}: unknown server API {agent.backend!r}") from None
         return client_class(agent.base_url, agent.model, agent.get_api_key(), agent.request_timeout,
-                            priority=agent.priority)
+                            priority=agent.priority, batch_tokens=agent.score_batch_tokens)
 
     def close(self):
         self.http.close()

@@ -37,10 +37,11 @@ class VllmClient(InferenceClient):
     more_urgent = -1
     priority_flag = "--scheduling-policy priority"
 
-    # Several prompts to a request, up to this many tokens in all: vLLM cannot
-    # read its prefix cache for prompt-logprobs requests, so a matrix gains
-    # nothing from waiting for its baseline, only from fewer round trips. At
-    # ~50 bytes of JSON a prompt position, 64k tokens answer about 3 MB.
+    # Several prompts to a request, up to this many tokens in all (the
+    # agent's score_batch_tokens; this is its default): vLLM cannot read its
+    # prefix cache for prompt-logprobs requests, so a matrix gains nothing
+    # from waiting for its baseline, only from fewer round trips. At ~50
+    # bytes of JSON a prompt position, 64k tokens answer about 3 MB.
     batch_tokens = 65_536
 
     def score_detailed(self, prompt_ids, spans, *, first_needed=None):
