@@ -127,6 +127,9 @@ class GroupsMode(ScoringMode):
         "group_only": "Memories scored only with their group", "redundant": "Redundancy flags",
     }
 
+    def detail_context(self, run):
+        return {"zero_threshold": maths.ZERO_THRESHOLD}
+
     def plan(self, snapshot, outline, params):
         keys = outline.keys()
         if not keys:

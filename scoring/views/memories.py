@@ -18,6 +18,7 @@ from scoring.heatmap.matrix import memory_texts, response_numbers
 from scoring.heatmap.payload import through_cache
 from scoring.models import CellScore, Memory, MemoryScore, Node, ScoringRun
 from scoring.models.runs import Mode, RunStatus
+from scoring.modes.groups import redundancy_by_key
 
 SORTS = {
     "key": "key",
@@ -44,6 +45,16 @@ def latest_estimate_run(agent):
     feed this page's importance (exact runs only); the page points to it, labelled."""
     return (
         ScoringRun.objects.filter(agent=agent, mode=Mode.ESTIMATE, status__in=FINISHED)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+
+
+def latest_groups_run(agent):
+    """The agent's latest finished groups run: where its redundancy flags
+    (memories that stand in for each other) come from, labelled with it."""
+    return (
+        ScoringRun.objects.filter(agent=agent, mode=Mode.GROUPS, status__in=FINISHED)
         .order_by("-finished_at", "-id")
         .first()
     )
@@ -109,7 +120,10 @@ def memory_list(request, agent_id):
     page = Paginator(SortedMemories(memory_filter.qs, sort, stats), 100).get_page(request.GET.get("page"))
     # The text the run scored, shown when the memory's current text differs (issue 12).
     scored_texts = memory_texts(run.snapshot_id, [m.pk for m in page.object_list]) if run else {}
+    groups_run = latest_groups_run(agent)
+    redundancy = redundancy_by_key(groups_run)
     for memory in page.object_list:
+        memory.redundant = redundancy.get(memory.key, [])
         memory.stats = stats.get(memory.pk)
         memory.flags = memory.stats["flags"] if memory.stats else []
         memory.scored_text = scored_texts.get(memory.pk)
@@ -121,6 +135,7 @@ def memory_list(request, agent_id):
             "agent": agent,
             "run": run,
             "estimate_run": latest_estimate_run(agent),
+            "groups_run": groups_run,
             "page": page,
             "sort": sort,
             "flag": chosen.get("flag", ""),
@@ -227,6 +242,8 @@ def memory_detail(request, pk):
         for cell in top_cells + better_without_cells:
             cell.response_number = numbers[cell.response.index]
 
+    groups_run = latest_groups_run(memory.agent)
+
     history = list(
         MemoryScore.objects.filter(memory=memory)
         .order_by("scored_at")
@@ -245,6 +262,8 @@ def memory_detail(request, pk):
             "scored_text": memory_texts(run.snapshot_id, [memory.pk]).get(memory.pk) if run else None,
             "stats": stats,
             "flags": stats["flags"] if stats else [],
+            "groups_run": groups_run,
+            "redundant": redundancy_by_key(groups_run).get(memory.key, []),
             "appearances": appearances,
             "top_cells": top_cells,
             "better_without_cells": better_without_cells,
