@@ -17,7 +17,7 @@ from scoring.models import Agent, ScoreCall, ScoringRun
 from scoring.models.runs import Mode, RunStatus
 from scoring.modes import estimate as estimate_mode
 from tests.engine_support import make_snapshot, private_refserver  # noqa: F401  (its own server)
-from tests.matrix_data import matrix_run
+from tests.matrix_data import FAILED, matrix_run
 
 KEYS = ["a", "b", "c", "d", "e"]
 # Importance (sum of positive deltas): c 5.0, e 4.0, a 2.0, d 1.0, b 0.0.
@@ -52,6 +52,14 @@ def test_the_ranking_is_memory_importance_over_the_estimate_cells(estimate):
     assert estimate_mode.importance_ranking(estimate) == [("c", 5.0), ("e", 4.0), ("a", 2.0), ("d", 1.0),
                                                           ("b", 0.0)]
     assert estimate_mode.top_keys(estimate, 2) == ["c", "e"]
+
+
+
+def test_a_memory_whose_cells_all_failed_is_not_ranked_as_zero(agent):
+    run = matrix_run(agent, [[FAILED, FAILED], [0.0, 0.5]], keys=["x", "y"])
+    assert estimate_mode.importance_ranking(run) == [("y", 0.5)]
+    with pytest.raises(ValidationError, match="between 1 and 1"):
+        estimate_mode.top_keys(run, 2)
 
 
 def test_the_button_starts_a_full_run_of_exactly_the_top_n_keys(cast, estimate):

@@ -168,8 +168,9 @@ def _with_keys(run):
 def importance_ranking(run):
     """[(key, importance)] of every memory of the run, most important first:
     maths.memory_importance over its scored cells (the memories page's and
-    bench/estimate_vs_exact.py's ranking); ties in key order."""
-    keys = CellScore.objects.filter(run=run).values_list("memory__key", flat=True).distinct()
+    bench/estimate_vs_exact.py's ranking); ties in key order. A memory none of
+    whose cells was scored (all failed) is left out, never ranked as 0."""
+    keys = CellScore.objects.filter(run=run, failed=False).values_list("memory__key", flat=True).distinct()
     deltas = defaultdict(list)
     # Only positive deltas add to memory_importance: the rest need not be read.
     for key, delta in CellScore.objects.filter(run=run, failed=False, delta__gt=0).values_list("memory__key", "delta"):
@@ -181,6 +182,8 @@ def top_keys(run, n):
     """The keys of the estimate run's n most important memories; ValidationError
     on "top" for an n out of range."""
     ranking = importance_ranking(run)
+    if not ranking:
+        raise ValidationError({"top": "this run has no scored cell to rank its memories by"})
     if not 1 <= n <= len(ranking):
         raise ValidationError({"top": f"must be between 1 and {len(ranking)} (the memories this run estimated)"})
     return [key for key, _ in ranking[:n]]
@@ -217,8 +220,9 @@ def exact_check(run):
     check = {"source": source, "source_id": run.params.get("source_run"), "keys": run.params.get("keys") or []}
     if source is None or run.status not in FINISHED:
         return check
-    estimated = dict(importance_ranking(source))
-    estimate_rank = {key: i for i, (key, _) in enumerate(importance_ranking(source), start=1)}
+    ranking = importance_ranking(source)
+    estimated = dict(ranking)
+    estimate_rank = {key: i for i, (key, _) in enumerate(ranking, start=1)}
     exact = dict(importance_ranking(run))
     keys = [k for k in check["keys"] or exact if k in exact and k in estimated]
     exact_ranks = ranks([exact[k] for k in keys])
@@ -229,6 +233,8 @@ def exact_check(run):
     )
     check["spearman"] = spearman([estimated[k] for k in keys], [exact[k] for k in keys])
     check["mae"] = _cell_mae(source, run, keys)
+    # Every cell failed in one of the runs: not compared, and not shown as 0.
+    check["missing"] = [k for k in check["keys"] if k not in keys]
     return check
 
 
