@@ -190,7 +190,8 @@ class GroupsMode(ScoringMode):
               f"{result['calls_used']} calls (the exact matrix takes {result['exact_calls']})")
         for group in result["groups"]:
             importance = "failed" if group["importance"] is None else f"{group['importance']:.3f}"
-            write(f"  {group['group']}: {importance} ({len(group['keys'])} memories"
+            n = len(group["keys"])
+            write(f"  {group['group']}: {importance} ({n} memor{'y' if n == 1 else 'ies'}"
                   f"{', members scored' if group['stage2'] else ''})")
         for flag in result["redundant"]:
             write(f"redundant with each other: {', '.join(flag['keys'])} (together {flag['together']:.2f} "
