@@ -7,8 +7,10 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
+from scoring.context import Outline
 from scoring.engine import run_inline, start_run
 from scoring.followups import Followups
+from scoring.heatmap.matrix import load_matrix
 from scoring.models import CellScore, ScoreCall, ScoringRun
 from scoring.tasks.enqueue import enqueue_on_commit
 from tests.conftest import NO_FAULTS, wait_for
@@ -74,6 +76,20 @@ def test_it_scores_every_group_then_the_members_of_groups_above_the_threshold(ag
     assert all(m["importance"] > 0 and m["exact"] for m in groups["people"]["members"])
     # Group-only memories have no cells at all: never zeros.
     assert not CellScore.objects.filter(run=run, memory__key__in=GROUPS["identity"]).exists()
+
+
+def test_its_heatmap_rows_follow_the_context_not_the_order_of_the_calls(agent, snapshot):
+    run = groups_run(snapshot, threshold=THRESHOLD)
+
+    rows = [m["key"] for m in load_matrix(run, cells=False)["memories"]]
+    in_context = [key for key in Outline(snapshot).keys() if key in rows]
+    assert rows == in_context and len(rows) == 7
+    assert rows != skip_key_calls_in_order(run)  # the members of "people" were called last
+
+
+def skip_key_calls_in_order(run):
+    return list(ScoreCall.objects.filter(run=run, filter=ScoreCall.Filter.SKIP_KEY).order_by("seq")
+                .values_list("memory__key", flat=True))
 
 
 def test_members_cells_are_the_full_matrix_cells(agent, snapshot):

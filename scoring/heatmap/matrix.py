@@ -7,14 +7,15 @@ cells, placed into numpy arrays, never a model instance per cell.
 import numpy as np
 from django.db import connection
 
-from scoring.models import CellScore, Node, ScoreCall
+from scoring.models import CellScore, Node, ScoreCall, Section
 
 
 def load_matrix(run, *, cells=True):
     """The run's matrix as plain data.
 
-    {"memories": [{"id", "key"}] in the run's key order (the order of its
-     leave-one-out calls),
+    {"memories": [{"id", "key"}] in order of first appearance in the
+     snapshot (identity, then conversation), whatever order the calls were
+     made in (a groups run adds its members' calls after its group calls),
      "responses": [{"id", "number", "index", "text"}] the scored responses
      in conversation order: "number" k means the k-th assistant response of
      the snapshot (1-based, "response #k" on every page and export), "index"
@@ -34,6 +35,7 @@ def load_matrix(run, *, cells=True):
         if memory_id not in row_of:
             row_of[memory_id] = len(memories)
             memories.append({"id": memory_id, "key": key})
+    memories = _in_context_order(run.snapshot_id, memories)
 
     responses = []
     if ranges:
@@ -147,6 +149,19 @@ def _cell_tuples(run_id):
         cursor.execute(f"SELECT {columns} FROM {connection.ops.quote_name(table)} WHERE {run_column} = %s",
                        [CellScore.State.UNAFFECTED.value, run_id])
         return cursor.fetchall()
+
+
+def _in_context_order(snapshot_id, memories):
+    """The memories sorted by where each first appears in the snapshot."""
+    first = {}
+    nodes = Node.objects.filter(
+        snapshot_id=snapshot_id, memory_id__in=[m["id"] for m in memories],
+        section__in=[Section.IDENTITY, Section.CONVERSATION],
+    ).order_by().values_list("memory_id", "section", "index")
+    for memory_id, section, index in nodes:
+        position = (section != Section.IDENTITY, index)
+        first[memory_id] = min(position, first.get(memory_id, position))
+    return sorted(memories, key=lambda m: first.get(m["id"], (True, float("inf"))))
 
 
 def response_numbers(snapshot_id, indices):
