@@ -17,6 +17,7 @@ Prints figures only; it asserts nothing.
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -65,9 +66,12 @@ def main():
     parser.add_argument("--responses", type=int, default=40)
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--cli", action="store_true", help="also time manage.py score --inline")
+    parser.add_argument("--worker", action="store_true", help="also time a Celery worker (the embedded broker)")
     args = parser.parse_args()
 
     scratch = tempfile.mkdtemp(prefix="memscore-bench-")
+    # A queue of this run's own, read by the settings (--worker).
+    os.environ["CELERY_QUEUE"] = f"score-speed-{os.getpid()}"
     setup_django(scratch, os.environ.get("BENCH_DATABASE_URL"))
     # Imported once Django is set up for the scratch installation.
     import httpx
@@ -111,6 +115,7 @@ def main():
         cpu, server_cpu = time.process_time() - cpu, process_cpu(server.proc.pid) - server_cpu
         stats = server.stats()
         cli = time_cli(snapshot, run) if args.cli else None
+        worker = time_worker(snapshot, scratch) if args.worker else None
 
     spans = [(f - s).total_seconds() for s, f in run.calls.values_list("started_at", "finished_at")]
     started = time.perf_counter()
@@ -124,6 +129,11 @@ def main():
         command, inside = cli
         print(f"manage.py score --inline:        {command:8.2f} s in all ({command / ideal:.2f}x the ideal), "
               f"{inside:.2f} s from its run's creation to its end ({inside / ideal:.2f}x)")
+    if worker:
+        ideal = run.calls_total * args.latency_ms / 1000 / CONCURRENCY
+        inside, queued = worker
+        print(f"Celery worker:                   {inside:8.2f} s from the task's start to the run's end "
+              f"({inside / ideal:.2f}x the ideal; {queued:.2f} s waiting in the embedded broker before)")
 
 
 def time_cli(snapshot, previous):
@@ -135,6 +145,48 @@ def time_cli(snapshot, previous):
     command = time.perf_counter() - started
     run = type(previous).objects.filter(snapshot=snapshot).exclude(pk=previous.pk).latest("created_at")
     return command, (run.finished_at - run.created_at).total_seconds()
+
+
+def time_worker(snapshot, scratch):
+    """(the run's started_at to finished_at, its creation to started_at) of
+    the same matrix run by a Celery worker (one prefork process, this
+    installation's embedded broker, a queue of its own). The broker polls its
+    folder every second or so: the time waiting there is printed apart."""
+    from scoring.engine import start_run
+    from scoring.followups import Followups
+    from scoring.models import ScoringRun
+    from scoring.tasks.enqueue import enqueue_on_commit
+
+    queue = os.environ["CELERY_QUEUE"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    log_path = Path(scratch) / "worker.log"
+    with open(log_path, "wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "memscore_site", "worker", "-Q", queue, "--pool=prefork",
+             "--concurrency=1", "--without-mingle", "--without-gossip", "-l", "info", "-n", f"{queue}@%h"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while b" ready." not in log_path.read_bytes():
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"celery worker did not start:\n{log_path.read_text()[-2000:]}")
+            time.sleep(0.1)
+        run = start_run(snapshot, "full")
+        enqueue_on_commit(Followups(runs=[run.pk]))
+        while ScoringRun.objects.active().filter(pk=run.pk).exists():
+            if worker.poll() is not None or time.monotonic() > deadline + 300:
+                raise RuntimeError(f"the worker did not finish the run:\n{log_path.read_text()[-2000:]}")
+            time.sleep(0.05)
+        run.refresh_from_db()
+        return (run.finished_at - run.started_at).total_seconds(), (run.started_at - run.created_at).total_seconds()
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
 
 
 def report(args, run, snapshot, ids, *, wall, planned, single, stats, spans, cpu, server_cpu, matrix, loaded):

@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 # How often a task with nothing to claim looks whether the baseline another
 # task is scoring has finished (baseline_first).
 BASELINE_POLL_SECONDS = 0.05
+# Answers wait this long at most to be stored together (fewer, larger store
+# transactions: the database thread's statements, each a hand-over of the
+# GIL to and from the HTTP threads, were the pool's bottleneck), unless a
+# half of the pool's calls are back first or nothing is left in flight.
+STORE_DELAY_SECONDS = 0.05
 
 
 class Executor:
@@ -126,36 +131,45 @@ class Executor:
 
         in_flight, outcomes = {}, []
         heartbeat = Heartbeat()
+        # Answers back but not stored yet, and since when the oldest waits.
+        unstored, waiting_since = [], None
+        store_at = max(1, self.threads // 2)
         with client, ThreadPoolExecutor(self.threads, thread_name_prefix=f"run-{self.run.pk}") as pool:
             while True:
                 heartbeat.beat([call for batch in in_flight.values() for call in batch])
+                if outcomes and not unstored:
+                    waiting_since = time.monotonic()
+                unstored += outcomes
+                outcomes = []
                 # The next calls are claimed before the answers that came back
                 # are stored, so the pool is busy again during the store; but
                 # a failed baseline is stored first, as it fails the calls
                 # compared with it, which are then never sent, and so is any
                 # baseline when its calls wait for it (baseline_first).
                 if any(call.baseline_id is None and (outcome.error is not None or client.prefix_cache)
-                       for call, outcome in outcomes):
-                    self.store(outcomes)
-                    outcomes = []
+                       for call, outcome in unstored):
+                    self.store(unstored)
+                    unstored = []
                 busy = sum(len(batch) for batch in in_flight.values())
                 if self.may_claim() and busy < self.threads:
                     claimed = claim_calls(
                         self.run.pk, self.threads - busy, self.concurrency,
-                        finished=[call.pk for call, _ in outcomes], memories=self.memories,
+                        finished=[call.pk for call, _ in unstored], memories=self.memories,
                         baseline_first=client.prefix_cache,
                     )
                     for batch in batches(claimed, client, self.tokens):
                         in_flight[pool.submit(score_in_thread, batch)] = batch
-                if outcomes:
-                    self.store(outcomes)
+                due = None if not unstored else waiting_since + STORE_DELAY_SECONDS
+                if unstored and (len(unstored) >= store_at or not in_flight or time.monotonic() >= due):
+                    self.store(unstored)
+                    unstored, due = [], None
                 if not in_flight:
                     if client.prefix_cache and self.may_claim() and self.waiting_on_baselines():
                         time.sleep(BASELINE_POLL_SECONDS)
                         continue
                     return
-                finished, _ = wait(in_flight, timeout=CANCEL_CHECK_SECONDS, return_when=FIRST_COMPLETED)
-                outcomes = []
+                timeout = CANCEL_CHECK_SECONDS if due is None else max(0.0, due - time.monotonic())
+                finished, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
                 for future in finished:
                     batch = in_flight.pop(future)
                     try:
