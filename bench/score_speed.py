@@ -1,6 +1,6 @@
 """How close a full matrix comes to the ideal of score_concurrency calls at once.
 
-    .venv/bin/python bench/score_speed.py [--memories 200] [--responses 40] [--latency-ms 50] [--cli]
+    .venv/bin/python bench/score_speed.py [--memories 200] [--responses 40] [--latency-ms 50] [--cli] [--worker]
 
 Starts the reference server with --latency-ms 50 --capacity 8, imports a
 snapshot with 200 memories into a throwaway SQLite database (or
@@ -11,8 +11,15 @@ Prints the wall time beside one call at a time (201 × 50 ms) and the ideal
 compute per call is printed too: on a small machine it, not the latency, can
 be what bounds the run. With --cli, the same matrix is then run again by
 `manage.py score SNAPSHOT --mode full --inline` in a child process: its wall time,
-and the time from its run's creation to its end, against the same ideal.
+and the time from its run's creation to its end, against the same ideal. With
+--worker, by a Celery worker (one prefork process, the embedded broker): the
+time from the task's start to the run's end, and apart the broker's wait.
 Prints figures only; it asserts nothing.
+
+Measured on the shared 2-core machine (issue 10; load average 2-3 from other
+work): in this process 1.38-1.50x the ideal, the CLI 1.52x (creation to end),
+the worker 1.48-1.50x (start to end); memscore ~3 ms and the reference server
+~3 ms of CPU a call. Before orjson and batched stores: 1.6-1.7x, CLI 1.8x.
 """
 
 import argparse
