@@ -2,6 +2,7 @@
 run page's block and button, the full mode's `keys`, the command line's --keys,
 and the exact run's page comparing the two."""
 
+import json
 from io import StringIO
 
 import pytest
@@ -12,12 +13,14 @@ from django.test import Client
 from django.urls import reverse
 
 from scoring import modes
+from scoring.context import Outline
 from scoring.engine import run_inline, start_run
 from scoring.models import Agent, ScoreCall, ScoringRun
 from scoring.models.runs import Mode, RunStatus
 from scoring.modes import estimate as estimate_mode
 from tests.engine_support import make_snapshot, private_refserver  # noqa: F401  (its own server)
 from tests.matrix_data import FAILED, matrix_run
+from tests.test_command_export_matrix import export
 
 KEYS = ["a", "b", "c", "d", "e"]
 # Importance (sum of positive deltas): c 5.0, e 4.0, a 2.0, d 1.0, b 0.0.
@@ -185,6 +188,12 @@ def test_the_exact_run_compares_itself_with_the_estimate(cast, agent, ref):
     snapshot = make_snapshot(agent)
     source = run_inline(start_run(snapshot, Mode.ESTIMATE, params={"ablations": 16, "seed": 7}))
     assert source.status == RunStatus.SUCCEEDED, source.error
+    # Its ablations leave out several keys each: the matrix still has every memory and response.
+    data = json.loads(export(source.pk, "--format", "json"))
+    keys = Outline(snapshot).keys()
+    assert {c["memory_key"] for c in data["cells"]} == set(keys) and data["kind"] == "estimate"
+    assert len(data["cells"]) == len(keys) * snapshot.response_count == source.cells.count()
+    assert {c["kind"] for c in data["cells"]} == {"estimate"}
     client = cast.client_for(cast.operator)
     exact_top(client, source, "3")
     run = run_inline(started().get())

@@ -7,7 +7,8 @@ cells, placed into numpy arrays, never a model instance per cell.
 import numpy as np
 from django.db import connection
 
-from scoring.models import CellScore, Node, ScoreCall, Section
+from scoring.models import CellScore, Memory, Node, ScoreCall, Section
+from scoring.models.runs import Mode
 
 
 def load_matrix(run, *, cells=True):
@@ -35,6 +36,17 @@ def load_matrix(run, *, cells=True):
         if memory_id not in row_of:
             row_of[memory_id] = len(memories)
             memories.append({"id": memory_id, "key": key})
+    # An estimate's calls each leave out several keys: its rows are every memory of the snapshot.
+    ablation = run.mode == Mode.ESTIMATE and ScoreCall.objects.filter(
+        run=run, filter=ScoreCall.Filter.SKIP_KEYS).values_list("range_start", "range_end").first()
+    if ablation:
+        ranges.append(ablation)
+        keys = Node.objects.filter(snapshot_id=run.snapshot_id, section__in=[Section.IDENTITY, Section.CONVERSATION],
+                                   memory_key__gt="").order_by().values_list("memory_key", flat=True).distinct()
+        for memory_id, key in Memory.objects.filter(agent_id=run.agent_id, key__in=list(keys)).values_list("id", "key"):
+            if memory_id not in row_of:
+                row_of[memory_id] = len(memories)
+                memories.append({"id": memory_id, "key": key})
     memories = _in_context_order(run.snapshot_id, memories)
 
     responses = []
