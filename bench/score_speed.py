@@ -121,6 +121,7 @@ def main():
         wall = time.perf_counter() - started
         cpu, server_cpu = time.process_time() - cpu, process_cpu(server.proc.pid) - server_cpu
         stats = server.stats()
+        bare = time_bare(run, agent)
         cli = time_cli(snapshot, run) if args.cli else None
         worker = time_worker(snapshot, scratch) if args.worker else None
 
@@ -131,16 +132,42 @@ def main():
 
     report(args, run, snapshot, ids, wall=wall, planned=planned, single=single, stats=stats, spans=spans,
            cpu=cpu, server_cpu=server_cpu, matrix=matrix, loaded=loaded)
+    ideal = run.calls_total * args.latency_ms / 1000 / CONCURRENCY
+    print(f"bare client (same requests):     {bare:8.2f} s  ({bare / ideal:.2f}x the ideal: what this server "
+          f"and machine allow; memscore in this process {wall / bare:.2f}x it)")
     if cli:
-        ideal = run.calls_total * args.latency_ms / 1000 / CONCURRENCY
         command, inside = cli
         print(f"manage.py score --inline:        {command:8.2f} s in all ({command / ideal:.2f}x the ideal), "
-              f"{inside:.2f} s from its run's creation to its end ({inside / ideal:.2f}x)")
+              f"{inside:.2f} s from its run's creation to its end ({inside / ideal:.2f}x; {inside / bare:.2f}x "
+              "the bare client)")
     if worker:
-        ideal = run.calls_total * args.latency_ms / 1000 / CONCURRENCY
         inside, queued = worker
         print(f"Celery worker:                   {inside:8.2f} s from the task's start to the run's end "
-              f"({inside / ideal:.2f}x the ideal; {queued:.2f} s waiting in the embedded broker before)")
+              f"({inside / ideal:.2f}x the ideal, {inside / bare:.2f}x the bare client; {queued:.2f} s waiting "
+              "in the embedded broker before)")
+
+
+def time_bare(run, agent):
+    """The same run's requests, prepared up front, sent by CONCURRENCY threads
+    through the same client with nothing else: no claims, no database, no
+    cells. The floor of this server on this machine (its own compute is
+    serialised by its event loop, on the cores memscore also uses), against
+    which memscore's own overhead shows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from scoring.client import InferenceClient
+    from scoring.context import chat_template, snapshot_tokens
+    from scoring.engine.calls import prepare
+
+    tokens = snapshot_tokens(run.snapshot)
+    with InferenceClient.for_agent(agent) as client:
+        template = chat_template(agent, client.tokenize)
+        requests = [prepare(call, tokens, template) for call in run.calls.select_related("memory").order_by("seq")]
+        requests = [r for r in requests if r.asked]
+        started = time.perf_counter()
+        with ThreadPoolExecutor(CONCURRENCY) as pool:
+            list(pool.map(lambda r: client.score_detailed(r.ids, r.asked, first_needed=r.first_needed), requests))
+        return time.perf_counter() - started
 
 
 def time_cli(snapshot, previous):

@@ -69,7 +69,7 @@ _FLAGS: list[tuple[str, Callable[[str], Any], Any, str]] = [
     ("--model", str, "memscore-ref", "model name served and accepted in requests"),
     ("--api-key", str, None, "require 'Authorization: Bearer KEY' on /v1 and /tokenize"),
     ("--max-prompt-tokens", int, 262144, "longest prompt accepted (also the model's max length)"),
-    ("--latency-ms", float, 0.0, "fixed latency added to each call"),
+    ("--latency-ms", float, 0.0, "least time a model call takes once it has a capacity slot, its compute included"),
     ("--latency-per-token-us", float, 0.0, "latency added per token processed"),
     ("--capacity", int, 0, "requests served at once, the rest queue (0 = unlimited)"),
     ("--fail-rate", float, 0.0, "fraction of calls that fail (decided per call from --seed)"),

@@ -1,6 +1,7 @@
 """The path every call to an endpoint takes: authenticate, count the call, then, for
-model work, wait for a capacity slot and pay the fixed latency, and finally either
-fail as the fault settings say or run the handler.
+model work, wait for a capacity slot, and finally either fail as the fault settings
+say or run the handler; model work takes at least the fixed latency from its slot on
+(Call.pay_latency: the model's compute runs during it, as on a GPU).
 
 An endpoint's name is the fault group its calls count in. It is fixed, or decided
 per request from the body: a vLLM ``/v1/completions`` asking for prompt
@@ -26,18 +27,40 @@ from .server import SERVER, RefServer
 class Call:
     """One counted call to an endpoint; handlers use it to pay per-token latency.
     ``neg_inf`` is set when a 'neg_inf' fault picked this call: scoring handlers
-    then report the last prompt token's log-probability as -inf."""
+    then report the last prompt token's log-probability as -inf.
+
+    The fixed latency is the least time a model call takes once it has its
+    capacity slot, the model's own compute included, as on a GPU server whose
+    per-call time is its compute: it is paid (pay_latency) when the answer is
+    ready, or before a streamed answer starts. The latency per token is added
+    on top, as it always was."""
 
     def __init__(self, endpoint: str, number: int, settings: FaultSettings, neg_inf: bool = False):
         self.endpoint = endpoint
         self.number = number
         self.settings = settings
         self.neg_inf = neg_inf
+        self._started: float | None = None
+        self._token_delay = 0.0
+
+    def start(self) -> None:
+        self._started = asyncio.get_running_loop().time()
 
     async def token_latency(self, n_tokens: int) -> None:
         delay = self.settings.latency_per_token_us * n_tokens / 1e6
         if delay > 0:
+            self._token_delay += delay
             await asyncio.sleep(delay)
+
+    async def pay_latency(self) -> None:
+        """Wait out what is left of the fixed latency (once; nothing for an ungated call)."""
+        if self._started is None:
+            return
+        spent = asyncio.get_running_loop().time() - self._started - self._token_delay
+        self._started = None
+        left = self.settings.latency_seconds() - spent
+        if left > 0:
+            await asyncio.sleep(left)
 
 
 Handler = Callable[[web.Request, RefServer, Call], Awaitable[web.StreamResponse]]
@@ -60,8 +83,11 @@ def endpoint(name: str | Classifier, *, gated: bool = True) -> Callable[[Handler
             call = Call(group, number, server.faults.settings, neg_inf=failure == "neg_inf")
             async with _model_work(server, call) if gated else nullcontext():
                 if failure is not None and failure != "neg_inf":
+                    await call.pay_latency()
                     return await _inject_failure(request, call, failure)
-                return await handler(request, server, call)
+                response = await handler(request, server, call)
+                await call.pay_latency()
+                return response
 
         return wrapped
 
@@ -75,7 +101,7 @@ async def _model_work(server: RefServer, call: Call) -> AsyncIterator[None]:
     server.max_in_flight = max(server.max_in_flight, server.in_flight)
     try:
         async with server.gate.slot():
-            await asyncio.sleep(call.settings.latency_seconds())
+            call.start()
             yield
     finally:
         server.in_flight -= 1

@@ -145,6 +145,7 @@ async def _stream(
 ) -> web.StreamResponse:
     """One event per generated token (prompt by prompt), a usage event if asked for, then ``[DONE]``."""
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await call.pay_latency()  # before the first event, as the whole answer would wait
     await response.prepare(request)
 
     async def send(data: Any) -> None:

@@ -21,6 +21,9 @@ async def train(request: web.Request, server: RefServer, call: Call) -> web.Resp
     samples, request_hash, truncated = await server.cpu(
         training_samples, body, server.tokenizer.vocab_size, server.engine.train_context_tokens
     )
+    # Accepting a job is not its compute (the job pays the latency again as it
+    # trains): the latency passes before it is queued, so a client sees it queued.
+    await call.pay_latency()
     try:
         job, created = server.trainer.submit(samples, request_hash, key, truncated)
     except IdempotencyConflict as e:

@@ -143,11 +143,16 @@ def test_it_adds_a_fixed_latency_and_a_latency_per_token(ref, http):
     started = time.monotonic()
     assert score(http).status_code == 200
     assert 0.15 <= time.monotonic() - started < 1.0
-    ref.control(latency_per_token_us=1000)
+    ref.control(latency_ms=0, latency_per_token_us=1000)
     prompt = PROMPT * 50  # 350 tokens: 0.35 s
     started = time.monotonic()
     assert http.post("/score", json={"prompt": prompt}).status_code == 200
     assert 0.35 <= time.monotonic() - started < 1.5
+    # The fixed latency covers the model's compute, not the latency per token: both are paid.
+    ref.control(latency_ms=150, latency_per_token_us=1000)
+    started = time.monotonic()
+    assert http.post("/score", json={"prompt": prompt}).status_code == 200
+    assert 0.5 <= time.monotonic() - started < 2.0
 
 
 def test_it_serves_at_most_capacity_requests_at_once_and_queues_the_rest(ref):
