@@ -130,3 +130,30 @@ def test_the_run_page_shows_the_work_saved(agent, server, cast):
     assert f"of {naive:,}" in page or f"of {naive}" in page
     # memscore's /score and SGLang say what their cache served (the n-gram engine: nothing); vLLM does not.
     assert ("Served from the server's cache" in page) == (server.api != "vllm")
+
+
+@pytest.mark.parametrize("mode, params", [("estimate", {"ablations": 8, "seed": 7}), ("groups", {"threshold": 0.0})])
+def test_calls_leaving_several_keys_out_ask_from_the_first_and_change_nothing(agent, server, settings, mode, params):
+    # An estimate's ablations and a groups run's group calls (skip_keys) skip
+    # what comes before the first key they leave out, as leave-one-out does.
+    snapshot = make_snapshot(agent, doc_with_a_memory_after_the_last_response(agent.name))
+    settings.MEMSCORE_CAUSAL_WINDOWS = False
+    naive = run_inline(start_run(snapshot, mode, params=params))
+    settings.MEMSCORE_CAUSAL_WINDOWS = True
+    causal = run_inline(start_run(snapshot, mode, params=params))
+    assert naive.status == causal.status == ScoringRun.Status.SUCCEEDED, (naive.error, causal.error)
+
+    expected, found = cells(naive), cells(causal)
+    assert found.keys() == expected.keys() and found
+    for cell, (delta, state) in found.items():
+        if state == "unaffected" and expected[cell][1] == "scored":  # a cell before the memory
+            assert delta == expected[cell][0] == 0.0, cell
+        else:
+            assert state == expected[cell][1], cell
+            assert delta == pytest.approx(expected[cell][0], abs=1e-6), cell
+    keyed = causal.calls.filter(filter=ScoreCall.Filter.SKIP_KEYS)
+    asked, whole = sum(c.tokens for c in keyed), sum(c.prompt_tokens for c in keyed)
+    if server.api != "vllm":  # vLLM computes whole prompts
+        assert asked < whole
+    if mode == "estimate":
+        assert any(None in c.result for c in keyed)  # responses before every key an ablation left out

@@ -19,7 +19,8 @@ def test_it_lays_out_a_full_run(agent, ref, django_assert_num_queries):
     ref.control(**{**NO_FAULTS, "fail_nth": [5, 6]})
     run = run_inline(start_run(snapshot, "full"))
 
-    with django_assert_num_queries(3):
+    # The calls, where their memories first appear (rows in context order), the responses, the cells.
+    with django_assert_num_queries(4):
         matrix = load_matrix(run)
 
     keys = [m["key"] for m in matrix["memories"]]

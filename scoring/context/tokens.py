@@ -147,13 +147,9 @@ class SnapshotTokens:
     def _kept(self, start, end, filter, key):
         """Positions of the nodes of the context with entries [start, end), filtered."""
         mask = (self.conv_index < 0) | ((self.conv_index >= start) & (self.conv_index < end))
-        if filter == Filter.SKIP_KEY:
-            code = self.key_codes.get(key, -2)
-            mask &= ~(self.filterable & (self.key_code == code))
-        elif filter == Filter.SKIP_KEYS:
-            # `key` is the set of keys left out (an estimate's ablation).
-            codes = [self.key_codes[k] for k in key or () if k in self.key_codes]
-            mask &= ~(self.filterable & np.isin(self.key_code, codes))
+        if filter in (Filter.SKIP_KEY, Filter.SKIP_KEYS):
+            # skip_keys: `key` is the collection of keys left out (an ablation, a group).
+            mask &= ~(self.filterable & self._left_out(filter, key))
         elif filter == Filter.SKIP_ALL:
             mask &= ~(self.filterable & (self.key_code >= 0))
         elif filter != Filter.NONE:
@@ -184,25 +180,35 @@ class SnapshotTokens:
             ids.extend(self.node_ids_list[i])
         return ids, spans
 
-    def causal_sequence(self, start, end, key, *, template):
-        """sequence() of a skip_key call, and where it can first differ from its baseline.
+    def causal_sequence(self, start, end, key, *, template, filter=Filter.SKIP_KEY):
+        """sequence() of a call that leaves memories out (skip_key: one `key`;
+        skip_keys: a collection of keys), and where it can first differ from
+        its baseline.
 
         Returns (ids, spans, changed_from, unaffected): positions before
-        changed_from (where the key's first node was) are the baseline's ids,
-        so a causal model predicts them as in the baseline; the first
-        `unaffected` spans end before it, their deltas exactly zero. A key
-        not in the sequence changes nothing: changed_from is len(ids).
+        changed_from (where the first node left out was) are the baseline's
+        ids, so a causal model predicts them as in the baseline; the first
+        `unaffected` spans end before it, their deltas exactly zero. Keys
+        not in the sequence change nothing: changed_from is len(ids).
         """
-        ids, spans = self.sequence(start, end, Filter.SKIP_KEY, key, template=template)
+        ids, spans = self.sequence(start, end, filter, key, template=template)
         in_range = (self.conv_index < 0) | ((self.conv_index >= start) & (self.conv_index < end))
-        removed = np.flatnonzero(in_range & self.filterable & (self.key_code == self.key_codes.get(key, -2)))
+        removed = np.flatnonzero(in_range & self.filterable & self._left_out(filter, key))
         if not len(removed):
             return ids, spans, len(ids), len(spans)
         first = int(removed[0])
-        kept = self._kept(start, end, Filter.SKIP_KEY, key)
+        kept = self._kept(start, end, filter, key)
         before = kept[: int(np.searchsorted(kept, first))]
         changed_from = len(template.prefix) + sum(len(self.node_ids_list[i]) for i in before)
         return ids, spans, changed_from, sum(self.is_response[i] for i in before)
+
+    def _left_out(self, filter, key):
+        """Per node, whether its memory key is one the filter leaves out."""
+        if filter == Filter.SKIP_KEY:
+            return self.key_code == self.key_codes.get(key, -2)
+        if filter == Filter.SKIP_KEYS:
+            return np.isin(self.key_code, [self.key_codes[k] for k in key or () if k in self.key_codes])
+        raise ValueError(f"no causal window for filter {filter!r}")
 
     def _response_span(self, i, template):
         """[first, last) of node i's response within its own ids (kept per template)."""

@@ -1,13 +1,15 @@
 """What one claimed call asks the server, and what its answer leaves to store. No database.
 
 A call's prompt is its range with its filter applied (scoring/context). A
-leave-one-out call (skip_key) with causal windows on
+call that leaves memories out (skip_key, or skip_keys: an estimate's
+ablation, a group) with causal windows on
 (settings.MEMSCORE_CAUSAL_WINDOWS) asks only for the responses after the
 removed memory's first appearance, and tells the server that nothing before
 that position is wanted: a causal model predicts every token before it as
 in the baseline. The responses before it are stored as None in the call's
 result ("unaffected": exactly zero, docs/scoring.md); a call with no
-response after its memory needs no request at all.
+response after its memory needs no request at all. Modes read such a
+result with the baseline's score in place of each None (results.settle).
 
 Several calls may go in one request (score_batch) where the backend takes a
 list of prompts (vLLM), up to its batch_tokens.
@@ -63,6 +65,11 @@ class Request:
         )
 
 
+# The calls that leave some memories out: a causal model predicts everything
+# before the first of them as in the baseline.
+CAUSAL_FILTERS = (ScoreCall.Filter.SKIP_KEY, ScoreCall.Filter.SKIP_KEYS)
+
+
 def causal_windows():
     return settings.MEMSCORE_CAUSAL_WINDOWS
 
@@ -72,9 +79,9 @@ def prepare(call, tokens, template):
     key = call.memory.key if call.memory_id else None
     if call.filter == ScoreCall.Filter.SKIP_KEYS:
         key = call.removed_keys
-    if call.filter == ScoreCall.Filter.SKIP_KEY and causal_windows():
+    if call.filter in CAUSAL_FILTERS and causal_windows():
         ids, spans, changed_from, unaffected = tokens.causal_sequence(
-            call.range_start, call.range_end, key, template=template
+            call.range_start, call.range_end, key, template=template, filter=call.filter
         )
         return Request(ids, spans, unaffected, changed_from)
     # A whole call sends no start: the server checks every response it finds

@@ -116,12 +116,14 @@ class EstimateMode(ScoringMode):
         ids = dict(Memory.objects.filter(agent=run.agent, key__in=keys).values_list("key", "pk"))
         calls = list(ScoreCall.objects.filter(run=run, status=ScoreCall.Status.DONE).order_by("seq"))
         rows, scores = [], []
+        baseline = next((c for c in calls if c.filter == Filter.NONE), None)
         for call in calls:
             removed = set(call.removed_keys) if call.filter == Filter.SKIP_KEYS else set()
             rows.append([k not in removed for k in keys])
-            scores.append(call.result)
-        has_baseline = any(c.filter == Filter.NONE for c in calls)
-        if not has_baseline or len(rows) < MIN_ABLATIONS // 2:
+            if baseline is not None:
+                # None: a response before the first key left out, scored as in the baseline (causal windows).
+                scores.append([b if w is None else w for b, w in zip(baseline.result, call.result)])
+        if baseline is None or len(rows) < MIN_ABLATIONS // 2:
             cells = [CellScore(run=run, memory_id=ids[k], response_id=r.node_id, delta=None, failed=True,
                                state=CellScore.State.FAILED) for k in keys for r in responses]
             CellScore.objects.bulk_create(cells, ignore_conflicts=True, batch_size=5000)
