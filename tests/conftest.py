@@ -213,6 +213,36 @@ def celery_worker(transactional_db, tmp_path):
     worker.stop()
 
 
+@pytest.fixture
+def fast_worker(monkeypatch, settings, transactional_db, tmp_path):
+    """A celery_worker whose calls, like this process's, retry transient errors
+    without the production backoff: set in the environment before it starts."""
+    for name, value in [("MEMSCORE_RETRY_BACKOFF", 0.05), ("MEMSCORE_CALL_ATTEMPTS", 2)]:
+        monkeypatch.setenv(name, str(value))
+        setattr(settings, name, value)
+    worker = WorkerProcess(tmp_path / "worker.log")
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+def run_on_worker(run, timeout=120):
+    """Send a run to the workers as the pages do; wait for it to succeed."""
+    from scoring.followups import Followups
+    from scoring.models import ScoringRun
+    from scoring.tasks.enqueue import enqueue_on_commit
+
+    enqueue_on_commit(Followups(runs=[run.pk]))
+
+    def finished():
+        run.refresh_from_db()
+        return not run.is_active
+
+    wait_for(finished, timeout=timeout, interval=0.2, message=f"run #{run.pk} to finish")
+    assert run.status == ScoringRun.Status.SUCCEEDED, run.error
+    return run
+
+
 def wait_for(predicate, timeout=60, interval=0.2, message="condition"):
     """Poll until predicate() is truthy; return its value."""
     deadline = time.monotonic() + timeout

@@ -25,7 +25,7 @@ from scoring.followups import Followups
 from scoring.models import Agent, Candidate, ScoringRun, TrainJob
 from scoring.outbox import NoTrainingTarget, send_to_training
 from scoring.tasks.enqueue import enqueue_on_commit
-from tests.conftest import wait_for
+from tests.conftest import run_on_worker, wait_for
 from tests.engine_support import (
     independent_deltas,
     make_snapshot,
@@ -113,26 +113,6 @@ def assert_close(found, expected, what):
     assert worst < 1e-6, f"{what}: differs by up to {worst}"
 
 
-@pytest.fixture
-def worker(monkeypatch, settings, celery_worker):
-    for name, value in [("MEMSCORE_RETRY_BACKOFF", 0.05), ("MEMSCORE_CALL_ATTEMPTS", 2)]:
-        monkeypatch.setenv(name, str(value))
-        setattr(settings, name, value)
-    return celery_worker
-
-
-def run_on_worker(run, timeout=120):
-    enqueue_on_commit(Followups(runs=[run.pk]))
-
-    def finished():
-        run.refresh_from_db()
-        return not run.is_active
-
-    wait_for(finished, timeout=timeout, message=f"run #{run.pk} to finish")
-    assert run.status == ScoringRun.Status.SUCCEEDED, run.error
-    return run
-
-
 def approve_all(client, candidates):
     for candidate in candidates:
         r = client.post(reverse("candidate_decide", args=[candidate.pk]), {"decision": "approve"})
@@ -147,7 +127,7 @@ def exported(client, agent):
 
 
 @pytest.mark.parametrize("api", APIS)
-def test_the_whole_path_on_each_api(api, refserver, cast, worker, tmp_path):
+def test_the_whole_path_on_each_api(api, refserver, cast, fast_worker, tmp_path):
     with logged_refserver(tmp_path, api) as server:
         agent = make_agent(server)
         snapshot = make_snapshot(agent, extra_memories=2)  # no ids: the server tokenizes
@@ -182,7 +162,7 @@ def test_the_whole_path_on_each_api(api, refserver, cast, worker, tmp_path):
         assert server.missing_endpoints_called() == []
 
 
-def test_the_three_apis_give_identical_matrices(worker, tmp_path):
+def test_the_three_apis_give_identical_matrices(fast_worker, tmp_path):
     matrices = {}
     for api in APIS:
         with logged_refserver(tmp_path, api) as server:

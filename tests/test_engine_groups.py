@@ -173,16 +173,8 @@ def test_calls_added_after_the_last_group_call_are_made_in_this_process_too(agen
     assert run.calls_done == run.calls_total == 1 + 7 + 2
 
 
-@pytest.fixture
-def worker(monkeypatch, settings, celery_worker):
-    for name, value in [("MEMSCORE_RETRY_BACKOFF", 0.05), ("MEMSCORE_CALL_ATTEMPTS", 2)]:
-        monkeypatch.setenv(name, str(value))
-        setattr(settings, name, value)
-    return celery_worker
-
-
 @pytest.mark.slow
-def test_a_worker_claims_the_calls_added_as_groups_finish(agent, worker):
+def test_a_worker_claims_the_calls_added_as_groups_finish(agent, fast_worker):
     agent.score_concurrency = 1
     agent.save()
     snapshot = make_snapshot(agent, facts=LATER, identity=False)

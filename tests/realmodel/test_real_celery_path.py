@@ -30,10 +30,10 @@ from scoring.context import snapshot_tokens
 from scoring.engine import start_run
 from scoring.followups import Followups
 from scoring.importing import import_snapshot
-from scoring.models import Agent, Candidate, ScoreCall, ScoringRun, Snapshot, TrainJob
+from scoring.models import Agent, Candidate, ScoreCall, Snapshot, TrainJob
 from scoring.outbox import poll_all, send_to_training
 from scoring.tasks.enqueue import enqueue_on_commit
-from tests.conftest import wait_for
+from tests.conftest import run_on_worker, wait_for
 
 pytestmark = [pytest.mark.realmodel, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -41,26 +41,6 @@ SNAPSHOT = Path(__file__).with_name("celery_path_snapshot.json")
 FINETUNE = {"count": 100, "min_divergence": 20.0, "alternates": True}
 TRAIN_STEPS = 8
 TRAIN_MAX_TOKENS = 256  # each sample keeps its question and memory: the steps stay ~1 s
-
-
-@pytest.fixture
-def worker(monkeypatch, settings, celery_worker):
-    for name, value in [("MEMSCORE_RETRY_BACKOFF", 0.05), ("MEMSCORE_CALL_ATTEMPTS", 2)]:
-        monkeypatch.setenv(name, str(value))
-        setattr(settings, name, value)
-    return celery_worker
-
-
-def run_on_worker(run, timeout=300):
-    enqueue_on_commit(Followups(runs=[run.pk]))
-
-    def finished():
-        run.refresh_from_db()
-        return not run.is_active
-
-    wait_for(finished, timeout=timeout, interval=0.5, message=f"run #{run.pk} to finish")
-    assert run.status == ScoringRun.Status.SUCCEEDED, run.error
-    return run
 
 
 def scores_by_response(run):
@@ -74,7 +54,7 @@ def scores_by_response(run):
     return {n.pk: (b, w, d) for n, b, w, d in rows}
 
 
-def test_the_celery_path_on_the_real_model(cast, worker, converted_weights, tmp_path):
+def test_the_celery_path_on_the_real_model(cast, fast_worker, converted_weights, tmp_path):
     started = time.monotonic()
     args = engine_args(converted_weights, "--train-steps", str(TRAIN_STEPS),
                        "--train-max-tokens", str(TRAIN_MAX_TOKENS))
@@ -87,7 +67,7 @@ def test_the_celery_path_on_the_real_model(cast, worker, converted_weights, tmp_
         doc = json.loads(SNAPSHOT.read_text())
         snapshot = import_snapshot(agent, doc, source=Snapshot.Source.CLI)  # ids from the server's tokenizer
 
-        full = run_on_worker(start_run(snapshot, "full"))
+        full = run_on_worker(start_run(snapshot, "full"), timeout=300)
         cells = {(k, i): d for k, i, d in full.cells.values_list("memory__key", "response__index", "delta")}
         assert len(cells) == 6 * 9  # six memories, nine responses
         # Each memory's own answer (the turn after it) loses the most when it is removed.
@@ -95,7 +75,7 @@ def test_the_celery_path_on_the_real_model(cast, worker, converted_weights, tmp_
             n.index for n in snapshot.nodes.filter(memory_key=k).order_by("index"))}
         assert len(used) == 6 and min(used.values()) > 5, used
 
-        finetune = run_on_worker(start_run(snapshot, "finetune", params=FINETUNE))
+        finetune = run_on_worker(start_run(snapshot, "finetune", params=FINETUNE), timeout=300)
         candidates = list(Candidate.objects.filter(run=finetune))
         assert len(candidates) >= 3, [c.divergence for c in candidates]
         wait_for(lambda: all(c.alternate_status == Candidate.AlternateStatus.DONE
@@ -119,7 +99,7 @@ def test_the_celery_path_on_the_real_model(cast, worker, converted_weights, tmp_
         poll_all()  # what beat does every 10 s
         assert TrainJob.objects.get(pk=job.pk).status == TrainJob.Status.SUCCEEDED
 
-        rescored = run_on_worker(start_run(snapshot, "finetune", params=FINETUNE))
+        rescored = run_on_worker(start_run(snapshot, "finetune", params=FINETUNE), timeout=300)
     before, after = scores_by_response(finetune), scores_by_response(rescored)
     trained = [c.response_id for c in candidates]
     lines = [f"  with {before[r][0]:7.2f} -> {after[r][0]:7.2f}   without {before[r][1]:7.2f} -> {after[r][1]:7.2f}"
