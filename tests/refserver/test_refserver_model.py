@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from refserver.corpus import load_documents
-from refserver.model import ModelBuilder, _earlier_occurrences
+from refserver.model import ModelBuilder, _Occurrences
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +33,16 @@ def test_earlier_occurrence_counts_are_exact(high):
     rng = np.random.default_rng(1)
     keys = rng.choice(rng.integers(0, high, 40, dtype=np.int64), 3000)
     flags = rng.random(3000) < 0.3
-    seen, flagged = _earlier_occurrences(keys, flags)
-    for i in rng.integers(0, 3000, 200):
+    occurrences = _Occurrences(keys)
+    asked = rng.integers(0, 3000, 200)
+    seen, flagged = occurrences.counts(asked, flags)
+    assert (occurrences.counts(asked)[0] == seen).all()
+    for i, n_seen, n_flagged in zip(asked, seen, flagged):
         before = keys[:i] == keys[i]
-        assert seen[i] == before.sum()
-        assert flagged[i] == (before & flags[:i]).sum()
+        assert n_seen == before.sum()
+        assert n_flagged == (before & flags[:i]).sum()
+    new_next = occurrences.new_next()
+    assert [bool(x) for x in new_next] == [keys[j + 1] not in keys[: j + 1] for j in range(2999)] + [False]
 
 
 def test_distributions_along_a_prompt_equal_the_next_token_distributions(model):
