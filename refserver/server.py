@@ -25,6 +25,8 @@ from .training import Trainer
 LARGE_BODY = 64 * 1024
 # Bodies this long are parsed with orjson where it parses the same (parse_json).
 ORJSON_FROM = 4096
+# An n-gram /score of fewer tokens runs on the event loop (RefServer.cpu_unless_small).
+INLINE_SCORE_TOKENS = 16384
 # A 262,144-token prompt is about 2 MB of JSON; training requests carry long contexts.
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
@@ -51,6 +53,17 @@ class RefServer:
     async def cpu(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run CPU-heavy work in a thread; numpy releases the GIL for most of it."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def cpu_unless_small(self, fn: Callable[[], Any], n_tokens: int) -> Any:
+        """``cpu(fn)``, but an n-gram model's work on fewer than
+        INLINE_SCORE_TOKENS runs here on the event loop: about 1 ms of numpy
+        on small arrays that hold the GIL anyway, where the hand-off to a
+        thread and back cost ~0.8 ms of CPU a call (bench/score_speed.py).
+        The transformer engine's work (torch releases the GIL) always goes to
+        a thread."""
+        if self.engine.name == "ngram" and n_tokens < INLINE_SCORE_TOKENS:
+            return fn()
+        return await self.cpu(fn)
 
     def check_auth(self, request: web.Request) -> None:
         key = self.config.api_key

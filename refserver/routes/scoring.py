@@ -42,7 +42,8 @@ async def score(request: web.Request, server: RefServer, call: Call) -> web.Resp
         except ValueError as e:
             raise v.BadRequest(str(e)) from None
 
-    n_tokens, start, scores, used = await server.cpu(work)
+    prompt = body.get("prompt")
+    n_tokens, start, scores, used = await server.cpu_unless_small(work, len(prompt) if isinstance(prompt, list) else 0)
     computed, cached = (used.computed, used.cached) if used else (n_tokens - start, 0)
     count_scored(server, n_tokens, computed)
     await call.token_latency(computed)
