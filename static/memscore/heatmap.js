@@ -420,11 +420,20 @@
     if (state[i] === FAILED) return "failed: the score call failed, value unknown";
     if (state[i] === MISSING) return "not scored yet";
     if (state[i] === UNAFFECTED) return "before the memory: unaffected (exactly 0, the response comes before the memory's first appearance)";
-    var v = value[i];
+    return estimated(valueWords(value[i]));
+  }
+
+  function valueWords(v) {
     if (cellImportance(v, d.zero) > 0) return "importance " + fmt(v, 3) + " nats";
     if (isHarmful(v, d.harm)) return "harmful: " + fmt(v, 3) + " nats (predicted better without it)";
     if (isBetterWithout(v, d.zero)) return "slightly better without it (" + fmt(v, 3) + " nats, not flagged)";
     return "no effect (" + fmt(v, 3) + ", counts as zero)";
+  }
+
+  // An estimate run's values are fitted, never measured: every cell says so.
+  function estimated(words) {
+    if (d.kind !== "estimate") return words;
+    return "estimate: " + words + " (fitted to " + d.estimate.ablations + " random ablations, not measured)";
   }
 
   // "Response #k (conversation entry i)": the one numbering (docs/scoring.md).

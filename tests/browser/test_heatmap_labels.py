@@ -170,3 +170,17 @@ def test_the_png_is_a_labelled_figure(browser, live_server, cast, run, request):
     # Room for the keys on the left, the title above, the numbers, axis title and legend below.
     assert width >= canvas[0] + 150 and height >= canvas[1] + 150
     page.context.close()
+
+
+def test_an_estimate_runs_cells_say_they_are_estimates(browser, live_server, cast, agent):
+    # A cell's words, hovered or focused, never read as a measured value.
+    run = matrix_run(agent, [[0.4, -2.0], [0.0, 1.5]], keys=["est/a", "est/b"])
+    run.mode, run.params = "estimate", {"ablations": 32, "seed": 3}
+    run.save()
+    page = open_heatmap(browser, live_server, cast, run, "#zoom=16")
+    page.locator("#heatmap-canvas").focus()
+    page.keyboard.press("ArrowRight")
+    words = page.locator("#heatmap-announce").inner_text()
+    assert "estimate: harmful" in words and "fitted to 32 random ablations, not measured" in words
+    assert page.locator("#heatmap-tooltip").inner_text().count("estimate:") == 1
+    page.context.close()
