@@ -4,7 +4,7 @@ agreement page: hidden from a reviewer who has not approved or rejected a
 pending candidate; shown once it is settled, and always to those who do not review."""
 
 import pytest
-from candidate_factory import detail_url, make_candidate
+from candidate_factory import decide, detail_url, make_candidate, queue_url
 from django.urls import reverse
 
 from scoring.models import Candidate
@@ -60,3 +60,36 @@ def test_every_page_hides_the_same_and_shows_the_same(cast, blind):
     c.refresh_from_db()
     assert c.status == Candidate.Status.REJECTED
     assert seen(cast, cast.reviewer, c) == dict.fromkeys(("page", "list", "activity", "agreement"), True)
+
+
+def test_blind_review_hides_others_decisions_until_i_decide(cast, blind):
+    c = make_candidate(blind)
+    c.decide(cast.reviewer2, "reject", "rob's secret reason")
+    c.decide(cast.operator, "approve")
+    c.add_comment(cast.operator, "otto's note")
+    c.refresh_from_db()
+    client = cast.client_for(cast.reviewer)
+
+    for url in (detail_url(c), queue_url()):
+        page = client.get(url).text
+        assert "rob's secret reason" not in page and "otto&#x27;s note" not in page
+        assert ">rob<" not in page and ">otto<" not in page
+        assert "2 decisions by others are hidden until you approve or reject" in page
+    fragment = client.get(detail_url(c), HTTP_HX_REQUEST="true").text  # the polled panel
+    assert "rob's secret reason" not in fragment and "hidden until you approve or reject" in fragment
+    assert "hidden" in client.get(reverse("candidate_list")).text
+    # A skip is no opinion: still hidden.
+    decide(client, c, "skip")
+    assert "rob's secret reason" not in client.get(detail_url(c)).text
+
+    decide(client, c, "approve")
+    page = client.get(detail_url(c)).text
+    assert "rob&#x27;s secret reason" in page and "otto&#x27;s note" in page
+    assert "hidden until" not in page
+
+
+def test_without_blind_review_decisions_show_at_once(cast, agent):
+    c = make_candidate(agent)
+    c.decide(cast.reviewer2, "reject", "rob's reason")
+    page = cast.client_for(cast.reviewer).get(detail_url(c)).text
+    assert "rob&#x27;s reason" in page and "hidden until" not in page

@@ -294,46 +294,6 @@ def test_the_page_and_the_queue_state_the_rule(cast, agent):
     assert "0 / 2 approvals" in listing
 
 
-@pytest.fixture
-def blind(agent):
-    agent.blind_review, agent.required_approvals, agent.rejections_to_settle = True, 3, 2
-    agent.save()
-    return agent
-
-
-def test_blind_review_hides_others_decisions_until_i_decide(cast, blind):
-    c = make_candidate(blind)
-    c.decide(cast.reviewer2, "reject", "rob's secret reason")
-    c.decide(cast.operator, "approve")
-    c.add_comment(cast.operator, "otto's note")
-    c.refresh_from_db()
-    client = cast.client_for(cast.reviewer)
-
-    for url in (detail_url(c), queue_url()):
-        page = client.get(url).text
-        assert "rob's secret reason" not in page and "otto&#x27;s note" not in page
-        assert ">rob<" not in page and ">otto<" not in page
-        assert "2 decisions by others are hidden until you approve or reject" in page
-    fragment = client.get(detail_url(c), HTTP_HX_REQUEST="true").text  # the polled panel
-    assert "rob's secret reason" not in fragment and "hidden until you approve or reject" in fragment
-    assert "hidden" in client.get(reverse("candidate_list")).text
-    # A skip is no opinion: still hidden.
-    decide(client, c, "skip")
-    assert "rob's secret reason" not in client.get(detail_url(c)).text
-
-    decide(client, c, "approve")
-    page = client.get(detail_url(c)).text
-    assert "rob&#x27;s secret reason" in page and "otto&#x27;s note" in page
-    assert "hidden until" not in page
-
-
-def test_without_blind_review_decisions_show_at_once(cast, agent):
-    c = make_candidate(agent)
-    c.decide(cast.reviewer2, "reject", "rob's reason")
-    page = cast.client_for(cast.reviewer).get(detail_url(c)).text
-    assert "rob&#x27;s reason" in page and "hidden until" not in page
-
-
 def bulk(client, ids, decision, comment="", next_url=""):
     return client.post(reverse("candidate_bulk"), {"ids": ids, "decision": decision, "comment": comment,
                                                    "next": next_url}, follow=True)
