@@ -30,6 +30,12 @@ AGENT_FIELD_GROUPS = [
 ]
 
 
+# Settings added after agents were first created: left blank (or not sent, by a
+# client or a saved page that predates them) they keep the agent's value, a new
+# agent's being the default.
+KEEP_WHEN_BLANK = ("rejections_to_settle", "score_batch_tokens", "training_context")
+
+
 class TemplateField(forms.CharField):
     """A chat template: browsers submit a textarea's line breaks as CRLF, the
     template uses LF. Read as LF, an unchanged template is not "changed"."""
@@ -118,18 +124,14 @@ class AgentForm(forms.ModelForm):
             )
         else:
             del self.fields["clear_api_key"]
-        if "rejections_to_settle" in self.fields:  # the admin may show a subset of fields
-            self.fields["rejections_to_settle"].required = False
+        for name in KEEP_WHEN_BLANK:
+            if name in self.fields:  # the admin may show a subset of fields
+                self.fields[name].required = False
         # Set by save(): the key was dropped because the agent moved to another host.
         self.key_dropped = False
 
     def clean_message_template(self):
         return _check_template(self.cleaned_data["message_template"], {"role": "user", "text": "\x00"})
-
-    def clean_rejections_to_settle(self):
-        # Blank (or a client that predates the field) keeps the agent's rule (new: one rejection).
-        value = self.cleaned_data.get("rejections_to_settle")
-        return value if value is not None else self.instance.rejections_to_settle
 
     def clean_prefix_ids(self):
         # A blank field means no prefix (the column is not nullable).
@@ -152,6 +154,9 @@ class AgentForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        for name in KEEP_WHEN_BLANK:
+            if name in self.fields and name not in self.errors and cleaned.get(name) in (None, ""):
+                cleaned[name] = getattr(self.instance, name)
         if cleaned.get("api_key") and cleaned.get("clear_api_key"):
             self.add_error("clear_api_key", "Either enter a new key or remove the stored one, not both.")
         return cleaned
