@@ -16,10 +16,15 @@ and the time from its run's creation to its end, against the same ideal. With
 time from the task's start to the run's end, and apart the broker's wait.
 Prints figures only; it asserts nothing.
 
-Measured on the shared 2-core machine (issue 10; load average 2-3 from other
-work): in this process 1.38-1.50x the ideal, the CLI 1.52x (creation to end),
-the worker 1.48-1.50x (start to end); memscore ~3 ms and the reference server
-~3 ms of CPU a call. Before orjson and batched stores: 1.6-1.7x, CLI 1.8x.
+Measured on the shared 2-core machine (issue 10; load average 1.5-2.0 from
+other work), after the reference server's cheaper /score (n-gram work on the
+event loop, counts at the scored positions, ids checked through orjson):
+reference server 2.7-3.0 ms of CPU a call (3.8-4.2 before), memscore 3.4-3.9
+ms; in this process 1.30-1.37x the ideal, the CLI 1.33-1.51x (creation to
+end), the worker 1.33-1.48x (start to end), the bare client 1.15-1.18x; the
+same runs before it, alternating: 1.33-1.39x, 1.42-1.52x, 1.31-1.41x. Wall
+times move within the noise: what is left is mostly memscore's own CPU.
+Before orjson and batched stores: 1.6-1.7x, CLI 1.8x.
 """
 
 import argparse
