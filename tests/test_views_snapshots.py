@@ -212,13 +212,20 @@ def test_it_lists_runs_and_candidates_of_the_snapshot(cast, offline_agent):
                                      status=RunStatus.SUCCEEDED)
     one = ScoringRun.objects.create(agent=offline_agent, snapshot=snapshot, mode=Mode.MEMORY,
                                     params={"key": "people/alice"})
+    estimate = ScoringRun.objects.create(agent=offline_agent, snapshot=snapshot, mode=Mode.ESTIMATE,
+                                         params={"ablations": 16}, status=RunStatus.SUCCEEDED)
+    groups = ScoringRun.objects.create(agent=offline_agent, snapshot=snapshot, mode=Mode.GROUPS)
+    finetune = ScoringRun.objects.create(agent=offline_agent, snapshot=snapshot, mode=Mode.FINETUNE)
     response = Node.objects.get(snapshot=snapshot, section="conversation", index=2)
     Candidate.objects.create(agent=offline_agent, snapshot=snapshot, response=response,
                              response_key="2026-11-20T11:58:09Z", divergence=3.2, response_text=response.text)
     html = cast.client_for(cast.viewer).get(reverse("snapshot_detail", args=[snapshot.pk])).content.decode()
     assert reverse("run_detail", args=[full.pk]) in html and reverse("run_detail", args=[one.pk]) in html
     assert reverse("heatmap", args=[full.pk]) in html
-    assert reverse("heatmap", args=[one.pk]) not in html
+    # Every mode with a heatmap links it (a fine-tune run has none); an estimate's is labelled as one.
+    assert reverse("heatmap", args=[one.pk]) in html and reverse("heatmap", args=[groups.pk]) in html
+    assert reverse("heatmap", args=[finetune.pk]) not in html
+    assert f'<a href="{reverse("heatmap", args=[estimate.pk])}">heatmap</a> <span class="badge estimate"' in html
     assert "Candidates (1)" in html
 
 

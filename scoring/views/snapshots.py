@@ -5,11 +5,11 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 
+from scoring import modes
 from scoring.access import get_agent_for_user, get_snapshot_for_user, require_perm
 from scoring.forms import SnapshotUploadForm, StartRunForm
 from scoring.importing import SnapshotError, TokenizeError, import_or_find
 from scoring.models import Node, Section, Snapshot
-from scoring.models.runs import Mode
 
 # Conversation nodes per page: a 2,000-response context is ~6,000 nodes.
 NODES_PER_PAGE = 200
@@ -77,8 +77,9 @@ def snapshot_detail(request, pk):
             for section in (Section.SYSTEM, Section.IDENTITY, Section.JOURNAL)
         ]
     ctx["runs"] = list(snapshot.runs.select_related("created_by"))
+    for run in ctx["runs"]:
+        run.has_heatmap = modes.get(run.mode).has_heatmap
     ctx["candidate_count"] = snapshot.candidates.count()
-    ctx["full_mode"] = Mode.FULL
     if request.user.has_perm("scoring.start_run"):
         ctx["start_form"] = StartRunForm(snapshot=snapshot)
     return render(request, "scoring/snapshot_detail.html", ctx)
