@@ -7,7 +7,8 @@ from django.urls import reverse
 from scoring import maths
 from tests.matrix_data import matrix_run
 
-TERMS = ["nats", "delta", "divergence", "importance", "weight", "harmful", "never-matters", "failed", "response-number"]
+TERMS = ["nats", "delta", "divergence", "importance", "weight", "harmful", "never-matters", "failed", "unaffected",
+         "estimate", "groups", "redundant", "response-number"]
 
 
 def test_it_defines_every_term(cast):
@@ -22,8 +23,11 @@ def test_its_numbers_come_from_maths(cast, monkeypatch):
     monkeypatch.setattr(maths, "HARMFUL_NATS", 0.75)
     monkeypatch.setattr(maths, "ZERO_THRESHOLD", 0.02)
     monkeypatch.setattr(maths, "NEVER_MATTERS_MIN_RESPONSES", 12)
+    monkeypatch.setattr(maths, "GROUP_THRESHOLD_NATS", 0.25)
+    monkeypatch.setattr(maths, "REDUNDANCY_MARGIN_NATS", 1.5)
     page = cast.client_for(cast.viewer).get(reverse("glossary"))
     assert "−0.75 nats" in page.text and "above 0.02 nats" in page.text and "At least 12 " in page.text
+    assert "(by default 0.25 nats)" in page.text and "at least 1.5 nats more" in page.text
     assert "−0.5 nats" not in page.text
 
 

@@ -23,6 +23,8 @@ def glossary(request):
             "zero_threshold": maths.ZERO_THRESHOLD,
             "harmful_nats": maths.HARMFUL_NATS,
             "never_min": maths.NEVER_MATTERS_MIN_RESPONSES,
+            "group_threshold": maths.GROUP_THRESHOLD_NATS,
+            "redundancy_margin": maths.REDUNDANCY_MARGIN_NATS,
             "defaults": defaults,
         },
     )
