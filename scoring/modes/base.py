@@ -46,6 +46,18 @@ def memories(agent, keys):
     return found
 
 
+def whole_conversation(outline):
+    """(memory keys, end) of a mode that scores every memory over the whole
+    conversation; ValidationError on "snapshot" when there is nothing to score."""
+    keys = outline.keys()
+    if not keys:
+        raise ValidationError({"snapshot": "this snapshot has no memories to score"})
+    end = len(outline.entries)
+    if not outline.responses_in(0, end):
+        raise ValidationError({"snapshot": "this snapshot has no assistant responses to score"})
+    return keys, end
+
+
 # --- parameters -----------------------------------------------------------------
 
 

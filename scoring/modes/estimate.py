@@ -27,7 +27,7 @@ from scoring.context import Outline
 from scoring.models import CellScore, Memory, ScoreCall, ScoringRun
 from scoring.models.runs import Mode, RunStatus
 
-from .base import CallSpec, Filter, ParamsForm, Plan, ScoringMode, memories, whole_number
+from .base import CallSpec, Filter, ParamsForm, Plan, ScoringMode, memories, whole_conversation, whole_number
 
 DEFAULT_ABLATIONS = 64
 # Fewer calls leave too few rows for the cross-validated fit.
@@ -80,12 +80,7 @@ class EstimateMode(ScoringMode):
         return form
 
     def plan(self, snapshot, outline, params):
-        keys = outline.keys()
-        if not keys:
-            raise ValidationError({"snapshot": "this snapshot has no memories to score"})
-        end = len(outline.entries)
-        if not outline.responses_in(0, end):
-            raise ValidationError({"snapshot": "this snapshot has no assistant responses to score"})
+        keys, end = whole_conversation(outline)
         params = {**params, "seed": params.get("seed") if params.get("seed") is not None else secrets.randbelow(2**31)}
         memories(snapshot.agent, keys)
         masks = ablation_masks(len(keys), params["ablations"], params["seed"])

@@ -16,7 +16,7 @@ from scoring.models import CellScore, ScoreCall, ScoringRun
 from scoring.models.runs import Mode
 
 from . import estimate
-from .base import CallSpec, Filter, ParamsForm, Plan, ScoringMode, memories, whole_number
+from .base import CallSpec, Filter, ParamsForm, Plan, ScoringMode, memories, whole_conversation, whole_number
 
 
 class KeysField(forms.Field):
@@ -67,12 +67,7 @@ class FullMode(ScoringMode):
         return form
 
     def plan(self, snapshot, outline, params):
-        keys = outline.keys()
-        if not keys:
-            raise ValidationError({"snapshot": "this snapshot has no memories to score"})
-        end = len(outline.entries)
-        if not outline.responses_in(0, end):
-            raise ValidationError({"snapshot": "this snapshot has no assistant responses to score"})
+        keys, end = whole_conversation(outline)
         if params.get("keys"):
             known = set(keys)
             unknown = [k for k in params["keys"] if k not in known]

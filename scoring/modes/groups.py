@@ -24,14 +24,23 @@ with their members, and the flags with the nats that back them.
 from collections import Counter, defaultdict
 
 from django import forms
-from django.core.exceptions import ValidationError
 
 from scoring import maths
 from scoring.followups import Followups
 from scoring.models import Node, ScoreCall, Section
 from scoring.models.runs import Mode
 
-from .base import CallSpec, Filter, ParamsForm, Plan, ScoringMode, memories, number, whole_number
+from .base import (
+    CallSpec,
+    Filter,
+    ParamsForm,
+    Plan,
+    ScoringMode,
+    memories,
+    number,
+    whole_conversation,
+    whole_number,
+)
 
 DEFAULT_SEPARATOR = "/"
 DEFAULT_MAX_PAIRS = 100
@@ -131,12 +140,7 @@ class GroupsMode(ScoringMode):
         return {"zero_threshold": maths.ZERO_THRESHOLD}
 
     def plan(self, snapshot, outline, params):
-        keys = outline.keys()
-        if not keys:
-            raise ValidationError({"snapshot": "this snapshot has no memories to score"})
-        end = len(outline.entries)
-        if not outline.responses_in(0, end):
-            raise ValidationError({"snapshot": "this snapshot has no assistant responses to score"})
+        keys, end = whole_conversation(outline)
         found = memories(snapshot.agent, keys)
         groups = group_keys(keys, params["separator"])
         pairs = duplicate_pairs(memory_words(snapshot, keys), keys)
