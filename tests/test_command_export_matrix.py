@@ -90,3 +90,20 @@ def test_it_refuses_a_run_that_is_not_there_or_has_no_cells(run):
     finetune = start_run(run.snapshot, "finetune", params={"count": 2})
     with pytest.raises(CommandError, match="has no memory × response cells"):
         export(finetune.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_stops_quietly_when_its_reader_does(agent):
+    # `export_matrix RUN | head`: a closed pipe is the reader's choice, not an error.
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import BASE_DIR, _database_url
+
+    run = matrix_run(agent, [[0.5] * 60 for _ in range(60)])  # 3,600 records: more than a pipe holds
+    done = subprocess.run(f"{sys.executable} manage.py export_matrix {run.pk} | head -2", shell=True, cwd=BASE_DIR,
+                          env={**os.environ, "DATABASE_URL": _database_url()}, capture_output=True, timeout=60)
+    assert done.stdout.decode().splitlines()[0].startswith("memory_id,memory_key")
+    assert len(done.stdout.decode().splitlines()) == 2
+    assert done.stderr == b""

@@ -1,5 +1,8 @@
 """export_matrix: a run's cells as CSV or JSON, the same bytes as the heatmap page's downloads."""
 
+import os
+import sys
+
 from django.core.management.base import BaseCommand, CommandError
 
 from scoring.heatmap import export
@@ -27,6 +30,12 @@ class Command(BaseCommand):
         if found.is_active:
             self.stderr.write(f"run {run} is still {found.get_status_display()}: cells not scored yet are 'missing'")
         chunks = export.csv_lines(found) if format == "csv" else export.json_chunks(found)
-        for chunk in chunks:
-            # ending="": the bytes must be the page's, line ends included.
-            self.stdout.write(chunk, ending="")
+        try:
+            for chunk in chunks:
+                # ending="": the bytes must be the page's, line ends included.
+                self.stdout.write(chunk, ending="")
+            self.stdout.flush()
+        except BrokenPipeError:
+            # The reader stopped early (`| head`): what it read is all it wanted. Python
+            # would report the pipe again as it flushes stdout on exit; point it at /dev/null.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
