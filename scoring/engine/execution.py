@@ -11,11 +11,13 @@ what should follow once that commits is collected as Followups for the task.
 The Executor (executor.py) drives these for one task.
 """
 
+import copy
 import functools
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -32,7 +34,8 @@ Status = ScoreCall.Status
 CANCEL_CHECK_SECONDS = 0.5
 
 
-# What a worker needs of a claimed call (not the memory's text), as the claim returns it.
+# What a worker needs of a claimed call (not the memory's text), as the claim
+# returns it: ScoreCall's first fields, then its attempts.
 CALL_COLUMNS = ["id", "run_id", "seq", "filter", "memory_id", "range_start", "range_end", "baseline_id", "attempts"]
 
 
@@ -60,7 +63,8 @@ def claim_calls(run_id, want, concurrency, *, finished=(), memories=None, baseli
     this claimer whose answer came back but is not stored yet; their claims
     are still live, but they are no longer in flight.
 
-    One conditional UPDATE claims the whole batch and returns the rows it
+    One conditional UPDATE, in a statement of its own (its own transaction),
+    counts the live claims, claims the whole batch and returns the rows it
     took (RETURNING: SQLite 3.35+, PostgreSQL). On PostgreSQL the candidates
     are locked with SKIP LOCKED, so concurrent claimers take different rows
     and never wait on each other; the claimable condition is re-checked on
@@ -68,29 +72,24 @@ def claim_calls(run_id, want, concurrency, *, finished=(), memories=None, baseli
     of every call, building these queries with the ORM cost more CPU than the
     database spent running them.
     """
+    db = connections[DEFAULT_DB_ALIAS]
     now = timezone.now()
-    live_sql, not_in, claim_sql = _claim_sql(connection.vendor, baseline_first)
-    db_now = connection.ops.adapt_datetimefield_value(now)
-    finished = list(finished)
-    if finished:
-        live_sql += f" AND {not_in} ({', '.join(['%s'] * len(finished))})"
-    with connection.cursor() as cursor:
-        cursor.execute(live_sql, [run_id, Status.RUNNING, db_now, *finished])
-        room = min(want, concurrency - cursor.fetchone()[0])
-    if room <= 0:
-        return []
     until = now + timedelta(seconds=claim_seconds())
-    with transaction.atomic(), connection.cursor() as cursor:
-        gate = [run_id, Status.DONE] if baseline_first else []
+    finished = list(finished)
+    claim_sql = _claim_sql(db.vendor, baseline_first, len(finished))
+    db_now = db.ops.adapt_datetimefield_value(now)
+    gate = [run_id, Status.DONE] if baseline_first else []
+    with db.cursor() as cursor:
         cursor.execute(claim_sql, [
-            Status.RUNNING, connection.ops.adapt_datetimefield_value(until), db_now,
-            run_id, Status.PENDING, Status.RUNNING, db_now, *gate, room,
+            Status.RUNNING, db.ops.adapt_datetimefield_value(until), db_now,
+            run_id, Status.PENDING, Status.RUNNING, db_now, *gate,
+            want, concurrency, run_id, Status.RUNNING, db_now, *finished,
             Status.PENDING, Status.RUNNING, db_now,
         ])
         rows = cursor.fetchall()
     won = []
     for row in rows:
-        call = ScoreCall(**dict(zip(CALL_COLUMNS, row)), status=Status.RUNNING, claimed_until=until, started_at=now)
+        call = ScoreCall(*row[:-1], attempts=row[-1], status=Status.RUNNING, claimed_until=until, started_at=now)
         if memories is not None and call.memory_id is not None:
             if call.memory_id not in memories:
                 # A call added after the executor read them (the groups mode's stage 2): read once, kept.
@@ -113,14 +112,20 @@ def _load_removed_keys(calls):
 
 
 @functools.cache
-def _claim_sql(vendor, baseline_first=False):
-    """The claim's statements on the default database: (live claims, claim)."""
+def _claim_sql(vendor, baseline_first=False, n_finished=0):
+    """The claim's statement on the default database, for a claimer with
+    `n_finished` answers back and not stored."""
     q = connection.ops.quote_name
     col = {f.name: q(f.column) for f in ScoreCall._meta.concrete_fields}
     table = q(ScoreCall._meta.db_table)
-    live = (
-        f"SELECT COUNT(*) FROM {table} WHERE {col['run']} = %s "
-        f"AND {col['status']} = %s AND {col['claimed_until']} > %s"
+    # As many as wanted, within what the concurrency leaves of the live
+    # claims (the claimer's own answers back excepted); never below 0, which
+    # SQLite's LIMIT reads as no limit at all.
+    least, greatest = ("MIN", "MAX") if vendor == "sqlite" else ("LEAST", "GREATEST")
+    not_back = f" AND {col['id']} NOT IN ({', '.join(['%s'] * n_finished)})" if n_finished else ""
+    room = (
+        f"(SELECT {greatest}(0, {least}(%s, %s - COUNT(*))) FROM {table} WHERE {col['run']} = %s "
+        f"AND {col['status']} = %s AND {col['claimed_until']} > %s{not_back})"
     )
     # claimable_q, on the call's own columns only, so PostgreSQL re-checks
     # exactly this on a row that another claimer changed meanwhile.
@@ -133,15 +138,19 @@ def _claim_sql(vendor, baseline_first=False):
     ) if baseline_first else ""
     candidates = (
         f"SELECT {col['id']} FROM {table} WHERE {col['run']} = %s AND {claimable}{gate} "
-        f"ORDER BY {col['baseline']} ASC NULLS FIRST, {col['seq']} ASC LIMIT %s{lock}"
+        f"ORDER BY {col['baseline']} ASC NULLS FIRST, {col['seq']} ASC LIMIT {room}{lock}"
     )
-    claim = (
+    # All but the last of the columns returned are ScoreCall's first fields,
+    # in order: a row builds its call positionally (claim_calls).
+    leading = [f.attname for f in ScoreCall._meta.concrete_fields[:len(CALL_COLUMNS) - 1]]
+    if leading != CALL_COLUMNS[:-1]:
+        raise ImproperlyConfigured(f"ScoreCall's first fields are {leading}, not {CALL_COLUMNS[:-1]}")
+    return (
         f"UPDATE {table} SET {col['status']} = %s, {col['claimed_until']} = %s, "
         f"{col['attempts']} = {col['attempts']} + 1, {col['started_at']} = %s "
         f"WHERE {col['id']} IN ({candidates}) AND {claimable} "
-        f"RETURNING {', '.join(col[c.removesuffix('_id') if c != 'id' else c] for c in CALL_COLUMNS)}"
+        f"RETURNING {', '.join(q(ScoreCall._meta.get_field(c).column) for c in CALL_COLUMNS)}"
     )
-    return live, f"{col['id']} NOT IN", claim
 
 
 def claim_next(run_id, concurrency, *, memories=None, baseline_first=False):
@@ -164,31 +173,28 @@ def store(run, outcomes, tokens, *, baselines=None, followups=None):
     """
     lock_sql, store_sql, count_sql = _store_sql(connection.vendor)
     result_field = ScoreCall._meta.get_field("result")
-    with transaction.atomic():
-        locked = next(iter(ScoringRun.objects.raw(lock_sql, [run.pk, *ACTIVE_STATUSES])), None)
+    with transaction.atomic(), connection.cursor() as cursor:
+        locked = _lock_run(cursor, lock_sql, run)
         if locked is None:
             return 0
-        # The agent does not change during a run: the caller's copy saves a query.
-        locked.agent = run.agent
         now = connection.ops.adapt_datetimefield_value(timezone.now())
         stored, done, failed, n_tokens = [], 0, 0, 0
-        with connection.cursor() as cursor:
-            for call, outcome in outcomes:
-                ok = outcome.error is None
-                status = Status.DONE if ok else Status.FAILED
-                cursor.execute(store_sql, [
-                    status, result_field.get_db_prep_save(outcome.result, connection), outcome.n_tokens,
-                    outcome.prompt_tokens, outcome.cached_tokens,
-                    outcome.error or "", now, call.pk, Status.RUNNING, call.attempts,
-                ])
-                if not cursor.rowcount:
-                    continue
-                call.status, call.result, call.error = status, outcome.result, outcome.error or ""
-                stored.append(call)
-                done, failed, n_tokens = done + ok, failed + (not ok), n_tokens + outcome.n_tokens
-            if not stored:
-                return 0
-            cursor.execute(count_sql, [done, failed, n_tokens, run.pk])
+        for call, outcome in outcomes:
+            ok = outcome.error is None
+            status = Status.DONE if ok else Status.FAILED
+            cursor.execute(store_sql, [
+                status, result_field.get_db_prep_save(outcome.result, connection), outcome.n_tokens,
+                outcome.prompt_tokens, outcome.cached_tokens,
+                outcome.error or "", now, call.pk, Status.RUNNING, call.attempts,
+            ])
+            if not cursor.rowcount:
+                continue
+            call.status, call.result, call.error = status, outcome.result, outcome.error or ""
+            stored.append(call)
+            done, failed, n_tokens = done + ok, failed + (not ok), n_tokens + outcome.n_tokens
+        if not stored:
+            return 0
+        cursor.execute(count_sql, [done, failed, n_tokens, run.pk])
         locked.calls_done += done
         locked.calls_failed += failed
         known = results.baselines_of(stored, baselines)
@@ -205,6 +211,25 @@ def store(run, outcomes, tokens, *, baselines=None, followups=None):
     return len(stored)
 
 
+# What of a run may change while it runs, read from its locked row by every
+# store; the rest (its agent, snapshot, mode, params) is the caller's copy's.
+RUN_CHANGES = ["status", "calls_total", "calls_done", "calls_failed", "tokens_scored", "result"]
+
+
+def _lock_run(cursor, lock_sql, run):
+    """Lock the run's row while it is active; returns a copy of `run` with
+    what may have changed read from the row, or None once the run ended."""
+    cursor.execute(lock_sql, [run.pk, *ACTIVE_STATUSES])
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    locked = copy.copy(run)
+    for name, value in zip(RUN_CHANGES, row):
+        setattr(locked, name, value)
+    locked.result = ScoringRun._meta.get_field("result").from_db_value(locked.result, None, connection)
+    return locked
+
+
 @functools.cache
 def _store_sql(vendor):
     """store's statements on the default database: (lock the run, store a call, count)."""
@@ -214,7 +239,7 @@ def _store_sql(vendor):
     run_table, table = q(ScoringRun._meta.db_table), q(ScoreCall._meta.db_table)
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     lock_run = (
-        f"SELECT * FROM {run_table} WHERE {run_col['id']} = %s "
+        f"SELECT {', '.join(run_col[c] for c in RUN_CHANGES)} FROM {run_table} WHERE {run_col['id']} = %s "
         f"AND {run_col['status']} IN ({', '.join(['%s'] * len(ACTIVE_STATUSES))}){lock}"
     )
     # Only the latest claimer stores: the call is still running under the

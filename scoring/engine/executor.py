@@ -7,9 +7,11 @@ writers sleep), and results that finish together are stored in one
 transaction.
 """
 
+import itertools
 import logging
+import queue
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 
 from django.db import connection
 from django.utils import timezone
@@ -115,8 +117,12 @@ class Executor:
         # thread-safe, and each client builds an SSL context (a CA bundle
         # load: tenths of a second of CPU).
         client = InferenceClient.for_agent(self.run.agent)
+        # What the pool's threads hand back, (key, outcomes or None), read by
+        # this thread: one queue instead of waiting on every future in flight
+        # each time one finishes (concurrent.futures.wait locks them all).
+        answers = queue.SimpleQueue()
 
-        def score_in_thread(batch):
+        def score_in_thread(key, batch):
             def keep_claim(attempt, error):
                 # A retrying call keeps its claim; this thread's connection is closed
                 # at once, as threads of the pool come and go.
@@ -125,18 +131,27 @@ class Executor:
                 finally:
                     connection.close()
 
-            if len(batch) > 1:
-                return score_batch(batch, self.tokens, client, self.run.agent, on_retry=keep_claim)
-            return [score_call(batch[0], self.tokens, client, self.run.agent, on_retry=keep_claim)]
+            outcomes = None
+            try:
+                if len(batch) > 1:
+                    outcomes = score_batch(batch, self.tokens, client, self.run.agent, on_retry=keep_claim)
+                else:
+                    outcomes = [score_call(batch[0], self.tokens, client, self.run.agent, on_retry=keep_claim)]
+            except Exception:
+                log.exception("run %s: calls %s stopped; their claims will lapse",
+                              self.run.pk, [call.seq for call in batch])
+            finally:
+                answers.put((key, outcomes))
 
-        in_flight, outcomes = {}, []
+        in_flight, keys, outcomes = {}, itertools.count(), []
+        busy = 0  # calls in flight
         heartbeat = Heartbeat()
         # Answers back but not stored yet, and since when the oldest waits.
         unstored, waiting_since = [], None
         store_at = max(1, self.threads // 2)
         with client, ThreadPoolExecutor(self.threads, thread_name_prefix=f"run-{self.run.pk}") as pool:
             while True:
-                heartbeat.beat([call for batch in in_flight.values() for call in batch])
+                heartbeat.beat(in_flight)
                 if outcomes and not unstored:
                     waiting_since = time.monotonic()
                 unstored += outcomes
@@ -150,15 +165,17 @@ class Executor:
                        for call, outcome in unstored):
                     self.store(unstored)
                     unstored = []
-                busy = sum(len(batch) for batch in in_flight.values())
-                if self.may_claim() and busy < self.threads:
+                if busy < self.threads and self.may_claim():
                     claimed = claim_calls(
                         self.run.pk, self.threads - busy, self.concurrency,
                         finished=[call.pk for call, _ in unstored], memories=self.memories,
                         baseline_first=client.prefix_cache,
                     )
                     for batch in batches(claimed, client, self.tokens):
-                        in_flight[pool.submit(score_in_thread, batch)] = batch
+                        key = next(keys)
+                        in_flight[key] = batch
+                        busy += len(batch)
+                        pool.submit(score_in_thread, key, batch)
                 due = None if not unstored else waiting_since + STORE_DELAY_SECONDS
                 if unstored and (len(unstored) >= store_at or not in_flight or time.monotonic() >= due):
                     self.store(unstored)
@@ -169,14 +186,18 @@ class Executor:
                         continue
                     return
                 timeout = CANCEL_CHECK_SECONDS if due is None else max(0.0, due - time.monotonic())
-                finished, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    batch = in_flight.pop(future)
-                    try:
-                        outcomes.extend(zip(batch, future.result()))
-                    except Exception:
-                        log.exception("run %s: calls %s stopped; their claims will lapse",
-                                      self.run.pk, [call.seq for call in batch])
+                try:
+                    back = [answers.get(timeout=timeout)]
+                except queue.Empty:
+                    continue
+                # Whatever else came back meanwhile is handled in the same turn.
+                while not answers.empty():
+                    back.append(answers.get_nowait())
+                for key, answered in back:
+                    batch = in_flight.pop(key)
+                    busy -= len(batch)
+                    if answered is not None:
+                        outcomes.extend(zip(batch, answered))
 
 
 class Heartbeat:
@@ -190,9 +211,11 @@ class Heartbeat:
 
     def __init__(self):
         self.last = time.monotonic()
+        self.every = claim_seconds() / self.BEATS_PER_CLAIM
 
-    def beat(self, calls):
+    def beat(self, in_flight):
+        """Renew the claims of the calls in flight ({key: batch}) when it is time."""
         now = time.monotonic()
-        if now - self.last >= claim_seconds() / self.BEATS_PER_CLAIM:
-            renew_claims(list(calls))
+        if now - self.last >= self.every:
+            renew_claims([call for batch in in_flight.values() for call in batch])
             self.last = now
