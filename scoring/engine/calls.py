@@ -15,12 +15,13 @@ Several calls may go in one request (score_batch) where the backend takes a
 list of prompts (vLLM), up to its batch_tokens.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
 
 from scoring.client import InferenceError, PermanentError, Usage, call_with_retries
-from scoring.context import TemplateError, chat_template
+from scoring.context import TemplateError, chat_template, response_header
 from scoring.models import ScoreCall
 
 # A call claimed this many times without an answer keeps killing or hanging
@@ -88,6 +89,34 @@ def prepare(call, tokens, template):
     # against memscore's (a baseline computes its whole prompt anyway).
     ids, spans = tokens.sequence(call.range_start, call.range_end, call.filter, key, template=template)
     return Request(ids, spans)
+
+
+def fetch_template(agent, client, *, at_once):
+    """Tokenize the agent's chat template ahead of a run's calls (chat_template
+    keeps it for the process), its texts up to `at_once` at a time: asked for
+    one after the other, they are two round trips before a run's first call
+    can be sent. One attempt: a failure is left to the calls, which retry and
+    store it as their error."""
+    texts = (response_header(agent.message_template), agent.end_of_turn)
+    try:
+        chat_template(agent, TokenizeAtOnce(client, texts, at_once))
+    except (InferenceError, TemplateError):
+        pass
+
+
+class TokenizeAtOnce:
+    """A tokenize function that, when first used, tokenizes all of `texts`,
+    up to `at_once` at a time (a thread each), and answers from them; any
+    other text is tokenized when asked."""
+
+    def __init__(self, client, texts, at_once):
+        self.client, self.texts, self.at_once, self.found = client, texts, max(1, at_once), None
+
+    def __call__(self, text):
+        if self.found is None:
+            with ThreadPoolExecutor(min(self.at_once, len(self.texts))) as pool:
+                self.found = dict(zip(self.texts, pool.map(self.client.tokenize, self.texts)))
+        return self.found[text] if text in self.found else self.client.tokenize(text)
 
 
 def abandoned(call):

@@ -21,7 +21,7 @@ from scoring.context import snapshot_tokens
 from scoring.followups import Followups
 from scoring.models import ScoreCall, ScoringRun
 
-from .calls import batches, score_batch, score_call
+from .calls import batches, fetch_template, score_batch, score_call
 from .execution import (
     CANCEL_CHECK_SECONDS,
     claim_calls,
@@ -117,6 +117,8 @@ class Executor:
         # thread-safe, and each client builds an SSL context (a CA bundle
         # load: tenths of a second of CPU).
         client = InferenceClient.for_agent(self.run.agent)
+        # Up to this task's share of the agent's concurrency at once, as its calls.
+        fetch_template(self.run.agent, client, at_once=self.threads)
         # What the pool's threads hand back, (key, outcomes or None), read by
         # this thread: one queue instead of waiting on every future in flight
         # each time one finishes (concurrent.futures.wait locks them all).
