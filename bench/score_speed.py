@@ -16,15 +16,20 @@ and the time from its run's creation to its end, against the same ideal. With
 time from the task's start to the run's end, and apart the broker's wait.
 Prints figures only; it asserts nothing.
 
-Measured on the shared 2-core machine (issue 10; load average 1.5-2.0 from
-other work), after the reference server's cheaper /score (n-gram work on the
-event loop, counts at the scored positions, ids checked through orjson):
-reference server 2.7-3.0 ms of CPU a call (3.8-4.2 before), memscore 3.4-3.9
-ms; in this process 1.30-1.37x the ideal, the CLI 1.33-1.51x (creation to
-end), the worker 1.33-1.48x (start to end), the bare client 1.15-1.18x; the
-same runs before it, alternating: 1.33-1.39x, 1.42-1.52x, 1.31-1.41x. Wall
-times move within the noise: what is left is mostly memscore's own CPU.
-Before orjson and batched stores: 1.6-1.7x, CLI 1.8x.
+Measured on the shared 2-core machine (issue 10; load average 0.5-0.7),
+alternating with the code before: memscore 3.0-3.6 ms of CPU a call (3.5-4.1),
+the reference server 2.5-3.1 ms; in this process 1.23-1.27x the ideal
+(1.28-1.32x), the CLI 1.29-1.31x from its run's creation to its end
+(1.35-1.43x), the worker 1.23-1.26x from the run's start to its end
+(1.31-1.34x), the bare client 1.13-1.18x. What is left is mostly not
+memscore's: the bare client's floor (the server's compute on the same two
+cores), the baseline's call alone before its variants (a prefix cache:
+about 54 ms, 0.04x) and, in a fresh process, one /tokenize round trip for the
+chat template (the reference server gives /tokenize the same 50 ms latency;
+about 57 ms, 0.045x; a worker pays it once). Between the baseline's store
+and the last answer a wave of 8 calls takes ~56 ms against the calls' own
+~54 ms. Earlier: 1.30-1.37x, CLI 1.33-1.51x, worker 1.33-1.48x; before
+orjson and batched stores 1.6-1.7x, CLI 1.8x.
 """
 
 import argparse
