@@ -191,7 +191,7 @@ def test_it_never_stores_a_cell_twice_when_a_pair_is_settled_again(agent, snapsh
     count = CellScore.objects.filter(run=run).count()
     baseline = run.calls.get(seq=0)
     for call in run.calls.exclude(seq=0).select_related("memory"):
-        results.insert_cells(results.cell_rows(run, call, baseline, snapshot_tokens(snapshot)))
+        CellScore.insert_rows(results.cell_rows(run, call, baseline, snapshot_tokens(snapshot)))
 
     assert CellScore.objects.filter(run=run).count() == count == 8 * 7
 

@@ -69,9 +69,7 @@ def run_inline(run, *, threads=None, followups=None):
     while run.pk in left.runs:
         left.runs = [pk for pk in left.runs if pk != run.pk]
         left.add(Executor(run, threads=threads).execute())
-    with transaction.atomic():
-        if ScoringRun.objects.select_for_update().filter(pk=run.pk).exists():
-            left.add(results.finish_if_done(run.pk))
+    left.add(results.finish_locked(run.pk))
     alternates.generate_pending(run)
     if followups is not None:
         left.alternates = []

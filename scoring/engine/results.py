@@ -7,7 +7,8 @@ was committed. What should happen after the commit (alternates, a heatmap to
 pack) is returned as Followups, never sent from here.
 """
 
-from django.db import connection
+
+from django.db import transaction
 
 from scoring import maths, modes
 from scoring.followups import Followups
@@ -64,7 +65,7 @@ def settle(run, stored, tokens, baselines):
             # memory) is predicted as in the baseline, exactly.
             call.result = [b if w is None else w for b, w in zip(baseline.result, call.result)]
             followups.add(mode.settle(run, call, baseline, tokens))
-    insert_cells(cells)
+    CellScore.insert_rows(cells)
     if followups.alternates:
         alternates.request(followups.alternates)
     return followups
@@ -85,24 +86,13 @@ def cell_rows(run, call, baseline, tokens):
     ]
 
 
-def insert_cells(rows):
-    """Insert cell rows, skipping any already stored.
-
-    ON CONFLICT DO NOTHING relies on cell_unique_per_run_memory_response: a
-    pair settled twice never stores a cell twice. Plain executemany, as a
-    full matrix writes up to a million cells and the ORM's bulk_create spends
-    far longer building objects and SQL than the database spends inserting.
-    """
-    if not rows:
-        return
-    table = connection.ops.quote_name(CellScore._meta.db_table)
-    sql = (
-        f"INSERT INTO {table} (run_id, memory_id, response_id, delta, failed, state) "
-        "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
-    )
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), 10_000):
-            cursor.executemany(sql, rows[start : start + 10_000])
+def finish_locked(run_id):
+    """finish_if_done in a transaction of its own that first locks the run's
+    row (a store in progress settles before it): for callers outside a store."""
+    with transaction.atomic():
+        if not ScoringRun.objects.select_for_update().filter(pk=run_id).exists():
+            return Followups()
+        return finish_if_done(run_id)
 
 
 def finish_if_done(run_id):

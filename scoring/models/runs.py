@@ -13,7 +13,7 @@ PENDING -> FAILED here (ScoringRun.abandon_comparisons).
 """
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -393,3 +393,24 @@ class CellScore(models.Model):
     def divergence(self):
         """The importance: the clamped divergence, None if the cell failed."""
         return maths.cell_importance(None if self.failed else self.delta)
+
+    @staticmethod
+    def insert_rows(rows):
+        """Insert cells given as (run_id, memory_id, response_id, delta, failed,
+        state) tuples, skipping any already stored.
+
+        ON CONFLICT DO NOTHING relies on cell_unique_per_run_memory_response: a
+        pair settled twice never stores a cell twice. Plain executemany, as a
+        full matrix writes up to a million cells and the ORM's bulk_create spends
+        far longer building objects and SQL than the database spends inserting.
+        """
+        if not rows:
+            return
+        table = connection.ops.quote_name(CellScore._meta.db_table)
+        sql = (
+            f"INSERT INTO {table} (run_id, memory_id, response_id, delta, failed, state) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+        )
+        with connection.cursor() as cursor:
+            for start in range(0, len(rows), 10_000):
+                cursor.executemany(sql, rows[start : start + 10_000])

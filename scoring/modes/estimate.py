@@ -29,6 +29,8 @@ from scoring.models.runs import Mode, RunStatus
 
 from .base import CallSpec, Filter, ParamsForm, Plan, ScoringMode, memories, whole_conversation, whole_number
 
+SCORED, UNAFFECTED, FAILED = (s.value for s in (CellScore.State.SCORED, CellScore.State.UNAFFECTED,
+                                                 CellScore.State.FAILED))
 DEFAULT_ABLATIONS = 64
 # Fewer calls leave too few rows for the cross-validated fit.
 MIN_ABLATIONS = 8
@@ -119,9 +121,8 @@ class EstimateMode(ScoringMode):
                 # None: a response before the first key left out, scored as in the baseline (causal windows).
                 scores.append([b if w is None else w for b, w in zip(baseline.result, call.result)])
         if baseline is None or len(rows) < MIN_ABLATIONS // 2:
-            cells = [CellScore(run=run, memory_id=ids[k], response_id=r.node_id, delta=None, failed=True,
-                               state=CellScore.State.FAILED) for k in keys for r in responses]
-            CellScore.objects.bulk_create(cells, ignore_conflicts=True, batch_size=5000)
+            cells = [(run.pk, ids[k], r.node_id, None, True, FAILED) for k in keys for r in responses]
+            CellScore.insert_rows(cells)
             return {"calls_used": len(rows), "memories": len(keys), "cells": len(cells), "fit_r2": []}
         position = [outline.first_position(k) for k in keys]
         allowed = np.array([[p <= r.index for r in responses] for p in position], dtype=bool).reshape(
@@ -129,13 +130,11 @@ class EstimateMode(ScoringMode):
         effects, r2 = surrogate.fit(np.array(rows, dtype=float), np.array(scores, dtype=float), allowed,
                                     seed=run.params.get("seed", 0))
         cells = [
-            CellScore(run=run, memory_id=ids[k], response_id=r.node_id, delta=float(effects[i, j]),
-                      state=CellScore.State.SCORED)
-            if allowed[i, j] else
-            CellScore(run=run, memory_id=ids[k], response_id=r.node_id, delta=0.0, state=CellScore.State.UNAFFECTED)
+            (run.pk, ids[k], r.node_id, float(effects[i, j]), False, SCORED) if allowed[i, j]
+            else (run.pk, ids[k], r.node_id, 0.0, False, UNAFFECTED)
             for i, k in enumerate(keys) for j, r in enumerate(responses)
         ]
-        CellScore.objects.bulk_create(cells, ignore_conflicts=True, batch_size=5000)
+        CellScore.insert_rows(cells)
         fitted = [v for v in r2 if v is not None]
         return {
             "calls_used": len(rows), "memories": len(keys), "cells": len(cells),

@@ -65,9 +65,7 @@ def resume_stalled_runs(limit=100):
         if calls.live(now).exists():
             continue
         if not calls.claimable(now).exists():
-            with transaction.atomic():
-                if ScoringRun.objects.select_for_update().filter(pk=run.pk).exists():
-                    enqueue_on_commit(results.finish_if_done(run.pk))
+            enqueue(results.finish_locked(run.pk))
             continue
         # A task sent a moment ago may still be starting: give it a claim's length.
         latest = calls.aggregate(started=Max("started_at"), finished=Max("finished_at"))
