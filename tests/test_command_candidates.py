@@ -53,3 +53,22 @@ def test_it_exits_non_zero_when_scoring_fails(agent, ref):
     with pytest.raises(CommandError, match="failed"):
         candidates(snapshot.pk, "--count", "10")
     assert not Candidate.objects.exists()
+
+
+def test_the_thread_that_runs_it_leaves_no_database_session_behind(agent, ref):
+    # It runs in a thread of its own while this one prints progress: its connection
+    # must close with it, or the caller's process keeps a session open for good.
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("counting sessions needs PostgreSQL's pg_stat_activity (CI runs it there)")
+
+    def sessions():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+            return cursor.fetchone()[0]
+
+    snapshot = make_snapshot(agent)
+    before = sessions()
+    candidates(snapshot.pk, "--count", "100", "--min-divergence", "1.0")
+    assert sessions() == before

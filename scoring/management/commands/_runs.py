@@ -5,6 +5,7 @@ import time
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
+from django.db import connection
 
 from scoring import modes
 from scoring.engine import run_inline, start_run
@@ -66,6 +67,11 @@ def run_here(run, write):
             run_inline(run, followups=followups)
         except BaseException as e:  # shown to the user below
             failure.append(e)
+        finally:
+            # This thread's own database connection: left open, it outlives the
+            # thread (a caller that goes on, e.g. call_command in tests, keeps
+            # a session the database cannot be dropped under).
+            connection.close()
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
