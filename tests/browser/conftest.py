@@ -4,10 +4,12 @@ Without /usr/bin/chromium the browser tests skip, except where
 MEMSCORE_REQUIRE_BROWSER=1 (CI), where a missing browser is a failure.
 """
 
+import contextlib
 import os
 import shutil
 
 import pytest
+from django.db import connections
 
 from tests.conftest import ARTIFACTS
 
@@ -22,10 +24,22 @@ CHROMIUM_ARGS = [
 def browser():
     # Per test, not per session: while Playwright's sync API is open its event
     # loop runs in this thread, and any other test's asyncio.run() would fail.
+    require_chromium()
+    with open_browser() as browser:
+        yield browser
+
+
+def require_chromium():
+    """Skip the test without Chromium (fail it in CI)."""
     if not os.path.exists(CHROMIUM):
         if os.environ.get("MEMSCORE_REQUIRE_BROWSER") == "1":
             pytest.fail(f"Chromium not found at {CHROMIUM}; CI must run the browser tests")
         pytest.skip("Chromium is not installed (apt-get install chromium)")
+
+
+@contextlib.contextmanager
+def open_browser():
+    """Chromium, through Playwright's sync API, for the length of the block."""
     # Playwright's sync API runs an event loop in this thread; Django's ORM
     # calls from the test body are still plain synchronous calls.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -33,8 +47,18 @@ def browser():
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+        try:
+            yield browser
+        finally:
+            browser.close()
+            # While that loop runs, Django keeps this thread's database
+            # connections apart from its usual ones (asgiref's Local is
+            # context-local in a thread with a running loop): the test body's
+            # queries opened one of their own, closed only here, while the
+            # loop still runs. Left open it outlived the session, and
+            # PostgreSQL refused to drop the test database ("being accessed by
+            # other users").
+            connections.close_all()
 
 
 @pytest.fixture
