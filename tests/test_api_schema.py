@@ -35,7 +35,7 @@ def test_the_schema_is_served_without_login_at_a_stable_url(db):
     served = response.json()
     assert served["openapi"].startswith("3.")
     assert set(served["paths"]["/api/v1/snapshots"]["post"]["responses"]) == {
-        "200", "201", "400", "401", "405", "413", "502"
+        "200", "201", "400", "401", "405", "411", "413", "502"
     }
     assert Client().post("/api/v1/openapi.json").status_code == 405
 

@@ -10,7 +10,7 @@ must still name that agent (a 400 otherwise), as the format has always said.
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.urls import path, reverse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -19,6 +19,9 @@ from scoring.models import Agent, Snapshot
 from scoring.views.api_schema import openapi_schema
 
 TOKEN_HELP = "send Authorization: Bearer <the agent's API token>"
+EMPTY_BODY = "snapshot: empty body (send the snapshot's JSON as the request body)"
+# Read from a de-chunked stream in pieces of this size, never all at once.
+_READ_CHUNK = 64 * 1024
 
 
 def _bearer_token(request):
@@ -56,6 +59,52 @@ def _too_large():
     )
 
 
+def _read_to_end(stream, limit):
+    """The stream's bytes to its end, or None once they pass `limit` (None: no limit).
+
+    Reads at most limit + 1 bytes (one piece more at worst), whatever the client sends.
+    """
+    pieces, size = [], 0
+    while True:
+        want = _READ_CHUNK if limit is None else min(_READ_CHUNK, limit + 1 - size)
+        piece = stream.read(want)
+        if not piece:
+            return b"".join(pieces)
+        pieces.append(piece)
+        size += len(piece)
+        if limit is not None and size > limit:
+            return None
+
+
+def _read_body(request):
+    """The request's body as bytes, or the error response to give instead.
+
+    With a Content-Length (or under ASGI, where Django buffers the whole body
+    and checks its size) Django's request.body is the body, refused from the
+    header alone when over the limit. Without one a WSGI request's body is
+    read here: to the end of the input where the server has de-chunked it and
+    ends the stream with the body (`wsgi.input_terminated`, which gunicorn
+    sets), and a 411 where it has not, since the stream is then the raw
+    connection, which ends only when the client hangs up.
+    """
+    environ = request.META
+    if environ.get("CONTENT_LENGTH") or "wsgi.input" not in environ:
+        try:
+            return request.body
+        except RequestDataTooBig:
+            return _too_large()
+    if environ.get("wsgi.input_terminated"):
+        body = _read_to_end(environ["wsgi.input"], settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+        return _too_large() if body is None else body
+    if environ.get("HTTP_TRANSFER_ENCODING"):
+        return _error(
+            411,
+            "Length Required: this web server does not pass on a body sent with "
+            "Transfer-Encoding (chunked); send a Content-Length header",
+        )
+    return b""  # neither header: HTTP says there is no body
+
+
 def _created_body(request, snapshot):
     return {
         "id": snapshot.pk,
@@ -82,10 +131,11 @@ def api_snapshots(request):
     if agent is None:
         return _error(401, f"wrong token: no agent has it; {TOKEN_HELP}")
 
-    try:
-        raw = request.body  # refused from Content-Length alone when over the limit
-    except RequestDataTooBig:
-        return _too_large()
+    raw = _read_body(request)
+    if isinstance(raw, HttpResponse):
+        return raw
+    if not raw.strip():
+        return _error(400, "invalid snapshot", errors=[EMPTY_BODY])
     try:
         snapshot, created = import_or_find(
             agent, parse_snapshot_json(raw), source=Snapshot.Source.API, actor_name=f"agent:{agent.name}"

@@ -113,6 +113,8 @@ SCHEMA = {
                     "400": _answer("Invalid snapshot: every problem, each naming its field.", "InvalidSnapshot"),
                     "401": _answer("Missing or wrong token (the body is not read).", "Error"),
                     "405": _answer("Only POST.", "Error"),
+                    "411": _answer("No Content-Length, and the web server does not pass on a chunked "
+                                   "body (Django's runserver; gunicorn does).", "Error"),
                     "413": _answer("The body is over the server's limit, which it names.", "TooLarge"),
                     "502": _answer("The agent's server could not tokenize a node: nothing imported.", "Error"),
                 },
