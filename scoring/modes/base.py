@@ -158,11 +158,14 @@ class ScoringMode:
     def clean_params(self, agent, params):
         """Validated parameters with the agent's defaults filled in; the
         ValidationError names the bad field. Blank values mean "the default"."""
-        given = {k: v for k, v in (params or {}).items() if v is not None and v != ""}
+        params = params or {}
+        given = {k: v for k, v in params.items() if v is not None and v != ""}
         unknown = sorted(set(given) - set(self.Params.base_fields))
         if unknown:
             raise ValidationError({unknown[0]: f"not a parameter of the {self.name} mode"})
-        form = self.Params(given, agent=agent)
+        # A known parameter given blank reaches its form too (blank: the
+        # default, unless the field refuses it, as the groups separator does).
+        form = self.Params({k: v for k, v in params.items() if k in self.Params.base_fields}, agent=agent)
         if not form.is_valid():
             raise ValidationError(form.errors.as_data())
         return dict(form.cleaned_data)

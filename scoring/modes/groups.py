@@ -24,6 +24,7 @@ with their members, and the flags with the nats that back them.
 from collections import Counter, defaultdict
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 from scoring import maths
 from scoring.followups import Followups
@@ -49,7 +50,7 @@ Status = ScoreCall.Status
 
 class GroupsParams(ParamsForm):
     separator = forms.CharField(
-        label="Group separator", required=False, max_length=10,
+        label="Group separator", required=False, max_length=10, strip=False,
         help_text=f"groups mode: a key's group is its part before the first separator [{DEFAULT_SEPARATOR}]",
     )
     threshold = number(
@@ -75,8 +76,17 @@ class GroupsParams(ParamsForm):
         self.fields["max_pairs"].initial = DEFAULT_MAX_PAIRS
 
     def clean_separator(self):
-        # Blank means the default (a CharField cleans a missing value to "").
-        return self.cleaned_data.get("separator") or None
+        # Not given: the default (a CharField cleans a missing value to "").
+        # Given empty: refused, not replaced by the default behind the user's
+        # back (an empty separator would put every key in a group of its own).
+        if self.data.get("separator") is None:
+            return None
+        if self.cleaned_data.get("separator") == "":
+            raise ValidationError(
+                f"must not be empty: a key's group is its part before the separator (e.g. {DEFAULT_SEPARATOR})",
+                code="required",
+            )
+        return self.cleaned_data["separator"]
 
 
 def group_keys(keys, separator):
