@@ -210,7 +210,7 @@ def test_it_never_renders_the_api_key(cast, poc):
         client.get(reverse("agent_create")),
         # An edit with errors re-renders the form with everything posted.
         client.post(reverse("agent_edit", args=[poc.pk]), _valid_post(name="poc", base_url="not a url")),
-        client.post(reverse("agent_token", args=[poc.pk])),
+        _issue(client, poc)[1],
     ]
     for response in pages:
         assert response.status_code == 200, response.request["PATH_INFO"]
@@ -223,30 +223,71 @@ def test_it_refuses_the_detail_to_an_outsider(cast, poc):
 
 # --- API tokens -----------------------------------------------------------------
 
+def _issue(client, agent):
+    """POST for a token, follow the redirect: (the POST's response, the page)."""
+    posted = client.post(reverse("agent_token", args=[agent.pk]))
+    return posted, client.get(posted["Location"])
+
+
+def _shown_token(html):
+    return re.search(r'<pre class="text box" id="token">([^<]+)</pre>', html).group(1)
+
+
 def test_it_issues_a_token_shown_once(cast, poc):
     client = cast.client_for(cast.operator)
-    response = client.post(reverse("agent_token", args=[poc.pk]))
+    posted, response = _issue(client, poc)
+    # Post/Redirect/Get: the token is in neither the redirect nor its URL.
+    assert posted.status_code == 302 and posted["Location"] == reverse("agent_token", args=[poc.pk])
     assert response.status_code == 200
     assert response["Cache-Control"] == "no-store"
     html = response.content.decode()
-    token = re.search(r'<pre class="text box" id="token">([^<]+)</pre>', html).group(1)
+    token = _shown_token(html)
+    assert token not in posted["Location"] and token not in posted.content.decode()
     poc.refresh_from_db()
     assert poc.check_ingest_token(token)
     assert f"Authorization: Bearer {token}" in html and "http://testserver/api/v1/snapshots" in html
     assert Activity.objects.filter(verb="issued API token for", actor=cast.operator).count() == 1
+    assert token not in str(Activity.objects.values_list("detail", flat=True)[0])
     # The detail page never shows it again.
     assert token not in client.get(reverse("agent_detail", args=[poc.pk])).content.decode()
     # A second token replaces the first.
-    client.post(reverse("agent_token", args=[poc.pk]))
+    _issue(client, poc)
     poc.refresh_from_db()
     assert not poc.check_ingest_token(token)
 
 
-def test_it_refuses_tokens_to_a_viewer_and_to_get(cast, poc):
+def test_reloading_the_token_page_issues_nothing_and_says_so(cast, poc):
+    client = cast.client_for(cast.operator)
+    _, shown = _issue(client, poc)
+    token = _shown_token(shown.content.decode())
+    poc.refresh_from_db()
+    issued_hash = poc.ingest_token_hash
+
+    # A reload (or going back) is a GET of the same page: no new token.
+    again = client.get(reverse("agent_token", args=[poc.pk]))
+    html = again.content.decode()
+    assert again.status_code == 200 and again["Cache-Control"] == "no-store"
+    assert token not in html and 'id="token"' not in html
+    assert "The token is no longer shown" in html and "The token issued last still works." in html
+    assert 'action="{}"'.format(reverse("agent_token", args=[poc.pk])) in html  # how to issue a new one
+    poc.refresh_from_db()
+    assert poc.ingest_token_hash == issued_hash and poc.check_ingest_token(token)
+    assert Activity.objects.filter(verb="issued API token for").count() == 1
+
+
+def test_a_token_is_shown_only_for_its_own_agent(cast, poc):
+    other = Agent.objects.create(name="other", base_url="http://127.0.0.1:8765/v1", model="m")
+    client = cast.client_for(cast.operator)
+    client.post(reverse("agent_token", args=[poc.pk]))
+    html = client.get(reverse("agent_token", args=[other.pk])).content.decode()
+    assert 'id="token"' not in html and "other has no token." in html
+
+
+def test_it_refuses_tokens_to_a_viewer(cast, poc):
     before = poc.issue_ingest_token()
-    response = cast.client_for(cast.viewer).post(reverse("agent_token", args=[poc.pk]))
-    assert response.status_code == 403
-    assert cast.client_for(cast.operator).get(reverse("agent_token", args=[poc.pk])).status_code == 405
+    client = cast.client_for(cast.viewer)
+    assert client.post(reverse("agent_token", args=[poc.pk])).status_code == 403
+    assert client.get(reverse("agent_token", args=[poc.pk])).status_code == 403
     poc.refresh_from_db()
     assert poc.check_ingest_token(before)
 

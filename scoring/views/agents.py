@@ -6,7 +6,7 @@ from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.shortcuts import redirect, render
 from django.urls import path, reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from scoring.access import get_agent_for_user, require_perm
 from scoring.checks import check_agent
@@ -110,12 +110,24 @@ def _detail_context(request, agent):
     }
 
 
-@require_POST
+# The session key under which a token just issued waits to be shown, once.
+def _token_key(agent):
+    return f"memscore:new-token:{agent.pk}"
+
+
+@require_http_methods(["GET", "POST"])
 def agent_token(request, pk):
+    """Post/Redirect/Get: the POST issues a token (revoking the old one) and
+    keeps it in the session; the GET that follows shows it and forgets it.
+    Reloading the page, or going back to it, issues nothing: it then says the
+    token is no longer shown. The token is never in a URL or a log."""
     require_perm(request, "scoring.change_agent")
     agent = get_agent_for_user(request, pk)
-    token = agent.issue_ingest_token()
-    Activity.record(request.user, "issued API token for", agent)
+    if request.method == "POST":
+        request.session[_token_key(agent)] = agent.issue_ingest_token()
+        Activity.record(request.user, "issued API token for", agent)
+        return redirect("agent_token", pk=agent.pk)
+    token = request.session.pop(_token_key(agent), None)
     api_url = request.build_absolute_uri(reverse("api_snapshots"))
     response = render(
         request, "scoring/agent_token.html", {"agent": agent, "token": token, "api_url": api_url}
