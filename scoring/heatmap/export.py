@@ -5,7 +5,11 @@ Long format, one record per (memory, response) cell, columns COLUMNS:
 the signed delta as measured, its importance (maths.cell_importance), and
 its state: "scored", "unaffected" (before the memory's first appearance:
 exactly zero, not asked of the server), "failed" (the score call failed: no
-value, never zero) or "missing" (not scored yet); and its kind: "exact"
+value, never zero), "missing" (not scored yet: its call has not finished, or
+never will in a cancelled run) or "not_in_run" (outside every window the run
+scored its memory over: an incremental run scores each memory over its own
+responses, so the rest of its row is never scored; no value, never zero); and
+its kind: "exact"
 (leave-one-out) or "estimate" (fitted to random ablations, the estimate
 mode: never to be read as an exact delta). docs/scoring.md ("Exports")
 describes it.
@@ -17,6 +21,7 @@ import math
 
 from scoring import maths
 from scoring.heatmap import matrix
+from scoring.models import ScoreCall
 from scoring.models.runs import Mode
 
 COLUMNS = [
@@ -24,6 +29,7 @@ COLUMNS = [
     "kind",
 ]
 SCORED, UNAFFECTED, FAILED, MISSING = "scored", "unaffected", "failed", "missing"
+NOT_IN_RUN = "not_in_run"
 STATE_NAMES = {matrix.SCORED: SCORED, matrix.UNAFFECTED: UNAFFECTED, matrix.FAILED: FAILED, matrix.MISSING: MISSING}
 
 
@@ -38,10 +44,25 @@ def cells(run):
     unaffected (0)."""
     memories, responses, deltas, states = matrix.load_matrix_states(run)
     cell_kind = kind(run)
+    # Each memory's windows: a cell with no row outside all of them is never
+    # scored in this run ("not_in_run", not "missing"); before the first one,
+    # the response comes before the memory: unaffected, exactly 0, as a full
+    # run stores it. (Full, groups and memory runs have one window per memory
+    # over all their columns; an estimate's memories have no call of their own.)
+    windows = {}
+    for memory_id, start, end in ScoreCall.objects.filter(run=run, filter=ScoreCall.Filter.SKIP_KEY).values_list(
+            "memory_id", "range_start", "range_end"):
+        windows.setdefault(memory_id, []).append((start, end))
     for i, memory in enumerate(memories):
+        ranges = windows.get(memory["id"])
         for j, response in enumerate(responses):
             delta = float(deltas[i, j])
             state = STATE_NAMES[int(states[i, j])]
+            if state == MISSING and ranges and not any(s <= response["index"] < e for s, e in ranges):
+                if response["index"] < min(s for s, _ in ranges):
+                    state, delta = UNAFFECTED, 0.0
+                else:
+                    state = NOT_IN_RUN
             if math.isnan(delta):
                 delta = importance = None
             else:
