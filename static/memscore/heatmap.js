@@ -279,7 +279,16 @@
   }
 
   function draw() {
+    // The row labels first: "fit" sizes the cells to the width beside them
+    // (sized before them, the grid came out wider than its box). Their font
+    // follows the row height, so a fit is sized once more at that height.
+    labelRows();
     cellSizes();
+    grid.style.setProperty("--row-h", rowH + "px");
+    if (zoomSelect.value === "fit") {
+      cellSizes();
+      grid.style.setProperty("--row-h", rowH + "px");
+    }
     var W = cols * cellW, H = rows * lineH;
     canvas.width = W; canvas.height = H;
     canvas.style.width = W + "px";
@@ -297,8 +306,6 @@
       }
     }
     ctx.putImageData(img, 0, 0);
-    grid.style.setProperty("--row-h", rowH + "px");
-    labelRows();
     labelColumns();
     // The sticky labels cover the scroller's edges: a focused canvas is
     // scrolled into view beside them, not under them.
