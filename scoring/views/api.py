@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, JsonResponse
-from django.urls import path, reverse
+from django.urls import Resolver404, path, re_path, resolve, reverse
 from django.views.decorators.csrf import csrf_exempt
 
 from scoring.importing import SnapshotError, TokenizeError, import_or_find, parse_snapshot_json
@@ -158,7 +158,28 @@ def api_openapi(request):
     return JsonResponse(openapi_schema())
 
 
+def _is_endpoint(path_info):
+    try:
+        return resolve(path_info).url_name in _ENDPOINTS
+    except Resolver404:
+        return False
+
+
+# Agents read JSON: a path under /api/ that is no endpoint is a JSON 404, not
+# the HTML page (which also set a CSRF cookie), whatever the method and login.
+@csrf_exempt
+@login_not_required
+def api_not_found(request):
+    body = {"error": f"no such API path: {request.path}"}
+    if request.path_info.endswith("/") and _is_endpoint(request.path_info.rstrip("/")):
+        body["hint"] = f"drop the trailing slash: {request.path.rstrip('/')}"
+    return JsonResponse(body, status=404)
+
+
+_ENDPOINTS = ("api_snapshots", "api_openapi")
 urlpatterns = [
     path("api/v1/snapshots", api_snapshots, name="api_snapshots"),
     path("api/v1/openapi.json", api_openapi, name="api_openapi"),
+    # Last: everything else under /api/.
+    re_path(r"^api(?:/.*)?$", api_not_found),
 ]
