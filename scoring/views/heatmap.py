@@ -7,12 +7,13 @@ JSON, read through scoring.heatmap.matrix; every threshold is scoring.maths's.
 
 import gzip
 
+from django.contrib import messages
 from django.http import Http404, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import condition
 
-from scoring import maths
+from scoring import maths, modes
 from scoring.access import get_run_for_user, require_perm
 from scoring.heatmap import export
 from scoring.heatmap.matrix import response_numbers
@@ -21,13 +22,23 @@ from scoring.models import CellScore, Memory, Node, ScoreCall
 
 
 def _get_heatmap_run(request, pk):
-    """The run, if the user may see it and its cells (404 / 403 otherwise)."""
+    """The run, if the user may see it and its cells (404 / 403 otherwise);
+    404 too for a run whose mode has no heatmap (fine-tune: candidates)."""
     run = get_run_for_user(request, pk)
     require_perm(request, "scoring.view_cellscore")
+    if not modes.get(run.mode).has_heatmap:
+        raise Http404(f"Run #{run.pk} ({run.get_mode_display()}) has no heatmap.")
     return run
 
 
 def heatmap(request, pk):
+    run = get_run_for_user(request, pk)
+    if not modes.get(run.mode).has_heatmap:
+        # Said on the run's own page, not as an empty matrix with downloads.
+        what = " its findings are candidates for review," if run.mode == "finetune" else ""
+        messages.info(request, f"Run #{run.pk} ({run.get_mode_display()}) has no heatmap:{what} "
+                               "this mode scores no memory × response cells.")
+        return redirect("run_detail", run.pk)
     run = _get_heatmap_run(request, pk)
     cell_url = reverse("heatmap_cell", args=[run.pk, 0, 0])
     return render(
