@@ -64,7 +64,7 @@ def _boolean(text: str) -> bool:
 # (flag, type, default, help)
 _FLAGS: list[tuple[str, Callable[[str], Any], Any, str]] = [
     ("--host", str, "127.0.0.1", "address to listen on"),
-    ("--port", int, 8765, "port to listen on (0 picks a free one)"),
+    ("--port", int, 8765, "port to listen on, 0 to 65535 (0 picks a free one)"),
     ("--state-dir", str, None, "directory for training jobs and the trained model (required)"),
     ("--model", str, "memscore-ref", "model name served and accepted in requests"),
     ("--api-key", str, None, "require 'Authorization: Bearer KEY' on /v1 and /tokenize"),
@@ -154,6 +154,8 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
 
     if not args.state_dir:
         parser.error(f"--state-dir (or {env_name('--state-dir')}) is required")
+    if not 0 <= args.port <= 65535:  # bind() would refuse it with a traceback
+        parser.error(f"--port (or {env_name('--port')}) must be 0 to 65535, got {args.port}")
     if args.max_prompt_tokens < 1:
         parser.error("--max-prompt-tokens must be at least 1")
     _check_choices(parser, args)
