@@ -60,6 +60,21 @@ def latest_groups_run(agent):
     )
 
 
+def background_skips(agent):
+    """(the agent's latest finished incremental run, {key: why it skipped
+    that memory}): why a memory has no weight yet, where background scoring
+    passed it over (too recent, no response after it)."""
+    run = (
+        ScoringRun.objects.filter(agent=agent, mode=Mode.INCREMENTAL, status__in=FINISHED)
+        .order_by("-finished_at", "-id")
+        .only("id", "finished_at", "result")
+        .first()
+    )
+    if run is None:
+        return None, {}
+    return run, {s["key"]: s["reason"] for s in (run.result or {}).get("skipped", [])}
+
+
 def importance_sql():
     """A cell's importance in SQL; mirrors scoring.maths.cell_importance (a
     failed cell's NULL delta falls to 0 here, so callers filter failed=False)."""
@@ -122,7 +137,9 @@ def memory_list(request, agent_id):
     scored_texts = memory_texts(run.snapshot_id, [m.pk for m in page.object_list]) if run else {}
     groups_run = latest_groups_run(agent)
     redundancy = redundancy_by_key(groups_run)
+    _, skips = background_skips(agent)
     for memory in page.object_list:
+        memory.skipped = skips.get(memory.key)
         memory.redundant = redundancy.get(memory.key, [])
         memory.stats = stats.get(memory.pk)
         memory.flags = memory.stats["flags"] if memory.stats else []
@@ -243,6 +260,7 @@ def memory_detail(request, pk):
             cell.response_number = numbers[cell.response.index]
 
     groups_run = latest_groups_run(memory.agent)
+    background_run, skips = background_skips(memory.agent)
 
     history = list(
         MemoryScore.objects.filter(memory=memory)
@@ -264,6 +282,8 @@ def memory_detail(request, pk):
             "flags": stats["flags"] if stats else [],
             "groups_run": groups_run,
             "redundant": redundancy_by_key(groups_run).get(memory.key, []),
+            "background_run": background_run,
+            "skipped": skips.get(memory.key),
             "appearances": appearances,
             "top_cells": top_cells,
             "better_without_cells": better_without_cells,
