@@ -177,7 +177,7 @@ def test_it_collapses_long_texts(cast, offline_agent):
     snapshot = import_snapshot(offline_agent, doc)
     html = cast.client_for(cast.viewer).get(reverse("snapshot_detail", args=[snapshot.pk])).content.decode()
     assert html.count("<details><summary") == 1
-    assert "show all 2200 characters" in html
+    assert "show all 2,200 characters" in html
 
 
 def test_it_pages_a_long_conversation_and_swaps_pages_with_htmx(cast, offline_agent):

@@ -147,6 +147,9 @@ class ScoringMode:
     # Words for the keys of its summary (ScoringRun.result) on the pages; a
     # parameter is named by its field's label.
     result_labels = {}
+    # Parameters that name something (a seed, a run): shown as they are, never
+    # as a count with thousands separators.
+    identifiers = ()
     # Whether a heatmap can show its cells, and whether it is packed into the
     # cache as the run ends (worth it only for big matrices).
     has_heatmap = False

@@ -64,6 +64,7 @@ class EstimateMode(ScoringMode):
     warm_heatmap = True
     # Its top memories, the button that scores them exactly, and those exact runs.
     detail_template = "scoring/_estimate_detail.html"
+    identifiers = ("seed",)
     result_labels = {
         "ablations": "Ablations (K)", "memories": "Memories estimated", "cells": "Cells (estimates)",
         "calls_used": "Calls fitted (baseline and ablations)", "r2_median": "Median held-out R²",

@@ -58,6 +58,7 @@ class FullMode(ScoringMode):
     warm_heatmap = True
     # Shows the estimate-vs-exact comparison when the run checks an estimate (source_run).
     detail_template = "scoring/_estimate_check.html"
+    identifiers = ("source_run",)
     result_labels = {"memories": "Memories scored", "cells": "Cells", "responses": "Responses"}
 
     def page_form(self, snapshot):

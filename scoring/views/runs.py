@@ -18,7 +18,7 @@ from scoring.engine import start_run
 from scoring.filters import RunFilter, mode_choices
 from scoring.followups import Followups
 from scoring.forms import StartRunForm
-from scoring.models import Agent, ScoreCall, ScoringRun
+from scoring.models import Agent, ScoreCall, ScoringRun, TrainJob
 from scoring.models.runs import Mode, RunStatus, label_origins
 from scoring.modes import estimate
 from scoring.tasks.enqueue import enqueue_on_commit
@@ -156,12 +156,14 @@ def _progress_context(request, run):
     return {
         "run": run,
         "mode": mode,
+        # A re-score run belongs to the training job that started it (TrainJob.rescore_runs).
+        "train_job": TrainJob.objects.filter(rescore_runs=run).first(),
         # The mode's own block on the page (ScoringMode.detail_template), or None.
         "detail_template": mode.detail_template,
         "detail": mode.detail_context(run) if mode.detail_template else {},
         # "About this run" is swapped with the progress (out of band), so
         # its times and findings never lag behind the bar.
-        "params": display.run_params(run),
+        "params": run_params(run, mode),
         "findings": display.run_findings(run),
         "failed_calls": failed_calls,
         "timing": run_timing(run, timezone.now()),
@@ -170,6 +172,16 @@ def _progress_context(request, run):
         # Fine-tune runs have candidates instead.
         "has_heatmap": mode.has_heatmap,
     }
+
+
+def run_params(run, mode):
+    """display.run_params, except that identifiers (an estimate's seed, a run
+    id) are written as they are, without thousands separators."""
+    return [
+        (mode.label(name), str(value) if name in mode.identifiers and isinstance(value, int)
+         else display.value_text(value))
+        for name, value in display.in_form_order(mode, run.params).items()
+    ]
 
 
 def _note_keys(run):
