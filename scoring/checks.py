@@ -23,7 +23,7 @@ import copy
 import math
 from dataclasses import dataclass
 
-from scoring.client import InferenceClient, InferenceError
+from scoring.client import InferenceClient, InferenceError, unknown_model
 from scoring.context import Filter, TemplateError, chat_template, response_header, snapshot_tokens
 from scoring.models import Node
 from scoring.models.agents import TrainingTarget
@@ -314,6 +314,11 @@ def advice(error, agent):
         return f". Check the agent's base URL ({agent.base_url}) and that the server is running."
     if "HTTP 401" in text or "HTTP 403" in text:
         return ". Set the agent's API key (or the environment variable it is read from)."
+    if unknown_model(error):
+        # The path exists; the server does not know the model name.
+        if "the agent's model name" in text:  # the client said so already
+            return ""
+        return f". Check the agent's model name ({agent.model!r}): the server's /v1/models lists those it serves."
     if "HTTP 404" in text:
         return (f". The server has no such path: check the agent's server API "
                 f"({agent.get_backend_display()}) and base URL.")

@@ -8,7 +8,14 @@ speaks the /train protocol; errors are sorted as in errors.py.
 """
 
 from .base import BACKENDS, InferenceClient, Usage, split_base_url
-from .errors import InferenceError, OutcomeUnknown, PermanentError, TransientError, call_with_retries
+from .errors import (
+    InferenceError,
+    OutcomeUnknown,
+    PermanentError,
+    TransientError,
+    call_with_retries,
+    unknown_model,
+)
 from .memscore import MemscoreClient
 from .sglang import SglangClient
 from .vllm import VllmClient
@@ -26,4 +33,5 @@ __all__ = [
     "VllmClient",
     "call_with_retries",
     "split_base_url",
+    "unknown_model",
 ]

@@ -23,6 +23,7 @@ from .errors import (
     classify_transport_error,
     error_message,
     status_error,
+    unknown_model,
 )
 
 # JSON this long is read with orjson where it reads the same (json_loads).
@@ -137,6 +138,11 @@ class InferenceClient:
         except PermanentError as e:
             if e.status != 404:
                 raise
+            if unknown_model(e):  # the path is there: the model name is wrong
+                raise PermanentError(
+                    f"{e} (the server has POST {label}: check the agent's model name ({self.model!r}))",
+                    status=404,
+                ) from None
             raise PermanentError(
                 f"{e} (a {self.server_name} server serves POST {label}; check the agent's "
                 f"server API ({self.backend}) and base URL ({self.base_url}))", status=404

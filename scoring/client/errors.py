@@ -14,6 +14,7 @@ Errors are sorted so callers can decide what to do:
 import json
 import logging
 import random
+import re
 import time
 
 import httpx
@@ -75,6 +76,21 @@ def _detail_item(item):
         return str(item)
     where = ".".join(str(part) for part in item.get("loc", []) if part != "body")
     return f"{where}: {item.get('msg', item)}" if where else str(item.get("msg", item))
+
+
+# A 404 whose message names a model that "does not exist" or is "not found": the
+# path is there, the model name is wrong. vLLM: "The model `m` does not exist."
+# (NotFoundError, in either error shape); OpenAI adds "or you do not have access
+# to it"; Ollama: 'model "m" not found'; the reference server: "model 'm' does
+# not exist; this server serves ...". A path the server lacks reads otherwise:
+# FastAPI's {"detail": "Not Found"} (vLLM, SGLang), the reference server's
+# "not found: POST /v1/tokenize" (no "model" before "not found").
+_UNKNOWN_MODEL = re.compile(r"\bmodel\b.{0,300}?(?:does not exist|not found)", re.IGNORECASE)
+
+
+def unknown_model(error):
+    """Whether the error is a 404 saying the requested model does not exist."""
+    return getattr(error, "status", None) == 404 and _UNKNOWN_MODEL.search(str(error)) is not None
 
 
 def status_error(label, status, message):
