@@ -96,6 +96,7 @@ def test_it_sends_once_on_a_double_click(cast, agent):
     make_approved(agent, 2)
     client = cast.client_for(cast.operator)
     assert send(client, agent).status_code == 302
+    assert "Sent 2 approved samples of poc" in client.get(reverse("train_job_list")).text
     assert send(client, agent).status_code == 200
     assert TrainJob.objects.count() == 1
 
@@ -211,9 +212,9 @@ def test_it_rescores_a_trained_job_and_shows_the_new_divergence(cast, agent, ref
             reverse("train_job_rescore", args=[job.pk])).status_code == 403
     assert not ScoringRun.objects.exists()
 
-    r = client.post(reverse("train_job_rescore", args=[job.pk]))
-    assert r.status_code == 302
+    r = client.post(reverse("train_job_rescore", args=[job.pk]), follow=True)
     run = ScoringRun.objects.get()
+    assert f"Started fine-tune run #{run.pk} on the samples&#x27; snapshot." in r.text
     assert run.mode == Mode.FINETUNE and run.snapshot_id == c.snapshot_id
     assert run.created_by == cast.operator
     assert list(job.rescore_runs.all()) == [run]

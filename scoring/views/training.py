@@ -11,6 +11,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import path
 from django.views.decorators.http import require_POST
 
@@ -86,9 +87,8 @@ def train_send(request):
     if job is None:
         return train_job_list(request, send_form=form)
     sending = enqueue_on_commit(Followups(train_jobs=[job.pk]))
-    messages.success(
-        request, f"Sent {job.samples.count()} approved sample(s) of {job.agent.name} as {job}."
-    )
+    n = job.samples.count()
+    messages.success(request, f"Sent {n} approved sample{pluralize(n)} of {job.agent.name} as {job}.")
     _warn_if_not_queued(request, sending, job)
     return redirect("train_job_detail", job.pk)
 
@@ -159,7 +159,10 @@ def train_job_rescore(request, pk):
         return redirect("train_job_detail", job.pk)
     enqueue_on_commit(Followups(runs=[r.pk for r in runs]))
     names = ", ".join(f"#{r.pk}" for r in runs)
-    messages.success(request, f"Started fine-tune run(s) {names} on the samples' snapshots.")
+    messages.success(
+        request,
+        f"Started fine-tune run{pluralize(len(runs))} {names} on the samples' snapshot{pluralize(len(runs))}.",
+    )
     return redirect("train_job_detail", job.pk)
 
 
