@@ -1,7 +1,13 @@
 """Forms for agents, snapshot uploads and starting a run."""
 
+import re
+
 from django import forms
-from django.core.exceptions import ValidationError
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db.models import Q
 
 from scoring import modes
 from scoring.importing import SnapshotError, parse_snapshot_json, validate_snapshot
@@ -34,6 +40,54 @@ AGENT_FIELD_GROUPS = [
 # client or a saved page that predates them) they keep the agent's value, a new
 # agent's being the default.
 KEEP_WHEN_BLANK = ("rejections_to_settle", "score_batch_tokens", "training_context")
+
+# The agent form's limits on its numbers, (least, most), said in each field's
+# help. They replace the database column's range (a positive column's 0, an
+# integer column's 2**63 - 1), so each field has one minimum with one message,
+# and a bound a person can read. The model's own validators stay within them.
+AGENT_NUMBER_LIMITS = {
+    # vLLM and SGLang take any integer; alternates go one step beyond it.
+    "priority": (-1_000_000, 1_000_000),
+    "score_concurrency": (1, 256),
+    "score_shards": (1, 64),
+    "request_timeout": (1, 24 * 3600),
+    "score_batch_tokens": (0, 16 * 1024 * 1024),
+    # Up to 30 days; 0 re-scores a memory at every tick.
+    "incremental_max_age": (0, 30 * 24 * 3600),
+    "incremental_response_window": (1, 10_000),
+    "incremental_batch": (1, 1_000),
+    "weight_alpha": (0, 1),
+    # A real context holds some thousands of entries (200-2,000 responses).
+    "finetune_count": (1, 100_000),
+    "finetune_min_divergence": (0, 1_000_000),
+    # Each approval or rejection is a different person's: a team, not a crowd.
+    "required_approvals": (1, 20),
+    "rejections_to_settle": (1, 20),
+}
+
+# Text that looks like one special token: <|im_end|>, <|eot_id|>, <end_of_turn>, </s>.
+_SPECIAL_TOKEN = re.compile(r"<\|[^<>|\s]+\|>|</?[A-Za-z_][\w.-]*>")
+
+
+def reviewer_count():
+    """How many active people may approve or reject candidates now."""
+    review = Permission.objects.filter(content_type__app_label="scoring", codename="review_candidate")
+    return (
+        get_user_model().objects.filter(is_active=True)
+        .filter(Q(is_superuser=True) | Q(groups__permissions__in=review) | Q(user_permissions__in=review))
+        .distinct()
+        .count()
+    )
+
+
+def _limit(field, least, most):
+    """Make `field`'s range [least, most], replacing the column's own."""
+    keep = [v for v in field.validators if not isinstance(v, (MinValueValidator, MaxValueValidator))]
+    field.validators = [*keep, MinValueValidator(least), MaxValueValidator(most)]
+    field.min_value, field.max_value = least, most
+    field.widget.attrs.update(min=least, max=most)
+    said = f"From {least:,} to {most:,}."
+    field.help_text = f"{field.help_text} {said}".strip() if field.help_text else said
 
 
 class TemplateField(forms.CharField):
@@ -83,7 +137,7 @@ class AgentForm(forms.ModelForm):
         required=False,
         strip=True,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Sent as a Bearer token to the inference server. Leave blank to keep the current key.",
+        help_text="Sent as a Bearer token to the inference server. Leave blank if the server needs none.",
     )
     clear_api_key = forms.BooleanField(label="Remove the stored API key", required=False)
     message_template = _template_field("message_template")
@@ -113,6 +167,7 @@ class AgentForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.creating = not self.instance.pk
         if self.instance.pk:
             # The snapshot API matches the "agent" field of snapshots by this name.
             self.fields["name"].disabled = True
@@ -124,6 +179,14 @@ class AgentForm(forms.ModelForm):
             )
         else:
             del self.fields["clear_api_key"]
+        for name, (least, most) in AGENT_NUMBER_LIMITS.items():
+            if name in self.fields:
+                _limit(self.fields[name], least, most)
+        if "required_approvals" in self.fields:
+            reviewers = reviewer_count()
+            self.fields["required_approvals"].help_text += (
+                f" {reviewers} {'person' if reviewers == 1 else 'people'} may review now."
+            )
         for name in KEEP_WHEN_BLANK:
             if name in self.fields:  # the admin may show a subset of fields
                 self.fields[name].required = False
@@ -147,6 +210,14 @@ class AgentForm(forms.ModelForm):
         value = self.cleaned_data["end_of_turn"].strip()
         if not value:
             raise ValidationError("Enter the end-of-turn token's text, e.g. <|im_end|>.")
+        # Only the server knows its tokens (the agent page's check asks it), but
+        # two special tokens can never be one.
+        found = _SPECIAL_TOKEN.findall(value)
+        if len(found) > 1:
+            raise ValidationError(
+                "%(value)s is %(n)s special tokens (%(found)s); the end of a turn is one token, e.g. %(first)s.",
+                params={"value": value, "n": len(found), "found": ", ".join(found), "first": found[0]},
+            )
         return value
 
     def clean_memory_template(self):
@@ -188,6 +259,26 @@ class AgentForm(forms.ModelForm):
         agent.api_key, agent.api_key_env = "", ""
         self.key_dropped = True
 
+    def warnings(self):
+        """What a saved agent's settings may make impossible, in words (the
+        settings are kept: reviewers may join later)."""
+        said = []
+        reviewers = reviewer_count()
+        for name, done in (("required_approvals", "approved"), ("rejections_to_settle", "rejected")):
+            wanted = self.cleaned_data.get(name)
+            if wanted and wanted > reviewers:
+                said.append(
+                    f"{self.fields[name].label} is {wanted}, but only {reviewers} "
+                    f"{'person' if reviewers == 1 else 'people'} may review now: no candidate "
+                    f"can be {done} until more reviewers join."
+                )
+        if self.creating or "end_of_turn" in self.changed_data:
+            said.append(
+                f"Only the server can tell whether the end-of-turn token "
+                f"{self.cleaned_data['end_of_turn']} is one token: use “Check connection” on this page."
+            )
+        return said
+
     def grouped_fields(self):
         """[(title, [bound field, ...]), ...] in the page's order."""
         return [
@@ -216,40 +307,109 @@ class SnapshotUploadForm(forms.Form):
         return upload
 
 
+def page_help(text):
+    """A parameter's help (written for the command line) as the start form's
+    fieldset of its mode shows it: without "groups mode: " before it (the
+    fieldset names the mode) and the "[default]" (the field shows it)."""
+    text = re.sub(r"^(full|memory|incremental|finetune|estimate|groups)( mode)?: ", "", str(text))
+    text = re.sub(r"\s*\[[^\]]*\]", "", text).strip()
+    return text[:1].upper() + text[1:]
+
+
 class StartRunForm(forms.Form):
     """Start a scoring run on one snapshot; `params` is what engine.start_run takes.
 
-    The chosen mode's parameter form (scoring.modes) validates its fields and
-    fills blank ones with the agent's defaults; other modes' fields are
-    ignored. The page shows every mode's form (param_forms), each in its own
-    fieldset.
+    The chosen mode's parameter form (scoring.modes, as its page_form) validates
+    its fields and fills blank ones with the agent's defaults; other modes'
+    fields are ignored. The page shows every mode's form (param_forms), each
+    in its own fieldset: static/memscore/forms.js shows only the chosen one's.
+    Sent back with errors, the page keeps what was sent, in every fieldset,
+    and the chosen mode's errors beside their fields (error_summary lists
+    them by their labels).
     """
 
-    mode = forms.ChoiceField(choices=lambda: [(m.name, m.name.label) for m in modes.all()], initial=Mode.FULL)
+    mode = forms.ChoiceField(
+        choices=lambda: [(m.name, m.name.label) for m in modes.all()], initial=Mode.FULL,
+        widget=forms.Select(attrs={"data-run-mode": ""}),
+    )
 
     def __init__(self, *args, snapshot, **kwargs):
         self.snapshot = snapshot
         super().__init__(*args, **kwargs)
         self._params = {}
+        self._param_forms = None
+
+    def chosen_mode(self):
+        """The mode's name the page shows as chosen (what was sent, else the default)."""
+        if self.is_bound and self.data.get("mode") in modes.names():
+            return self.data["mode"]
+        return str(self.fields["mode"].initial)
 
     def param_forms(self):
-        """[(mode, its unbound parameter form)] for the page, modes without parameters left out."""
-        found = [(mode, mode.page_form(self.snapshot)) for mode in modes.all()]
-        return [(mode, form) for mode, form in found if form.fields]
+        """[(mode, its parameter form)] for the page, modes without parameters
+        left out. Bound: the chosen mode's form is bound to what was sent (its
+        errors beside its fields); the others show what was sent, unvalidated."""
+        if self._param_forms is None:
+            chosen, found = self.chosen_mode(), []
+            for mode in modes.all():
+                if self.is_bound and mode.name == chosen:
+                    form = mode.page_form(self.snapshot, self.data)
+                else:
+                    form = mode.page_form(self.snapshot)
+                    if self.is_bound:
+                        form.initial.update({name: self.data.get(name) for name in form.fields if name in self.data})
+                if form.fields:
+                    for field in form.fields.values():
+                        field.help_text = page_help(field.help_text)
+                    form.page_note = mode.page_note(self.snapshot)
+                    found.append((mode, form))
+            self._param_forms = found
+        return self._param_forms
+
+    def _chosen_form(self):
+        return next((form for mode, form in self.param_forms() if mode.name == self.chosen_mode()), None)
 
     def clean(self):
         cleaned = super().clean()
         if not cleaned.get("mode"):
             return cleaned
-        mode = modes.get(cleaned["mode"])
-        params = mode.Params(self.data, agent=self.snapshot.agent)
-        if params.is_valid():
+        params = self._chosen_form()
+        if params is None:  # a mode without parameters
+            self._params = {}
+        elif params.is_valid():
             self._params = dict(params.cleaned_data)
         else:
-            # Named by the parameter, as the page reports them ("key: ...").
+            # Also on this form by the parameter's name (errors["key"]).
             for name, errors in params.errors.as_data().items():
                 self._errors.setdefault(name, self.error_class()).extend(errors)
         return cleaned
+
+    def add_plan_error(self, error):
+        """A ValidationError from planning the run (engine.start_run): beside
+        the field it names when the page has it, else above the form."""
+        params = self._chosen_form()
+        errors = error.message_dict if hasattr(error, "error_dict") else {NON_FIELD_ERRORS: error.messages}
+        for name, messages in errors.items():
+            for message in messages:
+                if params is not None and name in params.fields:
+                    params.add_error(name, message)
+                    self._errors.setdefault(name, self.error_class()).append(message)
+                elif name in self.fields:
+                    self.add_error(name, message)
+                else:
+                    label = "" if name == NON_FIELD_ERRORS else f"{modes.get(self.chosen_mode()).label(name)}: "
+                    self.add_error(None, f"{label}{message}")
+
+    def error_summary(self):
+        """[(label, field id or None, message)] of every error, as the page names them."""
+        summary = [(None, None, message) for message in self.non_field_errors()]
+        if "mode" in self.errors:
+            summary += [(self["mode"].label, self["mode"].id_for_label, m) for m in self.errors["mode"]]
+        params = self._chosen_form()
+        if params is not None and params.is_bound:
+            for field in params:
+                summary += [(str(field.label), field.id_for_label, message) for message in field.errors]
+        return summary
 
     @property
     def params(self):

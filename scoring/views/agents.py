@@ -51,6 +51,8 @@ def agent_create(request):
         agent.save()
         Activity.record(request.user, "created agent", agent)
         messages.success(request, f"Agent {agent.name} created. Issue an API token to let it send snapshots.")
+        for warning in form.warnings():
+            messages.warning(request, warning)
         return redirect("agent_detail", pk=agent.pk)
     return render(request, "scoring/agent_form.html", {"form": form, "agent": None})
 
@@ -69,6 +71,8 @@ def agent_edit(request, pk):
             changed.append("api_key")
         Activity.record(request.user, "changed agent", agent, fields=changed)
         messages.success(request, f"Settings of {agent.name} saved.")
+        for warning in form.warnings():
+            messages.warning(request, warning)
         if form.key_dropped:
             messages.warning(request, f"{agent.name} moved to another host, so its API key was removed: "
                                       "enter the key for the new server.")
