@@ -109,6 +109,13 @@ def test_details_are_words_not_python_reprs(cast, log):
     assert "True" not in html.split("<tbody>")[1]
 
 
+def test_an_empty_detail_is_left_out(cast, log):
+    Activity.record(cast.reviewer, "approved", log["run"], comment="", divergence=3.5)
+    body = cast.client_for(cast.viewer).get(reverse("activity_list")).text.split("<tbody>")[1]
+    assert "divergence" in body
+    assert "comment:" not in body
+
+
 def test_targets_are_named_once_and_in_words(cast, log):
     html = cast.client_for(cast.viewer).get(reverse("activity_list")).text
     body = html.split("<tbody>")[1]

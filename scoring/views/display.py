@@ -94,6 +94,8 @@ def activity_details(entry):
     mode = _mode(detail.get("mode"))
     items = []
     for name, value in detail.items():
+        if value in ("", None, [], {}):
+            continue  # an empty comment says nothing ("comment: ·" did)
         if name == "params" and mode is not None and isinstance(value, dict):
             text = ", ".join(f"{mode.label(k).lower()} {value_text(v)}"
                              for k, v in in_form_order(mode, value).items()) or "—"
