@@ -1,6 +1,7 @@
 """How close a full matrix comes to the ideal of score_concurrency calls at once.
 
     .venv/bin/python bench/score_speed.py [--memories 200] [--responses 40] [--latency-ms 50] [--cli] [--worker]
+                                          [--repeat N]
 
 Starts the reference server with --latency-ms 50 --capacity 8, imports a
 snapshot with 200 memories into a throwaway SQLite database (or
@@ -14,7 +15,11 @@ be what bounds the run. With --cli, the same matrix is then run again by
 and the time from its run's creation to its end, against the same ideal. With
 --worker, by a Celery worker (one prefork process, the embedded broker): the
 time from the task's start to the run's end, and apart the broker's wait.
-Prints figures only; it asserts nothing.
+With --repeat N every measurement is made N times, in rounds (the worker's
+one after the other in one worker: its first run is a fresh process's), and
+medians are printed with their ranges: on this shared machine one round can
+be 10-20% off. The details above them are the last round's. Prints figures
+only; it asserts nothing.
 
 Measured on the shared 2-core machine (issue 10; load average 0.5-0.7),
 alternating with the code before: memscore 3.0-3.6 ms of CPU a call (3.5-4.1),
@@ -84,6 +89,8 @@ def main():
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--cli", action="store_true", help="also time manage.py score --inline")
     parser.add_argument("--worker", action="store_true", help="also time a Celery worker (the embedded broker)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of every measurement: medians and ranges are printed (the machine is noisy)")
     args = parser.parse_args()
 
     scratch = tempfile.mkdtemp(prefix="memscore-bench-")
@@ -122,18 +129,23 @@ def main():
                 client.post(f"{server.base_url}/score", json=body).raise_for_status()
                 singles.append(time.perf_counter() - started)
         single = sorted(singles)[len(singles) // 2]
-        server.control(latency_ms=args.latency_ms, capacity=CONCURRENCY)  # resets the counters
 
-        started, cpu, server_cpu = time.perf_counter(), time.process_time(), process_cpu(server.proc.pid)
-        run = start_run(snapshot, "full")
-        planned = time.perf_counter() - started
-        run = run_inline(run)
-        wall = time.perf_counter() - started
-        cpu, server_cpu = time.process_time() - cpu, process_cpu(server.proc.pid) - server_cpu
-        stats = server.stats()
-        bare = time_bare(run, agent)
-        cli = time_cli(snapshot, run) if args.cli else None
-        worker = time_worker(snapshot, scratch) if args.worker else None
+        rounds = []
+        for _ in range(max(1, args.repeat)):
+            server.control(latency_ms=args.latency_ms, capacity=CONCURRENCY)  # resets the counters
+            started, cpu, server_cpu = time.perf_counter(), time.process_time(), process_cpu(server.proc.pid)
+            run = start_run(snapshot, "full")
+            planned = time.perf_counter() - started
+            run = run_inline(run)
+            wall = time.perf_counter() - started
+            cpu, server_cpu = time.process_time() - cpu, process_cpu(server.proc.pid) - server_cpu
+            stats = server.stats()
+            rounds.append({"wall": wall, "bare": time_bare(run, agent)})
+            if args.cli:
+                rounds[-1]["cli"] = time_cli(snapshot, run)
+        # One worker for every round: its first run pays what a fresh process
+        # pays (the chat template's /tokenize), the others are a worker's usual.
+        workers = time_worker(snapshot, scratch, max(1, args.repeat)) if args.worker else []
 
     spans = [(f - s).total_seconds() for s, f in run.calls.values_list("started_at", "finished_at")]
     started = time.perf_counter()
@@ -143,18 +155,34 @@ def main():
     report(args, run, snapshot, ids, wall=wall, planned=planned, single=single, stats=stats, spans=spans,
            cpu=cpu, server_cpu=server_cpu, matrix=matrix, loaded=loaded)
     ideal = run.calls_total * args.latency_ms / 1000 / CONCURRENCY
-    print(f"bare client (same requests):     {bare:8.2f} s  ({bare / ideal:.2f}x the ideal: what this server "
-          f"and machine allow; memscore in this process {wall / bare:.2f}x it)")
-    if cli:
-        command, inside = cli
-        print(f"manage.py score --inline:        {command:8.2f} s in all ({command / ideal:.2f}x the ideal), "
-              f"{inside:.2f} s from its run's creation to its end ({inside / ideal:.2f}x; {inside / bare:.2f}x "
-              "the bare client)")
-    if worker:
-        inside, queued = worker
-        print(f"Celery worker:                   {inside:8.2f} s from the task's start to the run's end "
-              f"({inside / ideal:.2f}x the ideal, {inside / bare:.2f}x the bare client; {queued:.2f} s waiting "
-              "in the embedded broker before)")
+    print_rounds(rounds, workers, ideal)
+
+
+def spread(values, ideal):
+    """'median (min-max)' of seconds, and the same against the ideal."""
+    values = sorted(values)
+    mid = values[len(values) // 2]
+    if len(values) == 1:
+        return f"{mid:5.2f} s ({mid / ideal:.2f}x)"
+    return f"{mid:5.2f} s ({mid / ideal:.2f}x; {values[0] / ideal:.2f}-{values[-1] / ideal:.2f}x over {len(values)})"
+
+
+def print_rounds(rounds, workers, ideal):
+    """Each path's time against the ideal, medians where there were rounds."""
+    bare = [r["bare"] for r in rounds]
+    print(f"in this process:                 {spread([r['wall'] for r in rounds], ideal)}")
+    print(f"bare client (same requests):     {spread(bare, ideal)}: what this server and machine allow; "
+          f"memscore in this process {sorted(r['wall'] / r['bare'] for r in rounds)[len(rounds) // 2]:.2f}x it")
+    if "cli" in rounds[0]:
+        print(f"manage.py score --inline:        {spread([r['cli'][1] for r in rounds], ideal)} from its run's "
+              f"creation to its end; {spread([r['cli'][0] for r in rounds], ideal)} the whole command "
+              "(Python and Django starting)")
+    if workers:
+        first, *later = workers
+        print(f"Celery worker, first run:        {spread([first[0]], ideal)} from the task's start to the run's "
+              f"end (a fresh process: one /tokenize first); {first[1]:.2f} s waiting in the embedded broker before")
+        if later:
+            print(f"Celery worker, later runs:       {spread([w[0] for w in later], ideal)}")
 
 
 def time_bare(run, agent):
@@ -191,11 +219,12 @@ def time_cli(snapshot, previous):
     return command, (run.finished_at - run.created_at).total_seconds()
 
 
-def time_worker(snapshot, scratch):
-    """(the run's started_at to finished_at, its creation to started_at) of
-    the same matrix run by a Celery worker (one prefork process, this
-    installation's embedded broker, a queue of its own). The broker polls its
-    folder every second or so: the time waiting there is printed apart."""
+def time_worker(snapshot, scratch, times=1):
+    """[(the run's started_at to finished_at, its creation to started_at)] of
+    `times` full matrices run one after the other by one Celery worker (one
+    prefork process, this installation's embedded broker, a queue of its
+    own). The broker polls its folder every second or so: the time waiting
+    there is given apart."""
     from scoring.engine import start_run
     from scoring.followups import Followups
     from scoring.models import ScoringRun
@@ -216,14 +245,19 @@ def time_worker(snapshot, scratch):
             if worker.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"celery worker did not start:\n{log_path.read_text()[-2000:]}")
             time.sleep(0.1)
-        run = start_run(snapshot, "full")
-        enqueue_on_commit(Followups(runs=[run.pk]))
-        while ScoringRun.objects.active().filter(pk=run.pk).exists():
-            if worker.poll() is not None or time.monotonic() > deadline + 300:
-                raise RuntimeError(f"the worker did not finish the run:\n{log_path.read_text()[-2000:]}")
-            time.sleep(0.05)
-        run.refresh_from_db()
-        return (run.finished_at - run.started_at).total_seconds(), (run.started_at - run.created_at).total_seconds()
+        timings = []
+        for _ in range(times):
+            run = start_run(snapshot, "full")
+            enqueue_on_commit(Followups(runs=[run.pk]))
+            deadline = time.monotonic() + 300
+            while ScoringRun.objects.active().filter(pk=run.pk).exists():
+                if worker.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the worker did not finish the run:\n{log_path.read_text()[-2000:]}")
+                time.sleep(0.05)
+            run.refresh_from_db()
+            timings.append(((run.finished_at - run.started_at).total_seconds(),
+                            (run.started_at - run.created_at).total_seconds()))
+        return timings
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         try:
