@@ -1,7 +1,7 @@
 """scoring.importing: validation messages, the import itself, memory upserts, tokenizing."""
 
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -15,6 +15,7 @@ from scoring.importing import (
     parse_snapshot_json,
     validate_snapshot,
 )
+from scoring.importing.validate import FUTURE_TOLERANCE
 from scoring.models import Activity, Agent, Memory, Node, Section, Snapshot
 from tests.snapshot_data import BAD_CASES, MEMORY_KEYS, NODES, RESPONSES, snapshot_doc
 from tests.snapshot_hardening import BOUNDARY_TIMES, HARD_CASES, OUT_OF_RANGE
@@ -290,6 +291,12 @@ def test_it_imports_every_time_inside_the_range_and_refuses_one_past_it(
         with pytest.raises(SnapshotError) as raised:
             import_snapshot(offline_agent, doc)
         assert raised.value.errors == [f"{field}: {OUT_OF_RANGE}"]
+        return
+    if field == "taken_at" and datetime.fromisoformat(value) > datetime.now(UTC) + FUTURE_TOLERANCE:
+        # In range, but no snapshot is taken after the server's clock (and its skew).
+        with pytest.raises(SnapshotError) as raised:
+            import_snapshot(offline_agent, doc)
+        assert raised.value.errors[0].startswith("taken_at: in the future: ")
         return
     snapshot = import_snapshot(offline_agent, doc)
     expected = datetime.fromisoformat(value)

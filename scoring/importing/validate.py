@@ -35,6 +35,10 @@ LATEST = datetime.max.replace(tzinfo=UTC) - timedelta(days=1)
 OUT_OF_RANGE = "out of range (from {} to {})".format(
     *(t.isoformat().replace("+00:00", "Z") for t in (EARLIEST, LATEST))
 )
+# A snapshot's taken_at may run this far ahead of the server's clock (an
+# agent's clock skew); later, it is refused: the latest snapshot is the one
+# taken last, and one dated 2099 would stay the agent's latest until then.
+FUTURE_TOLERANCE = timedelta(days=1)
 # PostgreSQL refuses NUL in text; UTF-8 (both databases, every page) cannot
 # encode a lone surrogate, which JSON's "\ud800" escape can still produce.
 _NUL_OR_SURROGATE = re.compile("[\x00\ud800-\udfff]")
@@ -88,6 +92,17 @@ def _clean_time(value, path, errors):
         errors.add(path, OUT_OF_RANGE)
         return None
     return parsed
+
+
+def _in_the_future(moment):
+    """Why a snapshot's time is too far ahead of the server's clock, or None."""
+    now = datetime.now(UTC)
+    if moment.astimezone(UTC) <= now + FUTURE_TOLERANCE:
+        return None
+    days = FUTURE_TOLERANCE.days
+    return (f"in the future: {moment.isoformat()} is more than {days} day{'s' * (days != 1)} after "
+            f"the server's clock ({now.replace(microsecond=0).isoformat().replace('+00:00', 'Z')}); "
+            f"check the agent's clock and time zone")
 
 
 def _parse_datetime(value):
@@ -230,6 +245,9 @@ def validate_snapshot(data, *, agent=None):
         errors.add("taken_at", "required (when the snapshot was taken)")
     else:
         taken_at = _clean_time(data["taken_at"], "taken_at", errors)
+        if taken_at is not None and (problem := _in_the_future(taken_at)):
+            errors.add("taken_at", problem)
+            taken_at = None
 
     sections = {}
     for section in SECTION_ORDER:

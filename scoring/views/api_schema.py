@@ -10,6 +10,7 @@ import copy
 from scoring.importing.validate import (
     CHAT_ROLES,
     EARLIEST,
+    FUTURE_TOLERANCE,
     KEY_MAX,
     LATEST,
     MAX_TOKEN_ID,
@@ -52,7 +53,12 @@ SNAPSHOT = {
     "additionalProperties": False,
     "properties": {
         "agent": {"type": "string", "minLength": 1, "description": "The token's agent's name."},
-        "taken_at": {"type": "string", "format": "date-time", "description": _TIME_RANGE},
+        "taken_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": f"{_TIME_RANGE} At most {FUTURE_TOLERANCE.days} day after the server's clock "
+            "(clock skew); later is a 400.",
+        },
         **{
             section: {
                 "type": "array",
