@@ -301,6 +301,7 @@ def test_it_refuses_to_start_on_a_key_the_snapshot_lacks(cast, snapshot):
     # The form takes any key; planning the run finds it missing.
     client = cast.client_for(cast.operator)
     response = client.post(reverse("run_start", args=[snapshot.pk]),
-                           {"mode": "memory", "key": "not/in/this/snapshot"}, follow=True)
-    assert "Run not started. key: no memory with key &#x27;not/in/this/snapshot&#x27;" in response.text
+                           {"mode": "memory", "key": "not/in/this/snapshot"})
+    assert ('<a href="#id_key">Memory key</a>: no memory with key &#x27;not/in/this/snapshot&#x27;'
+            in response.text)
     assert not ScoringRun.objects.exists()

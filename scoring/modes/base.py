@@ -87,7 +87,13 @@ def number(minimum, maximum=None, **kwargs):
 
 class FlagInput(forms.CheckboxInput):
     """A checkbox that hands its field the value as sent: the command line and
-    the API send strings, and "maybe" must be refused rather than read as on."""
+    the API send strings, and "maybe" must be refused rather than read as on.
+    The page sends a hidden "0" before the box (the last value wins), so an
+    unticked box reads as off, not as "not given" (the default)."""
+
+    def __init__(self, attrs=None):
+        # Ticked again when the page comes back with what was sent ("on", not "0").
+        super().__init__(attrs, check_test=lambda v: v is True or str(v).lower() in FlagField.TRUE)
 
     def value_from_datadict(self, data, files, name):
         return data.get(name)
@@ -187,9 +193,15 @@ class ScoringMode:
         page passes it as `detail`)."""
         return {}
 
-    def page_form(self, snapshot):
-        """The unbound parameter form the snapshot page shows."""
-        return self.Params(agent=snapshot.agent)
+    def page_form(self, snapshot, data=None):
+        """The parameter form the snapshot page shows: unbound, or bound to
+        what the page sent (then it validates what the page can set)."""
+        return self.Params(data, agent=snapshot.agent)
+
+    def page_note(self, snapshot):
+        """A sentence the start form shows above the mode's fields (what it
+        costs on this snapshot, when it pays off), or ""."""
+        return ""
 
     def plan(self, snapshot, outline, params):
         raise NotImplementedError

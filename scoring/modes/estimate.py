@@ -45,7 +45,9 @@ class EstimateParams(ParamsForm):
         help_text=f"estimate mode: random ablations to fit [{DEFAULT_ABLATIONS}]; with N memories the "
                   "exact full matrix takes N+1 calls, so when N+1 ≤ K the exact matrix is cheaper",
     )
-    seed = whole_number(0, label="Seed", help_text="estimate mode: the ablations' random seed [drawn, then recorded]")
+    seed = whole_number(
+        0, label="Seed", help_text="estimate mode: the ablations' random seed; blank: drawn, then recorded"
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -72,8 +74,8 @@ class EstimateMode(ScoringMode):
         "fit_r2": "Responses with a held-out R² (each in the JSON export)",
     }
 
-    def page_form(self, snapshot):
-        form = super().page_form(snapshot)
+    def page_form(self, snapshot, data=None):
+        form = super().page_form(snapshot, data)
         n = len(Outline(snapshot).keys())
         if n + 1 <= DEFAULT_ABLATIONS:
             form.fields["ablations"].help_text = (

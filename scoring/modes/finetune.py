@@ -25,7 +25,9 @@ def response_key(timestamp):
 
 
 class FinetuneParams(ParamsForm):
-    count = whole_number(1, label="Last entries", help_text="finetune: score the last COUNT entries")
+    count = whole_number(
+        1, label="Last entries", help_text="finetune: how many of the conversation's last entries to score"
+    )
     min_divergence = number(
         0.0, label="Minimum divergence (nats)", help_text="finetune: candidates' threshold (nats)"
     )
@@ -46,6 +48,18 @@ class FinetuneMode(ScoringMode):
         "candidates": "Candidates",
         "new": "New candidates",
     }
+
+    def page_form(self, snapshot, data=None):
+        form = super().page_form(snapshot, data)
+        # Ticked on the page: reviewers judge a candidate against what the
+        # model says without memories, and without it the review page has
+        # "No alternate was requested". The command line and the API keep
+        # off (--alternates): generating costs a completion per candidate.
+        # Only the box's initial state: the page sends a hidden "0" under a
+        # box left unticked, and a post without either (an older page) is off.
+        if data is None:
+            form.fields["alternates"].initial = True
+        return form
 
     def plan(self, snapshot, outline, params):
         end = len(outline.entries)

@@ -38,7 +38,8 @@ class KeysField(forms.Field):
 class FullParams(ParamsForm):
     keys = KeysField(
         required=False, label="Memory keys", widget=forms.TextInput(attrs={"spellcheck": "false"}),
-        help_text="full mode: only these memories, comma-separated (N keys: N+1 calls) [every memory]",
+        help_text="full mode: memory keys, comma-separated (e.g. people/alice, prefs/coffee); blank: every "
+                  "memory. N keys take N+1 calls",
     )
     source_run = whole_number(
         1, label="Checks the estimate of run",
@@ -61,8 +62,8 @@ class FullMode(ScoringMode):
     identifiers = ("source_run",)
     result_labels = {"memories": "Memories scored", "cells": "Cells", "responses": "Responses"}
 
-    def page_form(self, snapshot):
-        form = super().page_form(snapshot)
+    def page_form(self, snapshot, data=None):
+        form = super().page_form(snapshot, data)
         # Only an estimate run's button sets it.
         del form.fields["source_run"]
         return form

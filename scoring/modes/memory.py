@@ -32,8 +32,8 @@ class MemoryMode(ScoringMode):
     has_heatmap = True
     result_labels = {"key": "Memory", "importance": "Importance (nats)", "responses": "Responses scored"}
 
-    def page_form(self, snapshot):
-        form = super().page_form(snapshot)
+    def page_form(self, snapshot, data=None):
+        form = super().page_form(snapshot, data)
         # The page offers the snapshot's keys; the command line takes any text.
         choices = [("", "---------")] + [(k, k) for k in memory_keys(snapshot)]
         form.fields["key"].widget = forms.Select(choices=choices)

@@ -24,6 +24,7 @@ from scoring.modes import estimate
 from scoring.tasks.enqueue import enqueue_on_commit
 
 from . import display
+from .snapshots import render_snapshot_page
 
 
 def run_list(request):
@@ -55,16 +56,16 @@ def run_start(request, snapshot_id):
 
     form = StartRunForm(request.POST, snapshot=snapshot)
     if not form.is_valid():
-        _report_errors(request, form.errors)
-        return redirect("snapshot_detail", snapshot.pk)
+        # The form comes back with what was sent and its errors beside the fields.
+        return render_snapshot_page(request, snapshot, form)
 
     try:
         with transaction.atomic():
             run = start_run(snapshot, form.cleaned_data["mode"], params=form.params, by=request.user)
             sending = enqueue_on_commit(Followups(runs=[run.pk]))
     except ValidationError as e:
-        _report_errors(request, e.message_dict if hasattr(e, "error_dict") else {"": e.messages})
-        return redirect("snapshot_detail", snapshot.pk)
+        form.add_plan_error(e)
+        return render_snapshot_page(request, snapshot, form)
 
     _report_started(request, run, sending)
     return redirect("run_detail", run.pk)

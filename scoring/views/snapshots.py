@@ -63,13 +63,25 @@ def snapshot_detail(request, pk):
         page = node.index // NODES_PER_PAGE + 1 if node.section == Section.CONVERSATION else 1
         return redirect(f"{reverse('snapshot_detail', args=[pk])}?page={page}#node-{node.pk}")
 
-    paginator = Paginator(_context_nodes(snapshot, Section.CONVERSATION), NODES_PER_PAGE)
-    page = paginator.get_page(request.GET.get("page"))
-    ctx = {"snapshot": snapshot, "agent": snapshot.agent, "page": page}
+    page = _conversation_page(snapshot, request.GET.get("page"))
     # A history restore wants the whole page back, not the fragment.
     if request.htmx and not request.htmx.history_restore_request:
+        ctx = {"snapshot": snapshot, "agent": snapshot.agent, "page": page}
         return render(request, "scoring/snapshot_detail.html#context", ctx)
+    start_form = StartRunForm(snapshot=snapshot) if request.user.has_perm("scoring.start_run") else None
+    return render_snapshot_page(request, snapshot, start_form, page=page)
 
+
+def _conversation_page(snapshot, number):
+    paginator = Paginator(_context_nodes(snapshot, Section.CONVERSATION), NODES_PER_PAGE)
+    return paginator.get_page(number)
+
+
+def render_snapshot_page(request, snapshot, start_form, *, page=None, status=200):
+    """The snapshot's page, with this start form (None: no form): the run
+    start view sends a refused form back on it, with what was sent."""
+    page = page or _conversation_page(snapshot, 1)
+    ctx = {"snapshot": snapshot, "agent": snapshot.agent, "page": page}
     if page.number == 1:
         # The small sections come before the conversation, on its first page.
         ctx["preamble"] = [
@@ -80,9 +92,8 @@ def snapshot_detail(request, pk):
     for run in ctx["runs"]:
         run.has_heatmap = modes.get(run.mode).has_heatmap
     ctx["candidate_count"] = snapshot.candidates.count()
-    if request.user.has_perm("scoring.start_run"):
-        ctx["start_form"] = StartRunForm(snapshot=snapshot)
-    return render(request, "scoring/snapshot_detail.html", ctx)
+    ctx["start_form"] = start_form
+    return render(request, "scoring/snapshot_detail.html", ctx, status=status)
 
 
 urlpatterns = [
