@@ -38,7 +38,7 @@ def big_snapshot(seed=7):
                              "token_ids": ids(rng.randrange(40, 60))})
     return {
         "agent": "bench",
-        "taken_at": "2026-11-30T12:00:00Z",
+        "taken_at": "2026-11-20T12:00:00Z",
         "system": [{"role": "system", "text": "You are a benchmark.", "token_ids": ids(400)}],
         "identity": [{"memory": f"identity/{k}", "text": "who I am", "token_ids": ids(200)} for k in range(3)],
         "journal": [{"role": "system", "text": "journal", "token_ids": ids(300)}],
@@ -64,7 +64,7 @@ def main():
     first = time.perf_counter() - started
 
     # A second snapshot of the same agent: every memory already exists (the upsert path).
-    doc["taken_at"] = "2026-12-01T12:00:00Z"
+    doc["taken_at"] = "2026-11-21T12:00:00Z"
     started = time.perf_counter()
     import_snapshot(agent, doc, source=Snapshot.Source.CLI, actor_name="bench")
     second = time.perf_counter() - started
