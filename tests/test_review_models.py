@@ -197,7 +197,7 @@ def test_it_releases_only_your_own_reservation(cast, agent):
     assert c.release(cast.reviewer)
     c.refresh_from_db()
     assert c.reserved_by is None
-    assert Activity.objects.filter(verb="released", actor=cast.reviewer).count() == 1
+    assert not Activity.objects.filter(verb__in=["reserved", "released"]).exists()
 
 
 def test_it_edits_and_approves_with_the_servers_token_ids(cast, agent):

@@ -43,8 +43,10 @@ def test_it_lists_candidates_by_status_and_agent(cast, agent):
 
     r = client.get(reverse("candidate_list"), {"status": "approved", "agent": agent.pk})
     assert [c.pk for c in r.context["page"].object_list] == [approved.pk]
+    # A status that is not one is named, and matches nothing (defect 7).
     r = client.get(reverse("candidate_list"), {"status": "nonsense"})
-    assert len(r.context["page"].object_list) == 2
+    assert len(r.context["page"].object_list) == 0
+    assert "Status: Select a valid choice." in r.text
 
 
 def test_it_shows_the_context_and_the_difference_from_the_alternate(cast, agent):
@@ -197,14 +199,17 @@ def test_it_filters_by_a_memory_in_the_responses_context(cast, agent):
     assert late.pk not in listed(cast.client_for(cast.viewer), memory="alice")
 
 
-def test_it_filters_by_divergence_and_ignores_values_that_do_not_fit(cast, agent):
+def test_it_filters_by_divergence_and_names_values_that_do_not_fit(cast, agent):
     low, mid, high = (make_candidate(agent, divergence=d) for d in (0.5, 2.0, 7.5))
     client = cast.client_for(cast.viewer)
     assert listed(client, min_divergence="1") == {mid.pk, high.pk}
     assert listed(client, max_divergence="2") == {low.pk, mid.pk}
     assert listed(client, min_divergence="1", max_divergence="3") == {mid.pk}
-    assert listed(client, min_divergence="nan", memory="\x00") == {low.pk, mid.pk, high.pk}
-    assert listed(client, min_divergence="1e400") == {low.pk, mid.pk, high.pk}
+    # A value that cannot apply matches nothing and is named (defect 7).
+    assert listed(client, min_divergence="nan", memory="\x00") == set()
+    assert listed(client, min_divergence="1e400") == set()
+    assert "Divergence from: " in client.get(reverse("candidate_list"), {"min_divergence": "1e400"}).text
+    assert listed(client, memory="\x00") == set()  # "Null characters are not allowed."
     page = client.get(reverse("candidate_list"), {"min_divergence": "1"}).text
     assert 'name="min_divergence" value="1"' in page
 

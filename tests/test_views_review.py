@@ -22,7 +22,8 @@ def test_it_shows_the_next_candidate_and_reserves_it(cast, agent):
     assert "The top answer about basil." in r.content.decode()
     top.refresh_from_db()
     assert top.reserved_by == cast.reviewer
-    assert Activity.objects.filter(verb="reserved", actor=cast.reviewer).count() == 1
+    # Holds show on the pages, not in the activity log (where they drowned the decisions).
+    assert not Activity.objects.filter(verb__in=["reserved", "released"]).exists()
 
 
 def test_it_offers_the_next_candidate_when_another_reviewer_holds_one(cast, agent):

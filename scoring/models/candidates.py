@@ -258,16 +258,17 @@ class Candidate(models.Model):
         now = timezone.now()
         until = now + timedelta(minutes=settings.MEMSCORE_RESERVATION_MINUTES)
         free = Q(reserved_by__isnull=True) | Q(reserved_by=user) | Q(reserved_until__lte=now)
-        was_mine = self.reserved_by_id == user.pk and self.reserved_until and self.reserved_until > now
         taken = (
             Candidate.objects.filter(free, pk=self.pk, status=self.Status.PENDING)
             .update(reserved_by=user, reserved_until=until)
             == 1
         )
+        # Not in the activity log: a hold lasts minutes and shows where it
+        # matters (the queue, the list, the candidate's page); logged, every
+        # candidate opened drowned the decisions (and one that lapses was
+        # never logged as released).
         if taken:
             self.reserved_by, self.reserved_until = user, until
-            if not was_mine:
-                Activity.record(user, "reserved", self, until=until.isoformat())
         else:
             self.refresh_from_db(fields=["reserved_by", "reserved_until", "status"])
         return taken
@@ -277,7 +278,6 @@ class Candidate(models.Model):
         released = mine.update(reserved_by=None, reserved_until=None) == 1
         if released:
             self.reserved_by, self.reserved_until = None, None
-            Activity.record(user, "released", self)
         return released
 
     # --- decisions ------------------------------------------------------

@@ -39,8 +39,16 @@ def candidate_list(request):
         "id", "agent__name", "agent__required_approvals", "agent__rejections_to_settle", "agent__blind_review",
         "divergence", "status", "edited_at", "reserved_by__username", "reserved_until", "response_text",
     )
-    filterset = CandidateFilter(request.GET or None, queryset=candidates)
-    page = Paginator(filterset.qs.order_by("-divergence", "id"), 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    named = agent_named(query.get("agent", ""))
+    if named is not None:
+        query["agent"] = str(named.pk)  # ?agent= may name it, as the queue's does
+    filterset = CandidateFilter(query or None, queryset=candidates)
+    problems = filter_problems(request, filterset)
+    # A filter that cannot apply matches nothing, rather than seeming to apply
+    # while every candidate is listed.
+    found = filterset.queryset.none() if problems else filterset.qs
+    page = Paginator(found.order_by("-divergence", "id"), 50).get_page(request.GET.get("page"))
     page.object_list = with_decision_counts(list(page.object_list), request.user)
     return render(
         request,
@@ -51,10 +59,34 @@ def candidate_list(request):
             "statuses": Candidate.Status.choices,
             "selected": {name: request.GET.get(name, "") for name in FILTERS},
             "filtered": any(request.GET.get(name) for name in FILTERS),
+            "filter_problems": problems,
             "can_review": request.user.has_perm("scoring.review_candidate"),
             "now": timezone.now(),
         },
     )
+
+
+# The filters as the list's form names them.
+FILTER_LABELS = {
+    "agent": "Agent", "status": "Status", "memory": "Memory in its context",
+    "min_divergence": "Divergence from", "max_divergence": "Divergence to", "run": "Found by run",
+}
+
+
+def filter_problems(request, filterset):
+    """["Label: what is wrong", ...] for each filter of the query string that
+    cannot apply: a value of the wrong kind, or an agent that does not exist."""
+    if not filterset.is_bound:
+        return []
+    problems = [
+        f"{FILTER_LABELS.get(name, name)}: {' '.join(errors)}"
+        for name, errors in filterset.errors.items()
+        if name != "agent"
+    ]
+    agent = request.GET.get("agent", "")
+    if agent and agent_named(agent) is None:
+        problems.insert(0, f"Agent: there is no agent “{agent}”.")
+    return problems
 
 
 def with_decision_counts(candidates, user):

@@ -23,6 +23,7 @@ from scoring.editing import edit_and_approve
 from scoring.models import Agent, Candidate
 from scoring.models.candidates import settling_rule
 from scoring.models.review import DECISION_VERBS
+from scoring.roles import REVIEWER
 
 from .candidate_page import TEMPLATE, CommentForm, DecideForm, EditForm, page_context
 from .candidates import agent_filter
@@ -38,10 +39,20 @@ def _queue_url(agent, after=None):
 
 def review_queue(request):
     """The next candidate for this reviewer, reserved for them while they look.
-    ?after=ID moves on past that candidate (the n key), letting go of it."""
+    ?after=ID moves on past that candidate (the n key), letting go of it.
+
+    Only members of the reviewer role hold what they open: others (viewers,
+    and operators or admins outside that role, who may still decide on a
+    candidate's page) look without keeping it from the reviewers."""
     require_perm(request, "scoring.view_candidate")
     agent = agent_filter(request)
-    can_review = request.user.has_perm("scoring.review_candidate")
+    holds = holds_candidates(request.user)
+    queue = _queue_context(request, agent)
+    queue["holds"] = holds
+    if request.GET.get("agent") and agent is None:
+        # Not all agents' queue, which the page would seem to say was filtered.
+        queue["bad_agent"] = request.GET["agent"]
+        return render(request, "scoring/review_queue.html", {"queue": queue})
     after = _left_behind(request)
 
     candidate = None
@@ -49,14 +60,13 @@ def review_queue(request):
     # update; then the next one is taken. A few tries are plenty.
     for _ in range(5):
         candidate = Candidate.objects.for_page().next_for(request.user, agent, after=after)
-        if candidate is None or not can_review or candidate.reserve(request.user):
+        if candidate is None or not holds or candidate.reserve(request.user):
             break
         candidate = None
-    if candidate is None and after is not None and after.reserve(request.user):
+    if candidate is None and after is not None and _still_there(after, request.user, holds):
         messages.info(request, f"No other candidate waits for you: this is still #{after.pk}.")
         candidate = after
 
-    queue = _queue_context(request, agent)
     if candidate is None:
         pending = Candidate.objects.pending()
         if agent:
@@ -65,6 +75,19 @@ def review_queue(request):
         return render(request, "scoring/review_queue.html", {"queue": queue})
 
     return render(request, TEMPLATE, page_context(request, candidate, queue=queue))
+
+
+def _still_there(after, user, holds):
+    """Whether the candidate just left behind may be shown again (taken again
+    by one who holds)."""
+    return after.reserve(user) if holds else after.status == Candidate.Status.PENDING
+
+
+def holds_candidates(user):
+    """Whether the queue holds what `user` opens: members of the reviewer role
+    only (an operator's permissions include deciding, but opening the queue to
+    look must not keep a candidate from the team)."""
+    return user.has_perm("scoring.review_candidate") and user.groups.filter(name=REVIEWER).exists()
 
 
 def _left_behind(request):
