@@ -203,6 +203,10 @@ class ScoringMode:
         costs on this snapshot, when it pays off), or ""."""
         return ""
 
+    def total_is_provisional(self, run):
+        """Whether the run may still add calls (its calls_total may grow)."""
+        return False
+
     def plan(self, snapshot, outline, params):
         raise NotImplementedError
 

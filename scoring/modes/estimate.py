@@ -39,19 +39,38 @@ DEFAULT_TOP = 10
 FINISHED = (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
 
 
+def default_ablations(n_keys):
+    """K when none is given: half the memories (the exact matrix takes N+1
+    calls), at least MIN_ABLATIONS, at most DEFAULT_ABLATIONS."""
+    return min(DEFAULT_ABLATIONS, max(MIN_ABLATIONS, n_keys // 2))
+
+
 class EstimateParams(ParamsForm):
     ablations = whole_number(
         MIN_ABLATIONS, 10_000, label="Ablations (K)",
-        help_text=f"estimate mode: random ablations to fit [{DEFAULT_ABLATIONS}]; with N memories the "
-                  "exact full matrix takes N+1 calls, so when N+1 ≤ K the exact matrix is cheaper",
+        help_text=f"estimate mode: random ablations to fit (K+1 calls) [half the N memories, {MIN_ABLATIONS} to "
+                  f"{DEFAULT_ABLATIONS}]; the exact full matrix takes N+1 calls, so with K ≥ N it is cheaper",
     )
     seed = whole_number(
         0, label="Seed", help_text="estimate mode: the ablations' random seed; blank: drawn, then recorded"
     )
+    # Set by the page's form (page_form): the snapshot's exact matrix calls,
+    # N+1; the page then refuses an estimate that costs as much or more.
+    exact_calls = None
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["ablations"].initial = DEFAULT_ABLATIONS
+    def clean_ablations(self):
+        k = self.cleaned_data.get("ablations")
+        n = None if self.exact_calls is None else self.exact_calls - 1
+        if n is not None and (k if k is not None else default_ablations(n)) >= n:
+            k = k if k is not None else default_ablations(n)
+            raise ValidationError(
+                "%(k)s ablations make %(calls)s calls, no fewer than the %(exact)s of the exact full matrix on "
+                "this snapshot's %(n)s memories: start a full matrix instead (exact, and cheaper)"
+                + ("" if n > MIN_ABLATIONS else "; an estimate takes at least %(min)s ablations"),
+                code="costlier_than_exact",
+                params={"k": k, "calls": k + 1, "exact": n + 1, "n": n, "min": MIN_ABLATIONS},
+            )
+        return k
 
 
 def ablation_masks(n_keys, ablations, seed):
@@ -77,15 +96,29 @@ class EstimateMode(ScoringMode):
     def page_form(self, snapshot, data=None):
         form = super().page_form(snapshot, data)
         n = len(Outline(snapshot).keys())
-        if n + 1 <= DEFAULT_ABLATIONS:
-            form.fields["ablations"].help_text = (
-                f"{n} memories: the exact full matrix takes {n + 1} calls, fewer than "
-                f"{DEFAULT_ABLATIONS} ablations; prefer it unless you are comparing"
-            )
+        form.exact_calls = n + 1
+        k = default_ablations(n)
+        form.fields["ablations"].initial = k
+        form.fields["ablations"].help_text = (
+            f"Random ablations to fit: K+1 calls. The exact full matrix takes {n + 1} calls on these {n} "
+            f"memories, so an estimate pays off only with K well below {n}"
+            + (f" (default {k}: half the memories, at most {DEFAULT_ABLATIONS})" if k < n else "")
+        )
         return form
+
+    def page_note(self, snapshot):
+        n = len(Outline(snapshot).keys())
+        k = default_ablations(n)
+        if k >= n:
+            return (f"Not worth it here: {n} memories take {n + 1} calls as an exact full matrix, no more than "
+                    f"the smallest estimate ({MIN_ABLATIONS} ablations, {MIN_ABLATIONS + 1} calls).")
+        return (f"Fitted to K random ablations, not measured: {k + 1} calls with K = {k}, against the exact "
+                f"full matrix's {n + 1}. Worth it for snapshots with many memories.")
 
     def plan(self, snapshot, outline, params):
         keys, end = whole_conversation(outline)
+        if params.get("ablations") is None:
+            params = {**params, "ablations": default_ablations(len(keys))}
         params = {**params, "seed": params.get("seed") if params.get("seed") is not None else secrets.randbelow(2**31)}
         memories(snapshot.agent, keys)
         masks = ablation_masks(len(keys), params["ablations"], params["seed"])
@@ -93,6 +126,7 @@ class EstimateMode(ScoringMode):
         for kept in masks:
             removed = tuple(k for k, keep in zip(keys, kept) if not keep)
             calls.append(CallSpec(Filter.SKIP_KEYS, 0, end, baseline=0, removed_keys=removed))
+        # The run's page says plainly when the estimate costs more calls than the exact matrix.
         notes = {"exact_calls": len(keys) + 1, "ablations": params["ablations"], "estimate": True}
         return Plan(params, calls, notes)
 
@@ -154,6 +188,10 @@ class EstimateMode(ScoringMode):
                   f"seed {run.params.get('seed')}; exact would take {result.get('exact_calls')}): "
                   f"{result['memories']} memories, {result['cells']} cells, median held-out R² "
                   f"{'n/a' if median is None else f'{median:.3f}'}")
+        exact = result.get("exact_calls")
+        if exact and run.calls_total > exact:
+            write(f"WARNING: this estimate made {run.calls_total} calls, more than the exact full matrix's "
+                  f"{exact}: the full matrix would have been exact and cheaper")
 
 
 # --- estimate against exact ------------------------------------------------------------

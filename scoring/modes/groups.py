@@ -27,6 +27,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from scoring import maths
+from scoring.context import Outline
 from scoring.followups import Followups
 from scoring.models import Node, ScoreCall, Section
 from scoring.models.runs import Mode
@@ -148,6 +149,19 @@ class GroupsMode(ScoringMode):
 
     def detail_context(self, run):
         return {"zero_threshold": maths.ZERO_THRESHOLD}
+
+    def page_note(self, snapshot):
+        keys = Outline(snapshot).keys()
+        groups = group_keys(keys, DEFAULT_SEPARATOR)
+        return (f"Pays off only with few, large groups: stage 1 takes a call per group ({len(groups)} groups "
+                f"by “{DEFAULT_SEPARATOR}” here, {len(groups) + 1} calls with the baseline, plus near-duplicate "
+                f"pairs), then each member of a group that matters adds one; the exact full matrix takes "
+                f"{len(keys) + 1} calls.")
+
+    def total_is_provisional(self, run):
+        """While a group's call is still to come, stage 2 may add calls."""
+        return run.is_active and ScoreCall.objects.filter(run=run, filter=Filter.SKIP_KEYS).exclude(
+            status__in=[Status.DONE, Status.FAILED]).exists()
 
     def plan(self, snapshot, outline, params):
         keys, end = whole_conversation(outline)

@@ -168,6 +168,8 @@ def _progress_context(request, run):
         "findings": display.run_findings(run),
         "failed_calls": failed_calls,
         "timing": run_timing(run, timezone.now()),
+        # The total may still grow (a groups run's stage 2): said beside it.
+        "provisional": mode.total_is_provisional(run),
         "work": work_saved(run),
         "can_cancel": run.is_active and request.user.has_perm("scoring.start_run"),
         # Fine-tune runs have candidates instead.
