@@ -89,8 +89,10 @@ def test_a_groups_runs_total_is_provisional_while_stage_2_may_add_calls(cast, db
     client = cast.client_for(cast.viewer)
     html = client.get(reverse("run_detail", args=[run.pk])).text
     assert f"0 done of {run.calls_total} score calls so far" in html and 'id="calls-provisional"' in html
+    assert f"0 / {run.calls_total} calls so far" in client.get(reverse("run_list")).text
     # Every group's call settled: the total is final.
     ScoreCall.objects.filter(run=run).update(status=ScoreCall.Status.DONE)
     ScoringRun.objects.filter(pk=run.pk).update(calls_done=run.calls_total)
     html = client.get(reverse("run_detail", args=[run.pk])).text
     assert "calls-provisional" not in html and "score calls so far" not in html
+    assert "calls so far" not in client.get(reverse("run_list")).text

@@ -36,6 +36,7 @@ def run_list(request):
     page.object_list = label_origins(page.object_list)
     for run in page.object_list:
         _note_keys(run)
+        run.provisional = modes.get(run.mode).total_is_provisional(run)
     return render(
         request,
         "scoring/run_list.html",

@@ -38,7 +38,7 @@ def test_no_page_is_wider_than_a_phone(browser, live_server, cast, agent):
         page.goto(f"{live_server.url}{reverse(url)}")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, url
     for url in [reverse("run_detail", args=[run.pk]), reverse("agent_detail", args=[agent.pk]),
-                reverse("heatmap", args=[run.pk])]:
+                reverse("heatmap", args=[run.pk]), reverse("snapshot_detail", args=[run.snapshot_id])]:
         page.goto(f"{live_server.url}{url}")
         page.wait_for_load_state("networkidle")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, url
