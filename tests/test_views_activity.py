@@ -109,6 +109,14 @@ def test_details_are_words_not_python_reprs(cast, log):
     assert "True" not in html.split("<tbody>")[1]
 
 
+def test_an_identifier_has_no_thousands_separators(cast, log):
+    Activity.record(cast.operator, "started run", log["run"], mode="estimate",
+                    params={"ablations": 1200, "seed": 323988391})
+    body = cast.client_for(cast.viewer).get(reverse("activity_list")).text.split("<tbody>")[1]
+    assert "seed 323988391" in body
+    assert "1,200" in body  # a count keeps them
+
+
 def test_an_empty_detail_is_left_out(cast, log):
     Activity.record(cast.reviewer, "approved", log["run"], comment="", divergence=3.5)
     body = cast.client_for(cast.viewer).get(reverse("activity_list")).text.split("<tbody>")[1]

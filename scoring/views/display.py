@@ -59,11 +59,6 @@ def _time_text(value):
     return date_format(moment, "Y-m-d H:i:s")
 
 
-def labelled(mapping, label):
-    """[(label, value in words)] for a stored mapping, `label(key)` naming each key."""
-    return [(label(name), value_text(value)) for name, value in (mapping or {}).items()]
-
-
 def in_form_order(mode, params):
     """A run's parameters in the order its mode's form lists them: PostgreSQL's
     jsonb does not keep the order they were stored in."""
@@ -71,10 +66,19 @@ def in_form_order(mode, params):
     return dict(sorted((params or {}).items(), key=lambda item: (order.get(item[0], len(order)), item[0])))
 
 
-def run_params(run):
-    """The run's parameters as its mode labels them."""
-    mode = modes.get(run.mode)
-    return labelled(in_form_order(mode, run.params), mode.label)
+def run_params(run, mode=None):
+    """The run's parameters as its mode labels them, [(label, text)]."""
+    mode = mode or modes.get(run.mode)
+    return [(mode.label(name), param_text(mode, name, value))
+            for name, value in in_form_order(mode, run.params).items()]
+
+
+def param_text(mode, name, value):
+    """A run parameter in words; an identifier (an estimate's seed, a run id)
+    as it is, without thousands separators."""
+    if name in mode.identifiers and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value_text(value)
 
 
 def run_findings(run):
@@ -97,7 +101,7 @@ def activity_details(entry):
         if value in ("", None, [], {}):
             continue  # an empty comment says nothing ("comment: ·" did)
         if name == "params" and mode is not None and isinstance(value, dict):
-            text = ", ".join(f"{mode.label(k).lower()} {value_text(v)}"
+            text = ", ".join(f"{mode.label(k).lower()} {param_text(mode, k, v)}"
                              for k, v in in_form_order(mode, value).items()) or "—"
         elif name == "mode" and mode is not None:
             text = mode.name.label

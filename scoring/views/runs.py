@@ -165,7 +165,7 @@ def _progress_context(request, run):
         "detail": mode.detail_context(run) if mode.detail_template else {},
         # "About this run" is swapped with the progress (out of band), so
         # its times and findings never lag behind the bar.
-        "params": run_params(run, mode),
+        "params": display.run_params(run, mode),
         "findings": display.run_findings(run),
         "failed_calls": failed_calls,
         "timing": run_timing(run, timezone.now()),
@@ -176,16 +176,6 @@ def _progress_context(request, run):
         # Fine-tune runs have candidates instead.
         "has_heatmap": mode.has_heatmap,
     }
-
-
-def run_params(run, mode):
-    """display.run_params, except that identifiers (an estimate's seed, a run
-    id) are written as they are, without thousands separators."""
-    return [
-        (mode.label(name), str(value) if name in mode.identifiers and isinstance(value, int)
-         else display.value_text(value))
-        for name, value in display.in_form_order(mode, run.params).items()
-    ]
 
 
 def _note_keys(run):
