@@ -161,6 +161,19 @@ def test_it_refuses_a_run_with_nothing_due(agent, snapshot, ref):
     assert "snapshot" in e.value.message_dict
 
 
+@pytest.mark.parametrize("due", [1, 2])
+def test_it_says_how_many_due_memories_are_too_recent(agent, snapshot, ref, due):
+    late = past_cutoff(snapshot)
+    assert len(late) >= 2
+    Memory.objects.filter(agent=agent).exclude(key__in=late[:due]).update(last_scored=timezone.now(), weight=1.0)
+
+    with pytest.raises(ValidationError) as e:
+        start_run(snapshot, "incremental", params={"max_age": 3600})
+
+    said = {1: "the one due memory is too recent", 2: "the 2 due memories are too recent"}[due]
+    assert said in e.value.message_dict["snapshot"][0]
+
+
 def test_it_defaults_its_parameters_from_the_agent(agent, snapshot, ref):
     agent.incremental_max_age, agent.incremental_response_window, agent.incremental_batch = 60, 4, 2
     agent.save()

@@ -69,7 +69,8 @@ class IncrementalMode(ScoringMode):
         if not calls:
             reason = "no memory of this snapshot is due for scoring"
             if skipped:
-                reason = f"the {len(skipped)} due memories are too recent to score ({PAST_CUTOFF})"
+                reason = (f"the one due memory is too recent to score ({PAST_CUTOFF})" if len(skipped) == 1
+                          else f"the {len(skipped)} due memories are too recent to score ({PAST_CUTOFF})")
             raise ValidationError({"snapshot": reason})
         return Plan(params, calls, {"skipped": skipped})
 
