@@ -114,6 +114,8 @@ def test_it_does_not_cache_an_active_run(cast, agent):
     data = client.get(reverse("heatmap_data", args=[run.pk])).json()
     assert data["values"] == [500, 2000]
     assert data["missing"] == [] and data["active"] is True
+    page = client.get(reverse("heatmap", args=[run.pk])).text
+    assert "not scored yet" in page and "not scored in this run" not in page
 
 
 def test_it_downloads_every_cell_as_csv(cast, run):
@@ -155,7 +157,8 @@ def test_it_returns_the_cell_fragment_to_htmx_escaped(cast, run):
     assert XSS not in fragment.text
     assert "Memory &lt;script&gt;alert(1)&lt;/script&gt; text" in fragment.text
     assert "Second &lt;script&gt;alert(1)&lt;/script&gt; answer" in fragment.text
-    assert "not scored yet" in fragment.text
+    # The run has ended: a cell it did not score never will be.
+    assert "not scored in this run" in fragment.text and "not scored yet" not in fragment.text
 
 
 def test_it_renders_the_cell_as_a_page_without_htmx(cast, run):

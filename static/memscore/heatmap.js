@@ -425,7 +425,9 @@
 
   function describe(i) {
     if (state[i] === FAILED) return "failed: the score call failed, value unknown";
-    if (state[i] === MISSING) return "not scored yet";
+    // A finished run's grey cells never will be (an incremental run scores
+    // each memory over its own window only; a cancelled run stopped).
+    if (state[i] === MISSING) return d.active ? "not scored yet" : "not scored in this run";
     if (state[i] === UNAFFECTED) return "before the memory: unaffected (exactly 0, the response comes before the memory's first appearance)";
     return estimated(valueWords(value[i]));
   }

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from tests.browser.conftest import login
 from tests.conftest import ARTIFACTS
-from tests.matrix_data import FAILED, matrix_run
+from tests.matrix_data import FAILED, MISSING, matrix_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -153,6 +153,17 @@ def png_size(path):
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     return struct.unpack(">II", data[16:24])
+
+
+def test_a_finished_runs_grey_cell_says_it_was_not_scored_in_this_run(browser, live_server, cast, agent):
+    # An incremental run scores each memory over its own window: the rest of
+    # its row never will be ("not scored yet" said otherwise).
+    ended = matrix_run(agent, [[MISSING, 1.0]], keys=["windowed/memory"])
+    page = open_heatmap(browser, live_server, cast, ended)
+    page.locator("#heatmap-canvas").focus()
+    assert "not scored in this run" in page.locator("#heatmap-announce").inner_text()
+    assert "not scored in this run" in page.locator(".legend").inner_text()
+    page.context.close()
 
 
 def test_the_png_is_a_labelled_figure(browser, live_server, cast, run, request):
