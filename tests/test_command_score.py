@@ -17,9 +17,10 @@ def snapshot(agent):
     return make_snapshot(agent)
 
 
-def score(*args):
+def score(*args, err=None):
+    """stdout's lines: the run id, then the findings; progress goes to err (stderr)."""
     out = StringIO()
-    call_command("score", *[str(a) for a in args], stdout=out)
+    call_command("score", *[str(a) for a in args], stdout=out, stderr=err or StringIO())
     return out.getvalue().splitlines()
 
 
@@ -33,13 +34,14 @@ def test_it_starts_a_run_and_prints_its_id(snapshot):
 
 
 def test_it_runs_inline_and_reports_progress(snapshot):
-    lines = score(snapshot.pk, "--mode", "full", "--inline")
+    err = StringIO()
+    lines = score(snapshot.pk, "--mode", "full", "--inline", err=err)
 
     run = ScoringRun.objects.get()
-    assert lines[0] == str(run.pk)
+    # stdout: what scripts read; the progress is on stderr.
+    assert lines == [str(run.pk), "8 memories, 56 cells"]
     assert run.status == ScoringRun.Status.SUCCEEDED
-    assert any(line.startswith(f"run {run.pk} succeeded: 9/9 calls (0 failed)") for line in lines)
-    assert lines[-1] == "8 memories, 56 cells"
+    assert err.getvalue().splitlines()[-1].startswith(f"run {run.pk} succeeded: 9/9 calls (0 failed)")
     assert CellScore.objects.filter(run=run).count() == 56
 
 
@@ -67,21 +69,25 @@ def test_it_exits_non_zero_when_the_run_is_partial(snapshot, agent, ref):
 
 
 def test_it_follows_a_run_on_a_worker(snapshot, celery_worker):
-    lines = score(snapshot.pk, "--mode", "memory", "--key", "places/office", "--wait")
+    err = StringIO()
+    lines = score(snapshot.pk, "--mode", "memory", "--key", "places/office", "--wait", err=err)
 
     run = ScoringRun.objects.get()
     assert run.status == ScoringRun.Status.SUCCEEDED
-    assert lines[0] == str(run.pk)
-    assert any("succeeded: 2/2 calls" in line for line in lines)
+    assert len(lines) == 2 and lines[0] == str(run.pk)
     assert lines[-1].startswith("importance of places/office: ")
+    progress = err.getvalue().splitlines()
+    assert progress[-1].startswith(f"run {run.pk} succeeded: 2/2 calls")
+    assert len(progress) == len(set(progress))
 
 
 def test_it_explains_what_it_cannot_start(snapshot):
     cases = [
         ([999999, "--mode", "full"], "no snapshot with id 999999"),
-        ([snapshot.pk, "--mode", "memory", "--key", "nope"], "key: no memory with key 'nope'"),
+        ([snapshot.pk, "--mode", "memory", "--key", "nope"], "--key: no memory with key 'nope'"),
         ([snapshot.pk, "--mode", "full", "--count", "3"], "--count does not apply to --mode full"),
-        ([snapshot.pk, "--mode", "incremental", "--limit", "0"], "limit: must be at least 1"),
+        ([snapshot.pk, "--mode", "incremental", "--limit", "0"], "--limit: must be at least 1"),
+        ([snapshot.pk, "--mode", "incremental", "--max-age", "-1"], "--max-age: must be at least 0"),
     ]
     for args, message in cases:
         with pytest.raises(CommandError) as e:
