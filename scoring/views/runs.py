@@ -32,6 +32,7 @@ def run_list(request):
     runs = ScoringRun.objects.select_related("agent", "snapshot", "created_by")
     # Unknown filter values are ignored (RunFilter), not answered with an error.
     filterset = RunFilter(request.GET or None, queryset=runs)
+    agents = dict(Agent.objects.values_list("id", "name"))
     page = Paginator(filterset.qs, 50).get_page(request.GET.get("page"))
     page.object_list = label_origins(page.object_list)
     for run in page.object_list:
@@ -42,7 +43,8 @@ def run_list(request):
         "scoring/run_list.html",
         {
             "page": page,
-            "agent_choices": Agent.objects.values_list("id", "name"),
+            "agent_choices": agents.items(),
+            "ignored": ignored_filters(request.GET, filterset, agents),
             "statuses": RunStatus.choices,
             "modes": mode_choices(),
             "selected": {name: request.GET.get(name, "") for name in ("agent", "status", "mode")},
@@ -176,6 +178,22 @@ def _progress_context(request, run):
         # Fine-tune runs have candidates instead.
         "has_heatmap": mode.has_heatmap,
     }
+
+
+def ignored_filters(query, filterset, agents):
+    """What of the query string the list did not apply, in words: a value the
+    filter does not know is ignored (a bookmark may outlive a choice), and
+    the page says so rather than seem filtered."""
+    if not filterset.is_bound or filterset.is_valid():
+        ignored = []
+    else:
+        why = {"agent": "not an agent's id"}
+        ignored = [f"{name} “{query.get(name)}” ({why.get(name, 'not one of the choices')})"
+                   for name in filterset.form.errors]
+    agent = filterset.form.cleaned_data.get("agent") if filterset.is_bound else None
+    if agent is not None and int(agent) not in agents:
+        ignored.append(f"agent “{query.get('agent')}”: there is no such agent, so no run matches")
+    return ignored
 
 
 def _note_keys(run):
