@@ -58,7 +58,8 @@ def test_it_rejects_when_any_reviewer_rejects(cast, agent):
     c = make_candidate(agent)
     c.decide(cast.reviewer, "approve")
     assert c.status == Candidate.Status.APPROVED
-    c.decide(cast.reviewer2, "reject", comment="wrong tone")
+    # Moving a settled candidate is a reversal: confirmed (test_review_reversals.py).
+    c.decide(cast.reviewer2, "reject", comment="wrong tone", confirm_reversal=True)
     assert c.status == Candidate.Status.REJECTED
     assert [t.detail["to"] for t in transitions(c).order_by("id")] == ["approved", "rejected"]
 
@@ -75,7 +76,7 @@ def test_the_agent_says_how_many_rejections_settle_it(cast, agent):
     c.decide(cast.operator, "approve")
     c.decide(cast.viewer, "approve")  # the model verb does not check roles; the views do
     assert c.status == Candidate.Status.APPROVED  # two approvals; one rejection does not outweigh
-    c.decide(cast.reviewer2, "reject", comment="agree with rita")
+    c.decide(cast.reviewer2, "reject", comment="agree with rita", confirm_reversal=True)
     assert c.status == Candidate.Status.REJECTED  # the second rejection settles it
 
 
@@ -109,7 +110,7 @@ def test_next_for_moves_past_a_candidate_and_wraps(cast, agent):
 def test_it_lets_a_reviewer_change_their_mind(cast, agent):
     c = make_candidate(agent)
     c.decide(cast.reviewer, "reject", comment="hmm")
-    c.decide(cast.reviewer, "approve")
+    c.decide(cast.reviewer, "approve", confirm_reversal=True)
     assert c.status == Candidate.Status.APPROVED
     assert c.reviews.count() == 1
     assert c.reviews.get().decision == Review.Decision.APPROVE
@@ -151,7 +152,7 @@ def test_it_reopens_decisions_when_the_job_failed(cast, agent):
     c = make_candidate(agent, status=Candidate.Status.APPROVED)
     job = send_to_training(agent, cast.operator)
     job.mark_failed("the server said no")
-    c.decide(cast.reviewer, "reject", comment="on reflection, no")
+    c.decide(cast.reviewer, "reject", comment="on reflection, no", confirm_reversal=True)
     assert c.status == Candidate.Status.REJECTED
 
 

@@ -4,7 +4,10 @@ Candidate.Status (what the team decided, and what training did with it):
 
     pending  <-> approved <-> rejected    decide(): settled from the reviews, any
                                           way round, until the candidate is in a
-                                          live train job or trained
+                                          live train job or trained; a vote that
+                                          would move a settled (approved or
+                                          rejected) candidate is refused unless
+                                          confirmed, and is logged as a reversal
     approved  -> trained                  CandidateQuerySet.mark_trained(): the
                                           server accepted its job
     trained   -> approved                 CandidateQuerySet.mark_untrained(): that
@@ -44,6 +47,24 @@ def settled_status(approvals, rejections, agent):
     if approvals >= agent.required_approvals:
         return Candidate.Status.APPROVED
     return Candidate.Status.PENDING
+
+
+class ReversalNeedsConfirmation(ValidationError):
+    """A vote would reverse a settled candidate's status; decide() again with
+    confirm_reversal=True to go ahead. `new_status` is what it would become."""
+
+    def __init__(self, candidate, decision, new_status):
+        self.new_status = new_status
+        verb = {"approve": "approval", "reject": "rejection", "skip": "skip"}[decision]
+        super().__init__(
+            f"Candidate #{candidate.pk} is already {candidate.get_status_display()}; your {verb} "
+            f"would make it {status_words(new_status)}. Confirm to reverse the decision."
+        )
+
+
+def status_words(status):
+    """A status as a sentence's end: "it would make it ..."."""
+    return "pending again (awaiting review)" if status == Candidate.Status.PENDING else str(status)
 
 
 def settling_rule(agent):
@@ -282,13 +303,39 @@ class Candidate(models.Model):
 
     # --- decisions ------------------------------------------------------
 
-    def decide(self, reviewer, decision, comment=""):
+    # Set by a view whose user confirmed reversing a settled candidate, for a
+    # verb that decides through other code (edit and approve, scoring.editing).
+    reversal_confirmed = False
+
+    @property
+    def is_settled(self):
+        """Approved or rejected by the reviews (and not yet trained)."""
+        return self.status in (self.Status.APPROVED, self.Status.REJECTED)
+
+    def status_after(self, reviewer, decision):
+        """The status `reviewer`'s `decision` would settle, in place of their
+        current one (what the page tells a reviewer before they vote)."""
+        others = list(self.reviews.exclude(reviewer=reviewer).values_list("decision", flat=True))
+        decisions = [*others, Review.Decision(decision)]
+        return settled_status(
+            decisions.count(Review.Decision.APPROVE), decisions.count(Review.Decision.REJECT), self.agent
+        )
+
+    def decide(self, reviewer, decision, comment="", confirm_reversal=None):
         """Record `reviewer`'s decision (replacing an earlier one) and settle the status.
 
         The status follows settled_status (the agent's rule). The candidate row is locked
         for the whole change, so concurrent deciders settle one after another
         and only one of them records each status transition.
+
+        A vote that would move a settled candidate to another status (approved
+        to rejected, or back to pending, ...) raises ReversalNeedsConfirmation
+        unless `confirm_reversal` (by default `reversal_confirmed`); confirmed,
+        it is logged as "reversed the decision on". A vote that leaves the
+        status as it is needs no confirmation (the page says it changes nothing).
         """
+        if confirm_reversal is None:
+            confirm_reversal = self.reversal_confirmed
         try:
             decision = Review.Decision(decision)
         except ValueError:
@@ -303,12 +350,27 @@ class Candidate(models.Model):
                 Candidate.objects.without_ids().select_for_update(of=("self",)).select_related("agent").get(pk=self.pk)
             )
             locked.check_decidable()
+            new_status = locked.status_after(reviewer, decision)
+            reverses = locked.is_settled and new_status != locked.status
+            if reverses and not confirm_reversal:
+                raise ReversalNeedsConfirmation(locked, decision, new_status)
+            earlier = Review.objects.filter(candidate=locked, reviewer=reviewer).first()
             Review.objects.update_or_create(
                 candidate=locked, reviewer=reviewer, defaults={"decision": decision, "comment": comment}
             )
+            replaced = {}
+            if earlier is not None:
+                # The log keeps what the review row no longer holds.
+                replaced = {"replaced": earlier.decision, "replaced_comment": earlier.comment}
             Activity.record(
-                reviewer, DECISION_VERBS[decision], locked, comment=comment, divergence=locked.divergence
+                reviewer, DECISION_VERBS[decision], locked, comment=comment, divergence=locked.divergence,
+                **replaced,
             )
+            if reverses:
+                Activity.record(
+                    reviewer, "reversed the decision on", locked,
+                    **{"from": locked.status, "to": new_status, "decision": decision, "confirmed": True},
+                )
             locked._settle(reviewer)
         self.refresh_from_db()
         return self

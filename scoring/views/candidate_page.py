@@ -7,12 +7,14 @@ it alone. What the forms post to is views/review.py.
 
 import difflib
 import re
+from datetime import timedelta
 
 from django import forms
 from django.utils import timezone
 
-from scoring.models import Candidate, Node, Review, TrainSample
-from scoring.models.candidates import blind_to, settling_rule
+from scoring.models import Activity, Candidate, Node, Review, TrainSample
+from scoring.models.candidates import blind_to, settling_rule, status_words
+from scoring.models.review import DECISION_VERBS
 from scoring.models.snapshots import Section
 
 # Conversation nodes shown before the response on a candidate's page.
@@ -24,16 +26,33 @@ class DecideForm(forms.Form):
     """A decision and the page's one comment box (which a rejection needs)."""
 
     decision = forms.ChoiceField(choices=Review.Decision.choices)
+    # The decision the user confirmed reversing a settled candidate with (the
+    # confirmation's button sends it); any other decision is not confirmed.
+    confirm_reversal = forms.CharField(required=False)
     comment = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Why? (required to reject)"}),
     )
+
+    def __init__(self, data=None, *args, **kwargs):
+        if data is not None and not data.get("decision") and data.get("confirm_reversal"):
+            # The confirmation's own button sends only confirm_reversal=DECISION,
+            # so the page's usual buttons (and their keys) never confirm.
+            data = data.copy()
+            data["decision"] = data["confirm_reversal"]
+        super().__init__(data, *args, **kwargs)
 
     def clean(self):
         data = super().clean()
         if data.get("decision") == Review.Decision.REJECT and not data.get("comment", "").strip():
             self.add_error("comment", "A rejection needs a comment saying why.")
         return data
+
+    @property
+    def confirmed(self):
+        return bool(self.cleaned_data.get("decision")) and (
+            self.cleaned_data.get("confirm_reversal") == self.cleaned_data["decision"]
+        )
 
 
 class CommentForm(forms.Form):
@@ -46,6 +65,12 @@ class EditForm(forms.Form):
     text = forms.CharField(
         label="Corrected response", strip=False, widget=forms.Textarea(attrs={"rows": 10})
     )
+    # "approve" when the user confirmed that approving reverses a settled candidate.
+    confirm_reversal = forms.CharField(required=False)
+
+    @property
+    def confirmed(self):
+        return self.cleaned_data.get("confirm_reversal") == Review.Decision.APPROVE
 
 
 def decisions_context(request, candidate):
@@ -63,11 +88,14 @@ def decisions_context(request, candidate):
     sample = (
         TrainSample.objects.filter(candidate=candidate, live=True).select_related("job").first()
     )
+    decision_closed = candidate.status == Candidate.Status.TRAINED or sample is not None
+    approvals = [r for r in reviews if r.decision == Review.Decision.APPROVE]
     return {
         "candidate": candidate,
         "reviews": reviews,
         "my_review": my_review,
-        "approvals": [r for r in reviews if r.decision == Review.Decision.APPROVE],
+        "approvals": approvals,
+        "approvals_met": len(approvals) >= candidate.agent.required_approvals,
         "rejections": [r for r in reviews if r.decision == Review.Decision.REJECT],
         "required_approvals": candidate.agent.required_approvals,
         "rule": settling_rule(candidate.agent),
@@ -77,9 +105,41 @@ def decisions_context(request, candidate):
         "held_by_other": candidate.is_reserved_by_other(request.user),
         "reserved": bool(candidate.reserved_until and candidate.reserved_until > timezone.now()),
         "live_sample": sample,
-        "decision_closed": candidate.status == Candidate.Status.TRAINED or sample is not None,
+        "decision_closed": decision_closed,
         "can_review": can_review,
+        "new_votes": (
+            new_votes(request.user, candidate) if can_review and candidate.is_settled and not decision_closed else None
+        ),
+        "history": [] if blind else decision_history(candidate, reviews),
     }
+
+
+def new_votes(user, candidate):
+    """What each vote of `user` would do to a settled candidate, in words:
+    [(decision label, the status it leaves, whether that reverses it)]."""
+    said = []
+    for decision in (Review.Decision.APPROVE, Review.Decision.REJECT, Review.Decision.SKIP):
+        after = candidate.status_after(user, decision)
+        said.append((decision.label.capitalize(), status_words(after), after != candidate.status))
+    return said
+
+
+# A reviewer's review row is rewritten when they change their mind; the log
+# keeps the decisions it replaced. Asked only when a review was changed (its
+# row updated well after it was made), since the log is not indexed by target.
+CHANGED_AFTER = timedelta(seconds=1)
+HISTORY_VERBS = [*DECISION_VERBS.values(), "reversed the decision on"]
+
+
+def decision_history(candidate, reviews):
+    """The decisions and reversals on `candidate`, oldest first, from the
+    activity log, when some reviewer replaced an earlier decision; else []."""
+    if not any(r.updated_at - r.created_at > CHANGED_AFTER for r in reviews):
+        return []
+    return list(
+        Activity.objects.filter(target_type="candidate", target_id=str(candidate.pk), verb__in=HISTORY_VERBS)
+        .order_by("created_at", "id")[:100]
+    )
 
 
 def page_context(request, candidate, queue=None, **forms_):
@@ -107,6 +167,10 @@ def page_context(request, candidate, queue=None, **forms_):
         edit_form=forms_.get("edit_form")
         or EditForm(initial={"text": candidate.training_text}),
         edit_open="edit_form" in forms_,
+        # A vote refused because it would reverse a settled candidate: the
+        # form offers to confirm it.
+        reversal=forms_.get("reversal"),
+        edit_reversal=forms_.get("edit_reversal"),
     )
     return context
 

@@ -20,8 +20,8 @@ from django_htmx.http import reswap, retarget
 from scoring.access import get_candidate_for_user, require_perm
 from scoring.client import InferenceError
 from scoring.editing import edit_and_approve
-from scoring.models import Agent, Candidate
-from scoring.models.candidates import settling_rule
+from scoring.models import Agent, Candidate, Review
+from scoring.models.candidates import ReversalNeedsConfirmation, settling_rule, status_words
 from scoring.models.review import DECISION_VERBS
 from scoring.roles import REVIEWER
 
@@ -118,15 +118,21 @@ def candidate_decide(request, pk):
     candidate = get_candidate_for_user(request, pk)
     require_perm(request, "scoring.review_candidate")
     form = DecideForm(request.POST)
+    before = candidate.status
+    reversal = None
     if form.is_valid():
+        decision = form.cleaned_data["decision"]
         try:
-            candidate.decide(request.user, form.cleaned_data["decision"], form.cleaned_data["comment"])
+            candidate.decide(request.user, decision, form.cleaned_data["comment"], confirm_reversal=form.confirmed)
+        except ReversalNeedsConfirmation as e:
+            form.add_error(None, e)
+            reversal = {"decision": decision, "label": Review.Decision(decision).label, "to": e.new_status}
         except ValidationError as e:
             form.add_error(None, e)
     if form.errors:
-        return _form_errors(request, candidate, "decide_form", decide_form=form)
+        return _form_errors(request, candidate, "decide_form", decide_form=form, reversal=reversal)
     verb = DECISION_VERBS[form.cleaned_data["decision"]]
-    return _move_on(request, candidate, f"You {verb} candidate #{candidate.pk}")
+    return _move_on(request, candidate, f"You {verb} candidate #{candidate.pk}", before)
 
 
 @require_POST
@@ -152,23 +158,40 @@ def candidate_edit(request, pk):
     candidate = get_candidate_for_user(request, pk)
     require_perm(request, "scoring.review_candidate")
     form = EditForm(request.POST)
+    before = candidate.status
+    reversal = None
     if form.is_valid():
-        try:
-            edit_and_approve(candidate, request.user, form.cleaned_data["text"])
-        except ValidationError as e:
-            form.add_error(None, e)
-        except InferenceError as e:
-            form.add_error("text", f"The inference server could not tokenize the text: {e}")
+        # Asked before the server tokenizes: a reversal not yet confirmed costs no call.
+        after = candidate.status_after(request.user, Review.Decision.APPROVE)
+        if candidate.is_settled and after != candidate.status and not form.confirmed:
+            error = ReversalNeedsConfirmation(candidate, Review.Decision.APPROVE, after)
+            form.add_error(None, error)
+            reversal = {"decision": "approve", "label": "edit and approve", "to": after}
+        else:
+            candidate.reversal_confirmed = form.confirmed
+            try:
+                edit_and_approve(candidate, request.user, form.cleaned_data["text"])
+            except ValidationError as e:
+                form.add_error(None, e)
+            except InferenceError as e:
+                form.add_error("text", f"The inference server could not tokenize the text: {e}")
     if form.errors:
-        return _form_errors(request, candidate, "edit_form", edit_form=form)
-    return _move_on(request, candidate, f"You edited and approved candidate #{candidate.pk}")
+        return _form_errors(request, candidate, "edit_form", edit_form=form, edit_reversal=reversal)
+    return _move_on(request, candidate, f"You edited and approved candidate #{candidate.pk}", before)
 
 
-def _move_on(request, candidate, said):
+def _move_on(request, candidate, said, before):
     """Every decision moves on to the next candidate, saying what it did and
-    where the candidate now stands."""
+    where the candidate now stands (`before`: its status before the vote)."""
     candidate.refresh_from_db(fields=["status"])
-    messages.success(request, f"{said}: it is now {candidate.get_status_display()}. Here is the next one.")
+    now = candidate.get_status_display()
+    if candidate.status == before and candidate.is_settled:
+        where = f"it stays {now}: your vote did not change the outcome"
+    elif before in (Candidate.Status.APPROVED, Candidate.Status.REJECTED):
+        where = f"you reversed it from {before} to {now}"
+    else:
+        where = f"it is now {now}"
+    messages.success(request, f"{said}: {where}. Here is the next one.")
     url = _queue_url(agent_filter(request))
     if request.htmx:
         response = HttpResponse(status=204)
@@ -196,17 +219,34 @@ def candidate_bulk(request):
         return redirect(back)
 
     decision, comment = form.cleaned_data["decision"], form.cleaned_data["comment"]
-    done, refused = [], []
+    # The bar's "Reverse settled candidates too" box: without it, a settled
+    # candidate this would move is left as it is, and listed.
+    confirm = request.POST.get("confirm_reversal") == "1"
+    done, refused, unconfirmed, reversed_ = [], [], [], []
     for candidate in Candidate.objects.without_ids().filter(pk__in=ids).order_by("-divergence", "id"):
+        before = candidate.status
         try:
-            candidate.decide(request.user, decision, comment)
+            candidate.decide(request.user, decision, comment, confirm_reversal=confirm)
             done.append(candidate.pk)
+            if candidate.status != before and before in (Candidate.Status.APPROVED, Candidate.Status.REJECTED):
+                reversed_.append(f"#{candidate.pk} ({before} → {candidate.status})")
+        except ReversalNeedsConfirmation as e:
+            unconfirmed.append(f"#{candidate.pk} ({before} → {status_words(e.new_status)})")
         except ValidationError as e:
             refused.append(f"#{candidate.pk} ({' '.join(e.messages)})")
     if done:
         listed = ", ".join(f"#{pk}" for pk in done)
         plural = "s" if len(done) != 1 else ""
         messages.success(request, f"You {DECISION_VERBS[decision]} {len(done)} candidate{plural}: {listed}.")
+    if reversed_:
+        messages.warning(request, "You reversed settled decisions: " + ", ".join(reversed_) + ".")
+    if unconfirmed:
+        messages.warning(
+            request,
+            f"Not decided, as your {Review.Decision(decision).label} would reverse their settled decision: "
+            + ", ".join(unconfirmed)
+            + ". To reverse them, select them again and tick “Reverse settled candidates too”.",
+        )
     if refused:
         messages.warning(request, "Not decided: " + "; ".join(refused))
     return redirect(back)
