@@ -16,6 +16,24 @@ CUTOFF = (3, 5)
 PAST_CUTOFF = f"past {100 * CUTOFF[0] // CUTOFF[1]}% of the conversation"
 
 
+def nothing_to_score(skipped):
+    """Why a snapshot gives an incremental run nothing to score, in words."""
+    if not skipped:
+        return "no memory of this snapshot is due for scoring"
+    recent = sum(1 for s in skipped if s["reason"] == PAST_CUTOFF)
+    after = len(skipped) - recent
+    parts = []
+    if recent == 1:
+        parts.append(f"the one due memory is too recent to score ({PAST_CUTOFF})")
+    elif recent:
+        parts.append(f"the {recent} due memories are too recent to score ({PAST_CUTOFF})")
+    if after == 1:
+        parts.append("one due memory has no response after it")
+    elif after:
+        parts.append(f"{after} due memories have no response after them")
+    return "; ".join(parts)
+
+
 class IncrementalParams(ParamsForm):
     max_age = whole_number(
         0, label="Max age (seconds)", help_text="incremental: re-score after this many seconds"
@@ -67,11 +85,7 @@ class IncrementalMode(ScoringMode):
             calls.append(CallSpec(Filter.NONE, pos, end))
             calls.append(CallSpec(Filter.SKIP_KEY, pos, end, memory=memory, baseline=len(calls) - 1))
         if not calls:
-            reason = "no memory of this snapshot is due for scoring"
-            if skipped:
-                reason = (f"the one due memory is too recent to score ({PAST_CUTOFF})" if len(skipped) == 1
-                          else f"the {len(skipped)} due memories are too recent to score ({PAST_CUTOFF})")
-            raise ValidationError({"snapshot": reason})
+            raise ValidationError({"snapshot": nothing_to_score(skipped)})
         return Plan(params, calls, {"skipped": skipped})
 
     def settle(self, run, call, baseline, tokens):
