@@ -4,13 +4,15 @@ an agent and its snapshot-API token, for scripted set-ups."""
 import json
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from scoring.models import Activity, Agent
 from scoring.models.agents import Backend, TrainingTarget
 
+from . import _cli
 
-class Command(BaseCommand):
+
+class Command(_cli.Command):
     help = "Create an agent and print its id and a new snapshot-API token (shown only this once)."
 
     def add_arguments(self, parser):

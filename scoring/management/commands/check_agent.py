@@ -4,13 +4,15 @@ One line per check (ok, FAIL or skip, its name, what was found and what to
 change); exits non-zero when any check fails. The checks are scoring.checks.
 """
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from scoring.checks import check_agent
 from scoring.models import Agent
 
+from . import _cli
 
-class Command(BaseCommand):
+
+class Command(_cli.Command):
     help = (
         "Check the agent's inference server in a few seconds: it answers, serves the model, "
         "tokenizes nodes as a whole, gives spans and finite scores, and answers /train "

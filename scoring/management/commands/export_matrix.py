@@ -3,14 +3,16 @@
 import os
 import sys
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from scoring.heatmap import export
 from scoring.heatmap.matrix import load_matrix
 from scoring.models import ScoringRun
 
+from . import _cli
 
-class Command(BaseCommand):
+
+class Command(_cli.Command):
     help = (
         "Write a run's cells to stdout, one record per memory and response: the signed delta, "
         "its importance and its state (scored, failed or missing). The same export as the "
@@ -19,7 +21,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("run", type=int, help="Scoring run id")
-        parser.add_argument("--format", choices=["csv", "json"], default="csv")
+        parser.add_argument("--format", choices=["csv", "json"], default="csv",
+                            help="csv (a header line, then a record per line) or json (one document) [csv]")
 
     def handle(self, *args, run, format, **options):
         found = ScoringRun.objects.select_related("agent").filter(pk=run).first()

@@ -3,13 +3,15 @@ snapshot, through the same validation as the API and the upload page."""
 
 import sys
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from scoring.importing import SnapshotError, TokenizeError, import_or_find, parse_snapshot_json
 from scoring.models import Agent, Snapshot
 
+from . import _cli
 
-class Command(BaseCommand):
+
+class Command(_cli.Command):
     help = (
         "Import a snapshot JSON file (- for stdin) into an agent; prints the snapshot id "
         "(the stored one's when the agent already sent this content)."
