@@ -52,13 +52,15 @@ def test_it_ignores_blank_form_fields(snapshot):
     assert run.params == {}
 
 
-def test_it_refuses_a_full_run_of_a_snapshot_without_memories(agent):
+@pytest.mark.parametrize("mode", ["full", "finetune"])
+def test_it_refuses_a_run_of_a_snapshot_without_memories(agent, mode):
+    # A fine-tune run's call without memories would be its baseline again.
     doc = conversation_doc(agent.name, identity=False, repeat_key=False)
     doc["conversation"] = [n for n in doc["conversation"] if "memory" not in n]
     snapshot = make_snapshot(agent, doc)
 
     with pytest.raises(ValidationError) as e:
-        start_run(snapshot, "full")
+        start_run(snapshot, mode)
 
     assert "no memories" in e.value.message_dict["snapshot"][0]
 

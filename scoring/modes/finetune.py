@@ -62,6 +62,9 @@ class FinetuneMode(ScoringMode):
         return form
 
     def plan(self, snapshot, outline, params):
+        if not outline.keys():
+            # The call without memories would be the baseline again: no response can lose anything.
+            raise ValidationError({"snapshot": "this snapshot has no memories, so no response depends on them"})
         end = len(outline.entries)
         start = max(0, end - params["count"])
         if not outline.responses_in(start, end):
