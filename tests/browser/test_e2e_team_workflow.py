@@ -68,7 +68,7 @@ def test_it_takes_a_snapshot_from_upload_to_a_trained_sample(
     operator.goto(snapshot_url)
     operator.select_option("select[name=mode]", "finetune")
     operator.fill("input[name=min_divergence]", "1")
-    operator.check("input[name=alternates]")
+    operator.check("input[type=checkbox][name=alternates]")
     operator.click("text=Start run")
     operator.wait_for_url(re.compile(r"/runs/\d+/$"))
     wait_until_run_ends(operator)
