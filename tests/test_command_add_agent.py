@@ -37,7 +37,9 @@ def test_it_takes_every_server_setting(db):
     [
         (["--backend", "tgi"], "invalid choice"),
         (["--prefix-ids", "1,2"], "--prefix-ids must be a JSON list"),
-        (["--prefix-ids", '["a"]'], "prefix_ids:"),
+        (["--prefix-ids", '["a"]'], "invalid agent: --prefix-ids: "),
+        (["--concurrency", "0"], "invalid agent: --concurrency: "),
+        (["--url", "gpu-1"], "invalid agent: --url: Enter an http"),  # the last --url wins
     ],
 )
 def test_it_refuses_bad_server_settings(db, args, message):

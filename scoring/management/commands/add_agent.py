@@ -11,6 +11,13 @@ from scoring.models.agents import Backend, TrainingTarget
 
 from . import _cli
 
+# The agent's fields as this command's options: an error names what was typed.
+FLAGS = {
+    "name": "NAME", "base_url": "--url", "model": "--model", "backend": "--backend", "priority": "--priority",
+    "training_target": "--training-target", "prefix_ids": "--prefix-ids", "end_of_turn": "--end-of-turn",
+    "api_key_env": "--api-key-env", "score_concurrency": "--concurrency",
+}
+
 
 class Command(_cli.Command):
     help = "Create an agent and print its id and a new snapshot-API token (shown only this once)."
@@ -48,7 +55,9 @@ class Command(_cli.Command):
         try:
             agent.full_clean()
         except ValidationError as e:
-            problems = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in e.message_dict.items())
+            problems = "; ".join(
+                f"{FLAGS.get(field, field)}: {' '.join(msgs)}" for field, msgs in e.message_dict.items()
+            )
             raise CommandError(f"invalid agent: {problems}") from None
         agent.save()
         token = agent.issue_ingest_token()
