@@ -204,6 +204,39 @@ def test_bulk_reject_asks_for_a_comment_first(candidates):
     assert Activity.objects.filter(verb="rejected", actor=reviewer).count() == 2
 
 
+@pytest.mark.parametrize("action", ["approve_selected", "reject_selected"])
+def test_bulk_decisions_ask_before_reversing_a_settled_candidate(candidates, action):
+    settled, fresh = candidates
+    reviewer, client = staff("rita", "reviewer")
+    # Settled the other way, by her own earlier vote, which this one would replace.
+    settled.decide(reviewer, "reject" if action == "approve_selected" else "approve", "no")
+    assert settled.status != Candidate.Status.PENDING
+    url = reverse("admin:scoring_candidate_changelist")
+    post = {"action": action, "_selected_action": [settled.pk, fresh.pk], "index": 0}
+    if action == "reject_selected":
+        post.update(apply="1", comment="Off topic.")
+
+    page = client.post(url, post)
+    # The unsettled one is decided; the settled one is asked about, unchanged.
+    assert page.status_code == 200 and 'id="reversals"' in page.text
+    assert f"#{settled.pk} is already" in page.text
+    settled_before = settled.status
+    settled.refresh_from_db()
+    assert settled.status == settled_before
+    assert Review.objects.filter(candidate=fresh, reviewer=reviewer).exists()
+    earlier = "reject" if action == "approve_selected" else "approve"
+    assert Review.objects.get(candidate=settled, reviewer=reviewer).decision == earlier
+
+    # Confirmed on that page: reversed, and logged so.
+    confirm = {"action": action, "_selected_action": [settled.pk], "confirm_reversal": "1"}
+    if action == "reject_selected":
+        confirm.update(apply="1", comment="Off topic.")
+    assert client.post(url, confirm).status_code == 302
+    settled.refresh_from_db()
+    assert settled.status == (Candidate.Status.APPROVED if action == "approve_selected" else Candidate.Status.REJECTED)
+    assert Activity.objects.filter(verb="reversed the decision on", actor=reviewer).count() == 1
+
+
 def test_a_viewer_cannot_decide_from_the_admin(candidates):
     _, client = staff("vera", "viewer")
     response = client.post(reverse("admin:scoring_candidate_changelist"), {

@@ -5,10 +5,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
+from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 
 from scoring.admin.base import ReadOnlyAdmin, errors_text, short
 from scoring.models import Candidate, Comment, Review
+from scoring.models.candidates import ReversalNeedsConfirmation
 
 
 class ReviewInline(admin.TabularInline):
@@ -84,15 +86,14 @@ class CandidateAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Approve the selected candidates", permissions=["review"])
     def approve_selected(self, request, queryset):
-        self._decide(request, queryset, Review.Decision.APPROVE, "")
+        return self._decide(request, queryset, Review.Decision.APPROVE, "")
 
     @admin.action(description="Reject the selected candidates…", permissions=["review"])
     def reject_selected(self, request, queryset):
         # A rejection needs a reason: ask for one on an intermediate page.
         form = BulkRejectForm(request.POST if "apply" in request.POST else None)
         if form.is_bound and form.is_valid():
-            self._decide(request, queryset, Review.Decision.REJECT, form.cleaned_data["comment"])
-            return None
+            return self._decide(request, queryset, Review.Decision.REJECT, form.cleaned_data["comment"])
         context = {
             **self.admin_site.each_context(request),
             "title": "Reject candidates",
@@ -104,17 +105,37 @@ class CandidateAdmin(ReadOnlyAdmin):
         return TemplateResponse(request, "admin/scoring/candidate/reject_selected.html", context)
 
     def _decide(self, request, queryset, decision, comment):
-        done, failed = 0, []
+        """Decide each candidate; those whose settled status the vote would
+        reverse are left and asked about on a page of their own (their
+        reversal is posted back with confirm_reversal, as the review page does)."""
+        confirm = request.POST.get("confirm_reversal") == "1"
+        done, failed, reversals = 0, [], []
         for candidate in queryset:
             try:
-                candidate.decide(request.user, decision, comment)
+                candidate.decide(request.user, decision, comment, confirm_reversal=confirm)
                 done += 1
+            except ReversalNeedsConfirmation as e:
+                reversals.append((candidate, errors_text(e)))
             except ValidationError as e:
                 failed.append(f"{candidate}: {errors_text(e)}")
         verb = "Approved" if decision == Review.Decision.APPROVE else "Rejected"
-        self.message_user(request, f"{verb} {done} candidate(s).", messages.SUCCESS)
+        if done or not reversals:
+            self.message_user(request, f"{verb} {done} candidate{pluralize(done)}.", messages.SUCCESS)
         for problem in failed:
             self.message_user(request, f"Not decided: {problem}", messages.ERROR)
+        if not reversals:
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Reverse settled decisions?",
+            "opts": self.model._meta,
+            "reversals": reversals,
+            "action": request.POST.get("action"),
+            "verb": verb.lower()[:-1],
+            "comment": comment,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/scoring/candidate/confirm_reversal.html", context)
 
 
 @admin.register(Review)
