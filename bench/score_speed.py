@@ -213,7 +213,7 @@ def time_cli(snapshot, previous):
     same matrix started by `manage.py score --inline` in a child process."""
     started = time.perf_counter()
     subprocess.run([sys.executable, str(ROOT / "manage.py"), "score", str(snapshot.pk), "--mode", "full", "--inline"],
-                   check=True, env=os.environ, stdout=subprocess.DEVNULL)
+                   check=True, env=os.environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     command = time.perf_counter() - started
     run = type(previous).objects.filter(snapshot=snapshot).exclude(pk=previous.pk).latest("created_at")
     return command, (run.finished_at - run.created_at).total_seconds()

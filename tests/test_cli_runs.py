@@ -15,7 +15,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from scoring.models import CellScore, ScoringRun
+from scoring.models import Activity, CellScore, ScoringRun
 from scoring.models.runs import RunStatus
 from tests.conftest import BASE_DIR, NO_FAULTS, _database_url, wait_for
 from tests.engine_support import make_snapshot, private_refserver  # noqa: F401
@@ -106,6 +106,8 @@ def test_ctrl_c_cancels_a_run_done_here_and_says_so_in_one_line(snapshot, agent,
     assert f"/{run.calls_total} calls were done)" in last
     # Nothing else would ever finish it: it says cancelled, and why.
     assert run.status == RunStatus.CANCELLED and "interrupted" in run.error
+    assert run.error.startswith("cancelled by command line: ")
+    assert Activity.objects.get(verb="cancelled run").actor_name == "command line"
     assert out.strip() in ("", str(run.pk))
 
 

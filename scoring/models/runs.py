@@ -211,20 +211,23 @@ class ScoringRun(models.Model):
             )
         )
 
-    def cancel(self, by=None):
+    def cancel(self, by=None, *, actor_name=None, why=""):
         """Stop an active run: workers stop claiming its calls and discard
-        results still in flight. Returns False if the run had already ended."""
+        results still in flight. Returns False if the run had already ended.
+        `by`: the user who cancels it, or None (then named by actor_name, e.g.
+        "command line", as in the activity log); `why` is added to its error."""
         now = timezone.now()
         who = by if by is not None and getattr(by, "is_authenticated", False) else None
+        name = who.get_username() if who else actor_name or "system"
         cancelled = ScoringRun.objects.filter(pk=self.pk, status__in=ACTIVE_STATUSES).update(
             status=RunStatus.CANCELLED,
             cancelled_by=who,
             finished_at=now,
-            error=f"cancelled by {who.get_username() if who else 'system'}",
+            error=f"cancelled by {name}" + (f": {why}" if why else ""),
         )
         self.refresh_from_db()
         if cancelled:
-            Activity.record(by, "cancelled run", self, mode=self.mode)
+            Activity.record(who, "cancelled run", self, actor_name=name, mode=self.mode)
         return bool(cancelled)
 
 

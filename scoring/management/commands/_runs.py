@@ -14,7 +14,7 @@ from django.db import connection
 from scoring import modes
 from scoring.engine import run_inline, start_run
 from scoring.followups import Followups
-from scoring.models import Agent, CellScore, ScoringRun, Snapshot
+from scoring.models import Agent, CellScore, Snapshot
 from scoring.models.runs import RunStatus
 from scoring.tasks.enqueue import enqueue, enqueue_on_commit
 
@@ -176,10 +176,7 @@ def run_here(run, progress):
 
 
 def _cancelled_here(run, thread):
-    if run.cancel():
-        # Its page says why (cancel() names no one: "cancelled by system").
-        ScoringRun.objects.filter(pk=run.pk, status=RunStatus.CANCELLED).update(
-            error=f"cancelled: interrupted (Ctrl-C) on the {ACTOR} that ran it")
+    if run.cancel(actor_name=ACTOR, why="interrupted (Ctrl-C) where it ran"):
         # The work thread sees it at its next call and stops; results in flight are discarded.
         thread.join(5)
         run.refresh_from_db()
