@@ -5,7 +5,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from scoring.models import Activity, CellScore, ScoringRun
+from scoring.models import Activity, CellScore, Memory, ScoringRun
 from tests.conftest import NO_FAULTS, wait_for
 from tests.engine_support import make_snapshot, private_refserver  # noqa: F401
 
@@ -31,6 +31,12 @@ def test_it_starts_a_run_and_prints_its_id(snapshot):
     assert lines == [str(run.pk)]
     assert run.status == ScoringRun.Status.QUEUED and run.calls_total == 9
     assert Activity.objects.get(verb="started run").actor_name == "command line"
+
+
+def test_one_memory_is_one_memory(snapshot):
+    key = Memory.objects.filter(agent=snapshot.agent).order_by("key").first().key
+    lines = score(snapshot.pk, "--mode", "full", "--keys", key, "--inline")
+    assert lines[1].startswith("1 memory, ") and lines[1].endswith(" cells")
 
 
 def test_it_runs_inline_and_reports_progress(snapshot):

@@ -21,6 +21,7 @@ from collections import defaultdict
 
 import numpy as np
 from django.core.exceptions import ValidationError
+from django.template.defaultfilters import pluralize
 
 from scoring import maths, surrogate
 from scoring.context import Outline
@@ -186,7 +187,8 @@ class EstimateMode(ScoringMode):
             median = result.get("r2_median")
             write(f"ESTIMATE from {result.get('calls_used')} calls (K={run.params.get('ablations')}, "
                   f"seed {run.params.get('seed')}; exact would take {result.get('exact_calls')}): "
-                  f"{result['memories']} memories, {result['cells']} cells, median held-out R² "
+                  f"{result['memories']} memor{pluralize(result['memories'], 'y,ies')}, "
+                  f"{result['cells']} cell{pluralize(result['cells'])}, median held-out R² "
                   f"{'n/a' if median is None else f'{median:.3f}'}")
         exact = result.get("exact_calls")
         if exact and run.calls_total > exact:

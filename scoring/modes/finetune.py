@@ -10,6 +10,7 @@ import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.template.defaultfilters import pluralize
 
 from scoring import maths
 from scoring.followups import Followups
@@ -83,7 +84,7 @@ class FinetuneMode(ScoringMode):
     def report(self, run, write):
         ids = (run.result or {}).get("candidates", [])
         candidates = Candidate.objects.in_bulk(ids)
-        write(f"{len(ids)} candidates ({(run.result or {}).get('new', 0)} new)")
+        write(f"{len(ids)} candidate{pluralize(len(ids))} ({(run.result or {}).get('new', 0)} new)")
         for pk in ids:
             c = candidates[pk]
             start = " ".join(c.response_text.split())[:70]

@@ -11,6 +11,7 @@ A restricted run is not the agent's matrix: the memories page skips it.
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.template.defaultfilters import pluralize
 
 from scoring.models import CellScore, ScoreCall, ScoringRun
 from scoring.models.runs import Mode
@@ -96,7 +97,8 @@ class FullMode(ScoringMode):
     def report(self, run, write):
         result = run.result or {}
         if "memories" in result:
-            write(f"{result['memories']} memories, {result['cells']} cells")
+            n, cells = result["memories"], result["cells"]
+            write(f"{n} memor{pluralize(n, 'y,ies')}, {cells} cell{pluralize(cells)}")
 
 
 def _check_source(snapshot, pk):
