@@ -156,6 +156,9 @@ def memory_list(request, agent_id):
             "page": page,
             "sort": sort,
             "flag": chosen.get("flag", ""),
+            # A flag the list does not know is not applied; the page says so.
+            "ignored_flag": request.GET.get("flag") if memory_filter.is_bound and "flag" in memory_filter.errors
+            else None,
             "search": chosen.get("q", ""),
             "flags": MEMORY_FLAGS,
             "columns": _sort_columns(sort),
