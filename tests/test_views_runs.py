@@ -74,10 +74,10 @@ def test_it_ignores_filter_values_that_do_not_fit(cast, active_run):
 
 def test_it_says_when_no_agent_has_the_id_asked_for(cast, active_run):
     page = cast.client_for(cast.viewer).get(reverse("run_list"), {"agent": "999999"})
-    assert "there is no such agent, so no run matches" in page.text
+    assert "No agent has the id 999999, so no run matches." in page.text and 'id="filters-ignored"' not in page.text
     assert f'href="{reverse("run_detail", args=[active_run.pk])}"' not in page.text
     page = cast.client_for(cast.viewer).get(reverse("run_list"), {"agent": str(active_run.agent_id)})
-    assert 'id="filters-ignored"' not in page.text
+    assert 'id="filters-ignored"' not in page.text and 'id="unknown-agent"' not in page.text
 
 
 def test_it_shows_an_empty_state_with_what_to_do(cast):

@@ -44,7 +44,8 @@ def run_list(request):
         {
             "page": page,
             "agent_choices": agents.items(),
-            "ignored": ignored_filters(request.GET, filterset, agents),
+            "ignored": ignored_filters(request.GET, filterset),
+            "unknown_agent": unknown_agent(filterset, agents),
             "statuses": RunStatus.choices,
             "modes": mode_choices(),
             "selected": {name: request.GET.get(name, "") for name in ("agent", "status", "mode")},
@@ -180,20 +181,20 @@ def _progress_context(request, run):
     }
 
 
-def ignored_filters(query, filterset, agents):
+def ignored_filters(query, filterset):
     """What of the query string the list did not apply, in words: a value the
     filter does not know is ignored (a bookmark may outlive a choice), and
     the page says so rather than seem filtered."""
     if not filterset.is_bound or filterset.is_valid():
-        ignored = []
-    else:
-        why = {"agent": "not an agent's id"}
-        ignored = [f"{name} “{query.get(name)}” ({why.get(name, 'not one of the choices')})"
-                   for name in filterset.form.errors]
+        return []
+    why = {"agent": "not an agent's id"}
+    return [f"{name} “{query.get(name)}” ({why.get(name, 'not one of the choices')})" for name in filterset.form.errors]
+
+
+def unknown_agent(filterset, agents):
+    """The agent id asked for that no agent has (the list is then empty), or None."""
     agent = filterset.form.cleaned_data.get("agent") if filterset.is_bound else None
-    if agent is not None and int(agent) not in agents:
-        ignored.append(f"agent “{query.get('agent')}”: there is no such agent, so no run matches")
-    return ignored
+    return int(agent) if agent is not None and int(agent) not in agents else None
 
 
 def _note_keys(run):
