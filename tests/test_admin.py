@@ -219,6 +219,8 @@ def test_bulk_decisions_ask_before_reversing_a_settled_candidate(candidates, act
     page = client.post(url, post)
     # The unsettled one is decided; the settled one is asked about, unchanged.
     assert page.status_code == 200 and 'id="reversals"' in page.text
+    assert f"Decided 1 candidate: #{fresh.pk} " in page.text
+    assert "This candidate is already settled" in page.text
     assert f"#{settled.pk} is already" in page.text
     settled_before = settled.status
     settled.refresh_from_db()
@@ -231,10 +233,26 @@ def test_bulk_decisions_ask_before_reversing_a_settled_candidate(candidates, act
     confirm = {"action": action, "_selected_action": [settled.pk], "confirm_reversal": "1"}
     if action == "reject_selected":
         confirm.update(apply="1", comment="Off topic.")
-    assert client.post(url, confirm).status_code == 302
+    done = client.post(url, confirm, follow=True)
+    assert f"Reversed the decision on 1 candidate: #{settled.pk} " in done.text
     settled.refresh_from_db()
     assert settled.status == (Candidate.Status.APPROVED if action == "approve_selected" else Candidate.Status.REJECTED)
     assert Activity.objects.filter(verb="reversed the decision on", actor=reviewer).count() == 1
+
+
+def test_a_bulk_vote_that_changes_nothing_says_so(candidates):
+    settled, fresh = candidates
+    other, _ = staff("rob", "reviewer")
+    settled.decide(other, "reject", "no")  # one rejection settles it
+    reviewer, client = staff("rita", "reviewer")
+    page = client.post(reverse("admin:scoring_candidate_changelist"), {
+        "action": "approve_selected", "_selected_action": [settled.pk, fresh.pk], "index": 0,
+    }, follow=True)
+    settled.refresh_from_db()
+    assert settled.status == Candidate.Status.REJECTED
+    assert f"Decided 1 candidate: #{fresh.pk} " in page.text
+    assert f"changed nothing on #{settled.pk} stays {settled.get_status_display()}" in page.text
+    assert "Approved 2" not in page.text
 
 
 def test_a_viewer_cannot_decide_from_the_admin(candidates):

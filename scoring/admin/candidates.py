@@ -109,18 +109,31 @@ class CandidateAdmin(ReadOnlyAdmin):
         reverse are left and asked about on a page of their own (their
         reversal is posted back with confirm_reversal, as the review page does)."""
         confirm = request.POST.get("confirm_reversal") == "1"
-        done, failed, reversals = 0, [], []
+        moved, stayed, failed, reversals = [], [], [], []
         for candidate in queryset:
+            before = candidate.status
             try:
                 candidate.decide(request.user, decision, comment, confirm_reversal=confirm)
-                done += 1
             except ReversalNeedsConfirmation as e:
                 reversals.append((candidate, errors_text(e)))
+                continue
             except ValidationError as e:
                 failed.append(f"{candidate}: {errors_text(e)}")
-        verb = "Approved" if decision == Review.Decision.APPROVE else "Rejected"
-        if done or not reversals:
-            self.message_user(request, f"{verb} {done} candidate{pluralize(done)}.", messages.SUCCESS)
+                continue
+            (stayed if candidate.status == before else moved).append(candidate)
+        verb = "approved" if decision == Review.Decision.APPROVE else "rejected"
+        # What each vote did: a vote may be recorded and change nothing (other reviews settle it).
+        if moved:
+            done = ", ".join(f"#{c.pk} {c.get_status_display()}" for c in moved)
+            what = "Reversed the decision on" if confirm else "Decided"
+            self.message_user(request, f"{what} {len(moved)} candidate{pluralize(len(moved))}: {done}.",
+                              messages.SUCCESS)
+        if stayed:
+            kept = ", ".join(f"#{c.pk} stays {c.get_status_display()}" for c in stayed)
+            self.message_user(request, f"Your vote was recorded and changed nothing on {kept} (its other reviews "
+                              "settle it).", messages.INFO)
+        if not (moved or stayed or failed or reversals):
+            self.message_user(request, f"Nothing {verb}.", messages.INFO)
         for problem in failed:
             self.message_user(request, f"Not decided: {problem}", messages.ERROR)
         if not reversals:
@@ -131,7 +144,7 @@ class CandidateAdmin(ReadOnlyAdmin):
             "opts": self.model._meta,
             "reversals": reversals,
             "action": request.POST.get("action"),
-            "verb": verb.lower()[:-1],
+            "verb": str(decision),  # "approve" or "reject"
             "comment": comment,
             "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
         }
