@@ -47,9 +47,10 @@ def test_it_refuses_a_duplicate_agent(db):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["bad name!", "--url", "http://127.0.0.1:1/v1", "--model", "m"], "name:"),
-        (["helper", "--url", "not a url", "--model", "m"], "base_url:"),
-        (["helper", "--url", "http://127.0.0.1:1/v1", "--model", "m", "--concurrency", "0"], "score_concurrency:"),
+        # Named as typed on the command line (test_command_add_agent.py has the rest).
+        (["bad name!", "--url", "http://127.0.0.1:1/v1", "--model", "m"], "NAME:"),
+        (["helper", "--url", "not a url", "--model", "m"], "--url:"),
+        (["helper", "--url", "http://127.0.0.1:1/v1", "--model", "m", "--concurrency", "0"], "--concurrency:"),
     ],
 )
 def test_it_refuses_invalid_settings(db, args, message):
