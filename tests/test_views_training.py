@@ -101,6 +101,11 @@ def test_it_sends_once_on_a_double_click(cast, agent):
     assert TrainJob.objects.count() == 1
 
 
+def test_the_send_url_opened_again_goes_back_to_the_list(cast, agent):
+    response = cast.client_for(cast.operator).get(reverse("train_send"))
+    assert response.status_code == 302 and response["Location"] == reverse("train_job_list")
+
+
 def test_it_refuses_a_missing_agent(cast, agent):
     r = cast.client_for(cast.operator).post(reverse("train_send"), {"agent": 999999})
     assert r.status_code == 200 and "Select a valid choice" in r.content.decode()

@@ -79,8 +79,10 @@ def train_job_list(request, send_form=None):
     return render(request, "scoring/training_job_list.html", context)
 
 
-@require_POST
 def train_send(request):
+    if request.method != "POST":
+        # The URL a refused send was shown at (the list with the form's error): back to the list.
+        return redirect("train_job_list")
     require_perm(request, "scoring.view_trainjob", "scoring.send_training")
     form = SendForm(request.POST)
     job = _send(form, request.user) if form.is_valid() else None
