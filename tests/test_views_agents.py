@@ -160,6 +160,9 @@ def test_it_replaces_or_removes_the_key(cast, poc):
     poc.refresh_from_db()
     assert poc.api_key == ""
     assert "sk-rotated" not in str(list(Activity.objects.values_list("detail", flat=True)))
+    # With no key stored there is nothing to remove: the form does not offer it.
+    page = client.get(reverse("agent_edit", args=[poc.pk])).text
+    assert "No key is stored." in page and 'name="clear_api_key"' not in page
 
 
 def test_it_does_not_rename_an_agent(cast, poc):

@@ -172,6 +172,8 @@ class AgentForm(forms.ModelForm):
             self.fields["name"].help_text = "Snapshots name their agent, so the name is fixed."
             state = "A key is set." if self.instance.api_key else "No key is stored."
             self.fields["api_key"].help_text = f"{state} Leave blank to keep it as it is."
+            if not self.instance.api_key:
+                del self.fields["clear_api_key"]  # nothing to remove
             self.fields["base_url"].help_text += (
                 " Moving the agent to another host removes its API key: enter the key for the new host."
             )
