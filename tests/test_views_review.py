@@ -292,7 +292,10 @@ def test_the_page_and_the_queue_state_the_rule(cast, agent):
     page = client.get(queue_url(agent=agent.pk)).text
     assert 'id="queue-rule"' in page and "poc: Needs 2 approvals; 1 rejection rejects it." in page
     listing = client.get(reverse("candidate_list")).text
-    assert "0 / 2 approvals" in listing
+    assert "0 of 2 approvals" in listing
+    agent.required_approvals = 1
+    agent.save()
+    assert "0 of 1 approval<" in client.get(reverse("candidate_list")).text
 
 
 def bulk(client, ids, decision, comment="", next_url=""):
