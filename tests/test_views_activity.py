@@ -115,6 +115,7 @@ def test_an_identifier_has_no_thousands_separators(cast, log):
     body = cast.client_for(cast.viewer).get(reverse("activity_list")).text.split("<tbody>")[1]
     assert "seed 323988391" in body
     assert "1,200" in body  # a count keeps them
+    assert "ablations (K) 1,200" in body  # a label's capitals inside it kept
 
 
 def test_an_empty_detail_is_left_out(cast, log):

@@ -73,6 +73,11 @@ def run_params(run, mode=None):
             for name, value in in_form_order(mode, run.params).items()]
 
 
+def lowered(label):
+    """A label inside a sentence: its first letter lower case ("ablations (K)", not "(k)")."""
+    return label[:1].lower() + label[1:]
+
+
 def param_text(mode, name, value):
     """A run parameter in words; an identifier (an estimate's seed, a run id)
     as it is, without thousands separators."""
@@ -101,7 +106,7 @@ def activity_details(entry):
         if value in ("", None, [], {}):
             continue  # an empty comment says nothing ("comment: ·" did)
         if name == "params" and mode is not None and isinstance(value, dict):
-            text = ", ".join(f"{mode.label(k).lower()} {param_text(mode, k, v)}"
+            text = ", ".join(f"{lowered(mode.label(k))} {param_text(mode, k, v)}"
                              for k, v in in_form_order(mode, value).items()) or "—"
         elif name == "mode" and mode is not None:
             text = mode.name.label
