@@ -220,6 +220,10 @@ def test_it_filters_by_the_run_that_found_them(cast, agent):
     Candidate.objects.filter(pk=c.pk).update(run=run)
     assert listed(cast.client_for(cast.viewer), run=str(run.pk)) == {c.pk}
     assert other.pk in listed(cast.client_for(cast.viewer))
+    client = cast.client_for(cast.viewer)
+    assert f"found by run #{run.pk}" in client.get(reverse("candidate_list"), {"run": run.pk}).text
+    # Not a run's id: named as a problem, never "found by run #abc".
+    assert "found by run" not in client.get(reverse("candidate_list"), {"run": "abc"}).text
 
 
 def test_the_list_offers_bulk_review_to_reviewers_only(cast, agent):

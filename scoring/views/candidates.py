@@ -59,6 +59,8 @@ def candidate_list(request):
             "statuses": Candidate.Status.choices,
             "selected": {name: request.GET.get(name, "") for name in FILTERS},
             "filtered": any(request.GET.get(name) for name in FILTERS),
+            # The run named, once it is a run's id (a bad one is among filter_problems).
+            "found_by_run": request.GET.get("run") if filterset.is_bound and "run" not in filterset.errors else "",
             "filter_problems": problems,
             "can_review": request.user.has_perm("scoring.review_candidate"),
             "now": timezone.now(),
