@@ -21,7 +21,13 @@ medians are printed with their ranges: on this shared machine one round can
 be 10-20% off. The details above them are the last round's. Prints figures
 only; it asserts nothing.
 
-Measured on the shared 2-core machine (issue 10; load average 0.5-0.7),
+Measured 2026-11-26 with --cli --worker --repeat 5 (load average 0.5):
+in this process 1.31x the ideal (1.24-1.50x), the bare client 1.12x
+(1.10-1.32x), the CLI 1.35x from its run's creation (1.32-1.40x), a worker's
+first run 1.25x and its later runs 1.22x (1.20-1.22x); the CLI alternating
+with the code of the session before gave the same within the noise.
+
+Measured before on the shared 2-core machine (issue 10; load average 0.5-0.7),
 alternating with the code before: memscore 3.0-3.6 ms of CPU a call (3.5-4.1),
 the reference server 2.5-3.1 ms; in this process 1.23-1.27x the ideal
 (1.28-1.32x), the CLI 1.29-1.31x from its run's creation to its end
