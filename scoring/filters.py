@@ -119,6 +119,14 @@ class MemoryFilter(django_filters.FilterSet):
         return memories.filter(pk__in=[pk for pk, flags in self.flags_by_memory.items() if flag in flags])
 
 
+class NatsFilter(django_filters.NumberFilter):
+    """A number filter bounded by its own min_value and max_value only
+    (django-filter adds a bound of 1e50, and a huge value got both errors)."""
+
+    def get_max_validator(self):
+        return None
+
+
 class CandidateFilter(django_filters.FilterSet):
     """The candidate list's filters: an agent (by id), a status, a memory in
     the response's context (part of its key), a divergence range (nats) and
@@ -129,11 +137,9 @@ class CandidateFilter(django_filters.FilterSet):
     agent = id_filter("agent_id")
     status = django_filters.ChoiceFilter(choices=Candidate.Status.choices)
     memory = django_filters.CharFilter(method="filter_memory", label="Memory key")
-    # Bounded, so no value overflows a database's float (a larger one is ignored).
-    min_divergence = django_filters.NumberFilter(field_name="divergence", lookup_expr="gte",
-                                                 min_value=-1e9, max_value=1e9)
-    max_divergence = django_filters.NumberFilter(field_name="divergence", lookup_expr="lte",
-                                                 min_value=-1e9, max_value=1e9)
+    # Bounded, so no value overflows a database's float (a larger one is named as a problem).
+    min_divergence = NatsFilter(field_name="divergence", lookup_expr="gte", min_value=-1e9, max_value=1e9)
+    max_divergence = NatsFilter(field_name="divergence", lookup_expr="lte", min_value=-1e9, max_value=1e9)
     run = id_filter("run_id")
 
     class Meta:

@@ -209,6 +209,9 @@ def test_it_filters_by_divergence_and_names_values_that_do_not_fit(cast, agent):
     assert listed(client, min_divergence="nan", memory="\x00") == set()
     assert listed(client, min_divergence="1e400") == set()
     assert "Divergence from: " in client.get(reverse("candidate_list"), {"min_divergence": "1e400"}).text
+    # One bound, said once (a second one of 1e+50 came with it).
+    page = client.get(reverse("candidate_list"), {"max_divergence": "1e999"}).text
+    assert "less than or equal to 1000000000" in page and "1e+50" not in page
     assert listed(client, memory="\x00") == set()  # "Null characters are not allowed."
     page = client.get(reverse("candidate_list"), {"min_divergence": "1"}).text
     assert 'name="min_divergence" value="1"' in page
