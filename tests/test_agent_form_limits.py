@@ -26,7 +26,7 @@ def test_it_refuses_numbers_beyond_sensible_limits(cast, field, value):
     response = _post_new(cast.client_for(cast.operator), **{field: value})
     errors = response.context["form"].errors[field]
     most = AGENT_NUMBER_LIMITS[field][1]
-    assert errors == [f"Ensure this value is less than or equal to {most}."]
+    assert errors == [f"Ensure this value is at most {most:,}."]  # as the help writes it
     assert not Agent.objects.filter(name="helper").exists()
 
 
@@ -39,7 +39,7 @@ def test_below_the_minimum_reads_the_same_for_every_value(cast, field):
         for value in ("-1", "0")
     }
     # One message with the real minimum (1), not "≥ 0" for -1 and then "≥ 1" for 0.
-    assert said["-1"] == said["0"] == ["Ensure this value is greater than or equal to 1."]
+    assert said["-1"] == said["0"] == ["Ensure this value is at least 1."]
 
 
 def test_the_limits_are_in_the_help_and_the_inputs(cast):

@@ -81,7 +81,9 @@ def reviewer_count():
 def _limit(field, least, most):
     """Make `field`'s range [least, most], replacing the column's own."""
     keep = [v for v in field.validators if not isinstance(v, (MinValueValidator, MaxValueValidator))]
-    field.validators = [*keep, MinValueValidator(least), MaxValueValidator(most)]
+    # Said as the help says it ("1,000,000", not Django's "1000000").
+    field.validators = [*keep, MinValueValidator(least, f"Ensure this value is at least {least:,}."),
+                        MaxValueValidator(most, f"Ensure this value is at most {most:,}.")]
     field.min_value, field.max_value = least, most
     field.widget.attrs.update(min=least, max=most)
     said = f"From {least:,} to {most:,}."
