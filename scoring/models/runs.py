@@ -28,7 +28,7 @@ class Mode(models.TextChoices):
     INCREMENTAL = "incremental", "incremental"
     FINETUNE = "finetune", "fine-tune candidates"
     # Cells fitted to random ablations (issue 11): estimates, never exact deltas.
-    ESTIMATE = "estimate", "estimate (ablations)"
+    ESTIMATE = "estimate", "estimate from ablations"
     # A call per group of keys, then exact leave-one-out inside the groups
     # that matter; flags memories that stand in for each other (issue 11).
     GROUPS = "groups", "groups, then members"
