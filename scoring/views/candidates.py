@@ -4,19 +4,18 @@ in views/candidate_page.py), the JSONL export.
 What reviewers do on the page (decide, comment, edit) is in views/review.py.
 """
 
-import json
 from collections import Counter, defaultdict
 
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
 from django.http import StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
 
+from scoring import exporting
 from scoring.access import get_candidate_for_user, require_perm
 from scoring.filters import CandidateFilter, agent_named
-from scoring.models import Agent, Candidate, Review, TrainSample
+from scoring.models import Agent, Candidate, Review
 from scoring.models.candidates import blind_to
 from scoring.models.review import OPINIONS
 
@@ -120,66 +119,16 @@ def candidate_detail(request, pk):
 def candidate_export(request):
     """Approved and trained samples as JSON lines, with where each came from."""
     require_perm(request, "scoring.view_candidate")
-    candidates = (
-        Candidate.objects.filter(status__in=[Candidate.Status.APPROVED, Candidate.Status.TRAINED])
-        .select_related("agent", "snapshot", "edited_by")
-        .prefetch_related(
-            Prefetch("reviews", queryset=Review.objects.select_related("reviewer").order_by("created_at")),
-            Prefetch(
-                "samples",
-                queryset=TrainSample.objects.filter(live=True).select_related("job"),
-                to_attr="live_samples",
-            ),
-        )
-        .order_by("agent_id", "id")
-    )
     agent = agent_filter(request)
+    candidates = exporting.approved_samples(agent)
     if request.GET.get("agent") and agent is None:
         candidates = candidates.none()
-    elif agent is not None:
-        candidates = candidates.filter(agent=agent)
 
-    lines = (json.dumps(_export_line(c)) + "\n" for c in candidates.iterator(chunk_size=200))
+    lines = exporting.jsonl_lines(candidates)
     response = StreamingHttpResponse(lines, content_type="application/jsonl; charset=utf-8")
     name = f"memscore-{agent.name if agent else 'all'}-samples.jsonl"
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     return response
-
-
-def _export_line(c):
-    sample = c.live_samples[0] if c.live_samples else None
-    return {
-        # What was (or will be) sent: the job's own copy once there is one.
-        "context_ids": sample.context_ids if sample else c.context_ids,
-        "continuation_ids": sample.continuation_ids if sample else c.training_continuation_ids,
-        "text": c.training_text,
-        "original_text": c.response_text,
-        "edited": c.is_edited,
-        "provenance": {
-            "candidate_id": c.pk,
-            "agent": c.agent.name,
-            "snapshot_id": c.snapshot_id,
-            "taken_at": c.snapshot.taken_at.isoformat(),
-            "run_id": c.run_id,
-            "response_key": c.response_key,
-            "divergence": c.divergence,
-            "status": c.status,
-            "reviewers": [
-                {
-                    "reviewer": r.reviewer.get_username(),
-                    "decision": r.decision,
-                    "comment": r.comment,
-                    "at": r.updated_at.isoformat(),
-                }
-                for r in c.reviews.all()
-            ],
-            "edited_by": c.edited_by.get_username() if c.edited_by else None,
-            "edited_at": c.edited_at.isoformat() if c.edited_at else None,
-            "train_job": str(sample.job_id) if sample else None,
-            "train_job_status": sample.job.status if sample else None,
-            "server_job_id": (sample.job.server_job_id or None) if sample else None,
-        },
-    }
 
 
 urlpatterns = [
