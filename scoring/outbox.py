@@ -54,11 +54,21 @@ def no_training_target_message(agent):
     return f"{agent.name} has no training target: approved samples are exported as JSONL."
 
 
+def nothing_to_send_message(agent):
+    return f"Nothing to send: no approved candidates of {agent.name} are waiting."
+
+
+def broker_down_message(job):
+    """What a sender is told when the job is saved but its task could not be queued."""
+    return (f"{job} is saved and queued, but the task queue (broker) cannot be reached: it will be sent to "
+            "the server when the broker is back.")
+
+
 def sends_training(agent):
     return agent.training_target != TrainingTarget.NONE
 
 
-def send_to_training(agent, by, candidate_ids=None):
+def send_to_training(agent, by, candidate_ids=None, *, actor_name=None):
     """Put `agent`'s approved candidates that no live job holds into a new job.
 
     Returns the job, or None when there was nothing to send (for example the
@@ -66,7 +76,8 @@ def send_to_training(agent, by, candidate_ids=None):
     are left out of this job, never sent twice. The caller enqueues
     `Followups(train_jobs=[job.pk])` on commit; should that be lost, the
     periodic dispatcher sends the job. Raises NoTrainingTarget for an agent
-    whose training target is none.
+    whose training target is none. `by` is the user who sends it, or None
+    (then named by actor_name in the activity log, e.g. "command line").
     """
     if not sends_training(agent):
         raise NoTrainingTarget(agent)
@@ -99,7 +110,8 @@ def send_to_training(agent, by, candidate_ids=None):
             # Every one was taken by a concurrent sender: no empty job.
             transaction.set_rollback(True)
             return None
-        Activity.record(by, "sent to training", job, agent=agent.name, candidates=sorted(included))
+        Activity.record(by, "sent to training", job, actor_name=actor_name, agent=agent.name,
+                        candidates=sorted(included))
     return job
 
 

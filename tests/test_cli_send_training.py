@@ -97,7 +97,7 @@ def test_it_sends_one_job_that_a_worker_posts_once(cast, agent, ref, fast_worker
     assert out == [str(job.pk)]
     assert err == [f"sent 3 approved samples of poc as {job}"]
     assert set(job.samples.values_list("candidate_id", flat=True)) == {c.pk for c in candidates}
-    assert Activity.objects.filter(verb="sent to training", target_id=str(job.pk)).count() == 1
+    assert Activity.objects.get(verb="sent to training", target_id=str(job.pk)).actor_name == "command line"
     wait_for(lambda: TrainJob.objects.get().status == TrainJob.Status.QUEUED, timeout=60,
              message="the worker to post the job")
     assert ref.stats()["train_posts"] == posts + 1
@@ -116,7 +116,7 @@ def test_it_says_the_job_waits_when_the_broker_is_down(agent):
     job = TrainJob.objects.get()
     assert job.status == TrainJob.Status.PENDING and out == [str(job.pk)]
     assert err[-1] == (f"{job} is saved and queued, but the task queue (broker) cannot be reached: "
-                       "it will be sent to the server when the broker is back")
+                       "it will be sent to the server when the broker is back.")
 
 
 # --- --wait -------------------------------------------------------------------------------------

@@ -97,8 +97,7 @@ def train_send(request):
 
 def _warn_if_not_queued(request, sending, job):
     if sending.failed:
-        messages.warning(request, f"{job} is saved and queued, but the task queue (broker) cannot be "
-                                  f"reached: it will be sent to the server when the broker is back.")
+        messages.warning(request, outbox.broker_down_message(job))
 
 
 def _send(form, by):
@@ -110,7 +109,7 @@ def _send(form, by):
         form.add_error("agent", e)
         return None
     if job is None:
-        form.add_error("agent", f"Nothing to send: no approved candidates of {agent.name} are waiting.")
+        form.add_error("agent", outbox.nothing_to_send_message(agent))
     return job
 
 

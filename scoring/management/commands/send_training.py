@@ -42,18 +42,16 @@ class Command(_cli.Command):
         if chosen is None:
             raise CommandError(f"no agent with id or name {agent!r}")
         try:
-            job = outbox.send_to_training(chosen, None)
+            job = outbox.send_to_training(chosen, None, actor_name=_runs.ACTOR)
         except outbox.NoTrainingTarget as e:
             raise CommandError(" ".join(e.messages)) from None
         if job is None:
-            # The Training page's words (scoring/views/training.py, _send).
-            raise CommandError(f"Nothing to send: no approved candidates of {chosen.name} are waiting.")
+            raise CommandError(outbox.nothing_to_send_message(chosen))
         sending = enqueue_on_commit(Followups(train_jobs=[job.pk]))
         self.out(str(job.pk))
         self.err(f"sent {plural(job.samples.count(), 'approved sample')} of {chosen.name} as {job}")
         if sending.failed:
-            self.err(f"{job} is saved and queued, but the task queue (broker) cannot be reached: "
-                     "it will be sent to the server when the broker is back")
+            self.err(outbox.broker_down_message(job))
         if wait:
             job = self.follow(job)
             if job.status == TrainJob.Status.FAILED:
