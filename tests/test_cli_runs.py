@@ -7,16 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
 
 from scoring.models import Activity, CellScore, ScoringRun
 from scoring.models.runs import RunStatus
+from tests.cli_support import CommandThread
 from tests.conftest import BASE_DIR, NO_FAULTS, _database_url, wait_for
 from tests.engine_support import make_snapshot, private_refserver  # noqa: F401
 
@@ -183,26 +182,15 @@ def test_waiting_on_a_run_no_worker_takes_says_so_once(snapshot, monkeypatch):
     from scoring.management.commands import _runs
 
     monkeypatch.setattr(_runs, "QUEUED_HINT_SECONDS", 0.5)
-    out, err, failure = StringIO(), StringIO(), []
-
-    def wait():
-        try:
-            call_command("score", snapshot.pk, "--mode", "memory", "--key", "places/office", "--wait",
-                         stdout=out, stderr=err)
-        except CommandError as e:
-            failure.append(e)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=wait)
-    thread.start()
+    command = CommandThread("score", snapshot.pk, "--mode", "memory", "--key", "places/office", "--wait")
+    out, err, failure = command.out, command.err, command.failure
     try:
         wait_for(lambda: "still queued after" in err.getvalue(), timeout=20, message="the hint")
         time.sleep(1.2)  # more looks at the queued run: the hint is not repeated
     finally:
         for run in ScoringRun.objects.all():
             run.cancel()
-        thread.join(30)
+        command.join()
 
     run = ScoringRun.objects.get()
     hints = [line for line in err.getvalue().splitlines() if line.startswith("still queued after")]

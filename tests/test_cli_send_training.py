@@ -7,19 +7,18 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from io import StringIO
 
 import pytest
 from candidate_factory import make_approved, make_candidate
 from django.core.management import CommandError, call_command
-from django.db import connection
 from django.urls import reverse
 
 from scoring import outbox
 from scoring.models import Activity, Candidate, TrainJob
 from scoring.models.agents import TrainingTarget
+from tests.cli_support import CommandThread
 from tests.conftest import BASE_DIR, _database_url, wait_for
 from tests.test_training_send import broker_at_closed_port
 
@@ -159,25 +158,15 @@ def test_wait_hints_once_when_no_worker_takes_the_job(agent, monkeypatch):
 
     monkeypatch.setattr(_runs, "QUEUED_HINT_SECONDS", 0.5)
     make_approved(agent, 1)
-    err, failure = StringIO(), []
-
-    def wait():
-        try:
-            call_command("send_training", "poc", "--wait", stdout=StringIO(), stderr=err)
-        except CommandError as e:
-            failure.append(e)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=wait)
-    thread.start()
+    command = CommandThread("send_training", "poc", "--wait")
+    err, failure = command.err, command.failure
     try:
         wait_for(lambda: "still waiting to be sent" in err.getvalue(), timeout=20, message="the hint")
         time.sleep(1.2)  # more looks at the waiting job: the hint is not repeated
     finally:
         for job in TrainJob.objects.all():
             job.mark_failed("given up by the test")
-        thread.join(30)
+        command.join()
 
     job = TrainJob.objects.get()
     assert err.getvalue().splitlines() == [
