@@ -82,6 +82,6 @@ def test_without_javascript_every_mode_shows_under_its_name(browser, live_server
     assert visible_modes(page) == ["full", "memory", "incremental", "finetune", "estimate", "groups"]
     form = page.inner_text("#start-run")
     assert "only the chosen mode's are used, the others are ignored" in form
-    assert "Estimate (ablations) (used only with this mode)" in page.inner_text("#run-mode-estimate legend")
+    assert "Estimate from ablations (used only with this mode)" in page.inner_text("#run-mode-estimate legend")
     screenshots(page, "no-js")
     context.close()
