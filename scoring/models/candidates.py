@@ -303,10 +303,6 @@ class Candidate(models.Model):
 
     # --- decisions ------------------------------------------------------
 
-    # Set by a view whose user confirmed reversing a settled candidate, for a
-    # verb that decides through other code (edit and approve, scoring.editing).
-    reversal_confirmed = False
-
     @property
     def is_settled(self):
         """Approved or rejected by the reviews (and not yet trained)."""
@@ -321,7 +317,7 @@ class Candidate(models.Model):
             decisions.count(Review.Decision.APPROVE), decisions.count(Review.Decision.REJECT), self.agent
         )
 
-    def decide(self, reviewer, decision, comment="", confirm_reversal=None):
+    def decide(self, reviewer, decision, comment="", confirm_reversal=False):
         """Record `reviewer`'s decision (replacing an earlier one) and settle the status.
 
         The status follows settled_status (the agent's rule). The candidate row is locked
@@ -330,12 +326,10 @@ class Candidate(models.Model):
 
         A vote that would move a settled candidate to another status (approved
         to rejected, or back to pending, ...) raises ReversalNeedsConfirmation
-        unless `confirm_reversal` (by default `reversal_confirmed`); confirmed,
-        it is logged as "reversed the decision on". A vote that leaves the
+        unless `confirm_reversal`; confirmed, it is logged as "reversed the
+        decision on". A vote that leaves the
         status as it is needs no confirmation (the page says it changes nothing).
         """
-        if confirm_reversal is None:
-            confirm_reversal = self.reversal_confirmed
         try:
             decision = Review.Decision(decision)
         except ValueError:
@@ -413,7 +407,7 @@ class Candidate(models.Model):
             decisions.count(Review.Decision.APPROVE), decisions.count(Review.Decision.REJECT), self.agent
         )
 
-    def approve_edited(self, reviewer, text, edited_ids):
+    def approve_edited(self, reviewer, text, edited_ids, *, confirm_reversal=False):
         """Keep `text` (tokenized as `edited_ids`) as what will be trained, then approve.
 
         The original stays beside it. scoring.editing tokenizes the text on the
@@ -432,7 +426,7 @@ class Candidate(models.Model):
                 reviewer, "edited", locked, original_tokens=len(self.continuation_ids),
                 edited_tokens=len(edited_ids),
             )
-            self.decide(reviewer, Review.Decision.APPROVE)
+            self.decide(reviewer, Review.Decision.APPROVE, confirm_reversal=confirm_reversal)
         return self
 
     def add_comment(self, user, text):

@@ -168,9 +168,8 @@ def candidate_edit(request, pk):
             form.add_error(None, error)
             reversal = {"decision": "approve", "label": "edit and approve", "to": after}
         else:
-            candidate.reversal_confirmed = form.confirmed
             try:
-                edit_and_approve(candidate, request.user, form.cleaned_data["text"])
+                edit_and_approve(candidate, request.user, form.cleaned_data["text"], confirm_reversal=form.confirmed)
             except ValidationError as e:
                 form.add_error(None, e)
             except InferenceError as e:
