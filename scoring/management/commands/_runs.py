@@ -10,6 +10,7 @@ from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.management.base import CommandError
 from django.db import connection
+from django.db.models import Count, Q
 
 from scoring import modes
 from scoring.engine import run_inline, start_run
@@ -44,7 +45,7 @@ def mode_options(chosen=None):
         if chosen is None or mode.name in chosen:
             for name, field in mode.Params.base_fields.items():
                 options.setdefault(name, ([], field, mode.Params.agent_defaults.get(name)))[0].append(mode.name)
-    return {name: (used_by, field, default) for name, (used_by, field, default) in options.items()}
+    return options
 
 
 def option_help(field, agent_default=None):
@@ -206,9 +207,9 @@ def report(run, write):
     a partial one says how many of its cells failed."""
     if run.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL):
         modes.get(run.mode).report(run, write)
-        failed = CellScore.objects.filter(run=run, failed=True).count()
+        cells = CellScore.objects.filter(run=run).aggregate(all=Count("pk"), failed=Count("pk", filter=Q(failed=True)))
+        failed, scored = cells["failed"], cells["all"] - cells["failed"]
         if failed:
-            scored = CellScore.objects.filter(run=run, failed=False).count()
             write(f"of the {plural(scored + failed, 'cell')}, {scored} scored and {failed} failed "
                   "(a failed cell has no score, never 0)")
     if run.status != RunStatus.SUCCEEDED:
