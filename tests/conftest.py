@@ -135,6 +135,26 @@ def agent(db, ref):
     return Agent.objects.create(name="poc", base_url=ref.base_url, model="memscore-ref")
 
 
+@pytest.fixture
+def offline_agent(db):
+    """An agent whose server is not running: what needs no server (an import
+    with token ids, a run refused before it is planned) must not call it."""
+    from scoring.models import Agent
+
+    return Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="memscore-ref")
+
+
+@pytest.fixture(scope="module")
+def api_servers(tmp_path_factory):
+    """A reference server per API surface (vLLM's, SGLang's, memscore's own)."""
+    from refserver.testing import run_refserver
+
+    with (run_refserver(tmp_path_factory.mktemp("vllm"), "--api", "vllm") as vllm,
+          run_refserver(tmp_path_factory.mktemp("sglang"), "--api", "sglang") as sglang,
+          run_refserver(tmp_path_factory.mktemp("memscore"), "--api", "memscore") as memscore):
+        yield {"vllm": vllm, "sglang": sglang, "memscore": memscore}
+
+
 # --- a real Celery worker -----------------------------------------------------
 
 def _database_url():

@@ -27,17 +27,6 @@ def failures(results):
     return [r.name for r in results if r.ok is False]
 
 
-@pytest.fixture(scope="module")
-def api_servers(tmp_path_factory):
-    """A reference server per API surface (vLLM's, SGLang's, memscore's own)."""
-    from refserver.testing import run_refserver
-
-    with (run_refserver(tmp_path_factory.mktemp("vllm"), "--api", "vllm") as vllm,
-          run_refserver(tmp_path_factory.mktemp("sglang"), "--api", "sglang") as sglang,
-          run_refserver(tmp_path_factory.mktemp("memscore"), "--api", "memscore") as memscore):
-        yield {"vllm": vllm, "sglang": sglang, "memscore": memscore}
-
-
 def test_it_passes_every_check_on_the_reference_server(agent):
     make_snapshot(agent)
 

@@ -15,16 +15,6 @@ from tests.snapshot_data import snapshot_doc
 EOT = "end of turn is one token"
 
 
-@pytest.fixture(scope="module")
-def api_servers(tmp_path_factory):
-    from refserver.testing import run_refserver
-
-    with (run_refserver(tmp_path_factory.mktemp("vllm"), "--api", "vllm") as vllm,
-          run_refserver(tmp_path_factory.mktemp("sglang"), "--api", "sglang") as sglang,
-          run_refserver(tmp_path_factory.mktemp("memscore"), "--api", "memscore") as memscore):
-        yield {"vllm": vllm, "sglang": sglang, "memscore": memscore}
-
-
 def _agent(server, backend, model="m", base_url=None):
     return Agent.objects.create(
         name=f"{backend}-{model}"[:40], model=model, backend=backend,

@@ -61,10 +61,6 @@ def test_it_refuses_invalid_settings(db, args, message):
 
 # --- import_snapshot ----------------------------------------------------------------
 
-@pytest.fixture
-def offline_agent(db):
-    return Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="memscore-ref")
-
 
 def test_it_imports_a_file_and_prints_only_the_id(offline_agent, tmp_path):
     path = tmp_path / "snap.json"

@@ -11,14 +11,14 @@ from django.urls import reverse
 from scoring import modes
 from scoring.forms import StartRunForm
 from scoring.importing import import_snapshot
-from scoring.models import Agent, ScoringRun
+from scoring.models import ScoringRun
 from tests.snapshot_data import snapshot_doc
 
 
 @pytest.fixture
-def agent(db):
+def agent(offline_agent):
     # No server is called: the run is refused before it is planned.
-    return Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="m")
+    return offline_agent
 
 
 @pytest.fixture

@@ -25,12 +25,6 @@ def _counts():
     return (Snapshot.objects.count(), Node.objects.count(), Memory.objects.count())
 
 
-@pytest.fixture
-def offline_agent(db):
-    """An agent whose server is not running: imports must not need it when ids are supplied."""
-    return Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="memscore-ref")
-
-
 @pytest.mark.parametrize("case_id, mutate, message", BAD_CASES, ids=[c[0] for c in BAD_CASES])
 def test_it_rejects_each_kind_of_error_naming_the_field_and_imports_nothing(
     offline_agent, case_id, mutate, message

@@ -4,14 +4,8 @@ one that differs in anything is new."""
 import pytest
 
 from scoring.importing import import_or_find
-from scoring.models import Activity, Agent, Snapshot
+from scoring.models import Activity, Snapshot
 from tests.snapshot_data import snapshot_doc
-
-
-@pytest.fixture
-def offline_agent(db):
-    """An agent whose server is not running: imports must not need it when ids are supplied."""
-    return Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="memscore-ref")
 
 
 def test_an_identical_snapshot_is_found_not_imported_twice(offline_agent):

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from scoring.forms import StartRunForm
 from scoring.importing import import_snapshot
-from scoring.models import Activity, Agent, Candidate, Memory, Node, ScoringRun, Snapshot
+from scoring.models import Activity, Candidate, Memory, Node, ScoringRun, Snapshot
 from scoring.models.runs import Mode, RunStatus
 from tests.snapshot_data import BAD_CASES, MEMORY_KEYS, NODES, RESPONSES, as_bytes, snapshot_doc
 from tests.snapshot_hardening import HARD_CASES
@@ -21,11 +21,6 @@ def _counts():
 
 def _file(content, name="snapshot.json"):
     return SimpleUploadedFile(name, content, content_type="application/json")
-
-
-@pytest.fixture
-def offline_agent(db):
-    return Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="memscore-ref")
 
 
 # --- upload ---------------------------------------------------------------------
