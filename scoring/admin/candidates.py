@@ -3,14 +3,13 @@ rejecting go through `Candidate.decide` as on the review pages."""
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 
 from scoring.admin.base import ReadOnlyAdmin, errors_text, short
 from scoring.models import Candidate, Comment, Review
-from scoring.models.candidates import ReversalNeedsConfirmation
+from scoring.models.candidates import decide_each
 
 
 class ReviewInline(admin.TabularInline):
@@ -109,18 +108,10 @@ class CandidateAdmin(ReadOnlyAdmin):
         reverse are left and asked about on a page of their own (their
         reversal is posted back with confirm_reversal, as the review page does)."""
         confirm = request.POST.get("confirm_reversal") == "1"
-        moved, stayed, failed, reversals = [], [], [], []
-        for candidate in queryset:
-            before = candidate.status
-            try:
-                candidate.decide(request.user, decision, comment, confirm_reversal=confirm)
-            except ReversalNeedsConfirmation as e:
-                reversals.append((candidate, errors_text(e)))
-                continue
-            except ValidationError as e:
-                failed.append(f"{candidate}: {errors_text(e)}")
-                continue
-            (stayed if candidate.status == before else moved).append(candidate)
+        outcome = decide_each(queryset, request.user, decision, comment, confirm_reversal=confirm)
+        moved, stayed = [c for c, _ in outcome.moved], outcome.stayed
+        failed = [f"{c}: {errors_text(e)}" for c, e in outcome.refused]
+        reversals = [(e.candidate, errors_text(e)) for e in outcome.unconfirmed]
         verb = "approved" if decision == Review.Decision.APPROVE else "rejected"
         # What each vote did: a vote may be recorded and change nothing (other reviews settle it).
         if moved:

@@ -23,6 +23,7 @@ alternates.py):
     none | pending | failed -> failed     fail_alternates() (done stays done)
 """
 
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.apps import apps
@@ -54,7 +55,7 @@ class ReversalNeedsConfirmation(ValidationError):
     confirm_reversal=True to go ahead. `new_status` is what it would become."""
 
     def __init__(self, candidate, decision, new_status):
-        self.new_status = new_status
+        self.candidate, self.new_status = candidate, new_status
         verb = {"approve": "approval", "reject": "rejection", "skip": "skip"}[decision]
         super().__init__(
             f"Candidate #{candidate.pk} is already {candidate.get_status_display()}; your {verb} "
@@ -111,6 +112,38 @@ def _live_samples():
     # trained), so the model is looked up by name rather than imported.
     TrainSample = apps.get_model("scoring", "TrainSample")
     return TrainSample.objects.filter(candidate=OuterRef("pk"), live=True)
+
+
+@dataclass
+class BulkDecision:
+    """What one decision did to each of several candidates (decide_each)."""
+
+    decided: list = field(default_factory=list)  # every candidate the vote was recorded on, in order
+    moved: list = field(default_factory=list)  # [(candidate, status before)]: the vote changed its status
+    stayed: list = field(default_factory=list)  # recorded, the status unchanged (other reviews settle it)
+    unconfirmed: list = field(default_factory=list)  # [ReversalNeedsConfirmation]: left as they were
+    refused: list = field(default_factory=list)  # [(candidate, ValidationError)]: e.g. trained, final
+
+
+def decide_each(candidates, reviewer, decision, comment="", *, confirm_reversal=False):
+    """`reviewer`'s decision on each candidate (Candidate.decide), sorted by
+    what it did: the bulk actions of the candidate list and of the admin."""
+    done = BulkDecision()
+    for candidate in candidates:
+        before = candidate.status
+        try:
+            candidate.decide(reviewer, decision, comment, confirm_reversal=confirm_reversal)
+        except ReversalNeedsConfirmation as e:
+            done.unconfirmed.append(e)
+        except ValidationError as e:
+            done.refused.append((candidate, e))
+        else:
+            done.decided.append(candidate)
+            if candidate.status == before:
+                done.stayed.append(candidate)
+            else:
+                done.moved.append((candidate, before))
+    return done
 
 
 class CandidateQuerySet(AlternateVerbs, models.QuerySet):

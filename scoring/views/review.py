@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
 from django.urls import path, reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -21,7 +22,7 @@ from scoring.access import get_candidate_for_user, require_perm
 from scoring.client import InferenceError
 from scoring.editing import edit_and_approve
 from scoring.models import Agent, Candidate, Review
-from scoring.models.candidates import ReversalNeedsConfirmation, settling_rule, status_words
+from scoring.models.candidates import ReversalNeedsConfirmation, decide_each, settling_rule, status_words
 from scoring.models.review import DECISION_VERBS
 from scoring.roles import REVIEWER
 
@@ -221,22 +222,18 @@ def candidate_bulk(request):
     # The bar's "Reverse settled candidates too" box: without it, a settled
     # candidate this would move is left as it is, and listed.
     confirm = request.POST.get("confirm_reversal") == "1"
-    done, refused, unconfirmed, reversed_ = [], [], [], []
-    for candidate in Candidate.objects.without_ids().filter(pk__in=ids).order_by("-divergence", "id"):
-        before = candidate.status
-        try:
-            candidate.decide(request.user, decision, comment, confirm_reversal=confirm)
-            done.append(candidate.pk)
-            if candidate.status != before and before in (Candidate.Status.APPROVED, Candidate.Status.REJECTED):
-                reversed_.append(f"#{candidate.pk} ({before} → {candidate.status})")
-        except ReversalNeedsConfirmation as e:
-            unconfirmed.append(f"#{candidate.pk} ({before} → {status_words(e.new_status)})")
-        except ValidationError as e:
-            refused.append(f"#{candidate.pk} ({' '.join(e.messages)})")
+    candidates = Candidate.objects.without_ids().filter(pk__in=ids).order_by("-divergence", "id")
+    outcome = decide_each(candidates, request.user, decision, comment, confirm_reversal=confirm)
+    done = [c.pk for c in outcome.decided]
+    reversed_ = [f"#{c.pk} ({before} → {c.status})" for c, before in outcome.moved
+                 if before in (Candidate.Status.APPROVED, Candidate.Status.REJECTED)]
+    unconfirmed = [f"#{e.candidate.pk} ({e.candidate.status} → {status_words(e.new_status)})"
+                   for e in outcome.unconfirmed]
+    refused = [f"#{c.pk} ({' '.join(e.messages)})" for c, e in outcome.refused]
     if done:
         listed = ", ".join(f"#{pk}" for pk in done)
-        plural = "s" if len(done) != 1 else ""
-        messages.success(request, f"You {DECISION_VERBS[decision]} {len(done)} candidate{plural}: {listed}.")
+        n = f"{len(done)} candidate{pluralize(len(done))}"
+        messages.success(request, f"You {DECISION_VERBS[decision]} {n}: {listed}.")
     if reversed_:
         messages.warning(request, "You reversed settled decisions: " + ", ".join(reversed_) + ".")
     if unconfirmed:
