@@ -22,13 +22,19 @@ CONTEXT_TAIL = 6
 TEMPLATE = "scoring/candidate_detail.html"
 
 
-class DecideForm(forms.Form):
-    """A decision and the page's one comment box (which a rejection needs)."""
-
-    decision = forms.ChoiceField(choices=Review.Decision.choices)
+class ConfirmsReversal(forms.Form):
     # The decision the user confirmed reversing a settled candidate with (the
     # confirmation's button sends it); any other decision is not confirmed.
     confirm_reversal = forms.CharField(required=False)
+
+    def confirms(self, decision):
+        return bool(decision) and self.cleaned_data.get("confirm_reversal") == decision
+
+
+class DecideForm(ConfirmsReversal):
+    """A decision and the page's one comment box (which a rejection needs)."""
+
+    decision = forms.ChoiceField(choices=Review.Decision.choices)
     comment = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Why? (required to reject)"}),
@@ -50,9 +56,7 @@ class DecideForm(forms.Form):
 
     @property
     def confirmed(self):
-        return bool(self.cleaned_data.get("decision")) and (
-            self.cleaned_data.get("confirm_reversal") == self.cleaned_data["decision"]
-        )
+        return self.confirms(self.cleaned_data.get("decision"))
 
 
 class CommentForm(forms.Form):
@@ -60,17 +64,15 @@ class CommentForm(forms.Form):
     comment = forms.CharField(label="Comment", widget=forms.Textarea(attrs={"rows": 3}))
 
 
-class EditForm(forms.Form):
+class EditForm(ConfirmsReversal):
     # Not stripped: whitespace is part of what the model is trained to produce.
     text = forms.CharField(
         label="Corrected response", strip=False, widget=forms.Textarea(attrs={"rows": 10})
     )
-    # "approve" when the user confirmed that approving reverses a settled candidate.
-    confirm_reversal = forms.CharField(required=False)
 
     @property
     def confirmed(self):
-        return self.cleaned_data.get("confirm_reversal") == Review.Decision.APPROVE
+        return self.confirms(Review.Decision.APPROVE)  # edit and approve
 
 
 def decisions_context(request, candidate):
