@@ -60,10 +60,12 @@ class EstimateParams(ParamsForm):
     exact_calls = None
 
     def clean_ablations(self):
-        k = self.cleaned_data.get("ablations")
-        n = None if self.exact_calls is None else self.exact_calls - 1
-        if n is not None and (k if k is not None else default_ablations(n)) >= n:
-            k = k if k is not None else default_ablations(n)
+        given = self.cleaned_data.get("ablations")
+        if self.exact_calls is None:
+            return given
+        n = self.exact_calls - 1
+        k = default_ablations(n) if given is None else given
+        if k >= n:
             raise ValidationError(
                 "%(k)s ablations make %(calls)s calls, no fewer than the %(exact)s of the exact full matrix on "
                 "this snapshot's %(n)s memories: start a full matrix instead (exact, and cheaper)"
@@ -71,7 +73,7 @@ class EstimateParams(ParamsForm):
                 code="costlier_than_exact",
                 params={"k": k, "calls": k + 1, "exact": n + 1, "n": n, "min": MIN_ABLATIONS},
             )
-        return k
+        return given
 
 
 def ablation_masks(n_keys, ablations, seed):
