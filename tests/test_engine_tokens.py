@@ -147,3 +147,42 @@ def test_the_chat_template_is_tokenized_once_per_agent_and_settings():
         chat_template(agent, tokenize)
     assert response_header("<|start_header_id|>{role}<|end_header_id|>\n\n{text}<|eot_id|>") == (
         "<|start_header_id|>assistant<|end_header_id|>\n\n")
+
+
+def test_another_process_takes_the_chat_template_from_the_shared_cache(monkeypatch):
+    from scoring.context import tokens
+
+    agent, _ = chat_context()
+    asked = []
+    vocabulary = {"<|im_start|>assistant\n": [900, 901], "<|im_end|>": [902], "<|eot_id|>": [5, 6]}
+
+    def tokenize(text):
+        asked.append(text)
+        return vocabulary[text]
+
+    assert chat_template(agent, tokenize).header == HEADER
+    tokens._templates.clear()  # a fresh process: only the shared cache remembers
+    assert chat_template(agent, tokenize) == ChatTemplate(header=HEADER, end_of_turn=EOT)
+    assert asked == ["<|im_start|>assistant\n", "<|im_end|>"]
+
+    # A refused template is not shared: the setting may be mended on the server.
+    agent.end_of_turn = "<|eot_id|>"
+    for _ in range(2):
+        tokens._templates.clear()
+        with pytest.raises(TemplateError):
+            chat_template(agent, tokenize)
+    assert asked[2:] == ["<|im_start|>assistant\n", "<|eot_id|>"] * 2
+
+    # A cache that cannot answer costs the round trip, nothing more.
+    class Down:
+        def get(self, *args, **kwargs):
+            raise ConnectionError("cache down")
+
+        set = get
+
+    monkeypatch.setattr(tokens, "cache", Down())
+    agent.end_of_turn = "<|im_end|>"
+    tokens._templates.clear()
+    del asked[:]
+    assert chat_template(agent, tokenize).end_of_turn == EOT
+    assert asked == ["<|im_start|>assistant\n", "<|im_end|>"]

@@ -15,15 +15,19 @@ per-token prompt log-probabilities can score them.
 """
 
 import functools
+import hashlib
+import logging
 import threading
 from dataclasses import dataclass
 
 import numpy as np
+from django.core.cache import cache
 
 from scoring.models import Node, ScoreCall, Section
 from scoring.models.snapshots import SECTION_ORDER
 
 Filter = ScoreCall.Filter
+log = logging.getLogger(__name__)
 
 # Snapshots never change after import, so a worker keeps the last few it used.
 _CACHE_SIZE = 4
@@ -56,10 +60,18 @@ def response_header(message_template):
 
 _templates = {}
 _templates_lock = threading.Lock()
+# How long the template's ids are shared between processes (Django's cache:
+# Redis where configured). A process keeps its own for its life, as the
+# snapshots' stored ids assume the server's tokenizer stays the same; sharing
+# them saves every fresh process (a command-line run, a new worker) a
+# /tokenize round trip before its first call, and a changed tokenizer is
+# seen again within this long.
+SHARED_TEMPLATE_SECONDS = 60 * 60
 
 
 def chat_template(agent, tokenize):
-    """The agent's ChatTemplate, tokenized with `tokenize` (its client's) once per process.
+    """The agent's ChatTemplate, tokenized with `tokenize` (its client's) once
+    per process, and shared through Django's cache for SHARED_TEMPLATE_SECONDS.
 
     Raises TemplateError when the end-of-turn setting is not one token, and
     the client's errors when the server cannot tokenize.
@@ -69,8 +81,12 @@ def chat_template(agent, tokenize):
     found = _templates.get(key)
     if found is not None:
         return found
-    header = tokenize(response_header(agent.message_template))
-    end = tokenize(agent.end_of_turn)
+    shared_key = "chat-template:" + hashlib.sha256(repr(key).encode()).hexdigest()
+    header, end = _shared(shared_key) or (None, None)
+    if header is None:
+        header = tokenize(response_header(agent.message_template))
+        end = tokenize(agent.end_of_turn)
+        _share(shared_key, (header, end))
     if len(end) != 1:
         raise TemplateError(
             f"agent {agent.name}: the end-of-turn setting {agent.end_of_turn!r} is {len(end)} tokens "
@@ -85,6 +101,31 @@ def chat_template(agent, tokenize):
     with _templates_lock:
         _templates[key] = template
     return template
+
+
+def _shared(key):
+    """The (header ids, end-of-turn ids) another process tokenized, or None.
+    The cache only saves a round trip: when it cannot answer, the server is asked."""
+    try:
+        found = cache.get(key)
+    except Exception:
+        log.warning("the cache did not answer for the chat template; asking the server", exc_info=True)
+        return None
+    if isinstance(found, tuple) and len(found) == 2 and all(isinstance(ids, list) for ids in found):
+        return found
+    return None
+
+
+def _share(key, ids):
+    """Keep (header ids, end-of-turn ids) for other processes; only a tokenized
+    template is kept, refused settings are asked again (they may be mended)."""
+    header, end = ids
+    if len(end) != 1 or not header:
+        return
+    try:
+        cache.set(key, (list(header), list(end)), SHARED_TEMPLATE_SECONDS)
+    except Exception:
+        log.warning("the cache did not keep the chat template", exc_info=True)
 
 
 @dataclass(frozen=True)
