@@ -18,8 +18,6 @@ from scoring.models.runs import BASELINE_FAILED
 from . import alternates
 
 Status = ScoreCall.Status
-SCORED, UNAFFECTED, FAILED_CELL = (s.value for s in (CellScore.State.SCORED, CellScore.State.UNAFFECTED,
-                                                      CellScore.State.FAILED))
 FINISHED = (Status.DONE, Status.FAILED)
 # Failed calls named in a run's error; the rest are counted.
 ERRORS_LISTED = 5
@@ -78,10 +76,10 @@ def cell_rows(run, call, baseline, tokens):
     memory); failed, every one of them, when baseline is None (either call failed)."""
     entries = tokens.responses(call.range_start, call.range_end)
     if baseline is None:
-        return [(run.pk, call.memory_id, e.node_id, None, True, FAILED_CELL) for e in entries]
+        return [CellScore.failed_row(run.pk, call.memory_id, e.node_id) for e in entries]
     return [
-        (run.pk, call.memory_id, e.node_id, 0.0, False, UNAFFECTED)
-        if w is None else (run.pk, call.memory_id, e.node_id, maths.delta(b, w), False, SCORED)
+        CellScore.unaffected_row(run.pk, call.memory_id, e.node_id)
+        if w is None else CellScore.scored_row(run.pk, call.memory_id, e.node_id, maths.delta(b, w))
         for e, b, w in zip(entries, baseline.result, call.result)
     ]
 

@@ -397,10 +397,25 @@ class CellScore(models.Model):
         """The importance: the clamped divergence, None if the cell failed."""
         return maths.cell_importance(None if self.failed else self.delta)
 
+    # A cell for insert_rows, in each of its states: the one place that
+    # pairs a state with its value (cell_state_matches_value checks the same).
+    @staticmethod
+    def scored_row(run_id, memory_id, response_id, delta):
+        return (run_id, memory_id, response_id, delta, False, CellState.SCORED.value)
+
+    @staticmethod
+    def unaffected_row(run_id, memory_id, response_id):
+        return (run_id, memory_id, response_id, 0.0, False, CellState.UNAFFECTED.value)
+
+    @staticmethod
+    def failed_row(run_id, memory_id, response_id):
+        return (run_id, memory_id, response_id, None, True, CellState.FAILED.value)
+
     @staticmethod
     def insert_rows(rows):
         """Insert cells given as (run_id, memory_id, response_id, delta, failed,
-        state) tuples, skipping any already stored.
+        state) tuples (scored_row, unaffected_row, failed_row), skipping any
+        already stored.
 
         ON CONFLICT DO NOTHING relies on cell_unique_per_run_memory_response: a
         pair settled twice never stores a cell twice. Plain executemany, as a

@@ -30,8 +30,6 @@ from scoring.models.runs import Mode, RunStatus
 
 from .base import CallSpec, Filter, ParamsForm, Plan, ScoringMode, memories, whole_conversation, whole_number
 
-SCORED, UNAFFECTED, FAILED = (s.value for s in (CellScore.State.SCORED, CellScore.State.UNAFFECTED,
-                                                 CellScore.State.FAILED))
 DEFAULT_ABLATIONS = 64
 # Fewer calls leave too few rows for the cross-validated fit.
 MIN_ABLATIONS = 8
@@ -161,7 +159,7 @@ class EstimateMode(ScoringMode):
                 # None: a response before the first key left out, scored as in the baseline (causal windows).
                 scores.append([b if w is None else w for b, w in zip(baseline.result, call.result)])
         if baseline is None or len(rows) < MIN_ABLATIONS // 2:
-            cells = [(run.pk, ids[k], r.node_id, None, True, FAILED) for k in keys for r in responses]
+            cells = [CellScore.failed_row(run.pk, ids[k], r.node_id) for k in keys for r in responses]
             CellScore.insert_rows(cells)
             return {"calls_used": len(rows), "memories": len(keys), "cells": len(cells), "fit_r2": []}
         position = [outline.first_position(k) for k in keys]
@@ -170,8 +168,8 @@ class EstimateMode(ScoringMode):
         effects, r2 = surrogate.fit(np.array(rows, dtype=float), np.array(scores, dtype=float), allowed,
                                     seed=run.params.get("seed", 0))
         cells = [
-            (run.pk, ids[k], r.node_id, float(effects[i, j]), False, SCORED) if allowed[i, j]
-            else (run.pk, ids[k], r.node_id, 0.0, False, UNAFFECTED)
+            CellScore.scored_row(run.pk, ids[k], r.node_id, float(effects[i, j])) if allowed[i, j]
+            else CellScore.unaffected_row(run.pk, ids[k], r.node_id)
             for i, k in enumerate(keys) for j, r in enumerate(responses)
         ]
         CellScore.insert_rows(cells)
