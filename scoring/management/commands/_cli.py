@@ -4,14 +4,77 @@ retry warnings kept out of the way, interrupts without a traceback, plurals."""
 import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
 # scoring.client.errors logs a WARNING for each attempt it retries.
 RETRY_LOGGER = "scoring.client.errors"
-# The shell's status for a command stopped by SIGINT (128 + 2).
-INTERRUPTED = 130
+# What stops a command as Ctrl-C does, and how a cancelled run's reason says it.
+# SIGTERM: kill, systemd, docker stop, a CI timeout; SIGHUP: its terminal closed.
+WHY = {
+    signal.SIGINT: "interrupted (Ctrl-C)",
+    signal.SIGTERM: "terminated (SIGTERM)",
+    signal.SIGHUP: "hung up (SIGHUP)",
+}
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Ctrl-C raises KeyboardInterrupt: each
+    command's `except KeyboardInterrupt` (cancel the run done here, stop
+    following one) does for them what it does for Ctrl-C."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signal.Signals(signum)
+        self.why = WHY[self.signum]
+        self.returncode = 128 + self.signum  # what a shell says of a process the signal killed: 130 for Ctrl-C
+        # The start of the command's error: Ctrl-C's reads as it always has; a
+        # signal the user may not have sent themselves is named.
+        self.headline = "interrupted" if self.signum == signal.SIGINT else self.why
+
+
+def interruption(interrupt):
+    """The Interrupted a caught KeyboardInterrupt stands for (Python's own is Ctrl-C's)."""
+    return interrupt if isinstance(interrupt, Interrupted) else Interrupted(signal.SIGINT)
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def _handling(signals, handler):
+    """handler for each of signals while it lasts, then the handlers before.
+
+    An ignored signal stays ignored (nohup ignores SIGHUP so that the command
+    outlives its terminal). Python runs signal handlers in the main thread only,
+    and only it may set them: a command run in another thread changes nothing."""
+    before = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in signals:
+            # None: a handler set outside Python, which could not be put back.
+            if signal.getsignal(signum) not in (signal.SIG_IGN, None):
+                before[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, previous in before.items():
+            signal.signal(signum, previous)
+
+
+def stopping_as_ctrl_c():
+    """SIGTERM and SIGHUP raise Interrupted while it lasts (Ctrl-C needs nothing:
+    Python raises KeyboardInterrupt for it)."""
+    return _handling((signal.SIGTERM, signal.SIGHUP), _raise_interrupted)
+
+
+def ignoring_interrupts():
+    """While a first interrupt's clean-up runs (cancelling the run): a second
+    Ctrl-C, SIGTERM or SIGHUP would cut it short."""
+    return _handling(WHY, signal.SIG_IGN)
 
 
 def plural(n, one, many=None):
@@ -34,15 +97,17 @@ def quiet_retries(verbosity):
 
 
 class Command(BaseCommand):
-    """A memscore command: retry warnings only with -v 2 or more, Ctrl-C a
-    one-line error (exit status 130) rather than a traceback."""
+    """A memscore command: retry warnings only with -v 2 or more; Ctrl-C, SIGTERM
+    and SIGHUP a one-line error (exit status 128 + the signal's number: 130,
+    143, 129) rather than a traceback or a death that leaves a run running."""
 
     def execute(self, *args, **options):
-        with quiet_retries(options.get("verbosity", 1)):
+        with quiet_retries(options.get("verbosity", 1)), stopping_as_ctrl_c():
             try:
                 return super().execute(*args, **options)
-            except KeyboardInterrupt:
-                raise CommandError("interrupted", returncode=INTERRUPTED) from None
+            except KeyboardInterrupt as e:
+                stop = interruption(e)
+                raise CommandError(stop.headline, returncode=stop.returncode) from None
 
     def out(self, line):
         """One line on stdout, at once (a script may be waiting on it). A reader

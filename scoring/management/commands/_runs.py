@@ -1,8 +1,6 @@
 """What the scoring commands share: finding a snapshot, starting a run,
 following it (progress on stderr), running it here, reporting it (stdout)."""
 
-import contextlib
-import signal
 import threading
 import time
 
@@ -19,7 +17,7 @@ from scoring.models import Agent, CellScore, Snapshot
 from scoring.models.runs import RunStatus
 from scoring.tasks.enqueue import enqueue, enqueue_on_commit
 
-from ._cli import INTERRUPTED, plural
+from ._cli import ignoring_interrupts, interruption, plural
 
 ACTOR = "command line"
 # score --wait: a run still queued this long says that no worker took it.
@@ -132,21 +130,23 @@ def follow(run, progress, *, interval=0.5, while_alive=None, pause=time.sleep):
 
 
 def follow_workers(run, progress):
-    """score --wait: follow a run the workers do. Ctrl-C stops following, not the run."""
+    """score --wait: follow a run the workers do. Ctrl-C (SIGTERM, SIGHUP) stops following, not the run."""
     try:
         return follow(run, progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        stop = interruption(e)
         run.refresh_from_db()
         raise CommandError(
-            f"interrupted: stopped following run {run.pk}, {run.get_status_display()}; "
+            f"{stop.headline}: stopped following run {run.pk}, {run.get_status_display()}; "
             "it is the workers' to finish (cancel it on its page)",
-            returncode=INTERRUPTED,
+            returncode=stop.returncode,
         ) from None
 
 
 def run_here(run, progress):
-    """run_inline in a thread while this one shows progress. Ctrl-C cancels
-    the run: the work stops with this process and nothing else would take it up."""
+    """run_inline in a thread while this one shows progress. Ctrl-C (SIGTERM,
+    SIGHUP) cancels the run: the work stops with this process and nothing else
+    would take it up."""
     failure, followups = [], Followups()
 
     def work():
@@ -171,33 +171,20 @@ def run_here(run, progress):
         enqueue(followups)
         # Ended by now, unless a worker shares it: then until they are done.
         return follow(run, progress)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         with ignoring_interrupts():
-            raise _cancelled_here(run, thread) from None
+            raise _cancelled_here(run, thread, interruption(e)) from None
 
 
-def _cancelled_here(run, thread):
-    if run.cancel(actor_name=ACTOR, why="interrupted (Ctrl-C) where it ran"):
+def _cancelled_here(run, thread, stop):
+    if run.cancel(actor_name=ACTOR, why=f"{stop.why} where it ran"):
         # The work thread sees it at its next call and stops; results in flight are discarded.
         thread.join(5)
         run.refresh_from_db()
         done = f"{run.calls_done + run.calls_failed}/{run.calls_total} calls were done"
-        return CommandError(f"interrupted: run {run.pk} cancelled ({done})", returncode=INTERRUPTED)
-    return CommandError(f"interrupted: run {run.pk} had already ended ({run.get_status_display()})",
-                        returncode=INTERRUPTED)
-
-
-@contextlib.contextmanager
-def ignoring_interrupts():
-    """A second Ctrl-C while the first one's clean-up runs would cut it short."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, before)
+        return CommandError(f"{stop.headline}: run {run.pk} cancelled ({done})", returncode=stop.returncode)
+    return CommandError(f"{stop.headline}: run {run.pk} had already ended ({run.get_status_display()})",
+                        returncode=stop.returncode)
 
 
 def report(run, write):

@@ -39,10 +39,11 @@ class Command(_cli.Command):
             add_option(parser, name, field, agent_default)
         how = parser.add_mutually_exclusive_group()
         how.add_argument("--wait", action="store_true",
-                         help="follow the run until it ends (a Celery worker does it; Ctrl-C stops "
-                         "following, not the run)")
+                         help="follow the run until it ends (a Celery worker does it; Ctrl-C, SIGTERM or "
+                         "SIGHUP stops following, not the run)")
         how.add_argument("--inline", action="store_true",
-                         help="run it in this process, no worker needed (Ctrl-C cancels the run)")
+                         help="run it in this process, no worker needed (Ctrl-C, SIGTERM or SIGHUP "
+                         "cancels the run)")
 
     def handle(self, *args, snapshot, mode, wait, inline, **options):
         params = {}

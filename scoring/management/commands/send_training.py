@@ -12,7 +12,7 @@ from scoring.models import TrainJob
 from scoring.tasks.enqueue import enqueue_on_commit
 
 from . import _cli, _runs
-from ._cli import INTERRUPTED, plural
+from ._cli import interruption, plural
 
 # --wait: a job that stays as it is this long (once sent) asks whether beat
 # runs: its sweeps, every 10 seconds, re-send a job when due and bring the
@@ -58,7 +58,7 @@ class Command(_cli.Command):
                 raise CommandError(f"{job} failed: {job.last_error or 'no reason given'}")
 
     def follow(self, job, interval=0.5, clock=time.monotonic):
-        """Show the job's state at each change until it ends. Ctrl-C stops following."""
+        """Show the job's state at each change until it ends. Ctrl-C (SIGTERM, SIGHUP) stops following."""
         last, hinted, since = None, set(), clock()
         try:
             while True:
@@ -71,12 +71,13 @@ class Command(_cli.Command):
                     return job
                 self.hint(job, clock() - since, hinted)
                 time.sleep(interval)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
+            stop = interruption(e)
             job.refresh_from_db()
             raise CommandError(
-                f"interrupted: stopped following {job}, {job.get_status_display()}; "
+                f"{stop.headline}: stopped following {job}, {job.get_status_display()}; "
                 "it is the workers' to finish (see the Training page)",
-                returncode=INTERRUPTED,
+                returncode=stop.returncode,
             ) from None
 
     def hint(self, job, waited, hinted):
