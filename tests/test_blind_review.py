@@ -1,6 +1,6 @@
 """Blind review, one rule (scoring/models/candidates.py blind_to/hidden_from)
-seen the same way on the candidate page, the list, the activity log and the
-agreement page: hidden from a reviewer who has not approved or rejected a
+seen the same way on the candidate page, the list, the activity log (and the
+home page's recent activity) and the agreement page: hidden from a reviewer who has not approved or rejected a
 pending candidate; shown once it is settled, and always to those who do not review."""
 
 import pytest
@@ -20,15 +20,20 @@ def blind(agent):
     return agent
 
 
+PAGES = ("page", "list", "activity", "agreement", "home")
+
+
 def seen(cast, user, candidate):
-    """Whether `user` sees rob's decision on each of the four pages."""
+    """Whether `user` sees rob's decision on each of the pages (the home page's recent activity too)."""
     client = cast.client_for(user)
     log = client.get(reverse("activity_list")).text
+    recent = client.get(reverse("home")).context["activity"]
     return {
         "page": "rob&#x27;s reason" in client.get(detail_url(candidate)).text,
         "list": "Blind review: hidden until" not in client.get(reverse("candidate_list")).text,
         "activity": "<td>rob</td>" in log and "rob&#x27;s reason" in log,
         "agreement": bool(client.get(reverse("review_agreement")).context["pairs"]),
+        "home": any(entry.actor_name == "rob" and entry.verb == "rejected" for entry in recent),
     }
 
 
@@ -52,14 +57,14 @@ def test_every_page_hides_the_same_and_shows_the_same(cast, blind):
     c.decide(cast.reviewer2, "reject", "rob's reason")
     c.decide(cast.operator, "approve", "otto agrees")
 
-    assert seen(cast, cast.reviewer, c) == dict.fromkeys(("page", "list", "activity", "agreement"), False)
+    assert seen(cast, cast.reviewer, c) == dict.fromkeys(PAGES, False)
     # The viewer does not review: everything shows (the agreement page compares rob and otto).
-    assert seen(cast, cast.viewer, c) == dict.fromkeys(("page", "list", "activity", "agreement"), True)
+    assert seen(cast, cast.viewer, c) == dict.fromkeys(PAGES, True)
 
     c.decide(cast.operator, "reject", "on second thought")  # a second rejection settles it
     c.refresh_from_db()
     assert c.status == Candidate.Status.REJECTED
-    assert seen(cast, cast.reviewer, c) == dict.fromkeys(("page", "list", "activity", "agreement"), True)
+    assert seen(cast, cast.reviewer, c) == dict.fromkeys(PAGES, True)
 
 
 def test_blind_review_hides_others_decisions_until_i_decide(cast, blind):

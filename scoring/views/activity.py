@@ -42,12 +42,17 @@ def blind_hidden(user):
     return Q(target_type="candidate", target_id__in=keys, verb__in=BLIND_VERBS) & ~Q(actor=user)
 
 
+def visible_to(user):
+    """The log as `user` may see it: blind review's hidden entries left out
+    (the log page and the home page's recent activity show the same)."""
+    visible = Activity.objects.select_related("actor")
+    hidden = blind_hidden(user)
+    return visible if hidden is None else visible.exclude(hidden)
+
+
 def activity_list(request):
     require_perm(request, "scoring.view_activity")
-    visible = Activity.objects.select_related("actor")
-    hidden = blind_hidden(request.user)
-    if hidden is not None:
-        visible = visible.exclude(hidden)
+    visible = visible_to(request.user)
     filterset = ActivityFilter(request.GET or None, queryset=visible)
     # A bad filter (an unknown verb, dates the wrong way round) is named on the
     # form and matches nothing, rather than silently showing everything.

@@ -13,10 +13,10 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 
 from scoring.engine.rescore import samples_with_rescore, training_effect
-from scoring.models import Activity, Candidate, ScoringRun, TrainJob
+from scoring.models import Candidate, ScoringRun, TrainJob
 from scoring.models.runs import label_origins
 
-from .activity import describe
+from .activity import describe, visible_to
 
 RUNS_SHOWN = 10
 JOBS_SHOWN = 5
@@ -34,7 +34,7 @@ def home(request):
     if user.has_perm("scoring.view_trainjob"):
         context["jobs"] = recent_jobs()
     if user.has_perm("scoring.view_activity"):
-        context["activity"] = describe(Activity.objects.select_related("actor")[:ACTIVITY_SHOWN])
+        context["activity"] = describe(visible_to(user)[:ACTIVITY_SHOWN])
     return render(request, "scoring/home.html", context)
 
 
