@@ -1,13 +1,23 @@
-"""The filters of the list pages, one django-filter FilterSet per list.
+"""The filters of the list pages, one django-filter FilterSet per list, and
+the one rule for a filter that cannot apply.
 
 A list view binds its FilterSet to request.GET (or None when there are no
-parameters, so an unfiltered page is unbound) and shows `filterset.form`.
+parameters, so an unfiltered page is unbound), lists `filtered(filterset)`
+and shows `filter_problems(filterset)` above the list
+(templates/scoring/_filter_problems.html).
+
+The rule is django-filter's own (FilterView's `strict`): a list whose filters
+cannot all be applied (an unknown agent, a bad number, an unknown choice)
+matches nothing, and says why, filter by filter. Applying the rest would show
+a list that seems filtered and is not; a bookmark that outlived what it named
+is answered in words, with a link that clears the filters.
 """
 
 from datetime import datetime, time, timedelta
 
 import django_filters
 from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
@@ -21,9 +31,12 @@ DATE_INPUT = forms.DateInput(attrs={"type": "date"})
 MAX_ID = 2**63 - 1
 
 
-def id_filter(field_name):
-    """An id from the query string; a value that cannot be one is ignored."""
-    return django_filters.NumberFilter(field_name=field_name, min_value=0, max_value=MAX_ID, decimal_places=0)
+def row_with_id(model, value):
+    """The row of `model` whose id `value` is, or None: a value that cannot be
+    an id (not ASCII digits, past MAX_ID, a NUL) is never sent to the database."""
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_ID:
+        return None
+    return model.objects.filter(pk=int(value)).first()
 
 
 def agent_named(value):
@@ -35,9 +48,41 @@ def agent_named(value):
     if not value or "\x00" in value:
         return None
     if value.isascii() and value.isdigit():
-        pk = int(value)
-        return Agent.objects.filter(pk=pk).first() if pk <= MAX_ID else None
+        return row_with_id(Agent, value)
     return Agent.objects.filter(name=value).first()
+
+
+class RowField(forms.Field):
+    """A row named in the query string, found by `find(value)`; a value that
+    names none is the error `missing` (code "no_such_row")."""
+
+    def __init__(self, *, find, missing, **kwargs):
+        super().__init__(**kwargs)
+        self.find, self.missing = find, missing
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value in self.empty_values:
+            return None
+        row = self.find(value)
+        if row is None:
+            raise ValidationError(self.missing, code="no_such_row")
+        return row
+
+
+class RowFilter(django_filters.Filter):
+    field_class = RowField
+
+
+def by_agent(**kwargs):
+    """An agent by its id or its name (as links and bookmarks name it)."""
+    return RowFilter(field_name="agent", find=agent_named, missing="there is no such agent.", label="Agent", **kwargs)
+
+
+def by_run(**kwargs):
+    """A scoring run by its id."""
+    return RowFilter(field_name="run", find=lambda value: row_with_id(ScoringRun, value),
+                     missing="there is no such run.", **kwargs)
 
 
 def _day_start(day):
@@ -128,19 +173,19 @@ class NatsFilter(django_filters.NumberFilter):
 
 
 class CandidateFilter(django_filters.FilterSet):
-    """The candidate list's filters: an agent (by id), a status, a memory in
-    the response's context (part of its key), a divergence range (nats) and
-    the run that found them. A value that does not fit (an agent that is not
-    an id, an unknown status) is ignored rather than refused: a bookmark may
-    outlive what it named."""
+    """The candidate list's filters: an agent (by id or name), a status, a
+    memory in the response's context (part of its key), a divergence range
+    (nats) and the run that found them."""
 
-    agent = id_filter("agent_id")
-    status = django_filters.ChoiceFilter(choices=Candidate.Status.choices)
-    memory = django_filters.CharFilter(method="filter_memory", label="Memory key")
+    agent = by_agent()
+    status = django_filters.ChoiceFilter(choices=Candidate.Status.choices, label="Status")
+    memory = django_filters.CharFilter(method="filter_memory", label="Memory in its context")
     # Bounded, so no value overflows a database's float (a larger one is named as a problem).
-    min_divergence = NatsFilter(field_name="divergence", lookup_expr="gte", min_value=-1e9, max_value=1e9)
-    max_divergence = NatsFilter(field_name="divergence", lookup_expr="lte", min_value=-1e9, max_value=1e9)
-    run = id_filter("run_id")
+    min_divergence = NatsFilter(field_name="divergence", lookup_expr="gte", min_value=-1e9, max_value=1e9,
+                                label="Divergence from")
+    max_divergence = NatsFilter(field_name="divergence", lookup_expr="lte", min_value=-1e9, max_value=1e9,
+                                label="Divergence to")
+    run = by_run(label="Found by run")
 
     class Meta:
         model = Candidate
@@ -164,14 +209,112 @@ def mode_choices():
 
 
 class RunFilter(django_filters.FilterSet):
-    """The run list's filters: an agent (by id), a status and a mode. A value
-    that does not fit is ignored rather than refused: the page is reached
-    from links, and a bookmark may outlive a choice."""
+    """The run list's filters: an agent (by id or name), a status and a mode."""
 
-    agent = id_filter("agent_id")
-    status = django_filters.ChoiceFilter(choices=RunStatus.choices)
-    mode = django_filters.ChoiceFilter(choices=mode_choices)
+    agent = by_agent()
+    status = django_filters.ChoiceFilter(choices=RunStatus.choices, label="Status")
+    mode = django_filters.ChoiceFilter(choices=mode_choices, label="Mode")
 
     class Meta:
         model = ScoringRun
         fields = []
+
+
+class AgentOnlyFilter(django_filters.FilterSet):
+    """The review queue's filter and the samples export's: an agent (by id or
+    name). Neither lists its queryset: they read the agent it names."""
+
+    agent = by_agent()
+
+    class Meta:
+        model = Candidate
+        fields = []
+
+
+# --- filters that cannot apply ------------------------------------------------
+
+def filtered(filterset):
+    """The rows `filterset` selects; none at all where one of its filters
+    cannot apply (FilterView's `strict`), never the rest applied alone."""
+    return filterset.queryset.none() if filter_problems(filterset) else filterset.qs
+
+
+def filter_problems(filterset):
+    """One line for each filter of `filterset` that cannot apply, in the
+    words a list shows above itself: the filter's label as its form shows
+    it, the value as typed, and why (“Agent “999”: there is no such agent.”).
+    [] when every filter applies, or none was asked for."""
+    if not filterset.is_bound or filterset.is_valid():
+        return []
+    form = filterset.form
+    lines = []
+    for name, errors in form.errors.as_data().items():
+        why = " ".join(_why(form.fields.get(name), e) for e in errors)
+        if name not in form.fields:  # the form's own clean(): no one value to name
+            lines.append(why[:1].upper() + why[1:])
+            continue
+        lines.append(f"{form.fields[name].label} “{_shown(form.data.get(name, ''))}”: {why}")
+    return lines
+
+
+def clear_filters_url(request, filterset):
+    """This page without `filterset`'s filters (nor a page number, which the
+    filters chose), keeping the rest of its query string (the sort)."""
+    query = request.GET.copy()
+    for name in (*filterset.filters, "page"):
+        query.pop(name, None)
+    return f"{request.path}?{query.urlencode()}" if query else request.path
+
+
+def typed_values(filterset):
+    """{filter: the value its form field shows}: the value as typed, so the
+    person corrects what they asked for; an applied value as it was read (a
+    search without its spaces, an agent named by name as its id, which the
+    agent select knows)."""
+    if not filterset.is_bound:
+        return dict.fromkeys(filterset.filters, "")
+    filterset.is_valid()  # cleans the form: its valid values are in cleaned_data
+    data, cleaned = filterset.data, filterset.form.cleaned_data
+    shown = {}
+    for name in filterset.filters:
+        value = cleaned.get(name)
+        if hasattr(value, "pk"):
+            shown[name] = str(value.pk)
+        elif isinstance(value, str):
+            shown[name] = value
+        else:
+            shown[name] = data.get(name, "")
+    return shown
+
+
+def typed_choices(choices, typed):
+    """A select's [(value, text), ...] with the typed value among them, so a
+    value that is not a choice stays selected in the form, beside its problem."""
+    choices = list(choices)
+    if typed and typed not in {str(value) for value, _ in choices}:
+        choices.append((typed, _shown(typed)))
+    return choices
+
+
+def _shown(value, limit=60):
+    """A typed value as a problem names it: cut short, a NUL made visible."""
+    value = value.replace("\x00", "\\x00")
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
+def _why(field, error):
+    """Why a value cannot apply, in a few words (Django's message where ours
+    would say no more)."""
+    if error.code == "invalid_choice":
+        return "not one of the choices."
+    if error.code == "invalid" and isinstance(field, forms.DecimalField):
+        return "not a number."
+    if error.code == "invalid" and isinstance(field, forms.DateField):
+        return "not a date."
+    if error.code in ("max_value", "min_value"):
+        limit = error.params["limit_value"]
+        limit = f"{limit:,.0f}" if float(limit).is_integer() else f"{limit:,}"
+        return f"the {'most' if error.code == 'max_value' else 'least'} it may be is {limit}."
+    if error.code == "null_characters_not_allowed":
+        return "a NUL character is not allowed."
+    return " ".join(error.messages)

@@ -85,7 +85,7 @@ def test_a_reviewer_sees_the_shortcuts(cast, agent):
 def test_a_bad_divergence_filter_is_named_and_matches_nothing(cast, agent):
     make_candidate(agent, divergence=3.0)
     r = cast.client_for(cast.viewer).get(reverse("candidate_list") + "?min_divergence=abc")
-    assert "Divergence from: Enter a number." in r.text
+    assert "Divergence from “abc”: not a number." in r.text
     assert "No candidates shown" in r.text
     assert list(r.context["page"].object_list) == []
 
@@ -93,7 +93,7 @@ def test_a_bad_divergence_filter_is_named_and_matches_nothing(cast, agent):
 def test_an_unknown_agent_is_named_on_the_list(cast, agent):
     make_candidate(agent)
     r = cast.client_for(cast.viewer).get(reverse("candidate_list") + "?agent=999")
-    assert "Agent: there is no agent “999”." in r.text
+    assert "Agent “999”: there is no such agent." in r.text
     assert list(r.context["page"].object_list) == []
 
 
@@ -113,7 +113,7 @@ def test_good_filters_say_nothing(cast, agent):
 def test_the_queue_names_an_unknown_agent_and_holds_nothing(cast, agent):
     c = make_candidate(agent)
     r = cast.client_for(cast.reviewer).get(queue_url(agent=999))
-    assert "Agent: there is no agent “999”." in r.text
+    assert "Agent “999”: there is no such agent." in r.text
     assert "No candidates shown" in r.text
     assert "candidate" not in r.context or r.context.get("candidate") is None
     c.refresh_from_db()

@@ -89,13 +89,13 @@ def test_it_searches_keys_and_texts(cast, run, agent):
     assert "No memories match" in nothing
 
 
-def test_it_ignores_an_unknown_flag(cast, run, agent):
+def test_it_lists_nothing_for_an_unknown_flag(cast, run, agent):
     html = cast.client_for(cast.viewer).get(reverse("memory_list", args=[agent.pk]), {"flag": "bogus"}).text
-    assert ">useful</a>" in html and ">never</a>" in html
-    # ... and says so, rather than seem filtered.
-    assert "Not applied: show “bogus” is not one of the choices" in html
+    assert ">useful</a>" not in html and ">never</a>" not in html
+    # ... and says why, rather than seem filtered (tests/test_filter_problems.py has the rule).
+    assert "Show “bogus”: not one of the choices." in html
     html = cast.client_for(cast.viewer).get(reverse("memory_list", args=[agent.pk]), {"flag": "harmful"}).text
-    assert 'id="filters-ignored"' not in html
+    assert 'id="filter-errors"' not in html
 
 
 def test_its_sort_links_keep_the_filters_and_leave_the_page(cast, run, agent):

@@ -62,22 +62,24 @@ def test_it_lists_runs_with_filters(cast, active_run, agent):
     assert "No runs match these filters" in page.text
 
 
-def test_it_ignores_filter_values_that_do_not_fit(cast, active_run):
+def test_it_lists_nothing_for_filter_values_that_do_not_fit(cast, active_run):
     page = cast.client_for(cast.viewer).get(reverse("run_list"), {"agent": "x", "status": "gone", "mode": "old"})
     assert page.status_code == 200
-    assert f'href="{reverse("run_detail", args=[active_run.pk])}"' in page.text
-    # ... and says so, rather than seem filtered.
-    notice = page.text.split('id="filters-ignored">')[1].split("</p>")[0]
-    for said in ("agent “x”", "status “gone”", "mode “old”"):
+    assert f'href="{reverse("run_detail", args=[active_run.pk])}"' not in page.text
+    # ... and says why, rather than seem filtered (tests/test_filter_problems.py has the rule).
+    notice = page.text.split('id="filter-errors" role="alert">')[1].split("</div>")[0]
+    for said in ("Agent “x”: there is no such agent.", "Status “gone”: not one of the choices.",
+                 "Mode “old”: not one of the choices."):
         assert said in notice
 
 
 def test_it_says_when_no_agent_has_the_id_asked_for(cast, active_run):
     page = cast.client_for(cast.viewer).get(reverse("run_list"), {"agent": "999999"})
-    assert "No agent has the id 999999, so no run matches." in page.text and 'id="filters-ignored"' not in page.text
+    assert "Agent “999999”: there is no such agent." in page.text
     assert f'href="{reverse("run_detail", args=[active_run.pk])}"' not in page.text
     page = cast.client_for(cast.viewer).get(reverse("run_list"), {"agent": str(active_run.agent_id)})
-    assert 'id="filters-ignored"' not in page.text and 'id="unknown-agent"' not in page.text
+    assert 'id="filter-errors"' not in page.text
+    assert f'href="{reverse("run_detail", args=[active_run.pk])}"' in page.text
 
 
 def test_it_shows_an_empty_state_with_what_to_do(cast):

@@ -7,22 +7,28 @@ What reviewers do on the page (decide, comment, edit) is in views/review.py.
 from collections import Counter, defaultdict
 
 from django.core.paginator import Paginator
-from django.http import StreamingHttpResponse
+from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import path
 from django.utils import timezone
 
 from scoring import exporting
 from scoring.access import get_candidate_for_user, require_perm
-from scoring.filters import CandidateFilter, agent_named
+from scoring.filters import (
+    AgentOnlyFilter,
+    CandidateFilter,
+    agent_named,
+    clear_filters_url,
+    filter_problems,
+    filtered,
+    typed_choices,
+    typed_values,
+)
 from scoring.models import Agent, Candidate, Review
 from scoring.models.candidates import blind_to
 from scoring.models.review import OPINIONS
 
 from .candidate_page import TEMPLATE, decisions_context, page_context
-
-# The list's filters (CandidateFilter's), kept in its links and bulk actions.
-FILTERS = ("agent", "status", "memory", "min_divergence", "max_divergence", "run")
 
 
 def agent_filter(request):
@@ -38,56 +44,29 @@ def candidate_list(request):
         "id", "agent__name", "agent__required_approvals", "agent__rejections_to_settle", "agent__blind_review",
         "divergence", "status", "edited_at", "reserved_by__username", "reserved_until", "response_text",
     )
-    query = request.GET.copy()
-    named = agent_named(query.get("agent", ""))
-    if named is not None:
-        query["agent"] = str(named.pk)  # ?agent= may name it, as the queue's does
-    filterset = CandidateFilter(query or None, queryset=candidates)
-    problems = filter_problems(request, filterset)
-    # A filter that cannot apply matches nothing, rather than seeming to apply
-    # while every candidate is listed.
-    found = filterset.queryset.none() if problems else filterset.qs
-    page = Paginator(found.order_by("-divergence", "id"), 50).get_page(request.GET.get("page"))
+    filterset = CandidateFilter(request.GET or None, queryset=candidates)
+    page = Paginator(filtered(filterset).order_by("-divergence", "id"), 50).get_page(request.GET.get("page"))
     page.object_list = with_decision_counts(list(page.object_list), request.user)
+    selected = typed_values(filterset)
+    found_by = filterset.form.cleaned_data.get("run") if filterset.is_bound else None
     return render(
         request,
         "scoring/candidate_list.html",
         {
             "page": page,
-            "agent_choices": Agent.objects.values_list("id", "name"),
-            "statuses": Candidate.Status.choices,
-            "selected": {name: request.GET.get(name, "") for name in FILTERS},
-            "filtered": any(request.GET.get(name) for name in FILTERS),
-            # The run named, once it is a run's id (a bad one is among filter_problems).
-            "found_by_run": request.GET.get("run") if filterset.is_bound and "run" not in filterset.errors else "",
-            "filter_problems": problems,
+            "form": filterset.form,
+            "agent_choices": typed_choices(Agent.objects.values_list("id", "name"), selected["agent"]),
+            "statuses": typed_choices(Candidate.Status.choices, selected["status"]),
+            "selected": selected,
+            "filtered": any(selected.values()),
+            # The run named, once it is a run's (an unknown one is among the problems).
+            "found_by_run": found_by.pk if found_by else "",
+            "filter_problems": filter_problems(filterset),
+            "clear_url": clear_filters_url(request, filterset),
             "can_review": request.user.has_perm("scoring.review_candidate"),
             "now": timezone.now(),
         },
     )
-
-
-# The filters as the list's form names them.
-FILTER_LABELS = {
-    "agent": "Agent", "status": "Status", "memory": "Memory in its context",
-    "min_divergence": "Divergence from", "max_divergence": "Divergence to", "run": "Found by run",
-}
-
-
-def filter_problems(request, filterset):
-    """["Label: what is wrong", ...] for each filter of the query string that
-    cannot apply: a value of the wrong kind, or an agent that does not exist."""
-    if not filterset.is_bound:
-        return []
-    problems = [
-        f"{FILTER_LABELS.get(name, name)}: {' '.join(errors)}"
-        for name, errors in filterset.errors.items()
-        if name != "agent"
-    ]
-    agent = request.GET.get("agent", "")
-    if agent and agent_named(agent) is None:
-        problems.insert(0, f"Agent: there is no agent “{agent}”.")
-    return problems
 
 
 def with_decision_counts(candidates, user):
@@ -117,12 +96,16 @@ def candidate_detail(request, pk):
 
 
 def candidate_export(request):
-    """Approved and trained samples as JSON lines, with where each came from."""
+    """Approved and trained samples as JSON lines, with where each came from.
+    An agent that cannot apply is a 400 naming it, never every agent's samples."""
     require_perm(request, "scoring.view_candidate")
-    agent = agent_filter(request)
+    filterset = AgentOnlyFilter(request.GET or None)
+    problems = filter_problems(filterset)
+    if problems:
+        said = "\n".join(["Nothing exported: a filter cannot be applied.", *problems])
+        return HttpResponseBadRequest(said + "\n", content_type="text/plain; charset=utf-8")
+    agent = filterset.form.cleaned_data.get("agent") if filterset.is_bound else None
     candidates = exporting.approved_samples(agent)
-    if request.GET.get("agent") and agent is None:
-        candidates = candidates.none()
 
     lines = exporting.jsonl_lines(candidates)
     response = StreamingHttpResponse(lines, content_type="application/jsonl; charset=utf-8")

@@ -13,7 +13,15 @@ from django.urls import path
 
 from scoring import maths
 from scoring.access import get_agent_for_user, get_memory_for_user, require_perm
-from scoring.filters import MEMORY_FLAGS, MemoryFilter
+from scoring.filters import (
+    MEMORY_FLAGS,
+    MemoryFilter,
+    clear_filters_url,
+    filter_problems,
+    filtered,
+    typed_choices,
+    typed_values,
+)
 from scoring.heatmap.matrix import memory_texts, response_numbers
 from scoring.heatmap.payload import through_cache
 from scoring.models import CellScore, Memory, MemoryScore, Node, ScoringRun
@@ -132,7 +140,7 @@ def memory_list(request, agent_id):
     sort = request.GET.get("sort", "-importance_sum" if run else "key")
     sort = sort if sort.lstrip("-") in SORTS else "key"
 
-    page = Paginator(SortedMemories(memory_filter.qs, sort, stats), 100).get_page(request.GET.get("page"))
+    page = Paginator(SortedMemories(filtered(memory_filter), sort, stats), 100).get_page(request.GET.get("page"))
     # The text the run scored, shown when the memory's current text differs (issue 12).
     scored_texts = memory_texts(run.snapshot_id, [m.pk for m in page.object_list]) if run else {}
     groups_run = latest_groups_run(agent)
@@ -144,7 +152,7 @@ def memory_list(request, agent_id):
         memory.stats = stats.get(memory.pk)
         memory.flags = memory.stats["flags"] if memory.stats else []
         memory.scored_text = scored_texts.get(memory.pk)
-    chosen = memory_filter.form.cleaned_data if memory_filter.is_bound else {}
+    typed = typed_values(memory_filter)
     return render(
         request,
         "scoring/memory_list.html",
@@ -155,12 +163,12 @@ def memory_list(request, agent_id):
             "groups_run": groups_run,
             "page": page,
             "sort": sort,
-            "flag": chosen.get("flag", ""),
-            # A flag the list does not know is not applied; the page says so.
-            "ignored_flag": request.GET.get("flag") if memory_filter.is_bound and "flag" in memory_filter.errors
-            else None,
-            "search": chosen.get("q", ""),
-            "flags": MEMORY_FLAGS,
+            "form": memory_filter.form,
+            "flag": typed["flag"],
+            "search": typed["q"],
+            "flag_choices": typed_choices(MEMORY_FLAGS.items(), typed["flag"]),
+            "filter_problems": filter_problems(memory_filter),
+            "clear_url": clear_filters_url(request, memory_filter),
             "columns": _sort_columns(sort),
             "counts": {name: sum(1 for s in stats.values() if name in s["flags"]) for name in MEMORY_FLAGS},
             "never_min": maths.NEVER_MATTERS_MIN_RESPONSES,

@@ -21,6 +21,7 @@ from django_htmx.http import reswap, retarget
 from scoring.access import get_candidate_for_user, require_perm
 from scoring.client import InferenceError
 from scoring.editing import edit_and_approve
+from scoring.filters import AgentOnlyFilter, filter_problems, typed_choices, typed_values
 from scoring.models import Agent, Candidate, Review
 from scoring.models.candidates import ReversalNeedsConfirmation, decide_each, settling_rule, status_words
 from scoring.models.review import DECISION_VERBS
@@ -46,14 +47,17 @@ def review_queue(request):
     and operators or admins outside that role, who may still decide on a
     candidate's page) look without keeping it from the reviewers."""
     require_perm(request, "scoring.view_candidate")
-    agent = agent_filter(request)
+    filterset = AgentOnlyFilter(request.GET or None)
+    problems = filter_problems(filterset)
+    agent = None if problems or not filterset.is_bound else filterset.form.cleaned_data.get("agent")
     holds = holds_candidates(request.user)
-    queue = _queue_context(request, agent)
+    queue = _queue_context(request, agent, filterset)
     queue["holds"] = holds
-    if request.GET.get("agent") and agent is None:
-        # Not all agents' queue, which the page would seem to say was filtered.
-        queue["bad_agent"] = request.GET["agent"]
-        return render(request, "scoring/review_queue.html", {"queue": queue})
+    if problems:
+        # Nothing offered, nothing held: not all agents' queue, which the page would seem to say was filtered.
+        # Cleared, the queue starts afresh: not past ?after=, which is no filter.
+        context = {"queue": queue, "filter_problems": problems, "clear_url": request.path}
+        return render(request, "scoring/review_queue.html", context)
     after = _left_behind(request)
 
     candidate = None
@@ -102,13 +106,16 @@ def _left_behind(request):
     return candidate
 
 
-def _queue_context(request, agent):
+def _queue_context(request, agent, filterset):
     held = Candidate.objects.held_by_others(request.user).without_ids().select_related("reserved_by")
     if agent:
         held = held.filter(agent=agent)
+    typed = typed_values(filterset)["agent"]
     return {
         "agent": agent,
-        "agents": Agent.objects.only("id", "name"),
+        # The agent select keeps what was typed, known or not.
+        "agent_choices": typed_choices(Agent.objects.values_list("id", "name"), typed),
+        "selected": typed,
         "held_by_others": list(held.order_by("reserved_until")[:10]),
         "rule": settling_rule(agent) if agent else "",
     }

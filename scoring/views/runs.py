@@ -15,7 +15,15 @@ from django.views.decorators.http import require_POST
 from scoring import modes
 from scoring.access import get_run_for_user, get_snapshot_for_user, require_perm
 from scoring.engine import start_run
-from scoring.filters import RunFilter, mode_choices
+from scoring.filters import (
+    RunFilter,
+    clear_filters_url,
+    filter_problems,
+    filtered,
+    mode_choices,
+    typed_choices,
+    typed_values,
+)
 from scoring.followups import Followups
 from scoring.forms import StartRunForm
 from scoring.models import Agent, ScoreCall, ScoringRun, TrainJob
@@ -30,25 +38,25 @@ from .snapshots import render_snapshot_page
 def run_list(request):
     require_perm(request, "scoring.view_scoringrun")
     runs = ScoringRun.objects.select_related("agent", "snapshot", "created_by")
-    # Unknown filter values are ignored (RunFilter), not answered with an error.
     filterset = RunFilter(request.GET or None, queryset=runs)
-    agents = dict(Agent.objects.values_list("id", "name"))
-    page = Paginator(filterset.qs, 50).get_page(request.GET.get("page"))
+    page = Paginator(filtered(filterset), 50).get_page(request.GET.get("page"))
     page.object_list = label_origins(page.object_list)
     for run in page.object_list:
         _note_keys(run)
         run.provisional = modes.get(run.mode).total_is_provisional(run)
+    selected = typed_values(filterset)
     return render(
         request,
         "scoring/run_list.html",
         {
             "page": page,
-            "agent_choices": agents.items(),
-            "ignored": ignored_filters(request.GET, filterset),
-            "unknown_agent": unknown_agent(filterset, agents),
-            "statuses": RunStatus.choices,
-            "modes": mode_choices(),
-            "selected": {name: request.GET.get(name, "") for name in ("agent", "status", "mode")},
+            "form": filterset.form,
+            "agent_choices": typed_choices(Agent.objects.values_list("id", "name"), selected["agent"]),
+            "statuses": typed_choices(RunStatus.choices, selected["status"]),
+            "modes": typed_choices(mode_choices(), selected["mode"]),
+            "selected": selected,
+            "filter_problems": filter_problems(filterset),
+            "clear_url": clear_filters_url(request, filterset),
         },
     )
 
@@ -179,22 +187,6 @@ def _progress_context(request, run):
         # Fine-tune runs have candidates instead.
         "has_heatmap": mode.has_heatmap,
     }
-
-
-def ignored_filters(query, filterset):
-    """What of the query string the list did not apply, in words: a value the
-    filter does not know is ignored (a bookmark may outlive a choice), and
-    the page says so rather than seem filtered."""
-    if not filterset.is_bound or filterset.is_valid():
-        return []
-    why = {"agent": "not an agent's id"}
-    return [f"{name} “{query.get(name)}” ({why.get(name, 'not one of the choices')})" for name in filterset.form.errors]
-
-
-def unknown_agent(filterset, agents):
-    """The agent id asked for that no agent has (the list is then empty), or None."""
-    agent = filterset.form.cleaned_data.get("agent") if filterset.is_bound else None
-    return int(agent) if agent is not None and int(agent) not in agents else None
 
 
 def _note_keys(run):

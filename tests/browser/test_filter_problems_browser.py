@@ -1,0 +1,58 @@
+"""A list filter that cannot apply, in a real browser: the problem is shown
+above an empty list on a phone without widening the page, the form shows what
+was typed (a select keeps an unknown value, a number field keeps text), and
+the clear link brings the whole list back."""
+
+import pytest
+from django.urls import reverse
+
+from tests.browser.conftest import login
+from tests.candidate_factory import make_candidate
+from tests.matrix_data import matrix_run
+
+pytestmark = [pytest.mark.browser]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_list_names_its_bad_filter_on_a_phone_and_clears_it(browser, live_server, cast, agent, screenshots):
+    run = matrix_run(agent, [[1.0, -2.0]] * 2)
+    make_candidate(agent, divergence=3.0)
+    page = login(browser, live_server, cast.reviewer.username, cast.password)
+    page.set_viewport_size({"width": 390, "height": 800})
+    pages = [
+        (reverse("run_list") + "?agent=999&status=bogus", "Agent “999”: there is no such agent.", "runs"),
+        (reverse("memory_list", args=[agent.pk]) + "?flag=nope", "Show “nope”: not one of the choices.",
+         "memories"),
+        (reverse("candidate_list") + "?max_divergence=abc", "Divergence to “abc”: not a number.", "candidates"),
+        (reverse("review_queue") + "?agent=999", "Agent “999”: there is no such agent.", "queue"),
+    ]
+    for url, said, name in pages:
+        page.goto(live_server.url + url)
+        notice = page.locator("#filter-errors")
+        assert said in notice.inner_text(), url
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, url
+        screenshots(page, name)
+
+    # What was typed is what the form shows.
+    page.goto(live_server.url + reverse("run_list") + "?agent=999&status=bogus")
+    assert page.locator("select[name=agent]").input_value() == "999"
+    assert page.locator("select[name=status]").input_value() == "bogus"
+    page.goto(live_server.url + reverse("candidate_list") + "?max_divergence=abc")
+    assert page.locator("input[name=max_divergence]").input_value() == "abc"
+
+    # Clearing lists everything again.
+    page.click("#filter-clear")
+    page.wait_for_url(live_server.url + reverse("candidate_list"))
+    assert page.locator("#filter-errors").count() == 0
+    assert page.locator("table tbody tr").count() == 1
+    page.goto(live_server.url + reverse("run_list") + "?agent=999")
+    page.click("#filter-clear")
+    page.wait_for_url(live_server.url + reverse("run_list"))
+    assert page.locator(f'a[href="{reverse("run_detail", args=[run.pk])}"]').count() == 1
+
+    # On the queue, choosing a real agent in place of the unknown one shows its queue.
+    page.goto(live_server.url + reverse("review_queue") + "?agent=999")
+    page.select_option("select[name=agent]", str(agent.pk))
+    page.wait_for_url(f"**/review/?agent={agent.pk}")
+    assert page.locator("#filter-errors").count() == 0
+    page.context.close()
