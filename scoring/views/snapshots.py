@@ -13,6 +13,10 @@ from scoring.models import Node, Section, Snapshot
 
 # Conversation nodes per page: a 2,000-response context is ~6,000 nodes.
 NODES_PER_PAGE = 200
+# A page shows its first nodes and folds the rest under one <details>: shown
+# whole, the demo's 139-node conversation made the page 20,500 px tall on a
+# 390 px phone (11,200 px at 1280 px).
+NODES_UNFOLDED = 20
 
 
 def snapshot_upload(request, agent_id):
@@ -56,7 +60,10 @@ def _context_nodes(snapshot, section):
 def snapshot_detail(request, pk):
     snapshot = get_snapshot_for_user(request, pk)
 
-    # ?node=<id> (from a heatmap or a candidate) jumps to the page that shows it.
+    # ?node=<id> (from a heatmap or a candidate) jumps to the page that shows
+    # it; the browser opens the page's fold for the #fragment when the node is
+    # in it (the HTML standard's details revealing; snapshot.js where a
+    # browser lacks it).
     node_id = request.GET.get("node", "")
     if node_id.isdigit():
         node = get_object_or_404(Node, pk=node_id, snapshot=snapshot)
@@ -73,8 +80,16 @@ def snapshot_detail(request, pk):
 
 
 def _conversation_page(snapshot, number):
+    """Page `number` of the conversation: page.shown, its first NODES_UNFOLDED
+    nodes, and page.folded, the rest, with the memories among them counted
+    and their keys listed once each for the fold's summary."""
     paginator = Paginator(_context_nodes(snapshot, Section.CONVERSATION), NODES_PER_PAGE)
-    return paginator.get_page(number)
+    page = paginator.get_page(number)
+    nodes = list(page.object_list)
+    page.shown, page.folded = nodes[:NODES_UNFOLDED], nodes[NODES_UNFOLDED:]
+    page.folded_keys = list(dict.fromkeys(n.memory_key for n in page.folded if n.memory_key))
+    page.folded_memories = sum(1 for n in page.folded if n.memory_key)
+    return page
 
 
 def render_snapshot_page(request, snapshot, start_form, *, page=None, status=200):
@@ -92,6 +107,11 @@ def render_snapshot_page(request, snapshot, start_form, *, page=None, status=200
     for run in ctx["runs"]:
         run.has_heatmap = modes.get(run.mode).has_heatmap
     ctx["candidate_count"] = snapshot.candidates.count()
+    # The top bar's Review badge counts the candidates waiting for this
+    # user's review (context_processors.nav): the page says how many of its
+    # own those are, so "48" beside a badge's "12" is not read as a contradiction.
+    if request.user.has_perm("scoring.review_candidate"):
+        ctx["awaiting_review"] = snapshot.candidates.reviewable_by(request.user).count()
     ctx["start_form"] = start_form
     return render(request, "scoring/snapshot_detail.html", ctx, status=status)
 

@@ -1,0 +1,151 @@
+"""Long pages read on a 390 px phone, in Chromium: the candidate page's
+decision tables wrap a comment between its words (squeezed into a column, a
+comment broke inside them), and a demo-sized snapshot page folds its
+conversation after the first nodes (shown whole, it was 20,500 px tall), with
+a link to a folded node opening the fold."""
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+import scoring
+from scoring.importing import import_snapshot
+from scoring.models import Agent, Candidate, Node, Review
+from tests.browser.conftest import login
+
+pytestmark = [pytest.mark.browser]
+
+PHONE = {"width": 390, "height": 844}
+# Two columns (.split) from 800 px: the decisions' half is as narrow as a phone.
+SMALL_LAPTOP = {"width": 1000, "height": 800}
+DESKTOP = {"width": 1280, "height": 900}
+
+# Words within a comment's cell that Range rects show split over two lines.
+# A run longer than 30 characters (a URL) may break: it cannot fit a line.
+SPLIT_WORDS = """(cell) => {
+  const split = [];
+  const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+  for (let text = walker.nextNode(); text; text = walker.nextNode()) {
+    for (const m of text.data.matchAll(/\\S+/g)) {
+      if (m[0].length > 30) continue;
+      const range = document.createRange();
+      range.setStart(text, m.index);
+      range.setEnd(text, m.index + m[0].length);
+      if (range.getClientRects().length > 1) split.push(m[0]);
+    }
+  }
+  return split;
+}"""
+
+
+@pytest.fixture
+def demo_snapshot(transactional_db):
+    """The demo's snapshot (139 conversation nodes), with made-up token ids so
+    no server is needed."""
+    agent = Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="m", required_approvals=2)
+    doc = json.loads((Path(scoring.__file__).parent / "demo" / "poc_snapshot.json").read_text())
+    for section in ("system", "identity", "journal", "conversation"):
+        for node in doc[section]:
+            node["token_ids"] = [0, 10, 11, 12, 1]
+    return import_snapshot(agent, doc)
+
+
+COMMENTS = [
+    "The assistant recalls the oat flat white correctly and the escalation contact matches the on-call "
+    "memory; approving because the memory clearly improves the answer without inventing anything.",
+    "Rejecting: the opening hours are invented, and the agent's identity says it never invents facts "
+    "about Sam. Counterproductive memorisation, see https://example.com/a-very-long-unbreakable-url-"
+    "segment-that-goes-on-and-on-and-on-forever for the rule.",
+    "Changing my mind after reading the other review: the opening hours contradict identity/core. "
+    "Reconsidering my approval as counterproductive memorisation of irrelevant details.",
+]
+
+
+@pytest.fixture
+def decided(demo_snapshot, cast):
+    """A candidate with two reviews and a history: one reviewer changed her mind."""
+    response = Node.objects.get(snapshot=demo_snapshot, section="conversation", index=2)
+    candidate = Candidate.objects.create(agent=demo_snapshot.agent, snapshot=demo_snapshot, response=response,
+                                         response_key="r2", divergence=2.5, response_text=response.text)
+    candidate.decide(cast.reviewer, "approve", COMMENTS[0])
+    # Made a minute ago: the page shows the history once a review was changed.
+    Review.objects.filter(candidate=candidate).update(created_at=timezone.now() - timedelta(minutes=1))
+    candidate.decide(cast.reviewer2, "reject", COMMENTS[1])
+    candidate.decide(cast.reviewer, "reject", COMMENTS[2])
+    return candidate
+
+
+def test_decision_comments_wrap_between_words_on_a_phone(browser, live_server, cast, decided, screenshots):
+    page = login(browser, live_server, cast.viewer.username, cast.password)
+    for viewport in (PHONE, SMALL_LAPTOP, DESKTOP):
+        page.set_viewport_size(viewport)
+        page.goto(live_server.url + reverse("candidate_detail", args=[decided.pk]))
+        screenshots(page, f"candidate-{viewport['width']}")
+        cells = page.locator("#decisions-table td.line, #decision-history td.line")
+        assert cells.count() == 2 + 3  # two reviews; three decisions in the history
+        for i in range(cells.count()):
+            cell = cells.nth(i)
+            assert cell.evaluate(SPLIT_WORDS) == [], (viewport, cell.inner_text())
+            # Nothing sticks out of its cell: the URL breaks, nothing else does.
+            assert cell.evaluate("c => c.scrollWidth <= c.clientWidth + 1"), (viewport, cell.inner_text())
+        if viewport is not DESKTOP:
+            # A comment has a line of its own, as wide as the row, below who decided what.
+            width = page.locator("#decisions-table td.line").first.bounding_box()["width"]
+            assert width > 280
+            assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        else:
+            # On a desktop the tables stay tables: their heads show, a comment in its column.
+            assert page.locator("#decisions-table thead").bounding_box()["height"] > 20
+            assert page.locator("#decision-history th", has_text="Comment").is_visible()
+    page.context.close()
+
+
+def test_a_demo_sized_snapshot_page_is_short_on_a_phone(browser, live_server, cast, demo_snapshot, screenshots):
+    page = login(browser, live_server, cast.operator.username, cast.password)
+    url = live_server.url + reverse("snapshot_detail", args=[demo_snapshot.pk])
+    for viewport, most in ((PHONE, 8_000), (DESKTOP, 4_500)):
+        page.set_viewport_size(viewport)
+        page.goto(url)
+        folded = page.evaluate("document.documentElement.scrollHeight")
+        screenshots(page, f"snapshot-{viewport['width']}")
+        # Shown whole it was 20,500 px on the phone, 11,200 px at 1280 px.
+        assert folded < most, (viewport, folded)
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        summary = page.locator("#conversation-fold > summary")
+        assert "Show the next 119 nodes" in summary.inner_text()
+        # Opening the fold shows the rest, in the page already.
+        summary.click()
+        assert page.locator("#conversation-fold li").count() == 119
+        assert page.locator("#conversation-fold li").last.is_visible()
+        assert "Hide the next 119 nodes" in summary.inner_text()
+        unfolded = page.evaluate("document.documentElement.scrollHeight")
+        assert folded < unfolded * 0.4, (viewport, folded, unfolded)
+    page.context.close()
+
+
+def test_a_link_to_a_folded_node_opens_the_fold(browser, live_server, cast, demo_snapshot):
+    page = login(browser, live_server, cast.viewer.username, cast.password)
+    page.set_viewport_size(PHONE)
+    memory = Node.objects.get(snapshot=demo_snapshot, section="conversation", index=103)
+    assert memory.memory_key  # a memory deep in the fold
+    url = live_server.url + reverse("snapshot_detail", args=[demo_snapshot.pk])
+
+    page.goto(f"{url}?node={memory.pk}")
+    assert page.evaluate("document.getElementById('conversation-fold').open")
+    node = page.locator(f"#node-{memory.pk}")
+    # In view, below the sticky top bar (two rows on a phone), not under it.
+    top, bar = node.evaluate("n => [n.getBoundingClientRect().top, document.querySelector('header').offsetHeight]")
+    assert node.is_visible() and bar <= top < PHONE["height"] / 2, (bar, top)
+    assert node.locator("a.memkey").get_attribute("href") == reverse("memory_detail", args=[memory.memory_id])
+
+    # snapshot.js opens it where the browser does not: close the fold and
+    # send a hashchange of the script's own (Chromium opens it by itself).
+    page.evaluate("document.getElementById('conversation-fold').open = false; scrollTo(0, 0)")
+    page.evaluate("window.dispatchEvent(new HashChangeEvent('hashchange'))")
+    assert page.evaluate("document.getElementById('conversation-fold').open")
+    assert node.evaluate("n => n.getBoundingClientRect().top < innerHeight")
+    page.context.close()
