@@ -349,3 +349,23 @@ def test_admin_posts_need_the_csrf_token(candidates):
     })
     assert response.status_code == 403
     assert not Review.objects.exists()
+
+
+def test_the_change_page_of_an_agent_without_a_stored_key_opens_and_saves(db):
+    # The form has no "remove the stored key" box when no key is stored: the
+    # admin's fieldsets must not ask for it (it answered 500, a KeyError).
+    keyless = Agent.objects.create(name="keyless", base_url="http://127.0.0.1:9/v1", model="m")
+    _, client = staff("root", superuser=True)
+    url = reverse("admin:scoring_agent_change", args=[keyless.pk])
+
+    page = client.get(url)
+    assert page.status_code == 200
+    assert 'name="clear_api_key"' not in page.text and 'name="api_key"' in page.text
+
+    assert client.post(url, _agent_form(keyless, model="m2")).status_code == 302
+    keyless.refresh_from_db()
+    assert keyless.model == "m2" and keyless.api_key == ""
+
+    # With a key stored, the box is there to remove it.
+    assert client.post(url, _agent_form(keyless, api_key="sk-new")).status_code == 302
+    assert 'name="clear_api_key"' in client.get(url).text

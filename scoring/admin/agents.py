@@ -33,8 +33,9 @@ class AgentAdmin(LoggedAdmin):
     ]
 
     def get_fieldsets(self, request, obj=None):
-        # A new agent has no key to remove: AgentForm leaves that field out then.
-        if obj is not None:
+        # AgentForm offers to remove a key only where one is stored: not for a
+        # new agent, nor one without a key (asking for it there was a 500).
+        if obj is not None and obj.api_key:
             return self.fieldsets
         return [(title, {**opts, "fields": [f for f in opts["fields"] if f != "clear_api_key"]})
                 for title, opts in self.fieldsets]
