@@ -124,3 +124,20 @@ def test_it_filters_by_agent_and_says_when_there_is_nothing(cast, agent):
     r = cast.client_for(cast.viewer).get(reverse("review_agreement"), {"agent": agent.pk})
     assert r.context["agent"] == agent
     assert "No decisions to compare yet" in r.text
+
+
+def test_an_agent_it_cannot_find_compares_nothing_and_says_so(cast, agent):
+    agent.required_approvals, agent.rejections_to_settle = 3, 3  # nothing settles on the way
+    agent.save()
+    c = make_candidate(agent)
+    c.decide(cast.reviewer, "approve")
+    c.decide(cast.reviewer2, "reject", "not what the user asked")
+    client = cast.client_for(cast.viewer)
+    assert client.get(reverse("review_agreement")).context["pairs"]  # all agents: something to compare
+
+    r = client.get(reverse("review_agreement"), {"agent": "999"})
+    assert r.context["pairs"] == [] and r.context["reviewers"] == []
+    assert "Agent “999”: there is no such agent." in r.text
+    assert "No decisions to compare yet" not in r.text  # the notice says why, not "nothing yet"
+    assert 'value="999" selected' in r.text  # the select keeps what was typed
+    assert 'href="/review/agreement/" id="filter-clear"' in r.text

@@ -5,11 +5,10 @@ from django.shortcuts import render
 from django.urls import path
 
 from scoring.access import require_perm
+from scoring.filters import AgentOnlyFilter, clear_filters_url, filter_problems, typed_choices, typed_values
 from scoring.models import Agent, Candidate, Review
 from scoring.models.candidates import hidden_from
 from scoring.models.review import OPINIONS, agreement
-
-from .candidates import agent_filter
 
 # Disagreements listed per pair; the count says how many there are in all.
 DISAGREEMENTS_SHOWN = 50
@@ -17,8 +16,13 @@ DISAGREEMENTS_SHOWN = 50
 
 def review_agreement(request):
     require_perm(request, "scoring.view_review")
-    agent = agent_filter(request)
+    # An agent that cannot be found compares nothing (scoring.filters' rule), never every agent.
+    filterset = AgentOnlyFilter(request.GET or None)
+    problems = filter_problems(filterset)
+    agent = filterset.form.cleaned_data.get("agent") if filterset.is_bound and not problems else None
     reviews = visible_opinions(request.user, agent)
+    if problems:
+        reviews = reviews.none()
     pairs, reviewers = agreement(reviews.values_list("candidate_id", "reviewer__username", "decision"))
     divergences = dict(
         Candidate.objects.filter(pk__in={c for p in pairs for c, _, _ in p.disagreements[:DISAGREEMENTS_SHOWN]})
@@ -31,9 +35,13 @@ def review_agreement(request):
         ]
     return render(request, "scoring/review_agreement.html", {
         "agent": agent,
-        "agents": Agent.objects.only("id", "name"),
+        # The agent select keeps what was typed, known or not.
+        "agent_choices": typed_choices(Agent.objects.values_list("id", "name"), typed_values(filterset)["agent"]),
+        "selected": typed_values(filterset)["agent"],
         "pairs": pairs,
         "reviewers": reviewers,
+        "filter_problems": problems,
+        "clear_url": clear_filters_url(request, filterset),
     })
 
 
