@@ -22,7 +22,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from scoring import modes
-from scoring.models import Activity, Agent, Candidate, Memory, Node, RunStatus, ScoringRun, Section
+from scoring.models import Activity, Agent, Candidate, Memory, Node, RunStatus, ScoringRun, Section, Snapshot
 from scoring.models.activity import TARGET_LABELS
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"})
@@ -83,6 +83,12 @@ def by_run(**kwargs):
     """A scoring run by its id."""
     return RowFilter(field_name="run", find=lambda value: row_with_id(ScoringRun, value),
                      missing="there is no such run.", **kwargs)
+
+
+def by_snapshot(**kwargs):
+    """A snapshot by its id."""
+    return RowFilter(field_name="snapshot", find=lambda value: row_with_id(Snapshot, value),
+                     missing="there is no such snapshot.", **kwargs)
 
 
 def _day_start(day):
@@ -175,7 +181,7 @@ class NatsFilter(django_filters.NumberFilter):
 class CandidateFilter(django_filters.FilterSet):
     """The candidate list's filters: an agent (by id or name), a status, a
     memory in the response's context (part of its key), a divergence range
-    (nats) and the run that found them."""
+    (nats), the run that found them and the snapshot they are in."""
 
     agent = by_agent()
     status = django_filters.ChoiceFilter(choices=Candidate.Status.choices, label="Status")
@@ -186,6 +192,7 @@ class CandidateFilter(django_filters.FilterSet):
     max_divergence = NatsFilter(field_name="divergence", lookup_expr="lte", min_value=-1e9, max_value=1e9,
                                 label="Divergence to")
     run = by_run(label="Found by run")
+    snapshot = by_snapshot(label="In snapshot")
 
     class Meta:
         model = Candidate

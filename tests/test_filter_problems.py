@@ -169,6 +169,23 @@ def test_the_candidate_list_names_an_unknown_run_and_lets_it_be_corrected(cast, 
     assert '<input type="text" name="run" value="999"' in page.text and "found by run #" not in page.text
 
 
+def test_the_snapshot_pages_candidates_link_lists_that_snapshots_candidates(cast, agent):
+    # make_candidate puts each candidate in a snapshot of its own.
+    mine, other = make_candidate(agent), make_candidate(agent)
+    client = cast.client_for(cast.viewer)
+    snapshot_page = client.get(reverse("snapshot_detail", args=[mine.snapshot_id])).text
+    link = f'{reverse("candidate_list")}?snapshot={mine.snapshot_id}'
+    assert f'href="{link}"' in snapshot_page
+    page = client.get(link)
+    assert [c.pk for c in page.context["page"].object_list] == [mine.pk]
+    assert f'snapshot #{mine.snapshot_id}</a>' in page.text and other.pk != mine.pk
+
+    page = client.get(reverse("candidate_list"), {"snapshot": "999"})
+    assert list(page.context["page"].object_list) == []
+    assert problems_on(page.text) == ["In snapshot “999”: there is no such snapshot."]
+    assert '<input type="text" name="snapshot" value="999"' in page.text
+
+
 def test_the_candidate_list_still_applies_good_filters(cast, agent):
     high, low = make_candidate(agent, divergence=3.0), make_candidate(agent, divergence=1.0)
     page = cast.client_for(cast.viewer).get(reverse("candidate_list"), {"agent": agent.pk, "min_divergence": "2"})

@@ -49,6 +49,7 @@ def candidate_list(request):
     page.object_list = with_decision_counts(list(page.object_list), request.user)
     selected = typed_values(filterset)
     found_by = filterset.form.cleaned_data.get("run") if filterset.is_bound else None
+    found_in = filterset.form.cleaned_data.get("snapshot") if filterset.is_bound else None
     return render(
         request,
         "scoring/candidate_list.html",
@@ -61,6 +62,7 @@ def candidate_list(request):
             "filtered": any(selected.values()),
             # The run named, once it is a run's (an unknown one is among the problems).
             "found_by_run": found_by.pk if found_by else "",
+            "found_in_snapshot": found_in.pk if found_in else "",
             "filter_problems": filter_problems(filterset),
             "clear_url": clear_filters_url(request, filterset),
             "can_review": request.user.has_perm("scoring.review_candidate"),
