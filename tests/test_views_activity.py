@@ -61,13 +61,19 @@ def test_it_filters_by_actor_verb_target_type_and_dates(cast, log):
     assert verbs(until="2026-11-01") == {"created agent"}
 
 
-def test_it_names_a_bad_filter(cast, log):
+def test_it_names_a_bad_filter_and_lists_nothing(cast, log):
+    # The list pages' one rule (scoring.filters): nothing listed, each problem named above the list.
     client = cast.client_for(cast.viewer)
-    html = client.get(reverse("activity_list"), {"since": "2026-11-05", "until": "2026-11-01"}).text
-    assert "The end date is before the start date." in html
-    html = client.get(reverse("activity_list"), {"verb": "nonsense"}).text
-    assert "Select a valid choice" in html
-    assert "Nothing matches these filters" in html
+    page = client.get(reverse("activity_list"), {"since": "2026-11-05", "until": "2026-11-01"})
+    assert "<li>Until “2026-11-01”: The end date is before the start date.</li>" in page.text
+    assert list(page.context["page"].object_list) == []
+    page = client.get(reverse("activity_list"), {"verb": "nonsense", "actor": "otto"})
+    assert "<li>Did “nonsense”: not one of the choices.</li>" in page.text
+    assert list(page.context["page"].object_list) == []
+    assert "Nothing matches these filters" not in page.text  # the notice says why
+    assert '<option value="nonsense" selected>nonsense</option>' in page.text  # kept, to correct
+    assert 'href="/activity/?actor=otto" id="filter-clear"' not in page.text  # the clear link drops every filter
+    assert 'href="/activity/" id="filter-clear"' in page.text
 
 
 def test_it_paginates(cast, log):

@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.urls import NoReverseMatch, path, reverse
 
 from scoring.access import require_perm
-from scoring.filters import ActivityFilter
+from scoring.filters import ActivityFilter, clear_filters_url, filter_problems, filtered, typed_choices, typed_values
 from scoring.models import Activity, Agent
 from scoring.models.candidates import hidden_from
 from scoring.models.review import DECISION_VERBS
@@ -54,16 +54,21 @@ def activity_list(request):
     require_perm(request, "scoring.view_activity")
     visible = visible_to(request.user)
     filterset = ActivityFilter(request.GET or None, queryset=visible)
-    # A bad filter (an unknown verb, dates the wrong way round) is named on the
-    # form and matches nothing, rather than silently showing everything.
-    entries = filterset.qs if not filterset.is_bound or filterset.is_valid() else filterset.queryset.none()
-
-    page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    # A bad filter (an unknown verb, dates the wrong way round) matches
+    # nothing and is named above the list, as on the other lists.
+    page = Paginator(filtered(filterset), 50).get_page(request.GET.get("page"))
     page.object_list = describe(page.object_list)
+    problems = filter_problems(filterset)
+    typed = typed_values(filterset)
+    for name, field in filterset.form.fields.items():
+        if name in filterset.form.errors and hasattr(field, "choices"):
+            # The select keeps what was typed, beside its problem.
+            field.choices = typed_choices(field.choices, typed[name])
     return render(
         request,
         "scoring/activity_list.html",
-        {"form": filterset.form, "page": page, "filtered": filterset.is_bound},
+        {"form": filterset.form, "page": page, "filtered": filterset.is_bound,
+         "filter_problems": problems, "clear_url": clear_filters_url(request, filterset)},
     )
 
 
