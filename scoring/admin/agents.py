@@ -32,6 +32,14 @@ class AgentAdmin(LoggedAdmin):
         ("Record", {"fields": ["created_at", "created_by"]}),
     ]
 
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        # modelform_factory made this class for this request: AgentForm lets
+        # only a superuser name the key's environment variable (the admin is
+        # open to staff with the agent permissions too).
+        form.user = request.user
+        return form
+
     def get_fieldsets(self, request, obj=None):
         # AgentForm offers to remove a key only where one is stored: not for a
         # new agent, nor one without a key (asking for it there was a 500).
@@ -58,10 +66,9 @@ class AgentAdmin(LoggedAdmin):
             Activity.record(request.user, "set API key", obj)
         elif form.cleaned_data.get("clear_api_key"):
             Activity.record(request.user, "removed API key", obj)
-        elif form.key_dropped:
+        if form.key_dropped:
             Activity.record(request.user, "removed API key", obj, reason="moved to another host")
-            self.message_user(request, f"{obj.name} moved to another host, so its API key was removed: "
-                                       "enter the key for the new server.", level="warning")
+            self.message_user(request, form.key_dropped_message(obj), level="warning")
 
 
 @admin.register(Snapshot)

@@ -130,7 +130,18 @@ def _check_template(template, sample):
     return template
 
 
+# Said on the read-only field to everyone who is not a superuser.
+KEY_ENV_SUPERUSER_ONLY = (
+    "Only a superuser may choose an environment variable for the key: its key goes to whatever host "
+    "the agent names, so whoever names the variable decides which host gets that key."
+)
+
+
 class AgentForm(forms.ModelForm):
+    # Who edits: the view passes the user, the admin sets it on its form class.
+    # Only a superuser may name an environment variable for the key.
+    user = None
+
     # The key is write-only: never rendered back, blank keeps the stored one.
     api_key = forms.CharField(
         label="API key",
@@ -165,8 +176,10 @@ class AgentForm(forms.ModelForm):
         }
         widgets = {"prefix_ids": forms.TextInput(attrs={"spellcheck": "false"})}
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
+        if user is not None:
+            self.user = user
         self.creating = not self.instance.pk
         if self.instance.pk:
             # The snapshot API matches the "agent" field of snapshots by this name.
@@ -174,13 +187,22 @@ class AgentForm(forms.ModelForm):
             self.fields["name"].help_text = "Snapshots name their agent, so the name is fixed."
             state = "A key is set." if self.instance.api_key else "No key is stored."
             self.fields["api_key"].help_text = f"{state} Leave blank to keep it as it is."
+            if self.instance.api_key_env:
+                self.fields["api_key"].help_text += (
+                    f" While the key is read from the environment (${self.instance.api_key_env}), "
+                    "a key entered here is kept but not sent."
+                )
             if not self.instance.api_key:
                 del self.fields["clear_api_key"]  # nothing to remove
             self.fields["base_url"].help_text += (
-                " Moving the agent to another host removes its API key: enter the key for the new host."
+                " Moving the agent to another host removes its API key, stored or read from the "
+                "environment: enter the key for the new host."
             )
         else:
             del self.fields["clear_api_key"]
+        self.names_key_env = bool(self.user and self.user.is_superuser)
+        if not self.names_key_env and "api_key_env" in self.fields:
+            self._key_env_read_only()
         for name, (least, most) in AGENT_NUMBER_LIMITS.items():
             if name in self.fields:
                 _limit(self.fields[name], least, most)
@@ -192,8 +214,19 @@ class AgentForm(forms.ModelForm):
         for name in KEEP_WHEN_BLANK:
             if name in self.fields:  # the admin may show a subset of fields
                 self.fields[name].required = False
-        # Set by save(): the key was dropped because the agent moved to another host.
-        self.key_dropped = False
+        # Set by save(): the key was dropped because the agent moved to another host,
+        # and the environment variable it was read from, if any.
+        self.key_dropped = self.dropped_stored_key = False
+        self.dropped_key_env = ""
+
+    def _key_env_read_only(self):
+        """Shown, never taken from the request: a disabled field keeps the
+        agent's value (nothing for a new agent), whatever is posted."""
+        field = self.fields["api_key_env"]
+        field.disabled = True
+        shown = self.instance.api_key_env
+        said = f"The key is read from ${shown}. " if shown else ""
+        field.help_text = f"{said}{KEY_ENV_SUPERUSER_ONLY}"
 
     def clean_message_template(self):
         return _check_template(self.cleaned_data["message_template"], {"role": "user", "text": "\x00"})
@@ -230,9 +263,20 @@ class AgentForm(forms.ModelForm):
         for name in KEEP_WHEN_BLANK:
             if name in self.fields and name not in self.errors and cleaned.get(name) in (None, ""):
                 cleaned[name] = getattr(self.instance, name)
+        self._refuse_a_posted_key_env()
         if cleaned.get("api_key") and cleaned.get("clear_api_key"):
             self.add_error("clear_api_key", "Either enter a new key or remove the stored one, not both.")
         return cleaned
+
+    def _refuse_a_posted_key_env(self):
+        # A browser does not send a disabled field; a request that names another
+        # variable is told no rather than saved without it.
+        if self.names_key_env or "api_key_env" not in self.fields:
+            return
+        posted = (self.data.get(self.add_prefix("api_key_env")) or "").strip()
+        if posted and posted != self.instance.api_key_env:
+            self.add_error("api_key_env", f"{KEY_ENV_SUPERUSER_ONLY} Leave it as it is, or enter the key "
+                                          "in the API key field.")
 
     def save(self, commit=True):
         agent = super().save(commit=False)
@@ -251,15 +295,34 @@ class AgentForm(forms.ModelForm):
 
     def _drop_key_on_new_host(self, agent, new_key):
         """A key is the secret of one server: when the agent moves to another
-        host, a stored or environment key is not sent there unless the same
-        edit gives a key for it."""
-        if not self.instance.pk or new_key:
+        host, neither its stored key nor its environment variable's key is
+        sent there unless the same edit gives one for it: a new key typed in,
+        or a variable a superuser names (only they may). Otherwise one edit
+        could move an agent and the next send another host's key there."""
+        if not self.instance.pk:
             return
         old_url = Agent.objects.values_list("base_url", flat=True).get(pk=agent.pk)
-        if same_server(old_url, agent.base_url) or not (agent.api_key or agent.api_key_env):
+        if same_server(old_url, agent.base_url):
             return
-        agent.api_key, agent.api_key_env = "", ""
-        self.key_dropped = True
+        if agent.api_key and not new_key:
+            agent.api_key = ""
+            self.dropped_stored_key = self.key_dropped = True
+        # A new key typed in does not keep the variable: get_api_key reads the
+        # variable first, so the new host would get the old host's key.
+        if agent.api_key_env and not (self.names_key_env and "api_key_env" in self.changed_data):
+            self.dropped_key_env, agent.api_key_env = agent.api_key_env, ""
+            self.key_dropped = True
+
+    def key_dropped_message(self, agent):
+        """What save() removed when the agent moved to another host, in words."""
+        removed = []
+        if self.dropped_stored_key:
+            removed.append("its stored API key was removed")
+        if self.dropped_key_env:
+            removed.append(f"it no longer reads its key from the environment (${self.dropped_key_env})")
+        then = ("the key entered with the move is the one sent" if self.cleaned_data.get("api_key")
+                else "enter the key for the new server")
+        return f"{agent.name} moved to another host, so {' and '.join(removed)}: {then}."
 
     def warnings(self):
         """What a saved agent's settings may make impossible, in words (the

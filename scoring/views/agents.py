@@ -44,7 +44,7 @@ def agent_list(request):
 
 def agent_create(request):
     require_perm(request, "scoring.add_agent")
-    form = AgentForm(request.POST if request.method == "POST" else None)
+    form = AgentForm(request.POST if request.method == "POST" else None, user=request.user)
     if form.is_bound and form.is_valid():
         agent = form.save(commit=False)
         agent.created_by = request.user
@@ -60,22 +60,23 @@ def agent_create(request):
 def agent_edit(request, pk):
     require_perm(request, "scoring.change_agent")
     agent = get_agent_for_user(request, pk)
-    form = AgentForm(request.POST if request.method == "POST" else None, instance=agent)
+    form = AgentForm(request.POST if request.method == "POST" else None, instance=agent, user=request.user)
     if form.is_bound and form.is_valid():
         # Names only, never values: the API key must not reach the activity log.
         changed = sorted(name for name in form.changed_data if name != "clear_api_key")
         if form.cleaned_data.get("clear_api_key"):
             changed.append("api_key")
         agent = form.save()
-        if form.key_dropped:
+        if form.dropped_stored_key:
             changed.append("api_key")
+        if form.dropped_key_env:
+            changed.append("api_key_env")
         Activity.record(request.user, "changed agent", agent, fields=changed)
         messages.success(request, f"Settings of {agent.name} saved.")
         for warning in form.warnings():
             messages.warning(request, warning)
         if form.key_dropped:
-            messages.warning(request, f"{agent.name} moved to another host, so its API key was removed: "
-                                      "enter the key for the new server.")
+            messages.warning(request, form.key_dropped_message(agent))
         return redirect("agent_detail", pk=agent.pk)
     return render(request, "scoring/agent_form.html", {"form": form, "agent": agent})
 
@@ -108,6 +109,9 @@ def _detail_context(request, agent):
         "runs": list(agent.runs.select_related("snapshot")[:RUNS_SHOWN]),
         "memory_count": agent.memories.count(),
         "has_api_key": bool(agent.get_api_key()),
+        # Which variable holds the key is for those who set agents up; others
+        # read "from the environment".
+        "shows_key_env": request.user.has_perm("scoring.change_agent"),
         "can_change": request.user.has_perm("scoring.change_agent"),
         "can_check": request.user.has_perm("scoring.change_agent"),
         "can_upload": request.user.has_perm("scoring.add_snapshot"),

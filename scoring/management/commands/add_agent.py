@@ -42,6 +42,8 @@ class Command(_cli.Command):
         )
         parser.add_argument("--prefix-ids", default=None, help="JSON list of ids put before every prompt, e.g. [1]")
         parser.add_argument("--end-of-turn", default=None, help="The end-of-turn token's text, e.g. <|eot_id|>")
+        # The web form lets only a superuser name a variable (whoever names it picks the host that
+        # gets its key); this command runs with shell access to the environment itself.
         parser.add_argument("--api-key-env", default="", help="Read the server's API key from this variable")
         parser.add_argument("--concurrency", type=int, default=None, help="Score calls in flight per run")
 
