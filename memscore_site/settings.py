@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONE, SELF, UNSAFE_INLINE
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("MEMSCORE_VAR_DIR", BASE_DIR / "var"))
@@ -224,9 +225,21 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_DISABLE_ACCESS_LOG = True  # record failures only, not every login
 
-# Snapshot uploads can be large (200k tokens of context with ids).
-DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 200 * 1024 * 1024)
-FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+# --- Request sizes -------------------------------------------------------------
+# Django's own limits (2.5 MB of form data in memory) stay as they are for
+# every page: CsrfViewMiddleware parses a POST's body before login or any
+# view runs, so a site-wide 200 MiB let anyone without a login make a
+# worker hold a 150 MiB body (76 MB -> 537 MB resident, measured under gunicorn).
+# Snapshots can be far larger (200k tokens of context with ids): the API reads
+# its own body against this limit, and the upload form takes the file spilled
+# to a temporary file past FILE_UPLOAD_MAX_MEMORY_SIZE and checks its size.
+SNAPSHOT_MAX_BYTES = envint("SNAPSHOT_MAX_BYTES", 200 * 1024 * 1024)
+if "DATA_UPLOAD_MAX_MEMORY_SIZE" in os.environ:
+    # Renamed: read silently as before, it would raise every form's limit again.
+    raise ImproperlyConfigured(
+        "DATA_UPLOAD_MAX_MEMORY_SIZE is no longer read: the snapshot size limit is "
+        "SNAPSHOT_MAX_BYTES (in bytes); other requests keep Django's 2.5 MB. Rename the variable."
+    )
 
 # --- Cache and Celery ---------------------------------------------------------
 REDIS_URL = envstr("REDIS_URL")

@@ -24,9 +24,9 @@ from tests.conftest import BASE_DIR, _database_url
 from tests.snapshot_data import as_bytes, snapshot_doc
 
 URL = "/api/v1/snapshots"
-LIMIT = 20_000  # gunicorn's DATA_UPLOAD_MAX_MEMORY_SIZE: a test snapshot is ~1.5 kB
+LIMIT = 20_000  # gunicorn's SNAPSHOT_MAX_BYTES: a test snapshot is ~1.5 kB
 TOO_LARGE = {
-    "error": f"the body is larger than the server's limit of {LIMIT} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)",
+    "error": f"the body is larger than the server's limit of {LIMIT} bytes (SNAPSHOT_MAX_BYTES)",
     "limit": LIMIT,
 }
 
@@ -44,7 +44,7 @@ def gunicorn(django_db_setup, django_db_blocker, tmp_path_factory):
         database_url = _database_url()
     port = _free_port()
     log_path = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    env = dict(os.environ, DATABASE_URL=database_url, DATA_UPLOAD_MAX_MEMORY_SIZE=str(LIMIT),
+    env = dict(os.environ, DATABASE_URL=database_url, SNAPSHOT_MAX_BYTES=str(LIMIT),
                PYTHONUNBUFFERED="1")
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
@@ -147,7 +147,7 @@ def test_a_de_chunked_stream_is_read_to_its_end(agent):
 
 
 def test_an_endless_chunked_body_is_a_413_after_the_limit_and_no_more(agent, settings):
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 50_000
+    settings.SNAPSHOT_MAX_BYTES = 50_000
     stream = _Endless()
     response = _chunked(Client(), agent.issue_ingest_token(), stream, terminated=True)
     assert response.status_code == 413

@@ -138,15 +138,15 @@ def test_a_bad_token_is_refused_without_reading_the_body(api, agent, token, head
 
 def test_a_body_over_the_limit_is_a_json_413_naming_it(api, agent, token, settings):
     body = as_bytes(snapshot_doc(token_ids=True))
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = len(body) - 1
+    settings.SNAPSHOT_MAX_BYTES = len(body) - 1
     response = _post(api, body, token)
     assert response.status_code == 413
     assert response.json() == {
         "error": f"the body is larger than the server's limit of {len(body) - 1} bytes "
-                 "(DATA_UPLOAD_MAX_MEMORY_SIZE)",
+                 "(SNAPSHOT_MAX_BYTES)",
         "limit": len(body) - 1,
     }
-    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = len(body)
+    settings.SNAPSHOT_MAX_BYTES = len(body)
     assert _post(api, body, token).status_code == 201
 
 

@@ -109,3 +109,11 @@ def test_it_warns_on_todays_gaps_without_the_production_variables(tmp_path):
     done = _manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING")
     assert done.returncode != 0
     assert "security.W008" in done.stderr and "security.W012" in done.stderr
+
+
+def test_it_refuses_the_old_name_of_the_snapshot_limit(tmp_path):
+    # Ignored without a word, a deployment that raised it would see its larger
+    # snapshots refused at 200 MiB with no clue why.
+    done = _manage(tmp_path, "check", DATA_UPLOAD_MAX_MEMORY_SIZE="500000000")
+    assert done.returncode != 0
+    assert "DATA_UPLOAD_MAX_MEMORY_SIZE is no longer read" in done.stderr and "SNAPSHOT_MAX_BYTES" in done.stderr

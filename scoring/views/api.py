@@ -9,7 +9,6 @@ must still name that agent (a 400 otherwise), as the format has always said.
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
-from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, JsonResponse
 from django.urls import Resolver404, path, re_path, resolve, reverse
 from django.views.decorators.csrf import csrf_exempt
@@ -51,58 +50,70 @@ def _agent_for_token(token):
 
 
 def _too_large():
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    limit = settings.SNAPSHOT_MAX_BYTES
     return _error(
         413,
-        f"the body is larger than the server's limit of {limit} bytes (DATA_UPLOAD_MAX_MEMORY_SIZE)",
+        f"the body is larger than the server's limit of {limit} bytes (SNAPSHOT_MAX_BYTES)",
         limit=limit,
     )
 
 
 def _read_to_end(stream, limit):
-    """The stream's bytes to its end, or None once they pass `limit` (None: no limit).
+    """The stream's bytes to its end, or None once they pass `limit`.
 
     Reads at most limit + 1 bytes (one piece more at worst), whatever the client sends.
     """
     pieces, size = [], 0
     while True:
-        want = _READ_CHUNK if limit is None else min(_READ_CHUNK, limit + 1 - size)
-        piece = stream.read(want)
+        piece = stream.read(min(_READ_CHUNK, limit + 1 - size))
         if not piece:
             return b"".join(pieces)
         pieces.append(piece)
         size += len(piece)
-        if limit is not None and size > limit:
+        if size > limit:
             return None
+
+
+def _content_length(request):
+    # As Django reads it (HttpRequest's stream is cut there): not a number is 0.
+    try:
+        return max(int(request.META.get("CONTENT_LENGTH") or 0), 0)
+    except ValueError:
+        return 0
 
 
 def _read_body(request):
     """The request's body as bytes, or the error response to give instead.
 
-    With a Content-Length (or under ASGI, where Django buffers the whole body
-    and checks its size) Django's request.body is the body, refused from the
-    header alone when over the limit. Without one a WSGI request's body is
-    read here: to the end of the input where the server has de-chunked it and
-    ends the stream with the body (`wsgi.input_terminated`, which gunicorn
-    sets), and a 411 where it has not, since the stream is then the raw
-    connection, which ends only when the client hangs up.
+    Read here, not through request.body, against SNAPSHOT_MAX_BYTES rather
+    than Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB, every other page's).
+    With a Content-Length (or under ASGI, where Django has the whole body)
+    the request's own stream ends with the body: a length over the limit is
+    refused before a byte is read. Without one a WSGI request's body is read
+    to the end of the input where the server has de-chunked it and ends the
+    stream with the body (`wsgi.input_terminated`, which gunicorn sets), and a
+    411 where it has not, since the stream is then the raw connection, which
+    ends only when the client hangs up. Either way reading stops one byte past
+    the limit.
     """
+    limit = settings.SNAPSHOT_MAX_BYTES
     environ = request.META
     if environ.get("CONTENT_LENGTH") or "wsgi.input" not in environ:
-        try:
-            return request.body
-        except RequestDataTooBig:
+        if _content_length(request) > limit:
             return _too_large()
-    if environ.get("wsgi.input_terminated"):
-        body = _read_to_end(environ["wsgi.input"], settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
-        return _too_large() if body is None else body
-    if environ.get("HTTP_TRANSFER_ENCODING"):
+        stream = request
+    elif environ.get("wsgi.input_terminated"):
+        stream = environ["wsgi.input"]
+    elif environ.get("HTTP_TRANSFER_ENCODING"):
         return _error(
             411,
             "Length Required: this web server does not pass on a body sent with "
             "Transfer-Encoding (chunked); send a Content-Length header",
         )
-    return b""  # neither header: HTTP says there is no body
+    else:
+        return b""  # neither header: HTTP says there is no body
+    body = _read_to_end(stream, limit)
+    return _too_large() if body is None else body
 
 
 def _created_body(request, snapshot):
