@@ -14,7 +14,7 @@ from django.utils import timezone
 
 import scoring
 from scoring.importing import import_snapshot
-from scoring.models import Agent, Candidate, Node, Review
+from scoring.models import Agent, Candidate, Node, Review, ScoringRun
 from tests.browser.conftest import login
 
 pytestmark = [pytest.mark.browser]
@@ -105,6 +105,8 @@ def test_decision_comments_wrap_between_words_on_a_phone(browser, live_server, c
 
 
 def test_a_demo_sized_snapshot_page_is_short_on_a_phone(browser, live_server, cast, demo_snapshot, screenshots):
+    ScoringRun.objects.create(agent=demo_snapshot.agent, snapshot=demo_snapshot, mode="finetune",
+                              status="succeeded", created_by=cast.operator)
     page = login(browser, live_server, cast.operator.username, cast.password)
     url = live_server.url + reverse("snapshot_detail", args=[demo_snapshot.pk])
     for viewport, most in ((PHONE, 8_000), (DESKTOP, 4_500)):
@@ -115,6 +117,10 @@ def test_a_demo_sized_snapshot_page_is_short_on_a_phone(browser, live_server, ca
         # Shown whole it was 20,500 px on the phone, 11,200 px at 1280 px.
         assert folded < most, (viewport, folded)
         assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        # The runs table wraps each run's cells rather than scrolling them sideways in its card.
+        runs = page.locator("#snapshot-runs")
+        assert runs.evaluate("t => t.scrollWidth <= t.parentElement.clientWidth"), viewport
+        assert "fine-tune candidates" in runs.inner_text()
         summary = page.locator("#conversation-fold > summary")
         assert "Show the next 119 nodes" in summary.inner_text()
         # Opening the fold shows the rest, in the page already.
