@@ -234,6 +234,9 @@ AXES_DISABLE_ACCESS_LOG = True  # record failures only, not every login
 # its own body against this limit, and the upload form takes the file spilled
 # to a temporary file past FILE_UPLOAD_MAX_MEMORY_SIZE and checks its size.
 SNAPSHOT_MAX_BYTES = envint("SNAPSHOT_MAX_BYTES", 200 * 1024 * 1024)
+# Nodes (messages and memories) in one snapshot: a 2,000-response context with
+# its memories is ~6,000; past the limit nothing is imported.
+SNAPSHOT_MAX_NODES = envint("SNAPSHOT_MAX_NODES", 50_000)
 if "DATA_UPLOAD_MAX_MEMORY_SIZE" in os.environ:
     # Renamed: read silently as before, it would raise every form's limit again.
     raise ImproperlyConfigured(
