@@ -16,6 +16,8 @@ import numpy as np
 import orjson
 from httpx_sse import SSEError, connect_sse
 
+from scoring.models.agents import base_url_problem
+
 from .errors import (
     OutcomeUnknown,
     PermanentError,
@@ -80,6 +82,9 @@ class InferenceClient:
             # Only a backend that takes several prompts a request batches them.
             self.batch_tokens = batch_tokens
         self.root, self.v1 = split_base_url(base_url)
+        # The rules an agent's base URL is saved under, checked again here for
+        # rows saved before them: every call is refused (url()), none is sent.
+        self.refused = base_url_problem(self.base_url)
         self.model = model
         self.timeout = timeout
         # None: no "priority" field is ever sent (a stock vLLM refuses one).
@@ -211,7 +216,11 @@ class InferenceClient:
         return {"priority": self.priority + (self.more_urgent if urgent else 0)}
 
     def url(self, label):
-        """The full URL of a path given from the server root ("/tokenize", "/v1/score")."""
+        """The full URL of a path given from the server root ("/tokenize", "/v1/score");
+        PermanentError for a base URL memscore does not call."""
+        if self.refused:
+            raise PermanentError(f"{label} not sent: the agent's base URL is not one memscore calls. "
+                                 f"{self.refused} Then save the agent's settings.")
         return self.root + label
 
     def _post_json(self, label, body, headers=None):

@@ -1,12 +1,15 @@
 """Agents: an LLM agent whose context memscore scores, and how to reach its inference server."""
 
 import hashlib
+import ipaddress
 import os
 import re
 import secrets
+import socket
 import string
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -90,11 +93,83 @@ def validate_prefix_ids(value):
         raise ValidationError("Enter a JSON list of token ids (non-negative integers), e.g. [1], or [].")
 
 
-def validate_base_url(value):
+# Cloud metadata services answer on link-local addresses (169.254.169.254 on
+# AWS, GCP, Azure...), and AWS's IPv6 one on this address, which is not.
+METADATA_ADDRESSES = {ipaddress.ip_address("fd00:ec2::254")}
+# NAT64's well-known prefix: the last 32 bits are an IPv4 address.
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def base_url_problem(value):
+    """Why memscore will not send requests under `value` as an agent's base
+    URL, in words; None when it will. Checked when an agent is saved
+    (validate_base_url) and by the client before each call, for rows saved
+    before a rule (no data migration: their next save asks for a fix)."""
     # Not URLField: inference hosts are often bare names on a LAN ("gpu-1").
+    if any(c.isspace() or not c.isprintable() for c in value):
+        return "Remove the spaces and control characters from the base URL."
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValidationError("Enter an http:// or https:// URL with a host, e.g. http://gpu-1:8000/v1")
+        return "Enter an http:// or https:// URL with a host, e.g. http://gpu-1:8000/v1"
+    try:
+        parts.port  # noqa: B018 (reading it checks it)
+        # The host as the client's httpx reads it (it reads 169。254。169。254 as 169.254.169.254).
+        host = httpx.URL(value).host
+    except (ValueError, httpx.InvalidURL) as e:
+        return f"Not a URL memscore can call ({e}); check the port (1 to 65535), e.g. http://gpu-1:8000/v1"
+    if "@" in parts.netloc:
+        # httpx sends them as Basic auth in place of the Bearer key, and pages show the URL.
+        return ("Remove the user name and password (the part before @) from the base URL: every viewer "
+                "of the agent's page sees the URL. Enter the server's key in the API key field.")
+    before_fragment = value.partition("#")[0]
+    extras = [name for name, there in (("query string (?…)", "?" in before_fragment), ("fragment (#…)", "#" in value))
+              if there]
+    if extras:
+        # The client appends each endpoint's path (/v1/models) to the base URL: a
+        # query or fragment swallows it, and the request goes to the URL as given.
+        return (f"Remove the {' and the '.join(extras)} from the base URL: memscore adds each endpoint's "
+                "path after it, e.g. http://gpu-1:8000/v1")
+    address = literal_address(host)
+    if address is not None:
+        embedded = address.ipv4_mapped if address.version == 6 else None
+        if address.version == 6 and address in NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if address in METADATA_ADDRESSES:
+            return f"{host} is a cloud metadata service's address: enter the inference server's address."
+        if address.is_link_local or (embedded is not None and embedded.is_link_local):
+            return (f"{host} is a link-local address, where cloud metadata services answer: enter the "
+                    "inference server's address.")
+    return None
+
+
+def literal_address(host):
+    """The IP address `host` is written as, or None for a name. Read as the
+    resolver reads a literal (2852039166, 0xa9fea9fe and 169.254.43518 are
+    169.254.169.254), with no DNS lookup."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None, flags=socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError):
+        return None
+    return ipaddress.ip_address(found[0][4][0]) if found else None
+
+
+def validate_base_url(value):
+    problem = base_url_problem(value)
+    if problem:
+        raise ValidationError(problem)
+
+
+def shown_url(url):
+    """`url` with any user name and password in it hidden (refused since; an
+    older row may hold them)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="…@" + parts.netloc.rpartition("@")[2]))
 
 
 class Agent(models.Model):
@@ -245,6 +320,10 @@ class Agent(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def base_url_shown(self):
+        return shown_url(self.base_url)
 
     def get_api_key(self):
         if self.api_key_env:
