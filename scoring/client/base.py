@@ -24,6 +24,7 @@ from .errors import (
     TransientError,
     classify_transport_error,
     error_message,
+    redirect_error,
     status_error,
     unknown_model,
 )
@@ -239,6 +240,8 @@ class InferenceClient:
                         raise OutcomeUnknown(f"{label} took longer than {self.timeout:g}s")
                 content = b"".join(chunks)
                 status = r.status_code
+                if 300 <= status < 400:
+                    raise redirect_error(label, status, r.headers.get("location"), r.url)
         except httpx.HTTPError as e:
             raise classify_transport_error(label, e) from None
         try:
@@ -266,13 +269,16 @@ class InferenceClient:
         deadline = time.monotonic() + self.timeout
         try:
             with connect_sse(self.http, "POST", self.url(label), **json_content(body)) as events:
-                if events.response.status_code >= 400:
+                status = events.response.status_code
+                if 300 <= status < 400:
+                    raise redirect_error(label, status, events.response.headers.get("location"), events.response.url)
+                if status >= 400:
                     content = events.response.read()
                     try:
                         data = json_loads(content)
                     except ValueError:
                         data = None
-                    raise self._status_error(label, events.response.status_code, error_message(data, content), body)
+                    raise self._status_error(label, status, error_message(data, content), body)
                 for event in events.iter_sse():
                     # The read timeout restarts with every chunk; this bounds the whole stream.
                     if time.monotonic() > deadline:

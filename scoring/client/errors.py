@@ -101,6 +101,30 @@ def status_error(label, status, message):
     return PermanentError(error, status=status)
 
 
+# A Location is the server's text: shown this long at most.
+LOCATION_SHOWN = 300
+
+
+def redirect_error(label, status, location, asked):
+    """The error for a 3xx answer. memscore does not follow redirects (httpx's
+    default, kept): the API key would go along to wherever they point. The
+    fix is the agent's base URL, so the message says where it points and,
+    when the target ends with the path asked for, the base URL that gives it."""
+    said = f"{label}: the server answered {status} {httpx.codes.get_reason_phrase(status)}"
+    if not location:
+        return PermanentError(f"{said} without saying where: memscore does not follow redirects; "
+                              f"check the agent's base URL", status=status)
+    try:
+        target = str(asked.join(location))
+    except httpx.InvalidURL:
+        target = location
+    target = target[:LOCATION_SHOWN]
+    base = target.removesuffix(label) if target.endswith(label) and target != label else None
+    where = f"set the agent's base URL to {base}" if base else "set the agent's base URL to where it points"
+    return PermanentError(f"{said} to {target}: memscore does not follow redirects (the API key would "
+                          f"go along); {where}", status=status)
+
+
 def classify_transport_error(label, error):
     if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
         return TransientError(f"{label}: cannot connect ({type(error).__name__}: {error})")
