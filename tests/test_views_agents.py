@@ -286,6 +286,60 @@ def test_a_token_is_shown_only_for_its_own_agent(cast, poc):
     assert 'id="token"' not in html and "other has no token." in html
 
 
+def _age_waiting_tokens(client, seconds):
+    """Make the tokens waiting in the client's session `seconds` older."""
+    session = client.session
+    for key, value in session.items():
+        if key.startswith("memscore:new-token:"):
+            session[key] = {**value, "issued": value["issued"] - seconds}
+    session.save()
+
+
+def _waiting_tokens(client):
+    return {k: v for k, v in client.session.items() if k.startswith("memscore:new-token:")}
+
+
+def test_a_token_not_fetched_in_time_is_not_shown_and_says_so(cast, poc):
+    # The redirect after the POST was never followed (a closed tab, a lost
+    # connection): the plaintext waits in the session, not for its whole life.
+    client = cast.client_for(cast.operator)
+    client.post(reverse("agent_token", args=[poc.pk]))
+    waiting = _waiting_tokens(client)
+    assert [set(v) for v in waiting.values()] == [{"token", "issued"}]
+    token = next(iter(waiting.values()))["token"]
+    _age_waiting_tokens(client, 5 * 60 + 1)
+
+    response = client.get(reverse("agent_token", args=[poc.pk]))
+
+    html = response.content.decode()
+    assert token not in html and 'id="token"' not in html
+    assert "expired" in html and "5 minutes" in html
+    assert 'action="{}"'.format(reverse("agent_token", args=[poc.pk])) in html  # how to issue a new one
+    assert _waiting_tokens(client) == {}
+
+
+def test_a_token_fetched_within_the_time_is_shown_once(cast, poc):
+    client = cast.client_for(cast.operator)
+    client.post(reverse("agent_token", args=[poc.pk]))
+    _age_waiting_tokens(client, 4 * 60)
+
+    token = _shown_token(client.get(reverse("agent_token", args=[poc.pk])).content.decode())
+
+    poc.refresh_from_db()
+    assert poc.check_ingest_token(token) and _waiting_tokens(client) == {}
+
+
+def test_a_stale_token_of_another_agent_is_dropped_too(cast, poc):
+    other = Agent.objects.create(name="other", base_url="http://127.0.0.1:8765/v1", model="m")
+    client = cast.client_for(cast.operator)
+    client.post(reverse("agent_token", args=[other.pk]))
+    _age_waiting_tokens(client, 5 * 60 + 1)
+
+    _issue(client, poc)
+
+    assert _waiting_tokens(client) == {}
+
+
 def test_it_refuses_tokens_to_a_viewer(cast, poc):
     before = poc.issue_ingest_token()
     client = cast.client_for(cast.viewer)

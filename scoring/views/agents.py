@@ -1,6 +1,8 @@
 """Agents: the list, settings (create/edit), a detail page, API tokens, and
 checking the connection to the agent's inference server."""
 
+import time
+
 from django.contrib import messages
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -118,28 +120,54 @@ def _detail_context(request, agent):
     }
 
 
-# The session key under which a token just issued waits to be shown, once.
+# The session keys under which a token just issued waits to be shown, once.
+NEW_TOKEN_KEY = "memscore:new-token:"
+# How long it waits: a redirect never followed (a closed tab) must not leave
+# the plaintext in the session for the session's life (two weeks).
+TOKEN_SHOWN_FOR = 5 * 60
+
+
 def _token_key(agent):
-    return f"memscore:new-token:{agent.pk}"
+    return f"{NEW_TOKEN_KEY}{agent.pk}"
+
+
+def _fresh_token(waiting):
+    """The token of a session entry {"token", "issued"} still within its
+    time, or None (an entry from before the timestamp counts as expired)."""
+    if not isinstance(waiting, dict) or not isinstance(waiting.get("issued"), (int, float)):
+        return None
+    return waiting.get("token") if time.time() - waiting["issued"] <= TOKEN_SHOWN_FOR else None
+
+
+def _drop_stale_tokens(session):
+    """Any agent's token that waited past its time: it can no longer be shown."""
+    for key in [k for k in session.keys() if k.startswith(NEW_TOKEN_KEY)]:
+        if _fresh_token(session[key]) is None:
+            del session[key]
 
 
 @require_http_methods(["GET", "POST"])
 def agent_token(request, pk):
     """Post/Redirect/Get: the POST issues a token (revoking the old one) and
-    keeps it in the session; the GET that follows shows it and forgets it.
-    Reloading the page, or going back to it, issues nothing: it then says the
-    token is no longer shown. The token is never in a URL or a log."""
+    keeps it in the session with the time; the GET that follows shows it and
+    forgets it, if it comes within TOKEN_SHOWN_FOR (after that, the page says
+    the token expired). Reloading the page, or going back to it, issues
+    nothing: it then says the token is no longer shown. The token is never in
+    a URL or a log."""
     require_perm(request, "scoring.change_agent")
     agent = get_agent_for_user(request, pk)
     if request.method == "POST":
-        request.session[_token_key(agent)] = agent.issue_ingest_token()
+        _drop_stale_tokens(request.session)
+        request.session[_token_key(agent)] = {"token": agent.issue_ingest_token(), "issued": time.time()}
         Activity.record(request.user, "issued API token for", agent)
         return redirect("agent_token", pk=agent.pk)
-    token = request.session.pop(_token_key(agent), None)
+    waiting = request.session.pop(_token_key(agent), None)
+    _drop_stale_tokens(request.session)
+    token = _fresh_token(waiting)
     api_url = request.build_absolute_uri(reverse("api_snapshots"))
-    response = render(
-        request, "scoring/agent_token.html", {"agent": agent, "token": token, "api_url": api_url}
-    )
+    context = {"agent": agent, "token": token, "api_url": api_url,
+               "expired": waiting is not None and token is None, "shown_minutes": TOKEN_SHOWN_FOR // 60}
+    response = render(request, "scoring/agent_token.html", context)
     # Shown once: no cache may keep a copy of the page with the token.
     response["Cache-Control"] = "no-store"
     return response
