@@ -58,8 +58,30 @@ def _local_secret_key():
     return path.read_text().strip()
 
 
-SECRET_KEY = envstr("SECRET_KEY") or _local_secret_key()
 ALLOWED_HOSTS = [h for h in envstr("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h]
+# A site answering only to this machine's own names (the demo, the tests,
+# runserver on a fresh checkout) is not on a network; any other name puts it there.
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1", "0.0.0.0", "testserver"}
+ON_A_NETWORK = not set(ALLOWED_HOSTS) <= LOCAL_HOSTS
+_NETWORK_HOSTS = ", ".join(h for h in ALLOWED_HOSTS if h not in LOCAL_HOSTS)
+
+# On a network, refuse to start rather than guess: a debug page shows code,
+# settings and request data to whoever causes an error (and DEBUG turns the
+# HTTPS defaults off), and a key made in var/ differs on each web host, so
+# sessions and CSRF tokens would fail from one host to the next.
+if ON_A_NETWORK and DEBUG:
+    raise ImproperlyConfigured(
+        f"DEBUG is on while ALLOWED_HOSTS names {_NETWORK_HOSTS}: debug pages would show settings and "
+        "code to anyone on the network. Set DEBUG=0, or debug with ALLOWED_HOSTS=localhost,127.0.0.1."
+    )
+SECRET_KEY = envstr("SECRET_KEY")
+if ON_A_NETWORK and len(SECRET_KEY or "") < 50:
+    raise ImproperlyConfigured(
+        f"SECRET_KEY is {'too short' if SECRET_KEY else 'not set'} while ALLOWED_HOSTS names "
+        f"{_NETWORK_HOSTS}: set SECRET_KEY to 50 or more random characters, the same for every "
+        "process (e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))')."
+    )
+SECRET_KEY = SECRET_KEY or _local_secret_key()
 CSRF_TRUSTED_ORIGINS = [o for o in envstr("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
@@ -95,6 +117,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "memscore_site.urls"
+# Debug pages (and any error report) mask the password in a URL too:
+# REDIS_URL, CELERY_BROKER_URL, DATABASE_URL in runserver's request.META.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "memscore_site.reporting.CredentialsFilter"
 WSGI_APPLICATION = "memscore_site.wsgi.application"
 
 TEMPLATES = [
@@ -164,13 +189,11 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # --- HTTPS ------------------------------------------------------------------
-# On by default once the site answers to a name other than this machine's
-# own (ALLOWED_HOSTS beyond loopback): such a site is on a network, and
-# behind a proxy that terminates TLS. A site only for 127.0.0.1 (the demo,
+# On by default once the site is on a network (ON_A_NETWORK, above): then it
+# is behind a proxy that terminates TLS. A site only for 127.0.0.1 (the demo,
 # the tests, runserver on a fresh checkout) stays on plain http. MEMSCORE_HTTPS=0/1
 # says it outright; each setting below can be set on its own too.
-LOCAL_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1", "0.0.0.0", "testserver"}
-HTTPS = envbool("MEMSCORE_HTTPS", not DEBUG and not set(ALLOWED_HOSTS) <= LOCAL_HOSTS)
+HTTPS = envbool("MEMSCORE_HTTPS", ON_A_NETWORK)
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", HTTPS)
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", HTTPS)
 CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", HTTPS)

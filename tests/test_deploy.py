@@ -117,3 +117,39 @@ def test_it_refuses_the_old_name_of_the_snapshot_limit(tmp_path):
     done = _manage(tmp_path, "check", DATA_UPLOAD_MAX_MEMORY_SIZE="500000000")
     assert done.returncode != 0
     assert "DATA_UPLOAD_MAX_MEMORY_SIZE is no longer read" in done.stderr and "SNAPSHOT_MAX_BYTES" in done.stderr
+
+
+# --- what a site on a network must be given ---------------------------------------
+
+def test_it_refuses_a_site_on_a_network_without_a_secret_key(tmp_path):
+    # Each web host would make its own key in var/: sessions and CSRF tokens
+    # made on one would fail on the next.
+    network = {k: v for k, v in PRODUCTION.items() if k != "SECRET_KEY"}
+    done = _manage(tmp_path, "check", **network)
+    assert done.returncode != 0
+    assert "SECRET_KEY is not set while ALLOWED_HOSTS names memscore.example.org" in done.stderr
+    assert "50 or more random characters" in done.stderr
+    assert not (tmp_path / "secret_key").exists()
+    done = _manage(tmp_path, "check", **{**network, "SECRET_KEY": "k" * 49})
+    assert done.returncode != 0 and "SECRET_KEY is too short" in done.stderr
+    assert _manage(tmp_path, "check", **{**network, "SECRET_KEY": "k" * 50}).returncode == 0
+
+
+def test_it_refuses_debug_on_a_network(tmp_path):
+    done = _manage(tmp_path, "check", **{**PRODUCTION, "DEBUG": "1"})
+    assert done.returncode != 0
+    assert "DEBUG is on while ALLOWED_HOSTS names memscore.example.org" in done.stderr
+    assert "Set DEBUG=0" in done.stderr
+    # A wildcard is a network too.
+    done = _manage(tmp_path, "check", **{**PRODUCTION, "ALLOWED_HOSTS": "*", "DEBUG": "1"})
+    assert done.returncode != 0 and "DEBUG is on" in done.stderr
+
+
+@pytest.mark.parametrize("hosts", [None, "localhost,127.0.0.1,[::1],0.0.0.0"])
+def test_a_site_on_this_machine_needs_no_secret_key_even_debugging(tmp_path, hosts):
+    # The tests, `make serve` on 127.0.0.1, and `make demo` (its ALLOWED_HOSTS).
+    extra = {"ALLOWED_HOSTS": hosts} if hosts else {}
+    assert _manage(tmp_path, "check", **extra).returncode == 0
+    assert len((tmp_path / "secret_key").read_text().strip()) == 64
+    found = _settings(tmp_path, DEBUG="1", **extra)
+    assert found["DEBUG"] is True and not found["SECURE_SSL_REDIRECT"]
