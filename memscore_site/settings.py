@@ -240,8 +240,18 @@ CONTENT_SECURITY_POLICY = {
 
 # --- Login throttling (django-axes) ---------------------------------------------
 # After LOGIN_FAILURE_LIMIT wrong passwords for one username from one
-# address, that pair is refused (HTTP 429) for LOGIN_COOLOFF_MINUTES. Behind
-# a proxy every client has the proxy's address: then it is per username.
+# address, that pair is refused (HTTP 429) for LOGIN_COOLOFF_MINUTES.
+# The address is the connection's, which a client cannot forge. Behind a
+# proxy that is the proxy's, the same for every client, so anyone could lock
+# out any user: PROXY_COUNT says how many proxies append to X-Forwarded-For
+# in front of this server, and the client is then read from that header
+# (memscore_site.proxies), counting from the right. Set it only when every
+# request comes through them: a client reaching gunicorn directly could
+# name any address there.
+PROXY_COUNT = envint("PROXY_COUNT", 0)
+if PROXY_COUNT < 0:
+    raise ValueError(f"PROXY_COUNT={PROXY_COUNT} is negative (the number of proxies in front, 0 for none)")
+AXES_CLIENT_IP_CALLABLE = "memscore_site.proxies.client_ip"
 AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 10)
 AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]

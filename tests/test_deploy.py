@@ -23,6 +23,7 @@ PRODUCTION = {
     "DATABASE_URL": "postgres://memscore@db.example.org:5432/memscore",
     "REDIS_URL": "redis://redis.example.org:6379/0",
     "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto=https",
+    "PROXY_COUNT": "1",
     "SECURE_HSTS_INCLUDE_SUBDOMAINS": "1",
     "SECURE_HSTS_PRELOAD": "1",
 }
@@ -153,3 +154,8 @@ def test_a_site_on_this_machine_needs_no_secret_key_even_debugging(tmp_path, hos
     assert len((tmp_path / "secret_key").read_text().strip()) == 64
     found = _settings(tmp_path, DEBUG="1", **extra)
     assert found["DEBUG"] is True and not found["SECURE_SSL_REDIRECT"]
+
+
+def test_it_refuses_a_negative_proxy_count(tmp_path):
+    done = _manage(tmp_path, "check", PROXY_COUNT="-1")
+    assert done.returncode != 0 and "PROXY_COUNT=-1 is negative" in done.stderr

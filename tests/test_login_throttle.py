@@ -79,3 +79,63 @@ def test_it_throttles_the_admin_login_too(cast):
         for i in range(settings.AXES_FAILURE_LIMIT + 2)
     ]
     assert answers[-1] == 429
+
+
+# --- behind a reverse proxy (PROXY_COUNT) -----------------------------------------
+
+PROXY = "10.0.0.2"  # every request's REMOTE_ADDR behind the proxy
+
+
+def _through_proxy(username, password, forwarded_for):
+    return Client().post(LOGIN, {"username": username, "password": password},
+                         REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=forwarded_for)
+
+
+def _lock_out(cast, forwarded_for):
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        _through_proxy(cast.viewer.username, f"wrong-{i}", forwarded_for)
+    assert _through_proxy(cast.viewer.username, cast.password, forwarded_for).status_code == 429
+
+
+def test_without_a_proxy_count_a_forwarded_for_header_changes_nothing(cast):
+    # Anyone can send the header: varying it must not buy more guesses.
+    client = Client()
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        client.post(LOGIN, {"username": cast.viewer.username, "password": f"wrong-{i}"},
+                    REMOTE_ADDR="203.0.113.7", HTTP_X_FORWARDED_FOR=f"198.51.100.{i}")
+    locked = client.post(LOGIN, {"username": cast.viewer.username, "password": cast.password},
+                         REMOTE_ADDR="203.0.113.7", HTTP_X_FORWARDED_FOR="192.0.2.1")
+    assert locked.status_code == 429
+    assert AccessAttempt.objects.get().ip_address == "203.0.113.7"
+
+
+def test_behind_a_proxy_one_client_cannot_lock_out_another(cast, settings):
+    settings.PROXY_COUNT = 1
+    _lock_out(cast, "203.0.113.7")
+    assert AccessAttempt.objects.get().ip_address == "203.0.113.7"
+    # The user, from elsewhere through the same proxy, still logs in.
+    assert _through_proxy(cast.viewer.username, cast.password, "198.51.100.9").status_code == 302
+
+
+def test_behind_a_proxy_a_forged_entry_is_not_believed(cast, settings):
+    # The client wrote "198.51.100.9"; the proxy appended the address it saw.
+    settings.PROXY_COUNT = 1
+    for i in range(settings.AXES_FAILURE_LIMIT):
+        _through_proxy(cast.viewer.username, f"wrong-{i}", f"198.51.100.{i}, 203.0.113.7")
+    assert _through_proxy(cast.viewer.username, cast.password, "192.0.2.1, 203.0.113.7").status_code == 429
+    assert AccessAttempt.objects.get().ip_address == "203.0.113.7"
+    assert _through_proxy(cast.viewer.username, cast.password, "198.51.100.9").status_code == 302
+
+
+def test_behind_two_proxies_it_counts_two_from_the_right(cast, settings):
+    settings.PROXY_COUNT = 2
+    _lock_out(cast, "192.0.2.1, 203.0.113.7, 10.0.0.1")
+    assert AccessAttempt.objects.get().ip_address == "203.0.113.7"
+    assert _through_proxy(cast.viewer.username, cast.password, "198.51.100.9, 10.0.0.1").status_code == 302
+
+
+@pytest.mark.parametrize("forwarded_for", ["", "unknown", "203.0.113.7:5555"])
+def test_behind_a_proxy_a_header_it_cannot_read_falls_back_to_the_connection(cast, settings, forwarded_for):
+    settings.PROXY_COUNT = 1
+    _through_proxy(cast.viewer.username, "wrong", forwarded_for)
+    assert AccessAttempt.objects.get().ip_address == PROXY
