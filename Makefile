@@ -37,7 +37,7 @@ BIND ?= 127.0.0.1:8000
 serve: $(INSTALLED)
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput -v 0
-	$(BIN)/gunicorn memscore_site.wsgi --bind $(BIND) --access-logfile -
+	$(BIN)/gunicorn memscore_site.wsgi --bind $(BIND) --workers $${WEB_CONCURRENCY:-2} --access-logfile -
 
 # Style (ruff) and the layers' import contracts (.importlinter) fail the tests too.
 lint: $(INSTALLED)

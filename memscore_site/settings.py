@@ -264,10 +264,13 @@ AXES_DISABLE_ACCESS_LOG = True  # record failures only, not every login
 # every page: CsrfViewMiddleware parses a POST's body before login or any
 # view runs, so a site-wide 200 MiB let anyone without a login make a
 # worker hold a 150 MiB body (76 MB -> 537 MB resident, measured under gunicorn).
-# Snapshots can be far larger (200k tokens of context with ids): the API reads
-# its own body against this limit, and the upload form takes the file spilled
-# to a temporary file past FILE_UPLOAD_MAX_MEMORY_SIZE and checks its size.
-SNAPSHOT_MAX_BYTES = envint("SNAPSHOT_MAX_BYTES", 200 * 1024 * 1024)
+# Snapshots can be far larger: the API reads its own body against this
+# limit, and the upload form takes the file spilled to a temporary file past
+# FILE_UPLOAD_MAX_MEMORY_SIZE and checks its size. 50 MiB is ten times a
+# 200k-token context with its ids (~3 MB; the 2,000-response benchmark is
+# ~5 MB), and parsing holds about ten times the body (a 42 MB snapshot
+# peaked a worker at 428 MB), so a token holder cannot make a worker hold GBs.
+SNAPSHOT_MAX_BYTES = envint("SNAPSHOT_MAX_BYTES", 50 * 1024 * 1024)
 # Nodes (messages and memories) in one snapshot: a 2,000-response context with
 # its memories is ~6,000; past the limit nothing is imported.
 SNAPSHOT_MAX_NODES = envint("SNAPSHOT_MAX_NODES", 50_000)

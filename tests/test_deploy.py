@@ -114,7 +114,7 @@ def test_it_warns_on_todays_gaps_without_the_production_variables(tmp_path):
 
 def test_it_refuses_the_old_name_of_the_snapshot_limit(tmp_path):
     # Ignored without a word, a deployment that raised it would see its larger
-    # snapshots refused at 200 MiB with no clue why.
+    # snapshots refused at the default with no clue why.
     done = _manage(tmp_path, "check", DATA_UPLOAD_MAX_MEMORY_SIZE="500000000")
     assert done.returncode != 0
     assert "DATA_UPLOAD_MAX_MEMORY_SIZE is no longer read" in done.stderr and "SNAPSHOT_MAX_BYTES" in done.stderr
@@ -159,3 +159,20 @@ def test_a_site_on_this_machine_needs_no_secret_key_even_debugging(tmp_path, hos
 def test_it_refuses_a_negative_proxy_count(tmp_path):
     done = _manage(tmp_path, "check", PROXY_COUNT="-1")
     assert done.returncode != 0 and "PROXY_COUNT=-1 is negative" in done.stderr
+
+
+@pytest.mark.parametrize("concurrency, workers", [(None, "2"), ("3", "3")])
+def test_make_serve_starts_the_documented_number_of_workers(tmp_path, concurrency, workers):
+    # gunicorn alone starts one worker unless told; README promises WEB_CONCURRENCY, default 2.
+    # A stand-in bin/ records what `make serve` runs, past its migrate and collectstatic.
+    for name in ("python", "gunicorn"):
+        tool = tmp_path / name
+        tool.write_text(f'#!/bin/sh\necho "{name} $*" >> "{tmp_path}/ran"\n')
+        tool.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "WEB_CONCURRENCY"}
+    if concurrency:
+        env["WEB_CONCURRENCY"] = concurrency
+    subprocess.run(["make", "-s", "serve", f"BIN={tmp_path}", "BIND=127.0.0.1:1"], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    [gunicorn] = [line for line in (tmp_path / "ran").read_text().splitlines() if line.startswith("gunicorn")]
+    assert f"--workers {workers} " in gunicorn + " " and "--bind 127.0.0.1:1" in gunicorn

@@ -47,7 +47,7 @@ def _padded(size, **doc):
 def test_the_site_keeps_djangos_limit_for_form_data():
     assert django_settings.DATA_UPLOAD_MAX_MEMORY_SIZE == DJANGO_DEFAULT
     assert django_settings.FILE_UPLOAD_MAX_MEMORY_SIZE == DJANGO_DEFAULT
-    assert django_settings.SNAPSHOT_MAX_BYTES == 200 * 1024 * 1024
+    assert django_settings.SNAPSHOT_MAX_BYTES == 50 * 1024 * 1024
 
 
 def test_a_big_form_post_without_a_login_is_refused_unread(db):
