@@ -30,7 +30,7 @@ from tests.test_views_agents import _valid_post
     ("http://[fd00:ec2::254]/v1", "metadata"),
     ("http://[::ffff:169.254.169.254]/v1", "link-local"),
     # The forms the resolver reads as an address, with no DNS: a number, hex, octal, short.
-    ("http://2852039166/v1", "link-local"),
+    ("http://2852039166/v1", "2852039166 (169.254.169.254) is a link-local"),
     ("http://0xa9fea9fe/v1", "link-local"),
     ("http://169.254.43518/v1", "link-local"),
     # httpx reads ideographic full stops as dots.

@@ -134,10 +134,13 @@ def base_url_problem(value):
         embedded = address.ipv4_mapped if address.version == 6 else None
         if address.version == 6 and address in NAT64:
             embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        # 2852039166 is said as what it is: 2852039166 (169.254.169.254).
+        shown = embedded or address
+        named = host if host == str(shown) else f"{host} ({shown})"
         if address in METADATA_ADDRESSES:
-            return f"{host} is a cloud metadata service's address: enter the inference server's address."
+            return f"{named} is a cloud metadata service's address: enter the inference server's address."
         if address.is_link_local or (embedded is not None and embedded.is_link_local):
-            return (f"{host} is a link-local address, where cloud metadata services answer: enter the "
+            return (f"{named} is a link-local address, where cloud metadata services answer: enter the "
                     "inference server's address.")
     return None
 
