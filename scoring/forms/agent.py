@@ -224,6 +224,7 @@ class AgentForm(forms.ModelForm):
         agent's value (nothing for a new agent), whatever is posted."""
         field = self.fields["api_key_env"]
         field.disabled = True
+        field.widget.attrs["placeholder"] = "set by a superuser"
         shown = self.instance.api_key_env
         said = f"The key is read from ${shown}. " if shown else ""
         field.help_text = f"{said}{KEY_ENV_SUPERUSER_ONLY}"
