@@ -145,6 +145,9 @@ def call_with_retries(fn, *, attempts=None, backoff=None, retry_unknown=True, on
             return fn()
         except TransientError as e:
             if attempt == attempts or (isinstance(e, OutcomeUnknown) and not retry_unknown):
+                if attempt > 1:
+                    # Said where the error is shown (a call's, a run's): a permanent one is never retried.
+                    e.args = (f"{e.args[0]} (gave up after {attempt} attempts)", *e.args[1:])
                 raise
             delay = backoff * (2 ** (attempt - 1)) * (0.5 + random.random())
             log.warning("attempt %d/%d failed (%s); retrying in %.2fs", attempt, attempts, e, delay)

@@ -121,7 +121,7 @@ def error_summary(total, failed):
     """A readable line on what failed: the baselines, then a few other calls."""
     if not failed:
         return ""
-    parts = [f"{len(failed)} of {total} calls failed after their retries"]
+    parts = [f"{len(failed)} of {total} calls failed"]
     listed = [c for c in failed if c.baseline_id is None]
     listed += [c for c in failed if c.baseline_id is not None and c.error != BASELINE_FAILED]
     for c in listed[:ERRORS_LISTED]:
