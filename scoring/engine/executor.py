@@ -21,6 +21,7 @@ from scoring.context import snapshot_tokens
 from scoring.followups import Followups
 from scoring.models import ScoreCall, ScoringRun
 
+from . import shutdown
 from .calls import batches, fetch_template, score_batch, score_call
 from .execution import (
     CANCEL_CHECK_SECONDS,
@@ -57,7 +58,8 @@ class Executor:
         self.deadline = time.monotonic() + time_budget if time_budget else None
         self._active_checked, self._active = 0.0, True
         self.followups = Followups()
-        # Out of time with calls still to claim: the caller sends the work again.
+        # Out of time, or the worker shutting down, with calls still to claim:
+        # the caller sends the work again.
         self.work_left = False
 
     def execute(self):
@@ -75,12 +77,16 @@ class Executor:
         else:
             self.work_pooled()
         out_of_time = self.deadline is not None and time.monotonic() > self.deadline
-        self.work_left = out_of_time and ScoreCall.objects.filter(run=self.run).claimable(timezone.now()).exists()
+        stopped = out_of_time or shutdown.requested()
+        self.work_left = stopped and ScoreCall.objects.filter(run=self.run).claimable(timezone.now()).exists()
         return self.followups
 
     def may_claim(self):
-        """False past the time budget or once the run ended (cancelled, or finished elsewhere)."""
+        """False past the time budget, once the worker is shutting down, or once
+        the run ended (cancelled, or finished elsewhere)."""
         if self.deadline is not None and time.monotonic() > self.deadline:
+            return False
+        if shutdown.requested():
             return False
         now = time.monotonic()
         if now - self._active_checked >= CANCEL_CHECK_SECONDS:

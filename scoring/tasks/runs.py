@@ -9,6 +9,7 @@ import logging
 from datetime import timedelta
 
 from celery import shared_task
+from celery.signals import worker_shutting_down
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -16,7 +17,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from scoring.client import PermanentError, TransientError
-from scoring.engine import alternates, results, start_run
+from scoring.engine import alternates, results, shutdown, start_run
 from scoring.engine.executor import Executor
 from scoring.followups import Followups
 from scoring.heatmap.payload import cached_payload
@@ -40,16 +41,37 @@ def execute_run(run_id, shard=0, shards=1):
     resume_stalled_runs finds a run nobody is working on.
 
     Claims the run's calls one at a time per thread (this shard's share of the
-    agent's concurrency) until none is left; safe to deliver twice.
+    agent's concurrency) until none is left, or until its time is up or the
+    worker shuts down, when it sends itself again; safe to deliver twice.
     """
     run = ScoringRun.objects.select_related("agent", "snapshot").filter(pk=run_id).first()
     if run is None or not run.is_active:
+        return
+    if shutdown.requested():
+        # Taken after the worker was told to stop (its consumer may still take
+        # a message, with the embedded broker one more poll of up to 2 s):
+        # left in the queue for another worker.
+        execute_run.delay(run_id, shard, shards)
         return
     budget = max(60, settings.CELERY_TASK_SOFT_TIME_LIMIT - TIME_MARGIN_SECONDS)
     executor = Executor(run, threads=run.threads_for_shard(shard, shards), time_budget=budget)
     enqueue(executor.execute())
     if executor.work_left:
+        # Out of time, or this worker is shutting down: the message waits in
+        # the broker for another worker, or this one once restarted (a pool
+        # process publishes on a connection of its own, open until the task
+        # returns: checked with Redis and the embedded broker). Should it be
+        # lost, resume_stalled_runs sends the run again a claim's length after
+        # its last call.
         execute_run.delay(run_id, shard, shards)
+
+
+@worker_shutting_down.connect
+def stop_claiming(**kwargs):
+    """SIGTERM or Ctrl-C: Celery's warm shutdown waits for the running tasks, so
+    they stop claiming calls and finish only those in flight (engine/shutdown.py).
+    Sent in the worker's main process, inside its signal handler."""
+    shutdown.request()
 
 
 @shared_task(name="scoring.tasks.scoring.resume_stalled_runs", ignore_result=True)
