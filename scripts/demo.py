@@ -97,7 +97,10 @@ def main():
     while True:
         for name, proc in children:
             if proc.poll() is not None:
-                sys.exit(f"{name} exited with {proc.returncode}; see {LOGS / (name + '.log')}")
+                # Said before the others are stopped (run()'s finally), which may take seconds.
+                print(f"{name} exited with {proc.returncode}; see {LOGS / (name + '.log')}",
+                      file=sys.stderr, flush=True)
+                sys.exit(1)
         time.sleep(1)
 
 
@@ -164,33 +167,53 @@ def wait_http(url, what, timeout=60):
             return
         except Exception:
             time.sleep(0.3)
-    stop_all()
     sys.exit(f"{what} did not answer at {url} within {timeout}s; see {LOGS}/")
 
 
-def stop_all(*_):
-    for _, proc in reversed(children):
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
+def stop_all():
+    """Stop every child still running: SIGTERM, then SIGKILL to its process
+    group (a worker's pool with it) if it still runs 10 s later. Children run
+    in sessions of their own (no Ctrl-C of the terminal reaches them), so
+    nothing else stops them: left running they keep their ports and the next
+    `make demo` refuses to start."""
+    # A second Ctrl-C must not cut this short and leave some running.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    running = [(name, proc) for name, proc in reversed(children) if proc.poll() is None]
+    if running:
+        print(f"stopping {', '.join(name for name, _ in running)}…", flush=True)
+    for _, proc in running:
+        # The child itself, not its group: a Celery worker then finishes the
+        # calls in flight and stops its pool (the pool's processes would die
+        # of a SIGTERM of their own, their calls taken again only once their
+        # claims lapse).
+        os.kill(proc.pid, signal.SIGTERM)
     deadline = time.monotonic() + 10
-    for _, proc in children:
+    for _, proc in running:
         try:
             proc.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def on_signal(signum, frame):
-    print("\nstopping…", flush=True)
-    stop_all()
-    sys.exit(0)
+    print(flush=True)  # past the ^C
+    sys.exit(0)  # run()'s finally stops the children
 
 
-if __name__ == "__main__":
+def run():
+    """main(), and whichever way it ends (Ctrl-C, SIGTERM, a child that
+    exited, a setup step that failed, any error), its children stopped."""
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
         main()
     except subprocess.CalledProcessError as e:
-        stop_all()
         sys.exit(f"demo setup failed: {' '.join(map(str, e.cmd))} exited with {e.returncode}")
+    finally:
+        stop_all()
+
+
+if __name__ == "__main__":
+    run()
