@@ -41,6 +41,17 @@ class CommandThread:
 STOPPING = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
+def manage(*args):
+    """manage.py as a child process's command line."""
+    return [sys.executable, "manage.py", *[str(a) for a in args]]
+
+
+def child_env(**extra):
+    """A child command's environment: the test database, unbuffered output, quick retries."""
+    return {**os.environ, "DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1",
+            "MEMSCORE_RETRY_BACKOFF": "0.01", "MEMSCORE_CALL_ATTEMPTS": "2", **extra}
+
+
 def signalled(args, tmp_path, *, sig, when, ignored=(), then=None, timeout=60):
     """manage.py *args as a child process on the test database, sent `sig` once
     when(stdout, stderr) holds: (returncode, stdout, stderr).
@@ -48,15 +59,13 @@ def signalled(args, tmp_path, *, sig, when, ignored=(), then=None, timeout=60):
     `ignored`: signals the child starts with ignored, as `nohup` ignores SIGHUP.
     `then(proc)`, if given, runs after `sig` is sent and before the wait for the end."""
     out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
-    env = {**os.environ, "DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1",
-           "MEMSCORE_RETRY_BACKOFF": "0.01", "MEMSCORE_CALL_ATTEMPTS": "2"}
 
     def as_a_shell_starts_it():
         for each in STOPPING:
             signal.signal(each, signal.SIG_IGN if each in ignored else signal.SIG_DFL)
 
     with open(out_path, "w") as out, open(err_path, "w") as err:
-        proc = subprocess.Popen([sys.executable, "manage.py", *[str(a) for a in args]], cwd=BASE_DIR, env=env,
+        proc = subprocess.Popen(manage(*args), cwd=BASE_DIR, env=child_env(),
                                 stdout=out, stderr=err, preexec_fn=as_a_shell_starts_it)
     try:
         wait_for(lambda: when(out_path.read_text(), err_path.read_text()), timeout=timeout, interval=0.1,

@@ -3,10 +3,8 @@ findings), progress once per change on stderr, a closed stdout or a Ctrl-C witho
 a traceback, no result-like summary of a failed run, a hint when nothing takes a
 queued run, and options named as typed."""
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from io import StringIO
 
@@ -15,8 +13,8 @@ from django.core.management import CommandError, call_command
 
 from scoring.models import Activity, CellScore, ScoringRun
 from scoring.models.runs import RunStatus
-from tests.cli_support import CommandThread
-from tests.conftest import BASE_DIR, NO_FAULTS, _database_url, wait_for
+from tests.cli_support import CommandThread, child_env, manage, signalled
+from tests.conftest import BASE_DIR, NO_FAULTS, wait_for
 from tests.engine_support import make_snapshot, private_refserver  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_retries")]
@@ -35,16 +33,6 @@ def command(name, *args):
     finally:
         command.out, command.err = out.getvalue().splitlines(), err.getvalue().splitlines()
     return command.out, command.err
-
-
-def manage(*args):
-    """manage.py as a child process on the test database."""
-    return [sys.executable, "manage.py", *[str(a) for a in args]]
-
-
-def child_env(**extra):
-    return {**os.environ, "DATABASE_URL": _database_url(), "PYTHONUNBUFFERED": "1",
-            "MEMSCORE_RETRY_BACKOFF": "0.01", "MEMSCORE_CALL_ATTEMPTS": "2", **extra}
 
 
 # --- defect 1: a closed stdout, Ctrl-C ----------------------------------------------------------
@@ -66,20 +54,7 @@ def test_score_inline_piped_into_head_finishes_the_run_without_a_traceback(snaps
 
 def interrupt(args, tmp_path, *, when, timeout=60):
     """Start manage.py, send SIGINT (Ctrl-C) once when(stdout, stderr) holds; (returncode, stdout, stderr)."""
-    out_path, err_path = tmp_path / "stdout", tmp_path / "stderr"
-    with open(out_path, "w") as out, open(err_path, "w") as err:
-        proc = subprocess.Popen(manage(*args), cwd=BASE_DIR, env=child_env(), stdout=out, stderr=err,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        wait_for(lambda: when(out_path.read_text(), err_path.read_text()), timeout=timeout, interval=0.1,
-                 message="the moment to interrupt")
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return proc.returncode, out_path.read_text(), err_path.read_text()
+    return signalled(args, tmp_path, sig=signal.SIGINT, when=when, timeout=timeout)
 
 
 def some_calls_done(out, err):
