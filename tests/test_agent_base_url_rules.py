@@ -35,8 +35,24 @@ from tests.test_views_agents import _valid_post
     ("http://169.254.43518/v1", "link-local"),
     # httpx reads ideographic full stops as dots.
     ("http://169\u3002254\u3002169\u3002254/v1", "link-local"),
-    ("http://gpu-1:99999/v1", "port"),
-    ("http://gpu-1:80x/v1", "port"),
+    # The same address under names the clouds publish, and Alibaba Cloud's, which is not link-local.
+    ("http://metadata.google.internal/computeMetadata/v1", "metadata.google.internal is the name of a cloud "
+                                                           "metadata service: enter the inference server's address"),
+    ("http://METADATA.Google.Internal./v1", "metadata service"),
+    ("http://metadata/v1", "metadata service"),
+    ("http://instance-data:80/latest", "metadata service"),
+    ("http://instance-data.ec2.internal/latest", "metadata service"),
+    ("http://100.100.100.200/latest/meta-data", "100.100.100.200 is a cloud metadata service's address"),
+    ("http://1684301000/v1", "1684301000 (100.100.100.200) is a cloud metadata service's address"),
+    ("http://[::ffff:100.100.100.200]/v1", "(100.100.100.200) is a cloud metadata service's address"),
+    # A percent-escape in the host reaches the resolver as written (olga saved http://%00/v1).
+    ("http://%00/v1", "Remove the percent-escapes"),
+    ("http://%41/v1", "Remove the percent-escapes"),
+    ("http://a%2Fb/v1", "Remove the percent-escapes"),
+    ("http://gpu-1:99999/v1", "99999 is not a port: enter a number from 1 to 65535"),
+    ("http://gpu-1:0/v1", "0 is not a port"),
+    ("http://[::1]:99999/v1", "99999 is not a port"),
+    ("http://gpu-1:80x/v1", "80x is not a port"),
     ("http://gpu 1:8000/v1", "spaces"),
     ("gpu-1:8000/v1", "http://"),
 ])
@@ -44,13 +60,18 @@ def test_it_refuses_a_base_url_that_would_send_requests_elsewhere(cast, url, sai
     response = cast.client_for(cast.operator).post(reverse("agent_create"), _valid_post(base_url=url))
 
     assert response.status_code == 200
-    assert said in " ".join(response.context["form"].errors["base_url"])
+    errors = response.context["form"].errors["base_url"]
+    assert said in " ".join(errors)
+    # One message, one range: not Python's "(Port out of range 0-65535)" beside ours.
+    assert len(errors) == 1 and "0-65535" not in errors[0]
     assert not Agent.objects.filter(name="helper").exists()
 
 
 @pytest.mark.parametrize("url", [
     "http://gpu-1:8000/v1", "https://inference.example.com/v1/", "http://127.0.0.1:8765",
     "http://10.0.0.5:8000/v1", "http://[::1]:8000/v1", "http://[fd00::1]:8000", "http://gpu-1.lan/v1/path",
+    # Names that merely contain a metadata service's, and the port left out after its colon.
+    "http://metadata-cache.lan:8000/v1", "http://gpu-1.metadata.example/v1", "http://gpu-1:/v1",
 ])
 def test_it_takes_an_ordinary_base_url(cast, url):
     response = cast.client_for(cast.operator).post(reverse("agent_create"), _valid_post(base_url=url))

@@ -34,6 +34,19 @@ def test_it_refuses_an_environment_variable_outside_the_prefix(admin_client, nam
     assert not Agent.objects.filter(name="helper").exists()
 
 
+def test_it_refuses_the_prefix_alone(admin_client, monkeypatch):
+    # One variable for every agent's key: each agent's key is its own.
+    monkeypatch.setenv(PREFIX, "sk-for-everyone")
+    response = admin_client.post(reverse("agent_create"), _valid_post(api_key_env=PREFIX))
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["api_key_env"] == [
+        f"Add the agent's own name after {PREFIX}, e.g. {PREFIX}POC: the prefix alone names no variable."]
+    # Nor is it read for a row that names it.
+    agent = Agent.objects.create(name="old", base_url="http://127.0.0.1:8765/v1", model="m", api_key_env=PREFIX)
+    assert agent.get_api_key() == "" and _authorization(agent) is None
+
+
 def test_it_reads_a_key_from_an_allowed_variable(admin_client, monkeypatch):
     monkeypatch.setenv(PREFIX + "HELPER", "sk-from-env")
     response = admin_client.post(

@@ -51,12 +51,17 @@ def key_env_allowed(name):
     so an operator cannot make the server send DATABASE_URL or SECRET_KEY to
     a host of their choosing."""
     prefix = settings.MEMSCORE_AGENT_KEY_ENV_PREFIX
-    return bool(prefix) and name.startswith(prefix) and re.fullmatch(r"[A-Z0-9_]+", name) is not None
+    # The prefix alone names no agent's key: it would be one key for every agent.
+    return (bool(prefix) and name.startswith(prefix) and len(name) > len(prefix)
+            and re.fullmatch(r"[A-Z0-9_]+", name) is not None)
 
 
 def validate_api_key_env(value):
     if value and not key_env_allowed(value):
         prefix = settings.MEMSCORE_AGENT_KEY_ENV_PREFIX
+        if prefix and value == prefix:
+            raise ValidationError(f"Add the agent's own name after {prefix}, e.g. {prefix}POC: "
+                                  "the prefix alone names no variable.")
         raise ValidationError(
             f"Only environment variables named {prefix}… (capitals, digits and _) may hold an agent's key: "
             "the administrator sets that prefix (MEMSCORE_AGENT_KEY_ENV_PREFIX)."
@@ -94,8 +99,17 @@ def validate_prefix_ids(value):
 
 
 # Cloud metadata services answer on link-local addresses (169.254.169.254 on
-# AWS, GCP, Azure...), and AWS's IPv6 one on this address, which is not.
-METADATA_ADDRESSES = {ipaddress.ip_address("fd00:ec2::254")}
+# AWS, GCP, Azure...), and on these, which are not: AWS's IPv6 one, Alibaba
+# Cloud's, and Oracle Cloud Classic's.
+METADATA_ADDRESSES = {ipaddress.ip_address(a) for a in ("fd00:ec2::254", "100.100.100.200", "192.0.0.192")}
+# The names under which clouds publish their metadata services, refused as
+# written (no DNS lookup: what a name resolves to can change after the check).
+METADATA_NAMES = {
+    "metadata.google.internal", "metadata",  # GCP
+    "instance-data", "instance-data.ec2.internal",  # AWS
+    "metadata.tencentyun.com",  # Tencent Cloud
+    "metadata.platformequinix.com", "metadata.packet.net",  # Equinix Metal: answers by the caller's address
+}
 # NAT64's well-known prefix: the last 32 bits are an IPv4 address.
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
@@ -111,12 +125,18 @@ def base_url_problem(value):
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "Enter an http:// or https:// URL with a host, e.g. http://gpu-1:8000/v1"
+    if "%" in parts.hostname:
+        # http://%41/v1 is not http://A/v1 to every reader: the resolver is given "%41".
+        return (f"Remove the percent-escapes (%…) from the host {parts.hostname}: write the server's name "
+                "or address as it is, e.g. http://gpu-1:8000/v1")
+    problem = _port_problem(parts)
+    if problem:
+        return problem
     try:
-        parts.port  # noqa: B018 (reading it checks it)
         # The host as the client's httpx reads it (it reads 169。254。169。254 as 169.254.169.254).
         host = httpx.URL(value).host
     except (ValueError, httpx.InvalidURL) as e:
-        return f"Not a URL memscore can call ({e}); check the port (1 to 65535), e.g. http://gpu-1:8000/v1"
+        return f"Not a URL memscore can call ({e}): enter one such as http://gpu-1:8000/v1"
     if "@" in parts.netloc:
         # httpx sends them as Basic auth in place of the Bearer key, and pages show the URL.
         return ("Remove the user name and password (the part before @) from the base URL: every viewer "
@@ -129,6 +149,8 @@ def base_url_problem(value):
         # query or fragment swallows it, and the request goes to the URL as given.
         return (f"Remove the {' and the '.join(extras)} from the base URL: memscore adds each endpoint's "
                 "path after it, e.g. http://gpu-1:8000/v1")
+    if host.rstrip(".") in METADATA_NAMES:  # httpx has lower-cased it
+        return f"{host} is the name of a cloud metadata service: enter the inference server's address."
     address = literal_address(host)
     if address is not None:
         embedded = address.ipv4_mapped if address.version == 6 else None
@@ -137,12 +159,25 @@ def base_url_problem(value):
         # 2852039166 is said as what it is: 2852039166 (169.254.169.254).
         shown = embedded or address
         named = host if host == str(shown) else f"{host} ({shown})"
-        if address in METADATA_ADDRESSES:
+        if address in METADATA_ADDRESSES or embedded in METADATA_ADDRESSES:
             return f"{named} is a cloud metadata service's address: enter the inference server's address."
         if address.is_link_local or (embedded is not None and embedded.is_link_local):
             return (f"{named} is a link-local address, where cloud metadata services answer: enter the "
                     "inference server's address.")
     return None
+
+
+def _port_problem(parts):
+    """Why the port of a urlsplit() URL is not one to call, in words, or None."""
+    try:
+        port = parts.port
+    except ValueError:  # out of range, or not a number
+        port = None
+    else:
+        if port != 0:
+            return None
+    written = parts.netloc.rpartition("@")[2].rpartition("]")[2].partition(":")[2]
+    return f"{written} is not a port: enter a number from 1 to 65535, e.g. http://gpu-1:8000/v1"
 
 
 def literal_address(host):
