@@ -443,3 +443,12 @@ def test_settings_added_later_keep_the_agents_value_when_not_sent(cast, poc):
     assert (poc.training_context, poc.score_batch_tokens) == ("as_scored", 0)
     r = client.post(reverse("agent_edit", args=[poc.pk]), _valid_post(name=poc.name, training_context="sometimes"))
     assert r.status_code == 200 and "training_context" in r.context["form"].errors
+
+
+def test_the_form_says_fine_tune_as_every_other_page_does(cast, poc):
+    # Field names (finetune_count) are identifiers; the words a person reads are "fine-tune".
+    client = cast.client_for(cast.operator)
+    for url in (reverse("agent_create"), reverse("agent_edit", args=[poc.pk])):
+        page = client.get(url).content.decode()
+        assert not re.search(r"finetune\b(?!_)", page, re.I), url
+        assert "the re-score after fine-tuning shows the gap closing" in page

@@ -341,7 +341,7 @@ class Agent(models.Model):
         choices=TrainingContext.choices,
         default=TrainingContext.AS_SCORED,
         help_text="What a sample's context holds before its response. Without memories, training teaches "
-        "the model what the memories told it, and a later finetune re-score shows the gap closing.",
+        "the model what the memories told it, and the re-score after fine-tuning shows the gap closing.",
     )
 
     created_at = models.DateTimeField(auto_now_add=True)
