@@ -271,7 +271,9 @@ def test_reloading_the_token_page_issues_nothing_and_says_so(cast, poc):
     html = again.content.decode()
     assert again.status_code == 200 and again["Cache-Control"] == "no-store"
     assert token not in html and 'id="token"' not in html
-    assert "The token is no longer shown" in html and "The token issued last still works." in html
+    said = _token_page_text(html)
+    assert "poc has an API token, issued earlier. It is not shown again" in said
+    assert "If the agent does not have that token, issue a new one; this revokes it" in said
     assert 'action="{}"'.format(reverse("agent_token", args=[poc.pk])) in html  # how to issue a new one
     poc.refresh_from_db()
     assert poc.ingest_token_hash == issued_hash and poc.check_ingest_token(token)
@@ -283,7 +285,88 @@ def test_a_token_is_shown_only_for_its_own_agent(cast, poc):
     client = cast.client_for(cast.operator)
     client.post(reverse("agent_token", args=[poc.pk]))
     html = client.get(reverse("agent_token", args=[other.pk])).content.decode()
-    assert 'id="token"' not in html and "other has no token." in html
+    assert 'id="token"' not in html and "other has no API token yet" in html
+
+
+def _token_page_text(html):
+    """The words of the token page's card when no token is shown, spaces collapsed."""
+    card = re.search(r'<div class="card" id="token-state" data-state="\w+">(.*?)</div>', html, re.S).group(1)
+    return " ".join(re.sub(r"<[^>]+>", " ", card).split())
+
+
+def _token_state(html):
+    return re.search(r'id="token-state" data-state="(\w+)"', html).group(1)
+
+
+# The page in each of its states: says what is true of that one, and nothing of the others.
+
+def test_the_token_page_of_an_agent_that_never_had_a_token(cast, poc):
+    html = cast.client_for(cast.operator).get(reverse("agent_token", args=[poc.pk])).content.decode()
+
+    said = _token_page_text(html)
+    assert _token_state(html) == "none"
+    assert said.startswith("poc has no API token yet: the agent needs one to send snapshots.")
+    # Nothing was shown, and there is nothing to revoke.
+    for untrue in ("no longer shown", "copy", "revoke", "still works", "expired"):
+        assert untrue not in said.lower(), untrue
+    assert "Issue an API token" in said and 'class="danger"' not in html
+
+
+def test_the_token_page_of_an_agent_whose_token_was_issued_elsewhere(cast, poc):
+    # Issued earlier, not in this session (manage.py add_agent, another person's page).
+    poc.issue_ingest_token()
+    html = cast.client_for(cast.operator).get(reverse("agent_token", args=[poc.pk])).content.decode()
+
+    said = _token_page_text(html)
+    assert _token_state(html) == "issued"
+    assert "poc has an API token, issued earlier. It is not shown again" in said
+    # Whoever reads this may never have seen it.
+    assert "If the agent does not have that token, issue a new one; this revokes it" in said
+    assert "did not copy" not in said and "expired" not in said
+    assert "Issue a new API token (revokes the current one)" in said
+
+
+def test_a_first_token_replaces_none_and_a_second_says_it_replaces_one(cast, poc):
+    client = cast.client_for(cast.operator)
+    first = _issue(client, poc)[1].content.decode()
+    assert _shown_token(first) and "replaces" not in first and "previous token" not in first
+
+    second = _issue(client, poc)[1].content.decode()
+    assert "It replaces the token poc had, which no longer works: the agent must use this one." in second
+
+
+def test_a_token_expired_before_it_was_shown_and_then_the_reload(cast, poc):
+    client = cast.client_for(cast.operator)
+    client.post(reverse("agent_token", args=[poc.pk]))
+    _age_waiting_tokens(client, 5 * 60 + 1)
+
+    html = client.get(reverse("agent_token", args=[poc.pk])).content.decode()
+    said = _token_page_text(html)
+    assert _token_state(html) == "expired"
+    assert "expired before this page showed it" in said
+    assert "That token still works, but no one can see it again." in said
+    assert "To give the agent a token, issue a new one; this revokes the one no one saw." in said
+    assert "did not copy" not in said and said.lower().count("issue a new one") == 1
+
+    # The reload: no one saw that token, and the page does not say anyone did.
+    html = client.get(reverse("agent_token", args=[poc.pk])).content.decode()
+    said = _token_page_text(html)
+    assert _token_state(html) == "issued"
+    assert "If the agent does not have that token" in said and "did not copy" not in said
+
+
+def test_a_token_expired_unseen_and_replaced_since_in_another_session(cast, poc):
+    mine, theirs = cast.client_for(cast.operator), cast.client_for(cast.operator)  # two browsers
+    mine.post(reverse("agent_token", args=[poc.pk]))
+    _age_waiting_tokens(mine, 5 * 60 + 1)
+    _issue(theirs, poc)
+
+    html = mine.get(reverse("agent_token", args=[poc.pk])).content.decode()
+    said = _token_page_text(html)
+    assert _token_state(html) == "expired"
+    assert "That token no longer works either: another was issued since." in said
+    assert "still works" not in said
+    assert "If the agent does not have the token issued since, issue a new one" in said
 
 
 def _age_waiting_tokens(client, seconds):
@@ -305,7 +388,7 @@ def test_a_token_not_fetched_in_time_is_not_shown_and_says_so(cast, poc):
     client = cast.client_for(cast.operator)
     client.post(reverse("agent_token", args=[poc.pk]))
     waiting = _waiting_tokens(client)
-    assert [set(v) for v in waiting.values()] == [{"token", "issued"}]
+    assert [set(v) for v in waiting.values()] == [{"token", "issued", "replaced"}]
     token = next(iter(waiting.values()))["token"]
     _age_waiting_tokens(client, 5 * 60 + 1)
 

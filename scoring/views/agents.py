@@ -152,25 +152,44 @@ def agent_token(request, pk):
     keeps it in the session with the time; the GET that follows shows it and
     forgets it, if it comes within TOKEN_SHOWN_FOR (after that, the page says
     the token expired). Reloading the page, or going back to it, issues
-    nothing: it then says the token is no longer shown. The token is never in
+    nothing: it then says whether the agent has a token. The token is never in
     a URL or a log."""
     require_perm(request, "scoring.change_agent")
     agent = get_agent_for_user(request, pk)
     if request.method == "POST":
         _drop_stale_tokens(request.session)
-        request.session[_token_key(agent)] = {"token": agent.issue_ingest_token(), "issued": time.time()}
+        replaced = bool(agent.ingest_token_hash)
+        request.session[_token_key(agent)] = {
+            "token": agent.issue_ingest_token(), "issued": time.time(), "replaced": replaced}
         Activity.record(request.user, "issued API token for", agent)
         return redirect("agent_token", pk=agent.pk)
     waiting = request.session.pop(_token_key(agent), None)
     _drop_stale_tokens(request.session)
     token = _fresh_token(waiting)
-    api_url = request.build_absolute_uri(reverse("api_snapshots"))
-    context = {"agent": agent, "token": token, "api_url": api_url,
-               "expired": waiting is not None and token is None, "shown_minutes": TOKEN_SHOWN_FOR // 60}
+    state, unseen_still_works = _token_state(agent, waiting, token)
+    context = {"agent": agent, "token": token, "state": state, "unseen_still_works": unseen_still_works,
+               "api_url": request.build_absolute_uri(reverse("api_snapshots")),
+               # None for an entry from before the page said so: it then says "if any".
+               "replaced": waiting.get("replaced") if token is not None else None,
+               "shown_minutes": TOKEN_SHOWN_FOR // 60}
     response = render(request, "scoring/agent_token.html", context)
     # Shown once: no cache may keep a copy of the page with the token.
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _token_state(agent, waiting, token):
+    """What the token page says, and for "expired" whether the token no one
+    saw is still the agent's (one issued since, in another tab, replaces it):
+    "shown" (just issued, shown now, once); "expired" (issued, not fetched in
+    time); "issued" (the agent has a token, not shown now); "none" (the agent
+    has no token)."""
+    if token is not None:
+        return "shown", False
+    if waiting is not None:
+        unseen = waiting.get("token") if isinstance(waiting, dict) else None
+        return "expired", isinstance(unseen, str) and agent.check_ingest_token(unseen)
+    return ("issued" if agent.ingest_token_hash else "none"), False
 
 
 urlpatterns = [
