@@ -50,7 +50,7 @@ def test_a_vote_that_changes_nothing_is_recorded_and_says_so(cast, rejected):
     assert rejected.status == Candidate.Status.REJECTED
     assert Review.objects.get(candidate=rejected, reviewer=cast.reviewer2).decision == "approve"
     said = [str(m) for m in client.get(r["Location"]).context["messages"]]
-    assert any("it stays rejected: your vote did not change the outcome" in m for m in said)
+    assert any("it stays rejected (your vote did not change the outcome)" in m for m in said)
 
 
 def test_reversing_on_the_page_needs_the_confirmation_button(cast, rejected):
@@ -75,7 +75,7 @@ def test_reversing_on_the_page_needs_the_confirmation_button(cast, rejected):
     entry = Activity.objects.get(verb="reversed the decision on")
     assert entry.actor == cast.reviewer and entry.detail["from"] == "rejected" and entry.detail["to"] == "approved"
     said = [str(m) for m in client.get(r["Location"]).context["messages"]]
-    assert any("you reversed it from rejected to approved" in m for m in said)
+    assert any("which reverses it from rejected to approved" in m for m in said)
 
 
 def test_a_replaced_decision_stays_in_the_history(cast, rejected):

@@ -97,7 +97,7 @@ def test_every_decision_moves_on_and_says_so(cast, agent):
     r = decide(client, first, "approve", follow=True)
     assert r.redirect_chain[0][0] == reverse("review_queue")
     assert r.context["candidate"].pk == second.pk
-    assert f"You approved candidate #{first.pk}: it is now awaiting review." in r.text
+    assert f"You approved candidate #{first.pk}: it still awaits review, with 1 of 2 approvals." in r.text
     r = decide(client, second, "reject", comment="wrong", follow=True)
     assert r.context["candidate"].pk == third.pk
     assert f"You rejected candidate #{second.pk}: it is now rejected." in r.text

@@ -32,6 +32,7 @@ from .candidates import agent_filter
 
 # A bulk decision covers at most this many candidates (two pages of the list).
 BULK_LIMIT = 100
+SETTLED = (Candidate.Status.APPROVED, Candidate.Status.REJECTED)
 
 
 def _queue_url(agent, after=None):
@@ -139,8 +140,8 @@ def candidate_decide(request, pk):
             form.add_error(None, e)
     if form.errors:
         return _form_errors(request, candidate, "decide_form", decide_form=form, reversal=reversal)
-    verb = DECISION_VERBS[form.cleaned_data["decision"]]
-    return _move_on(request, candidate, f"You {verb} candidate #{candidate.pk}", before)
+    decision = form.cleaned_data["decision"]
+    return _move_on(request, candidate, f"You {DECISION_VERBS[decision]} candidate #{candidate.pk}", before, decision)
 
 
 @require_POST
@@ -184,27 +185,48 @@ def candidate_edit(request, pk):
                 form.add_error("text", f"The inference server could not tokenize the text: {e}")
     if form.errors:
         return _form_errors(request, candidate, "edit_form", edit_form=form, edit_reversal=reversal)
-    return _move_on(request, candidate, f"You edited and approved candidate #{candidate.pk}", before)
+    return _move_on(
+        request, candidate, f"You edited and approved candidate #{candidate.pk}", before, Review.Decision.APPROVE
+    )
 
 
-def _move_on(request, candidate, said, before):
+def _move_on(request, candidate, said, before, decision):
     """Every decision moves on to the next candidate, saying what it did and
     where the candidate now stands (`before`: its status before the vote)."""
     candidate.refresh_from_db(fields=["status"])
-    now = candidate.get_status_display()
-    if candidate.status == before and candidate.is_settled:
-        where = f"it stays {now}: your vote did not change the outcome"
-    elif before in (Candidate.Status.APPROVED, Candidate.Status.REJECTED):
-        where = f"you reversed it from {before} to {now}"
-    else:
-        where = f"it is now {now}"
-    messages.success(request, f"{said}: {where}. Here is the next one.")
-    url = _queue_url(agent_filter(request))
+    agent = agent_filter(request)
+    then = "Here is the next one." if Candidate.objects.next_for(request.user, agent) else (
+        "Nothing else waits for your review."
+    )
+    messages.success(request, f"{said}{_where_it_stands(candidate, before, decision)} {then}")
+    url = _queue_url(agent)
     if request.htmx:
         response = HttpResponse(status=204)
         response["HX-Redirect"] = url
         return response
     return redirect(url)
+
+
+def _where_it_stands(candidate, before, decision):
+    """The end of "You approved candidate #5...": what the vote did to its
+    status, in one sentence with one colon at most, for every outcome."""
+    status = candidate.status
+    if status != before and before in SETTLED:
+        return f", which reverses it from {before} to {status_words(status)}."
+    if status != before:
+        return f": it is now {candidate.get_status_display()}."
+    if status != Candidate.Status.PENDING:
+        return f": it stays {candidate.get_status_display()} (your vote did not change the outcome)."
+    # Still pending: how far the reviews have got towards what this vote asked
+    # for. Not after a skip, which under blind review reveals no one's votes.
+    if decision == Review.Decision.APPROVE:
+        needed, noun = candidate.agent.required_approvals, "approval"
+    elif decision == Review.Decision.REJECT:
+        needed, noun = candidate.agent.rejections_to_settle, "rejection"
+    else:
+        return ": it still awaits review."
+    done = candidate.reviews.filter(decision=decision).count()
+    return f": it still awaits review, with {done} of {needed} {noun}{pluralize(needed)}."
 
 
 @require_POST
@@ -232,15 +254,15 @@ def candidate_bulk(request):
     candidates = Candidate.objects.without_ids().filter(pk__in=ids).order_by("-divergence", "id")
     outcome = decide_each(candidates, request.user, decision, comment, confirm_reversal=confirm)
     done = [c.pk for c in outcome.decided]
-    reversed_ = [f"#{c.pk} ({before} → {c.status})" for c, before in outcome.moved
-                 if before in (Candidate.Status.APPROVED, Candidate.Status.REJECTED)]
+    reversed_ = [f"#{c.pk} ({before} → {c.status})" for c, before in outcome.moved if before in SETTLED]
     unconfirmed = [f"#{e.candidate.pk} ({e.candidate.status} → {status_words(e.new_status)})"
                    for e in outcome.unconfirmed]
     refused = [f"#{c.pk} ({' '.join(e.messages)})" for c, e in outcome.refused]
     if done:
         listed = ", ".join(f"#{pk}" for pk in done)
         n = f"{len(done)} candidate{pluralize(len(done))}"
-        messages.success(request, f"You {DECISION_VERBS[decision]} {n}: {listed}.")
+        where = _where_they_stand(outcome)
+        messages.success(request, f"You {DECISION_VERBS[decision]} {n}: {listed}." + (f" {where}" if where else ""))
     if reversed_:
         messages.warning(request, "You reversed settled decisions: " + ", ".join(reversed_) + ".")
     if unconfirmed:
@@ -253,6 +275,24 @@ def candidate_bulk(request):
     if refused:
         messages.warning(request, "Not decided: " + "; ".join(refused))
     return redirect(back)
+
+
+def _where_they_stand(outcome):
+    """Where a bulk decision left its candidates, a sentence per outcome:
+    "Now approved: #1. Still awaiting review: #2. Unchanged, still rejected: #3."
+    (reversals have a warning of their own)."""
+    groups = {}
+    for c, before in outcome.moved:
+        if before not in SETTLED:
+            groups.setdefault((0, f"Now {c.get_status_display()}"), []).append(c.pk)
+    for c in outcome.stayed:
+        if c.status == Candidate.Status.PENDING:
+            groups.setdefault((1, "Still awaiting review"), []).append(c.pk)
+        else:
+            groups.setdefault((2, f"Unchanged, still {c.get_status_display()}"), []).append(c.pk)
+    return " ".join(
+        f"{label}: {', '.join(f'#{pk}' for pk in pks)}." for (_, label), pks in sorted(groups.items())
+    )
 
 
 def _form_errors(request, candidate, partial, **forms_):

@@ -37,7 +37,7 @@ def test_a_reversal_is_confirmed_by_its_button_not_by_a_key(transactional_db, br
 
     page.click("#confirm-reversal button")
     page.wait_for_selector(".messages")
-    assert "you reversed it from approved to rejected" in page.inner_text(".messages")
+    assert "which reverses it from approved to rejected" in page.inner_text(".messages")
     c.refresh_from_db()
     assert c.status == Candidate.Status.REJECTED
     assert Activity.objects.filter(verb="reversed the decision on", actor=cast.reviewer2).count() == 1
