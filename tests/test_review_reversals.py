@@ -90,6 +90,28 @@ def test_a_replaced_decision_stays_in_the_history(cast, rejected):
     assert Activity.objects.get(verb="approved").detail["replaced_comment"] == "Not what Alice said."
 
 
+def test_a_reversal_by_a_new_vote_shows_in_the_history(cast, agent):
+    """No one changed their own vote: rob approved, rita's confirmed rejection
+    reversed it. The page kept no record of that but the activity log."""
+    c = make_candidate(agent)
+    c.decide(cast.reviewer2, "approve", "Looks right.")
+    c.decide(cast.reviewer, "reject", "The physio advice is medical.", confirm_reversal=True)
+    html = page(cast.client_for(cast.viewer), c)
+    assert 'id="decision-history"' in html
+    note = html[html.index('id="history-note"'):html.index("</p>", html.index('id="history-note"'))]
+    assert "The decision was reversed" in note and "changed their decision" not in note
+    history = html[html.index('id="decision-history"'):html.index("</table>", html.index('id="decision-history"'))]
+    assert history.index("Looks right.") < history.index("<strong>reversed</strong> it: approved → rejected (confirmed)")
+    assert "The physio advice is medical." in history
+
+
+def test_no_history_without_a_change_or_a_reversal(cast, agent):
+    c = make_candidate(agent)
+    c.decide(cast.reviewer2, "approve")
+    c.decide(cast.reviewer, "approve")  # recorded; it stays approved
+    assert 'id="decision-history"' not in page(cast.client_for(cast.viewer), c)
+
+
 def test_bulk_leaves_settled_candidates_unless_confirmed(cast, agent, rejected):
     pending = make_candidate(agent, divergence=1.0)
     client = cast.client_for(cast.reviewer)

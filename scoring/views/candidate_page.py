@@ -92,6 +92,7 @@ def decisions_context(request, candidate):
     )
     decision_closed = candidate.status == Candidate.Status.TRAINED or sample is not None
     approvals = [r for r in reviews if r.decision == Review.Decision.APPROVE]
+    history = [] if blind else decision_history(candidate, reviews)
     return {
         "candidate": candidate,
         "reviews": reviews,
@@ -112,7 +113,8 @@ def decisions_context(request, candidate):
         "new_votes": (
             new_votes(request.user, candidate) if can_review and candidate.is_settled and not decision_closed else None
         ),
-        "history": [] if blind else decision_history(candidate, reviews),
+        "history": history,
+        "history_note": history_note(history) if history else "",
     }
 
 
@@ -128,20 +130,36 @@ def new_votes(user, candidate):
 
 # A reviewer's review row is rewritten when they change their mind; the log
 # keeps the decisions it replaced. Asked only when a review was changed (its
-# row updated well after it was made), since the log is not indexed by target.
+# row updated well after it was made), since the log is not indexed by target,
+# or when the log holds a reversal of this candidate: a new vote that reverses
+# a settled candidate changes no review row.
 CHANGED_AFTER = timedelta(seconds=1)
-HISTORY_VERBS = [*DECISION_VERBS.values(), "reversed the decision on"]
+REVERSED = "reversed the decision on"
+HISTORY_VERBS = [*DECISION_VERBS.values(), REVERSED]
 
 
 def decision_history(candidate, reviews):
     """The decisions and reversals on `candidate`, oldest first, from the
-    activity log, when some reviewer replaced an earlier decision; else []."""
-    if not any(r.updated_at - r.created_at > CHANGED_AFTER for r in reviews):
+    activity log, when some reviewer replaced an earlier decision or a vote
+    reversed a settled one; else []."""
+    if not reviews:
         return []
-    return list(
-        Activity.objects.filter(target_type="candidate", target_id=str(candidate.pk), verb__in=HISTORY_VERBS)
-        .order_by("created_at", "id")[:100]
-    )
+    log = Activity.objects.filter(target_type="candidate", target_id=str(candidate.pk))
+    changed = any(r.updated_at - r.created_at > CHANGED_AFTER for r in reviews)
+    # By verb first (the activity_verb_newest_first index): reversals are few,
+    # so the panel's poll reads a handful of rows, not the whole log.
+    if not changed and not log.filter(verb=REVERSED).exists():
+        return []
+    return list(log.filter(verb__in=HISTORY_VERBS).order_by("created_at", "id")[:100])
+
+
+def history_note(history):
+    """Why the page shows the decision history, in words."""
+    replaced = any("replaced" in entry.detail for entry in history)
+    reversed_ = any(entry.verb == REVERSED for entry in history)
+    if replaced and reversed_:
+        return "A reviewer changed their decision, and the decision was reversed"
+    return "The decision was reversed" if reversed_ else "A reviewer changed their decision"
 
 
 def page_context(request, candidate, queue=None, **forms_):
