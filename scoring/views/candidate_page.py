@@ -167,18 +167,22 @@ def page_context(request, candidate, queue=None, **forms_):
     the diffs, and the forms (`forms_` keeps the ones that have errors)."""
     context = decisions_context(request, candidate)
     response = candidate.response
+    # One node more than shown: the last one left out, which the "not shown"
+    # line links to (the snapshot page opens there, the shown ones below it).
     tail = list(
         Node.objects.filter(
             snapshot_id=candidate.snapshot_id, section=Section.CONVERSATION, index__lt=response.index
-        ).defer("token_ids").order_by("-index")[:CONTEXT_TAIL]
+        ).defer("token_ids").order_by("-index")[:CONTEXT_TAIL + 1]
     )
     tail.reverse()
+    last_hidden = tail.pop(0) if len(tail) > CONTEXT_TAIL else None
     has_alternate = candidate.alternate_status == Candidate.AlternateStatus.DONE
     context.update(
         queue=queue,
         agent_filter=queue["agent"] if queue else None,
         context_tail=tail,
         context_hidden=(tail[0].index if tail else 0),
+        last_hidden=last_hidden,
         diff=word_diff(candidate.response_text, candidate.alternate_text) if has_alternate else None,
         edit_diff=(
             word_diff(candidate.response_text, candidate.edited_text) if candidate.is_edited else None
