@@ -196,11 +196,67 @@ def test_it_shows_the_agent_with_its_snapshots(cast, poc):
     assert reverse("agent_token", args=[poc.pk]) not in html
 
 
-def test_it_says_not_set_without_a_key(cast, poc):
+def test_it_says_none_without_a_key(cast, poc):
     poc.api_key = ""
     poc.save()
     html = cast.client_for(cast.viewer).get(reverse("agent_detail", args=[poc.pk])).content.decode()
-    assert "not set" in html
+    assert _api_key_line(html) == "none calls go without a key"
+
+
+def _api_key_line(html):
+    line = re.search(r'<div id="api-key"><dt>API key</dt><dd>(.*?)</dd></div>', html, re.S).group(1)
+    return " ".join(re.sub(r"<[^>]+>", "", line).split())
+
+
+VAR = "MEMSCORE_AGENT_KEY_POC"
+
+
+@pytest.mark.parametrize("stored, env, value, operator_reads, viewer_reads", [
+    (SECRET, "", None, "set stored in memscore", "set stored in memscore"),
+    ("", VAR, "sk-env", f"set read from ${VAR}", "set read from the environment"),
+    (SECRET, VAR, "sk-env", f"set read from ${VAR}; the stored key is kept but not sent",
+     "set read from the environment; the stored key is kept but not sent"),
+    # The walkthrough's "not set from $MEMSCORE_AGENT_KEY_POC".
+    ("", VAR, None, f"not sent ${VAR} is named but not set in this server's environment: calls go without a key.",
+     "not sent The variable it is read from is named but not set in this server's environment: "
+     "calls go without a key."),
+    (SECRET, VAR, "", f"not sent ${VAR} is named but empty in this server's environment: calls go without a key.",
+     "not sent The variable it is read from is named but empty in this server's environment: "
+     "calls go without a key."),
+    ("", "DATABASE_URL", "postgres://db", "not sent $DATABASE_URL is named but is not one memscore may read "
+     "(the administrator's prefix): calls go without a key.",
+     "not sent The variable it is read from is named but is not one memscore may read (the administrator's "
+     "prefix): calls go without a key."),
+    ("", "", None, "none calls go without a key", "none calls go without a key"),
+])
+def test_the_api_key_line_says_where_the_key_comes_from(cast, poc, monkeypatch, stored, env, value,
+                                                         operator_reads, viewer_reads):
+    if env:
+        monkeypatch.delenv(env, raising=False)
+        if value is not None:
+            monkeypatch.setenv(env, value)
+    Agent.objects.filter(pk=poc.pk).update(api_key=stored, api_key_env=env)  # a row saved by hand, for the last
+    url = reverse("agent_detail", args=[poc.pk])
+
+    assert _api_key_line(cast.client_for(cast.operator).get(url).content.decode()) == operator_reads
+    viewer = cast.client_for(cast.viewer).get(url).content.decode()
+    assert _api_key_line(viewer) == viewer_reads
+    assert not env or env not in viewer
+    # A missing key is a warning, not a muted aside.
+    assert ('class="badge warn"' in viewer or 'class="badge bad"' in viewer) == viewer_reads.startswith("not sent")
+
+
+def test_it_shows_every_review_setting(cast, poc):
+    url = reverse("agent_detail", args=[poc.pk])
+    html = cast.client_for(cast.viewer).get(url).content.decode()
+    assert "<dt>Rejections that reject</dt><dd>1</dd>" in html and "<dt>Blind review</dt><dd>off</dd>" in html
+
+    poc.required_approvals, poc.rejections_to_settle, poc.blind_review = 3, 2, True
+    poc.save()
+    html = cast.client_for(cast.viewer).get(url).content.decode()
+    assert "<dt>Approvals needed</dt><dd>3</dd>" in html
+    assert "<dt>Rejections that reject</dt><dd>2</dd>" in html
+    assert re.search(r"<dt>Blind review</dt><dd>on <span[^>]*>\(others' decisions hidden until one's own\)", html)
 
 
 def test_it_never_renders_the_api_key(cast, poc):

@@ -210,6 +210,17 @@ def shown_url(url):
     return urlunsplit(parts._replace(netloc="…@" + parts.netloc.rpartition("@")[2]))
 
 
+class KeySource(models.TextChoices):
+    """Where the key sent to an agent's server comes from (Agent.key_source)."""
+
+    STORED = "stored", "stored"
+    ENV = "env", "read from the environment"
+    ENV_UNSET = "env_unset", "named variable not set"
+    ENV_EMPTY = "env_empty", "named variable empty"
+    ENV_REFUSED = "env_refused", "named variable not allowed"
+    NONE = "none", "none"
+
+
 class Agent(models.Model):
     """An LLM agent whose context memscore scores, and its inference server."""
 
@@ -350,6 +361,7 @@ class Agent(models.Model):
     )
 
     Backend = Backend
+    KeySource = KeySource
     TrainingTarget = TrainingTarget
     TrainingContext = TrainingContext
 
@@ -369,6 +381,19 @@ class Agent(models.Model):
             # not make the server send another variable to the agent's host.
             return os.environ.get(self.api_key_env, "") if key_env_allowed(self.api_key_env) else ""
         return self.api_key
+
+    def key_source(self):
+        """Where get_api_key() finds the key, as a KeySource: a named variable
+        is read in place of a stored key, and only from this process's
+        environment (the agent's page asks the web server's)."""
+        if self.api_key_env:
+            if not key_env_allowed(self.api_key_env):
+                return KeySource.ENV_REFUSED
+            value = os.environ.get(self.api_key_env)
+            if value is None:
+                return KeySource.ENV_UNSET
+            return KeySource.ENV if value else KeySource.ENV_EMPTY
+        return KeySource.STORED if self.api_key else KeySource.NONE
 
     def issue_ingest_token(self):
         """Make a new snapshot-API token, keep only its hash, return it once."""

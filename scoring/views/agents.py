@@ -110,7 +110,7 @@ def _detail_context(request, agent):
         "snapshot_total": agent.snapshots.count(),
         "runs": list(agent.runs.select_related("snapshot")[:RUNS_SHOWN]),
         "memory_count": agent.memories.count(),
-        "has_api_key": bool(agent.get_api_key()),
+        "key_source": agent.key_source(),
         # Which variable holds the key is for those who set agents up; others
         # read "from the environment".
         "shows_key_env": request.user.has_perm("scoring.change_agent"),
