@@ -73,19 +73,32 @@ def check_agent(agent):
     agent = copy.copy(agent)
     agent.request_timeout = min(agent.request_timeout, CALL_TIMEOUT)
     with InferenceClient.for_agent(agent) as client:
-        served = _ask(ANSWERS, lambda: client.models(), agent)
-        if isinstance(served, CheckResult):
-            return [served] + [
-                skipped(name, "not checked: the server does not answer")
-                for name in (MODEL, END_OF_TURN, TOKENIZATION, STORED_IDS, SPANS, SCORE, TRAIN)
+        try:
+            served = client.models()
+        except InferenceError as e:
+            why = f"not checked: {_why_not_asked(e)}"
+            return [failed(ANSWERS, f"{e}{advice(e, agent)}")] + [
+                skipped(name, why) for name in (MODEL, END_OF_TURN, TOKENIZATION, STORED_IDS, SPANS, SCORE, TRAIN)
             ]
         results = [passed(ANSWERS, f"{agent.base_url} answers (server API: {agent.backend})."),
                    _model_served(agent, served)]
-        eot = _end_of_turn(agent, client)
+        eot, eot_problem = _end_of_turn(agent, client)
         results.append(eot)
-        results.extend(_snapshot_checks(agent, client, eot_ok=eot.ok))
+        results.extend(_snapshot_checks(agent, client, eot_problem=eot_problem))
         results.append(_train(agent, client))
     return results
+
+
+def _why_not_asked(error):
+    """Why the questions after a failed GET /v1/models were not asked. The
+    server may well have answered (a redirect, a 401, a 500, a body without
+    models): "does not answer" only when it did not."""
+    text = str(error)
+    if "not sent" in text:  # the client refused the base URL itself
+        return "memscore does not call this base URL"
+    if "cannot connect" in text or "no answer" in text or "took longer" in text:
+        return "the server does not answer"
+    return "/v1/models failed"
 
 
 # --- one check each --------------------------------------------------------------
@@ -99,19 +112,20 @@ def _model_served(agent, served):
 
 
 def _end_of_turn(agent, client):
+    """(result, why the checks that need one token skip, or None when it is one)."""
     ids = _ask(END_OF_TURN, lambda: client.tokenize(agent.end_of_turn), agent)
     if isinstance(ids, CheckResult):
-        return ids
+        return ids, "the server did not tokenize the end-of-turn text"
     if len(ids) == 1:
-        return passed(END_OF_TURN, f"{agent.end_of_turn!r} is token {ids[0]}.")
+        return passed(END_OF_TURN, f"{agent.end_of_turn!r} is token {ids[0]}."), None
     return failed(END_OF_TURN, (
         f"{agent.end_of_turn!r} tokenizes to {len(ids)} tokens {ids[:8]}: set the agent's end-of-turn "
         f"to the one special token that ends a message in the model's chat template "
         f"(<|im_end|> for ChatML models such as Qwen, <|eot_id|> for Llama 3)."
-    ))
+    )), "the end-of-turn setting is not one token"
 
 
-def _snapshot_checks(agent, client, *, eot_ok):
+def _snapshot_checks(agent, client, *, eot_problem):
     snapshot = agent.snapshots.order_by("-taken_at", "-id").first()
     if snapshot is None:
         return [skipped(name, "not checked: the agent has no snapshot yet")
@@ -119,8 +133,8 @@ def _snapshot_checks(agent, client, *, eot_ok):
     tokens = snapshot_tokens(snapshot)
     end = _window_end(tokens)
     results = list(_tokenization(agent, client, _sample_nodes(snapshot, end)))
-    if not eot_ok:
-        why = "not checked: the end-of-turn setting is not one token"
+    if eot_problem:
+        why = f"not checked: {eot_problem}"
         return results + [skipped(SPANS, why), skipped(SCORE, why)]
     if not tokens.responses(0, end):
         why = f"not checked: snapshot {snapshot.pk} has no assistant responses"
@@ -128,7 +142,8 @@ def _snapshot_checks(agent, client, *, eot_ok):
     spans_result, sequence = _spans(agent, client, tokens, end)
     results.append(spans_result)
     if sequence is None:
-        return results + [skipped(SCORE, "not checked: memscore could not find the spans")]
+        # Found but not the responses, or not found at all: the spans' row says which.
+        return results + [skipped(SCORE, "not checked: the spans check failed")]
     results.append(_score(agent, client, *sequence))
     return results
 

@@ -120,6 +120,7 @@ def test_check_connection_says_why_and_sends_nothing(cast, old_row):
     results = check_agent(old_row)
     assert results[0].ok is False and "not sent" in results[0].message
     assert all(r.ok is None for r in results[1:])
+    assert {r.message for r in results[1:]} == {"not checked: memscore does not call this base URL"}
 
     page = cast.client_for(cast.operator).post(reverse("agent_check", args=[old_row.pk])).content.decode()
     assert "not sent" in page

@@ -7,7 +7,7 @@ import pytest
 
 from scoring import checks
 from scoring.checks import check_agent
-from scoring.client import InferenceClient
+from scoring.client import InferenceClient, PermanentError
 from scoring.models import Agent, Node
 from tests.engine_support import make_snapshot
 
@@ -73,6 +73,42 @@ def test_it_skips_the_rest_when_the_server_does_not_answer(db):
     assert results["server answers"].ok is False
     assert "Check the agent's base URL (http://127.0.0.1:9/v1)" in results["server answers"].message
     assert all(r.ok is None for name, r in results.items() if name != "server answers")
+    assert {r.message for name, r in results.items() if name != "server answers"} == {
+        "not checked: the server does not answer"}
+
+
+def test_it_says_why_it_skips_when_the_server_answers_with_an_error(db, monkeypatch):
+    # The server answered (a 401 here; a 307 in test_client_redirects): it is not "not answering".
+    def unauthorized(client):
+        raise PermanentError("/v1/models: HTTP 401: invalid API key", status=401)
+    monkeypatch.setattr(InferenceClient, "models", unauthorized)
+    agent = Agent.objects.create(name="locked", base_url="http://127.0.0.1:9/v1", model="m")
+
+    results = by_name(check_agent(agent))
+
+    assert results["server answers"].ok is False and "Set the agent's API key" in results["server answers"].message
+    assert {r.message for name, r in results.items() if name != "server answers"} == {
+        "not checked: /v1/models failed"}
+
+
+def test_it_says_why_the_spans_are_skipped_when_the_end_of_turn_is_not_tokenized(agent, monkeypatch):
+    # The end of turn was never tokenized: nothing says it is "not one token".
+    make_snapshot(agent)
+    tokenize = InferenceClient.tokenize
+
+    def refuse_the_end_of_turn(client, text):
+        if text == agent.end_of_turn:
+            raise PermanentError("/tokenize: HTTP 500: tokenizer crashed", status=500)
+        return tokenize(client, text)
+    monkeypatch.setattr(InferenceClient, "tokenize", refuse_the_end_of_turn)
+
+    results = by_name(check_agent(agent))
+
+    assert results["end of turn is one token"].ok is False
+    assert "tokenizer crashed" in results["end of turn is one token"].message
+    for name in ("spans are the responses", "score is finite"):
+        assert results[name].ok is None
+        assert results[name].message == "not checked: the server did not tokenize the end-of-turn text"
 
 
 def test_it_names_the_models_served(agent):
@@ -103,6 +139,7 @@ def test_it_refuses_an_end_of_turn_of_two_tokens(agent):
     assert "set the agent's end-of-turn" in results["end of turn is one token"].message
     assert results["spans are the responses"].ok is None
     assert results["score is finite"].ok is None
+    assert results["score is finite"].message == "not checked: the end-of-turn setting is not one token"
 
 
 def test_it_finds_where_nodes_tokenize_apart_from_their_whole_text(agent):

@@ -110,10 +110,12 @@ def test_check_connection_says_it_plainly(db, redirecting_server):
     root, seen = redirecting_server
     agent = Agent.objects.create(name="moved", base_url=root + "/v1", model="m", api_key="sk-1")
 
-    first = check_agent(agent)[0]
+    first, *rest = check_agent(agent)
 
     assert first.ok is False
     assert "307 Temporary Redirect to http://127.0.0.1:9/v1/models" in first.message
     assert "set the agent's base URL to http://127.0.0.1:9" in first.message
     assert "KeyError" not in first.message
     assert seen == [("/v1/models", "Bearer sk-1")]
+    # The server answered, with a redirect: the rest were skipped for that, and say so.
+    assert {r.message for r in rest} == {"not checked: /v1/models failed"} and all(r.ok is None for r in rest)
