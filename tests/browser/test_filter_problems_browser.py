@@ -56,3 +56,32 @@ def test_each_list_names_its_bad_filter_on_a_phone_and_clears_it(browser, live_s
     page.wait_for_url(f"**/review/?agent={agent.pk}")
     assert page.locator("#filter-errors").count() == 0
     page.context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_value_wraps_in_its_problem_on_every_list_at_390_px(browser, live_server, cast, agent, screenshots):
+    # One unbroken word of 2,000 characters, cut to 60 in its line: on one line
+    # it made the page 653 to 674 px wide.
+    long_a, long_1 = "a" * 2000, "1" * 2000
+    make_candidate(agent)
+    page = login(browser, live_server, cast.operator.username, cast.password)
+    page.set_viewport_size({"width": 390, "height": 800})
+    for url in [
+        f"{reverse('run_list')}?agent={long_a}",
+        f"{reverse('run_list')}?mode={long_a}",
+        f"{reverse('memory_list', args=[agent.pk])}?flag={long_a}",
+        f"{reverse('candidate_list')}?min_divergence={long_1}",
+        f"{reverse('candidate_list')}?agent={long_a}&memory={long_a}",
+        f"{reverse('review_queue')}?agent={long_a}",
+        f"{reverse('review_agreement')}?agent={long_a}",
+        f"{reverse('activity_list')}?verb={long_a}&actor={long_a}",
+    ]:
+        page.goto(live_server.url + url)
+        notice = page.locator("#filter-errors")
+        where = url[:40]  # the URL in a failure's message, not its 2,000 letters
+        assert "…”:" in notice.inner_text(), where  # the value, cut short, is in its line
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, where
+        assert notice.bounding_box()["width"] <= 390, where
+    screenshots(page, "long-value")
+    page.context.close()
+
