@@ -13,7 +13,8 @@ a list that seems filtered and is not; a bookmark that outlived what it named
 is answered in words, with a link that clears the filters.
 """
 
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 
 import django_filters
 from django import forms
@@ -105,11 +106,22 @@ def _activity_target_types():
     return [(t, TARGET_LABELS.get(t, t)) for t in types]
 
 
+def check_range(form, start, end, message):
+    """Name `end` as a problem where it comes before `start` (both read).
+
+    `end` stays in cleaned_data (add_error drops it): it was read, and the
+    form shows it as read, in its own input (see `unread`)."""
+    data = form.cleaned_data
+    if data.get(start) is not None and data.get(end) is not None and data[start] > data[end]:
+        value = data[end]
+        form.add_error(end, message)
+        data[end] = value
+
+
 class ActivityFilterForm(forms.Form):
     def clean(self):
         data = super().clean()
-        if data.get("since") and data.get("until") and data["since"] > data["until"]:
-            self.add_error("until", "The end date is before the start date.")
+        check_range(self, "since", "until", "The end date is before the start date.")
         return data
 
 
@@ -120,8 +132,9 @@ class ActivityFilter(django_filters.FilterSet):
     actor = django_filters.CharFilter(field_name="actor_name", lookup_expr="icontains", label="Who")
     # Choices are read when the form is made, so a new verb is offered at once.
     verb = django_filters.ChoiceFilter(choices=_activity_verbs, empty_label="anything", label="Did")
+    # "Target", not "To a": the label also opens a problem's line ("Target “x”: ...").
     target_type = django_filters.ChoiceFilter(choices=_activity_target_types, empty_label="anything",
-                                              label="To a")
+                                              label="Target")
     since = django_filters.DateFilter(method="filter_since", label="From", widget=DATE_INPUT)
     until = django_filters.DateFilter(method="filter_until", label="Until", widget=DATE_INPUT)
 
@@ -178,6 +191,14 @@ class NatsFilter(django_filters.NumberFilter):
         return None
 
 
+class CandidateFilterForm(forms.Form):
+    def clean(self):
+        data = super().clean()
+        # A reversed range matched nothing without a word (the activity log's dates say it).
+        check_range(self, "min_divergence", "max_divergence", "The end of the range is below its start.")
+        return data
+
+
 class CandidateFilter(django_filters.FilterSet):
     """The candidate list's filters: an agent (by id or name), a status, a
     memory in the response's context (part of its key), a divergence range
@@ -197,6 +218,7 @@ class CandidateFilter(django_filters.FilterSet):
     class Meta:
         model = Candidate
         fields = []
+        form = CandidateFilterForm
 
     def filter_memory(self, candidates, name, value):
         """Candidates whose response had a memory with `value` in its key
@@ -260,8 +282,19 @@ def filter_problems(filterset):
         if name not in form.fields:  # the form's own clean(): no one value to name
             lines.append(why[:1].upper() + why[1:])
             continue
-        lines.append(f"{form.fields[name].label} “{_shown(form.data.get(name, ''))}”: {why}")
+        lines.append(f"{form.fields[name].label} “{_shown(form.data.get(name, ''))}”: {_after_label(why)}")
     return lines
+
+
+def unread(filterset):
+    """The filters whose value their field could not read (not a date, not a
+    number, too big): a date or number input shows such a value empty (and
+    Chromium logs a warning), so the form shows it in a text input. A value
+    that was read and is refused beside another (a reversed range) is not
+    among them: its input keeps its type."""
+    if not filterset.is_bound or filterset.is_valid():
+        return set()
+    return set(filterset.form.errors) - set(filterset.form.cleaned_data)
 
 
 def clear_filters_url(request, filterset):
@@ -277,7 +310,8 @@ def typed_values(filterset):
     """{filter: the value its form field shows}: the value as typed, so the
     person corrects what they asked for; an applied value as it was read (a
     search without its spaces, an agent named by name as its id, which the
-    agent select knows)."""
+    agent select knows). A NUL is shown as the problem's line names it, as
+    the four characters \\x00: in a field, a browser showed it as U+FFFD."""
     if not filterset.is_bound:
         return dict.fromkeys(filterset.filters, "")
     filterset.is_valid()  # cleans the form: its valid values are in cleaned_data
@@ -289,8 +323,13 @@ def typed_values(filterset):
             shown[name] = str(value.pk)
         elif isinstance(value, str):
             shown[name] = value
+        elif isinstance(value, date):
+            # "01/02/2025" is read as a date; a date input shows only "2025-01-02".
+            shown[name] = value.isoformat()
+        elif isinstance(value, Decimal):
+            shown[name] = str(value)  # " 5 " is read as 5; a number input shows it empty
         else:
-            shown[name] = data.get(name, "")
+            shown[name] = _visible_nul(data.get(name, ""))
     return shown
 
 
@@ -305,8 +344,18 @@ def typed_choices(choices, typed):
 
 def _shown(value, limit=60):
     """A typed value as a problem names it: cut short, a NUL made visible."""
-    value = value.replace("\x00", "\\x00")
+    value = _visible_nul(value)
     return value if len(value) <= limit else value[:limit] + "…"
+
+
+def _visible_nul(value):
+    return value.replace("\x00", "\\x00")
+
+
+def _after_label(why):
+    """A reason as it reads after a label's colon: "Until “…”: the end date
+    is…", not "…: The end date…" (an acronym keeps its capitals)."""
+    return why if why[1:2].isupper() else why[:1].lower() + why[1:]
 
 
 def _why(field, error):
@@ -322,6 +371,4 @@ def _why(field, error):
         limit = error.params["limit_value"]
         limit = f"{limit:,.0f}" if float(limit).is_integer() else f"{limit:,}"
         return f"the {'most' if error.code == 'max_value' else 'least'} it may be is {limit}."
-    if error.code == "null_characters_not_allowed":
-        return "a NUL character is not allowed."
     return " ".join(error.messages)

@@ -14,6 +14,7 @@ from django.test import RequestFactory
 from django.urls import reverse
 
 from scoring.filters import (
+    ActivityFilter,
     AgentOnlyFilter,
     CandidateFilter,
     MemoryFilter,
@@ -21,6 +22,7 @@ from scoring.filters import (
     clear_filters_url,
     filter_problems,
     typed_values,
+    unread,
 )
 from scoring.models import Candidate
 from scoring.models.runs import Mode, RunStatus
@@ -56,7 +58,7 @@ def test_each_line_names_the_label_the_value_and_why(db, agent):
     assert lines == [
         "Agent “999”: there is no such agent.",
         "Status “bogus”: not one of the choices.",
-        "Memory in its context “a\\x00b”: a NUL character is not allowed.",
+        "Memory in its context “a\\x00b”: null characters are not allowed.",
         "Divergence from “abc”: not a number.",
         "Divergence to “1e999”: the most it may be is 1,000,000,000.",
         "Found by run “12345”: there is no such run.",
@@ -73,6 +75,44 @@ def test_good_filters_and_no_filters_have_no_problems(db, agent):
 def test_a_long_value_is_cut_short_in_its_line(db):
     (line,) = filter_problems(AgentOnlyFilter({"agent": "x" * 500}))
     assert line == f"Agent “{'x' * 60}…”: there is no such agent."
+
+
+def test_a_nul_reads_the_same_in_every_list_and_in_django_s_forms(db):
+    # Django's own forms (an agent's key variable) say "Null characters are not
+    # allowed.": the lists say the same, not "a NUL character is not allowed.".
+    assert filter_problems(MemoryFilter({"q": "\x00"})) == ["Search “\\x00”: null characters are not allowed."]
+    assert filter_problems(ActivityFilter({"actor": "a\x00"})) == ["Who “a\\x00”: null characters are not allowed."]
+
+
+def test_a_reason_after_a_label_starts_in_lower_case(db):
+    lines = filter_problems(ActivityFilter({"since": "2026-11-05", "until": "2026-11-01"}))
+    assert lines == ["Until “2026-11-01”: the end date is before the start date."]
+
+
+def test_the_activity_target_filter_reads_well_in_its_line(db):
+    assert filter_problems(ActivityFilter({"target_type": "bogus"})) == ["Target “bogus”: not one of the choices."]
+
+
+def test_a_reversed_divergence_range_is_named_as_the_activity_log_names_its_dates(db):
+    # It matched nothing without a word (0 rows, no notice).
+    lines = filter_problems(CandidateFilter({"min_divergence": "300", "max_divergence": "100"}))
+    assert lines == ["Divergence to “100”: the end of the range is below its start."]
+    assert filter_problems(CandidateFilter({"min_divergence": "100", "max_divergence": "100"})) == []
+    # Each value was read: its number input keeps its type (only a value it cannot show is text).
+    assert unread(CandidateFilter({"min_divergence": "300", "max_divergence": "100"})) == set()
+    assert unread(CandidateFilter({"min_divergence": "abc", "max_divergence": "1e99"})) == {
+        "min_divergence", "max_divergence"}
+    assert unread(ActivityFilter({"since": "2026-11-05", "until": "2026-11-01"})) == set()
+
+
+def test_the_form_shows_a_value_as_its_input_can_show_it(db):
+    typed = typed_values(ActivityFilter({"since": "11/01/2026", "until": "notadate", "actor": "a\x00b"}))
+    # Read: as a date input shows it (it shows "11/01/2026" empty, and Chromium warns).
+    assert typed["since"] == "2026-11-01"
+    # Not read: as typed, a NUL as its problem line shows it (a browser shows U+FFFD for it).
+    assert typed["until"] == "notadate" and typed["actor"] == "a\\x00b"
+    assert typed_values(CandidateFilter({"min_divergence": " 5 ", "max_divergence": "1e2"})) == {
+        **typed_values(CandidateFilter(None)), "min_divergence": "5", "max_divergence": "1E+2"}
 
 
 def test_clearing_keeps_what_is_no_filter_and_drops_the_page(db):

@@ -65,7 +65,9 @@ def test_it_names_a_bad_filter_and_lists_nothing(cast, log):
     # The list pages' one rule (scoring.filters): nothing listed, each problem named above the list.
     client = cast.client_for(cast.viewer)
     page = client.get(reverse("activity_list"), {"since": "2026-11-05", "until": "2026-11-01"})
-    assert "<li>Until “2026-11-01”: The end date is before the start date.</li>" in page.text
+    assert "<li>Until “2026-11-01”: the end date is before the start date.</li>" in page.text
+    # Both dates were read: their inputs stay date pickers, to correct the range.
+    assert '<input type="date" name="until" value="2026-11-01">' in page.text
     assert list(page.context["page"].object_list) == []
     page = client.get(reverse("activity_list"), {"verb": "nonsense", "actor": "otto"})
     assert "<li>Did “nonsense”: not one of the choices.</li>" in page.text
@@ -74,6 +76,29 @@ def test_it_names_a_bad_filter_and_lists_nothing(cast, log):
     assert '<option value="nonsense" selected>nonsense</option>' in page.text  # kept, to correct
     assert 'href="/activity/?actor=otto" id="filter-clear"' not in page.text  # the clear link drops every filter
     assert 'href="/activity/" id="filter-clear"' in page.text
+
+
+def test_the_form_keeps_what_was_typed_as_its_inputs_can_show_it(cast, log):
+    client = cast.client_for(cast.viewer)
+    # A date input shows a value that is not a date as empty (Chromium warns in
+    # its console): text while it is named as a problem.
+    for typed in ("notadate", "99999-01-01"):
+        page = client.get(reverse("activity_list"), {"since": typed})
+        assert f"<li>From “{typed}”: not a date.</li>" in page.text
+        assert f'<input type="text" name="since" value="{typed}">' in page.text
+    # A NUL, as its problem line shows it (a browser shows U+FFFD for a NUL in a field).
+    page = client.get(reverse("activity_list"), {"since": "\x00", "actor": "a\x00b"})
+    assert "<li>Who “a\\x00b”: null characters are not allowed.</li>" in page.text
+    assert '<input type="text" name="actor" value="a\\x00b">' in page.text
+    assert '<input type="text" name="since" value="\\x00">' in page.text and "\x00" not in page.text
+    # A date read in another format is shown as a date input reads it.
+    page = client.get(reverse("activity_list"), {"until": "11/03/2026"})
+    assert '<input type="date" name="until" value="2026-11-03">' in page.text
+    # The target select names its filter in words that read in a problem's line too.
+    page = client.get(reverse("activity_list"), {"target_type": "bogus"})
+    assert "<li>Target “bogus”: not one of the choices.</li>" in page.text
+    assert '<option value="bogus" selected>bogus</option>' in page.text
+    assert "To a" not in page.text
 
 
 def test_it_paginates(cast, log):

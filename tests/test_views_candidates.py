@@ -235,3 +235,13 @@ def test_the_list_offers_bulk_review_to_reviewers_only(cast, agent):
     assert 'id="bulk-bar"' in cast.client_for(cast.reviewer).get(reverse("candidate_list")).text
     page = cast.client_for(cast.viewer).get(reverse("candidate_list")).text
     assert 'id="bulk-bar"' not in page and 'name="ids"' not in page
+
+
+def test_a_reversed_divergence_range_is_named_not_silent(cast, agent):
+    make_candidate(agent, divergence=2.0)
+    page = cast.client_for(cast.viewer).get(reverse("candidate_list"), {"min_divergence": "3", "max_divergence": "1"})
+    assert list(page.context["page"].object_list) == []
+    assert "<li>Divergence to “1”: the end of the range is below its start.</li>" in page.text
+    # Both were read as numbers: the inputs stay number inputs.
+    assert '<input type="number" name="max_divergence" value="1"' in page.text
+

@@ -7,7 +7,15 @@ from django.shortcuts import render
 from django.urls import NoReverseMatch, path, reverse
 
 from scoring.access import require_perm
-from scoring.filters import ActivityFilter, clear_filters_url, filter_problems, filtered, typed_choices, typed_values
+from scoring.filters import (
+    ActivityFilter,
+    clear_filters_url,
+    filter_problems,
+    filtered,
+    typed_choices,
+    typed_values,
+    unread,
+)
 from scoring.models import Activity, Agent
 from scoring.models.candidates import hidden_from
 from scoring.models.review import DECISION_VERBS
@@ -58,18 +66,30 @@ def activity_list(request):
     # nothing and is named above the list, as on the other lists.
     page = Paginator(filtered(filterset), 50).get_page(request.GET.get("page"))
     page.object_list = describe(page.object_list)
-    problems = filter_problems(filterset)
     typed = typed_values(filterset)
-    for name, field in filterset.form.fields.items():
-        if name in filterset.form.errors and hasattr(field, "choices"):
-            # The select keeps what was typed, beside its problem.
-            field.choices = typed_choices(field.choices, typed[name])
+    fields = filterset.form.fields
     return render(
         request,
         "scoring/activity_list.html",
-        {"form": filterset.form, "page": page, "filtered": filterset.is_bound,
-         "filter_problems": problems, "clear_url": clear_filters_url(request, filterset)},
+        {
+            "form": filterset.form,
+            "page": page,
+            "filtered": filterset.is_bound,
+            # The form shows what was typed, as the other lists do: a select
+            # keeps an unknown value, a date it cannot read is shown as text.
+            "selected": typed,
+            "verbs": typed_choices(_choices(fields["verb"]), typed["verb"]),
+            "target_types": typed_choices(_choices(fields["target_type"]), typed["target_type"]),
+            "unread": unread(filterset),
+            "filter_problems": filter_problems(filterset),
+            "clear_url": clear_filters_url(request, filterset),
+        },
     )
+
+
+def _choices(field):
+    """A choice filter's choices without its empty one (the select has its own)."""
+    return [(value, text) for value, text in field.choices if value != ""]
 
 
 def describe(entries):

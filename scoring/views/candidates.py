@@ -23,6 +23,7 @@ from scoring.filters import (
     filtered,
     typed_choices,
     typed_values,
+    unread,
 )
 from scoring.models import Agent, Candidate, Review
 from scoring.models.candidates import blind_to
@@ -63,6 +64,7 @@ def candidate_list(request):
             # The run named, once it is a run's (an unknown one is among the problems).
             "found_by_run": found_by.pk if found_by else "",
             "found_in_snapshot": found_in.pk if found_in else "",
+            "unread": unread(filterset),
             "filter_problems": filter_problems(filterset),
             "clear_url": clear_filters_url(request, filterset),
             "can_review": request.user.has_perm("scoring.review_candidate"),

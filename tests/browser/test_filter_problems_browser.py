@@ -85,3 +85,28 @@ def test_a_long_value_wraps_in_its_problem_on_every_list_at_390_px(browser, live
     screenshots(page, "long-value")
     page.context.close()
 
+
+@pytest.mark.django_db(transaction=True)
+def test_the_activity_dates_keep_what_was_typed_without_a_console_warning(browser, live_server, cast):
+    page = login(browser, live_server, cast.operator.username, cast.password)
+    warnings = []
+    page.on("console", lambda m: warnings.append(m.text) if m.type in ("warning", "error") else None)
+    url = live_server.url + reverse("activity_list")
+    # A date input shows these as empty, and Chromium logs "The specified value
+    # ... does not conform to the required format": text while they are named.
+    for typed, shown in [("notadate", "notadate"), ("99999-01-01", "99999-01-01"), ("%00", "\\x00")]:
+        page.goto(f"{url}?since={typed}")
+        since = page.locator("input[name=since]")
+        assert since.input_value() == shown and since.get_attribute("type") == "text", typed
+        assert f"From “{shown}”: not a date." in page.locator("#filter-errors").inner_text()
+    # A NUL reads the same in its text box as in its problem line.
+    page.goto(f"{url}?actor=a%00b")
+    assert page.locator("input[name=actor]").input_value() == "a\\x00b"
+    assert "Who “a\\x00b”: null characters are not allowed." in page.locator("#filter-errors").inner_text()
+    # Dates that were read stay date inputs, as a date input reads them.
+    page.goto(f"{url}?since=2026-11-05&until=11/01/2026")
+    until = page.locator("input[name=until]")
+    assert until.get_attribute("type") == "date" and until.input_value() == "2026-11-01"
+    assert "Until “11/01/2026”: the end date is before the start date." in page.locator("#filter-errors").inner_text()
+    assert warnings == []
+    page.context.close()
