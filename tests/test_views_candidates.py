@@ -245,3 +245,33 @@ def test_a_reversed_divergence_range_is_named_not_silent(cast, agent):
     # Both were read as numbers: the inputs stay number inputs.
     assert '<input type="number" name="max_divergence" value="1"' in page.text
 
+
+def test_the_list_says_its_total_as_the_snapshot_page_counts_it(cast, agent):
+    waiting = [make_candidate(agent, divergence=d) for d in (3.0, 2.0, 1.0)]
+    make_candidate(agent, status=Candidate.Status.APPROVED)
+    waiting[0].decide(cast.reviewer, "skip")  # no longer awaiting this reviewer's review
+    page = cast.client_for(cast.reviewer).get(reverse("candidate_list")).text
+    assert "<strong>4 candidates</strong>" in page
+    assert "· 3 awaiting review · 2 awaiting your review</p>" in page
+    # A reader has no review of their own to await.
+    page = cast.client_for(cast.viewer).get(reverse("candidate_list"), {"status": "pending"}).text
+    assert "<strong>3 candidates</strong> match these filters" in page
+    assert "· 3 awaiting review</p>" in page and "your review" not in page
+
+
+def test_the_list_stacks_on_a_phone_with_its_select_all_beside_the_bulk_buttons(cast, agent):
+    make_candidate(agent)
+    page = cast.client_for(cast.reviewer).get(reverse("candidate_list")).text
+    # table.stack in a .stack-box (app.css): a row's cells wrap, the response on a line of its own.
+    assert '<div class="table-wrap stack-box">\n<table class="stack" id="candidate-table">' in page
+    assert '<td class="small line">' in page
+    # The head a stacked table hides holds no control: select-all is in the bulk bar, labelled.
+    bar = page[page.index('id="bulk-bar"'):page.index("</div>", page.index('id="bulk-bar"'))]
+    assert '<input type="checkbox" data-select-all> Select all 1 on this page</label>' in bar
+    assert page.count("data-select-all") == 1
+
+
+def test_the_list_links_its_pages_with_the_agent_typed_whole(cast, agent):
+    page = cast.client_for(cast.viewer).get(reverse("candidate_list"), {"agent": "a&status=approved"}).text
+    assert f'href="{reverse("review_queue")}?agent=a%26status%3Dapproved"' in page
+    assert f'href="{reverse("candidate_export")}?agent=a%26status%3Dapproved"' in page

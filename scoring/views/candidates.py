@@ -46,8 +46,10 @@ def candidate_list(request):
         "divergence", "status", "edited_at", "reserved_by__username", "reserved_until", "response_text",
     )
     filterset = CandidateFilter(request.GET or None, queryset=candidates)
-    page = Paginator(filtered(filterset).order_by("-divergence", "id"), 50).get_page(request.GET.get("page"))
+    rows = filtered(filterset)
+    page = Paginator(rows.order_by("-divergence", "id"), 50).get_page(request.GET.get("page"))
     page.object_list = with_decision_counts(list(page.object_list), request.user)
+    can_review = request.user.has_perm("scoring.review_candidate")
     selected = typed_values(filterset)
     found_by = filterset.form.cleaned_data.get("run") if filterset.is_bound else None
     found_in = filterset.form.cleaned_data.get("snapshot") if filterset.is_bound else None
@@ -67,7 +69,10 @@ def candidate_list(request):
             "unread": unread(filterset),
             "filter_problems": filter_problems(filterset),
             "clear_url": clear_filters_url(request, filterset),
-            "can_review": request.user.has_perm("scoring.review_candidate"),
+            # The list's counts, as the snapshot page's Candidates button says them.
+            "awaiting_review": rows.pending().count(),
+            "awaiting_yours": rows.reviewable_by(request.user).count() if can_review else None,
+            "can_review": can_review,
             "now": timezone.now(),
         },
     )
