@@ -201,6 +201,50 @@ def test_it_pages_a_long_conversation_and_swaps_pages_with_htmx(cast, offline_ag
     assert response["Location"] == f"{url}?page=2#node-{node.pk}"
 
 
+@pytest.mark.parametrize(
+    "node, notice",
+    [
+        ("99999", "There is no node 99999 in this snapshot."),
+        # Past the id column's range (bigint): a miss, not a database error.
+        ("9" * 30, f"There is no node {'9' * 30} in this snapshot."),
+        ("abc", "“abc” is not a node: ?node= takes a node&#x27;s id, a whole number."),
+        # str.isdigit() takes these; int() refuses the first and reads the second as 12.
+        ("²", "“²” is not a node"),
+        ("١٢", "“١٢” is not a node"),
+        ("-3", "“-3” is not a node"),
+        ("", "The link names no node (?node= is empty)"),
+        ("<b>x</b>", "“&lt;b&gt;x&lt;/b&gt;” is not a node"),
+    ],
+)
+def test_a_link_to_no_node_of_the_snapshot_says_so_on_its_page(cast, offline_agent, node, notice):
+    snapshot = import_snapshot(offline_agent, snapshot_doc(token_ids=True))
+    response = cast.client_for(cast.operator).get(reverse("snapshot_detail", args=[snapshot.pk]), {"node": node})
+    # The snapshot exists, the node does not: a 404, but the snapshot's own
+    # page (not "Nothing is at /snapshots/<id>/"), with the notice above it.
+    assert response.status_code == 404
+    html = response.content.decode()
+    problem = re.search(r'<div class="notice bad" id="node-problem" role="alert">(.*?)</div>', html, re.S).group(1)
+    assert notice in problem and "The snapshot is below." in problem
+    assert "<b>x" not in html
+    assert html.index('id="node-problem"') < html.index("<h1>Snapshot of")
+    assert "Desk 14 at Platform; the code is 4471#." in html and "Start a run" in html
+    assert "Nothing is at" not in html
+
+
+def test_a_link_to_another_snapshots_node_is_no_node_of_this_one(cast, offline_agent):
+    snapshot = import_snapshot(offline_agent, snapshot_doc(token_ids=True))
+    other = import_snapshot(offline_agent, snapshot_doc(token_ids=True, taken_at="2026-11-21T09:00:00Z"))
+    elsewhere = Node.objects.filter(snapshot=other).first()
+    response = cast.client_for(cast.viewer).get(reverse("snapshot_detail", args=[snapshot.pk]), {"node": elsewhere.pk})
+    assert response.status_code == 404
+    assert f"There is no node {elsewhere.pk} in this snapshot." in response.content.decode()
+
+
+def test_a_link_to_a_node_of_a_missing_snapshot_is_a_plain_404(cast, offline_agent):
+    response = cast.client_for(cast.viewer).get(reverse("snapshot_detail", args=[999]), {"node": "1"})
+    assert response.status_code == 404 and "node-problem" not in response.content.decode()
+
+
 def test_it_lists_runs_and_candidates_of_the_snapshot(cast, offline_agent):
     snapshot = import_snapshot(offline_agent, snapshot_doc(token_ids=True))
     full = ScoringRun.objects.create(agent=offline_agent, snapshot=snapshot, mode=Mode.FULL,

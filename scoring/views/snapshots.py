@@ -2,8 +2,9 @@
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import path, reverse
+from django.utils.text import Truncator
 
 from scoring import modes
 from scoring.access import get_agent_for_user, get_snapshot_for_user, require_perm
@@ -60,13 +61,19 @@ def _context_nodes(snapshot, section):
 def snapshot_detail(request, pk):
     snapshot = get_snapshot_for_user(request, pk)
 
-    # ?node=<id> (from a heatmap or a candidate) jumps to the page that shows
-    # it; the browser opens the page's fold for the #fragment when the node is
-    # in it (the HTML standard's details revealing; snapshot.js where a
-    # browser lacks it).
-    node_id = request.GET.get("node", "")
-    if node_id.isdigit():
-        node = get_object_or_404(Node, pk=node_id, snapshot=snapshot)
+    # ?node=<id> (from a memory's page, a heatmap cell or a candidate) jumps to
+    # the page that shows it; the browser opens the page's fold for the
+    # #fragment when the node is in it (the HTML standard's details revealing;
+    # snapshot.js where a browser lacks it).
+    if "node" in request.GET:
+        node_id = request.GET["node"]
+        node = _node_in(snapshot, node_id)
+        if node is None:
+            # The snapshot is here, only the node is not: its page says so
+            # (a bare 404 said nothing was at /snapshots/<id>/ at all).
+            return render_snapshot_page(
+                request, snapshot, _start_form(request, snapshot), node_problem=_node_problem(node_id), status=404
+            )
         page = node.index // NODES_PER_PAGE + 1 if node.section == Section.CONVERSATION else 1
         return redirect(f"{reverse('snapshot_detail', args=[pk])}?page={page}#node-{node.pk}")
 
@@ -75,8 +82,32 @@ def snapshot_detail(request, pk):
     if request.htmx and not request.htmx.history_restore_request:
         ctx = {"snapshot": snapshot, "agent": snapshot.agent, "page": page}
         return render(request, "scoring/snapshot_detail.html#context", ctx)
-    start_form = StartRunForm(snapshot=snapshot) if request.user.has_perm("scoring.start_run") else None
-    return render_snapshot_page(request, snapshot, start_form, page=page)
+    return render_snapshot_page(request, snapshot, _start_form(request, snapshot), page=page)
+
+
+def _start_form(request, snapshot):
+    return StartRunForm(snapshot=snapshot) if request.user.has_perm("scoring.start_run") else None
+
+
+def _is_number(value):
+    # Not str.isdigit(): it takes "²" and "١٢", which int() refuses or reads as 12.
+    return value.isascii() and value.isdigit()
+
+
+def _node_in(snapshot, node_id):
+    """The snapshot's node with this id, or None (another snapshot's node included)."""
+    if not _is_number(node_id):
+        return None
+    # An id past the column's range finds nothing (Django's IntegerFieldExact).
+    return Node.objects.filter(snapshot=snapshot, pk=node_id).only("section", "index").first()
+
+
+def _node_problem(node_id):
+    if _is_number(node_id):
+        return f"There is no node {node_id} in this snapshot."
+    if not node_id:
+        return "The link names no node (?node= is empty): it takes a node's id, a whole number."
+    return f"“{Truncator(node_id).chars(40)}” is not a node: ?node= takes a node's id, a whole number."
 
 
 def _conversation_page(snapshot, number):
@@ -92,11 +123,12 @@ def _conversation_page(snapshot, number):
     return page
 
 
-def render_snapshot_page(request, snapshot, start_form, *, page=None, status=200):
+def render_snapshot_page(request, snapshot, start_form, *, page=None, node_problem="", status=200):
     """The snapshot's page, with this start form (None: no form): the run
-    start view sends a refused form back on it, with what was sent."""
+    start view sends a refused form back on it, with what was sent. A
+    node_problem (a ?node= link to no node of it) is said above the page."""
     page = page or _conversation_page(snapshot, 1)
-    ctx = {"snapshot": snapshot, "agent": snapshot.agent, "page": page}
+    ctx = {"snapshot": snapshot, "agent": snapshot.agent, "page": page, "node_problem": node_problem}
     if page.number == 1:
         # The small sections come before the conversation, on its first page.
         ctx["preamble"] = [
