@@ -58,6 +58,26 @@ def test_it_shows_the_first_nodes_and_folds_the_rest_of_the_page(cast, offline_a
     assert f'href="{reverse("memory_detail", args=[memory.memory_id])}">topic/54</a>' in fold
 
 
+def test_the_fold_counts_a_memory_in_it_several_times_as_one_memory(cast, offline_agent):
+    # The stats card counts memories; the summary said "8 memories" of one
+    # memory's 8 nodes (the demo: "30 memories" beside the card's 24).
+    snapshot = _snapshot(offline_agent, 60, memory_key="prefs/music")
+    html = cast.client_for(cast.viewer).get(reverse("snapshot_detail", args=[snapshot.pk])).content.decode()
+    summary = " ".join(re.search(r"<summary>(.*?)</summary>", _fold(html), re.S).group(1).split())
+    assert 'with 8 memory nodes (1 memory): <span class="keys">prefs/music</span>' in summary
+
+
+def test_the_fold_can_be_closed_from_its_end(cast, offline_agent):
+    snapshot = _snapshot(offline_agent, 60)
+    html = cast.client_for(cast.viewer).get(reverse("snapshot_detail", args=[snapshot.pk])).content.decode()
+    fold = _fold(html)
+    last = Node.objects.get(snapshot=snapshot, section="conversation", index=59)
+    end = fold[fold.index(f'id="node-{last.pk}"'):]
+    # A button for snapshot.js to close it by; without JS, a link up to its summary.
+    assert '<button type="button" data-fold-hide>Hide these 40 nodes</button>' in end
+    assert '<a href="#conversation-fold" data-fold-top>' in end
+
+
 def test_a_short_conversation_has_no_fold(cast, offline_agent):
     snapshot = _snapshot(offline_agent, NODES_UNFOLDED)
     html = cast.client_for(cast.viewer).get(reverse("snapshot_detail", args=[snapshot.pk])).content.decode()

@@ -2,7 +2,7 @@
 decision tables wrap a comment between its words (squeezed into a column, a
 comment broke inside them), and a demo-sized snapshot page folds its
 conversation after the first nodes (shown whole, it was 20,500 px tall), with
-a link to a folded node opening the fold."""
+a link to a folded node opening the fold, and a Hide button at its end."""
 
 import json
 from datetime import timedelta
@@ -155,3 +155,44 @@ def test_a_link_to_a_folded_node_opens_the_fold(browser, live_server, cast, demo
     assert page.evaluate("document.getElementById('conversation-fold').open")
     assert node.evaluate("n => n.getBoundingClientRect().top < innerHeight")
     page.context.close()
+
+
+def test_the_fold_closes_from_its_end(browser, live_server, cast, demo_snapshot, screenshots):
+    page = login(browser, live_server, cast.viewer.username, cast.password)
+    url = live_server.url + reverse("snapshot_detail", args=[demo_snapshot.pk])
+    for viewport in (PHONE, DESKTOP):
+        page.set_viewport_size(viewport)
+        page.goto(url)
+        page.locator("#conversation-fold > summary").click()
+        hide = page.locator("#conversation-fold [data-fold-hide]")
+        # The link up to the summary is for pages without snapshot.js.
+        assert not page.locator("#conversation-fold [data-fold-top]").is_visible()
+        hide.scroll_into_view_if_needed()
+        screenshots(page, f"fold-end-{viewport['width']}")
+        assert hide.inner_text() == "Hide these 119 nodes"
+        hide.click()
+        assert not page.evaluate("document.getElementById('conversation-fold').open")
+        summary = page.locator("#conversation-fold > summary")
+        # The reader is at the summary now, not past the end of a shorter page.
+        box = summary.bounding_box()
+        assert 0 <= box["y"] < viewport["height"], (viewport, box)
+        assert summary.evaluate("s => document.activeElement === s")
+        assert "Show the next 119 nodes" in summary.inner_text()
+    page.context.close()
+
+
+def test_without_javascript_the_folds_end_links_to_its_summary(browser, live_server, cast, demo_snapshot):
+    context = browser.new_context(java_script_enabled=False, viewport=PHONE)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", cast.viewer.username)
+    page.fill("input[name=password]", cast.password)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login/" not in url)
+    page.goto(live_server.url + reverse("snapshot_detail", args=[demo_snapshot.pk]))
+    page.locator("#conversation-fold > summary").click()
+    assert not page.locator("#conversation-fold [data-fold-hide]").is_visible()
+    page.locator("#conversation-fold [data-fold-top]").click()
+    box = page.locator("#conversation-fold > summary").bounding_box()
+    assert 0 <= box["y"] < PHONE["height"], box
+    context.close()
