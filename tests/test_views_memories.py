@@ -1,12 +1,14 @@
 """Memories: the list with importance and flags, and one memory's page."""
 
+import re
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from scoring.models import Agent, Memory, MemoryScore
+from scoring.models import Agent, Memory, MemoryScore, Node
 from scoring.models.runs import RunStatus
 from tests.matrix_data import FAILED, matrix_run
 
@@ -160,6 +162,28 @@ def test_it_shows_one_memory(cast, run):
     assert '<script id="memory-history" type="application/json">' in html
     assert '"weight": 0.51' in html
     assert "memscore/charts.js" in html
+
+
+def test_it_links_each_appearance_and_response_to_its_node_in_the_snapshot(cast, run):
+    memory = run.memories[0]
+    node = Node.objects.get(snapshot=run.snapshot, memory=memory)
+    client = cast.client_for(cast.viewer)
+    html = client.get(reverse("memory_detail", args=[memory.pk])).text
+    snapshot_url = reverse("snapshot_detail", args=[run.snapshot_id])
+    # Where it appears: the position links to the node (the snapshot page
+    # opens its fold for it), not only to the snapshot's first page.
+    section = html[html.index("<h2>Where it appears</h2>"):]
+    assert re.match(r'<h2>Where it appears</h2>\s*<div class="stack-box"><table class="stack" id="memory-appearances">',
+                    section)
+    row = section[section.index("<tbody>"):section.index("</tbody>")]
+    assert f'<a href="{snapshot_url}?node={node.pk}" title="This memory in the snapshot">identity[0]</a>' in row
+    # Its text has a line of its own where the table is narrow (a stack-box's table.stack).
+    assert '<td class="line muted small">u</td>' in row
+    # The responses it matters for link to theirs.
+    for response_id in run.response_ids[:2]:
+        assert f'href="{snapshot_url}?node={response_id}" title="This response in the snapshot">response #' in html
+    response = client.get(f"{snapshot_url}?node={node.pk}")
+    assert response["Location"] == f"{snapshot_url}?page=1#node-{node.pk}"
 
 
 def test_it_shows_where_a_harmful_memory_hurts(cast, run):

@@ -2,7 +2,8 @@
 decision tables wrap a comment between its words (squeezed into a column, a
 comment broke inside them), and a demo-sized snapshot page folds its
 conversation after the first nodes (shown whole, it was 20,500 px tall), with
-a link to a folded node opening the fold, and a Hide button at its end."""
+a link to a folded node opening the fold (the memory's page and a heatmap
+cell link to theirs), and a Hide button at its end."""
 
 import json
 from datetime import timedelta
@@ -14,7 +15,7 @@ from django.utils import timezone
 
 import scoring
 from scoring.importing import import_snapshot
-from scoring.models import Agent, Candidate, Node, Review, ScoringRun
+from scoring.models import Agent, Candidate, CellScore, Node, Review, ScoringRun
 from tests.browser.conftest import login
 
 pytestmark = [pytest.mark.browser]
@@ -154,6 +155,47 @@ def test_a_link_to_a_folded_node_opens_the_fold(browser, live_server, cast, demo
     page.evaluate("window.dispatchEvent(new HashChangeEvent('hashchange'))")
     assert page.evaluate("document.getElementById('conversation-fold').open")
     assert node.evaluate("n => n.getBoundingClientRect().top < innerHeight")
+    page.context.close()
+
+
+def _landed_in_the_fold(page, node_id, viewport):
+    """The snapshot page is open at the node, in the opened fold, in view below the top bar."""
+    page.wait_for_url(f"**#node-{node_id}")
+    assert page.evaluate("document.getElementById('conversation-fold').open")
+    node = page.locator(f"#node-{node_id}")
+    top, bar = node.evaluate("n => [n.getBoundingClientRect().top, document.querySelector('header').offsetHeight]")
+    assert node.is_visible() and bar <= top < viewport["height"] / 2, (viewport, bar, top)
+
+
+def test_a_memorys_page_and_a_heatmap_cell_link_into_the_fold(browser, live_server, cast, demo_snapshot, screenshots):
+    # Nothing linked to a node before: the memory's page named "Position 103"
+    # and linked the snapshot's first page, the cell page linked neither.
+    memory_node = Node.objects.get(snapshot=demo_snapshot, section="conversation", index=103)
+    response = Node.objects.responses().filter(snapshot=demo_snapshot, index__gt=103).order_by("index").first()
+    run = ScoringRun.objects.create(agent=demo_snapshot.agent, snapshot=demo_snapshot, mode="full",
+                                    status="succeeded", created_by=cast.operator)
+    CellScore.objects.create(run=run, memory=memory_node.memory, response=response, delta=1.25)
+    page = login(browser, live_server, cast.viewer.username, cast.password)
+    for viewport in (PHONE, DESKTOP):
+        page.set_viewport_size(viewport)
+        page.goto(live_server.url + reverse("memory_detail", args=[memory_node.memory_id]))
+        screenshots(page, f"memory-{viewport['width']}")
+        # Where it appears: its text is readable, on a line of its own on a phone (it was ~18 px wide).
+        text = page.locator("#memory-appearances td.line").first
+        assert text.bounding_box()["width"] > (300 if viewport is PHONE else 500), viewport
+        assert text.evaluate(SPLIT_WORDS) == []
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        page.locator("#memory-appearances a", has_text="conversation[103]").click()
+        _landed_in_the_fold(page, memory_node.pk, viewport)
+        screenshots(page, f"memory-node-{viewport['width']}")
+
+        cell = reverse("heatmap_cell", args=[run.pk, memory_node.memory_id, response.pk])
+        for link, node_id in ((f"conversation entry {response.index}", response.pk),
+                              ("conversation[103]", memory_node.pk)):
+            page.goto(live_server.url + cell)
+            page.locator("#cell a", has_text=link).click()
+            _landed_in_the_fold(page, node_id, viewport)
+        screenshots(page, f"cell-node-{viewport['width']}")
     page.context.close()
 
 
