@@ -59,6 +59,7 @@ def test_reversing_on_the_page_needs_the_confirmation_button(cast, rejected):
     assert r.status_code == 200
     assert "is already rejected; your approval would make it approved" in r.text
     assert 'name="confirm_reversal" value="approve"' in r.text
+    assert "{#" not in r.text  # a template comment over two lines shows as text
     rejected.refresh_from_db()
     assert rejected.status == Candidate.Status.REJECTED
     assert Review.objects.get(reviewer=cast.reviewer).decision == "reject"

@@ -50,6 +50,7 @@ def test_after_reject_on_an_approved_candidate_the_confirmation_is_in_view(
     page.wait_for_selector("#confirm-reversal")
     lands_on(page, "#confirm-reversal")
     assert "Confirm: reject and reverse it" in page.inner_text("#confirm-reversal")
+    assert "{#" not in page.inner_text("#decide-form")  # a template comment over two lines shows as text
     screenshots(page, "confirmation-in-view")
     # Its own button confirms, as before; the comment typed is kept.
     assert page.input_value("#id_comment") == "The physio advice is medical."
