@@ -10,11 +10,14 @@ Django modules are imported inside the fixtures: pytest imports this file
 before pytest-django has configured Django's settings.
 """
 
+import http.server
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -308,3 +311,44 @@ def fast_retries(settings):
     """Retries of transient server errors without the production backoff."""
     settings.MEMSCORE_RETRY_BACKOFF = 0.01
     settings.MEMSCORE_CALL_ATTEMPTS = 2
+
+
+@contextmanager
+def recording_server(answer):
+    """A small HTTP server on a free port, for a server that is not an
+    inference server: `answer(handler)` writes each response (GET and POST);
+    yields (its root URL, [(path, Authorization header) of each request])."""
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append((self.path, self.headers.get("Authorization")))
+            answer(self)
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _redirect_elsewhere(handler):
+    handler.send_response(307)
+    handler.send_header("Location", f"http://127.0.0.1:9{handler.path}")
+    handler.send_header("Content-Length", "0")
+    handler.end_headers()
+
+
+@pytest.fixture
+def redirecting_server():
+    """A server answering every request with a redirect to another host's port 9:
+    (its root URL, [(path, Authorization) of each request])."""
+    with recording_server(_redirect_elsewhere) as found:
+        yield found

@@ -6,15 +6,13 @@ prod key to them. Only a superuser names the variable now (web form and
 admin; the command line runs with the environment in hand), and an edit that
 moves an agent to another host drops the variable as it drops a stored key."""
 
-import http.server
-import threading
-
 import pytest
 from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.urls import reverse
 
 from scoring.models import Activity, Agent
+from tests.conftest import recording_server
 from tests.test_agent_settings_safety import _authorization
 from tests.test_views_agents import _valid_post
 
@@ -37,31 +35,20 @@ def root(db):
     return client
 
 
+def _models_list(handler):
+    body = b'{"object": "list", "data": [{"id": "m"}]}'
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 @pytest.fixture
 def listener():
-    """A server of the attacker's, recording the Authorization headers it gets."""
-    seen = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            seen.append(self.headers.get("Authorization"))
-            body = b'{"object": "list", "data": [{"id": "m"}]}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_POST = do_GET
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/v1", seen
-    server.shutdown()
-    server.server_close()
+    """A server of the attacker's: (its /v1 URL, [(path, Authorization header)] of what it got)."""
+    with recording_server(_models_list) as (root, seen):
+        yield f"{root}/v1", seen
 
 
 def _check(client, agent):
@@ -113,7 +100,7 @@ def test_an_operator_moving_an_agent_drops_its_variable_even_with_a_new_key(cast
     assert "no longer reads its key from the environment" in response.content.decode()
     assert "api_key_env" in Activity.objects.get(verb="changed agent").detail["fields"]
     _check(client, prod)
-    assert seen and set(seen) == {"Bearer sk-for-my-server"}
+    assert seen and {auth for _, auth in seen} == {"Bearer sk-for-my-server"}
 
     # Moving it again (and back) never brings the variable back.
     client.post(edit, _valid_post(name="prod", base_url="http://gpu-prod.internal:8000/v1"))

@@ -4,9 +4,6 @@ follow redirects (the API key would go along to wherever they point): every
 call says so plainly, with where it points, and fails at once as a
 permanent error (a score call is not retried)."""
 
-import http.server
-import threading
-
 import httpx
 import pytest
 
@@ -79,31 +76,6 @@ def test_a_score_call_fails_at_once(client_class):
     with pytest.raises(PermanentError, match="does not follow redirects"):
         call_with_retries(lambda: client.score([1, 2, 3, 4], [(1, 3)]), backoff=0)
     assert len(sent) == 1
-
-
-@pytest.fixture
-def redirecting_server():
-    """A server answering every request with a redirect to another (recording) one."""
-    seen = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            seen.append((self.path, self.headers.get("Authorization")))
-            self.send_response(307)
-            self.send_header("Location", f"http://127.0.0.1:9{self.path}")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        do_POST = do_GET
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}", seen
-    server.shutdown()
-    server.server_close()
 
 
 def test_check_connection_says_it_plainly(db, redirecting_server):

@@ -10,7 +10,6 @@ from django.urls import reverse
 
 from scoring.models import Agent
 from tests.browser.conftest import login
-from tests.test_client_redirects import redirecting_server  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.browser]
 
