@@ -38,3 +38,17 @@ def test_a_memory_not_in_the_runs_snapshot_links_nowhere(cast, run):
     html = cast.client_for(cast.viewer).get(url).text
     assert "not in this run's snapshot" in html
     assert html.count("?node=") == 1  # the response's only
+
+
+def test_a_memory_met_twice_links_where_the_context_first_holds_it(cast, run):
+    # Sections in the context's order (system, identity, journal, conversation),
+    # not by name, where "conversation" comes first.
+    memory = run.memories[1]
+    first = Node.objects.get(snapshot=run.snapshot, memory=memory)
+    later = Node.objects.create(snapshot=run.snapshot, section="conversation", index=99, memory=memory,
+                                memory_key=memory.key, text="Again, later.", token_ids=[1], n_tokens=1)
+    client = cast.client_for(cast.viewer)
+    html = client.get(reverse("heatmap_cell", args=[run.pk, memory.pk, run.response_ids[0]])).text
+    assert f"?node={first.pk}\" title=\"The memory in the snapshot\">identity[1]</a>" in html
+    page = client.get(reverse("memory_detail", args=[memory.pk])).text
+    assert page.index(f"?node={first.pk}") < page.index(f"?node={later.pk}")

@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, IntegerField, Q, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -55,6 +55,14 @@ class NodeQuerySet(models.QuerySet):
 
     def responses(self):
         return self.filter(section=Section.CONVERSATION, role="assistant")
+
+    def in_context_order(self, *first):
+        """Ordered by `first` fields, then as the context holds the nodes:
+        section by section in SECTION_ORDER (not the sections' names, which
+        sort "conversation" first), then by index."""
+        rank = Case(*[When(section=s, then=Value(i)) for i, s in enumerate(SECTION_ORDER)],
+                    output_field=IntegerField())
+        return self.order_by(*first, rank, "index")
 
 
 class Node(models.Model):

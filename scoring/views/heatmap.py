@@ -111,7 +111,7 @@ def heatmap_cell(request, pk, memory_id, response_id):
         raise Http404("No such cell in this run's snapshot.")
     # The memory's text as this snapshot had it (it may have changed since).
     memory_node = (
-        Node.objects.filter(snapshot_id=run.snapshot_id, memory=memory).order_by("section", "index").first()
+        Node.objects.filter(snapshot_id=run.snapshot_id, memory=memory).in_context_order().first()
     )
     cell = CellScore.objects.filter(run=run, memory_id=memory_id, response_id=response_id).first()
     call_error = ""

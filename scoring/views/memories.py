@@ -255,7 +255,7 @@ def memory_detail(request, pk):
     appearances = (
         Node.objects.filter(memory=memory)
         .select_related("snapshot")
-        .order_by("-snapshot__taken_at", "section", "index")[:50]
+        .in_context_order("-snapshot__taken_at")[:50]
     )
     top_cells = better_without_cells = []
     if run is not None:
