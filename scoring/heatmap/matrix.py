@@ -207,7 +207,7 @@ def memory_texts(snapshot_id, memory_ids):
     texts = {}
     nodes = (
         Node.objects.filter(snapshot_id=snapshot_id, memory_id__in=list(memory_ids))
-        .order_by("section", "index")
+        .in_context_order()
         .values_list("memory_id", "text")
     )
     for memory_id, text in nodes:
