@@ -102,7 +102,8 @@ def test_a_reversal_by_a_new_vote_shows_in_the_history(cast, agent):
     note = html[html.index('id="history-note"'):html.index("</p>", html.index('id="history-note"'))]
     assert "The decision was reversed" in note and "changed their decision" not in note
     history = html[html.index('id="decision-history"'):html.index("</table>", html.index('id="decision-history"'))]
-    assert history.index("Looks right.") < history.index("<strong>reversed</strong> it: approved → rejected (confirmed)")
+    reversal = "<strong>reversed</strong> it: approved → rejected (confirmed)"
+    assert history.index("Looks right.") < history.index(reversal)
     assert "The physio advice is medical." in history
 
 
