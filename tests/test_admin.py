@@ -251,7 +251,8 @@ def test_a_bulk_vote_that_changes_nothing_says_so(candidates):
     settled.refresh_from_db()
     assert settled.status == Candidate.Status.REJECTED
     assert f"Decided 1 candidate: #{fresh.pk} " in page.text
-    assert f"changed nothing on #{settled.pk} stays {settled.get_status_display()}" in page.text
+    assert (f"Your vote was recorded on the others. Unchanged, still {settled.get_status_display()}: #{settled.pk}."
+            in page.text)
     assert "Approved 2" not in page.text
 
 

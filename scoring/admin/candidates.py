@@ -9,7 +9,7 @@ from django.template.response import TemplateResponse
 
 from scoring.admin.base import ReadOnlyAdmin, errors_text, short
 from scoring.models import Candidate, Comment, Review
-from scoring.models.candidates import decide_each
+from scoring.models.candidates import BulkDecision, decide_each
 
 
 class ReviewInline(admin.TabularInline):
@@ -120,9 +120,9 @@ class CandidateAdmin(ReadOnlyAdmin):
             self.message_user(request, f"{what} {len(moved)} candidate{pluralize(len(moved))}: {done}.",
                               messages.SUCCESS)
         if stayed:
-            kept = ", ".join(f"#{c.pk} stays {c.get_status_display()}" for c in stayed)
-            self.message_user(request, f"Your vote was recorded and changed nothing on {kept} (its other reviews "
-                              "settle it).", messages.INFO)
+            unchanged = BulkDecision(stayed=stayed).where_they_stand()  # the moved are said above
+            others = " on the others" if moved else ""
+            self.message_user(request, f"Your vote was recorded{others}. {unchanged}", messages.INFO)
         if not (moved or stayed or failed or reversals):
             self.message_user(request, f"Nothing {verb}.", messages.INFO)
         for problem in failed:

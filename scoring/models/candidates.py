@@ -124,6 +124,23 @@ class BulkDecision:
     unconfirmed: list = field(default_factory=list)  # [ReversalNeedsConfirmation]: left as they were
     refused: list = field(default_factory=list)  # [(candidate, ValidationError)]: e.g. trained, final
 
+    def where_they_stand(self):
+        """Where the vote left the candidates, a sentence per outcome:
+        "Now approved: #1. Still awaiting review: #2. Unchanged, still rejected: #3."
+        (a reversal, a move from a settled status, is for the caller to say)."""
+        groups = {}
+        for c, before in self.moved:
+            if before not in Candidate.SETTLED:
+                groups.setdefault((0, f"Now {c.get_status_display()}"), []).append(c.pk)
+        for c in self.stayed:
+            if c.status == Candidate.Status.PENDING:
+                groups.setdefault((1, "Still awaiting review"), []).append(c.pk)
+            else:
+                groups.setdefault((2, f"Unchanged, still {c.get_status_display()}"), []).append(c.pk)
+        return " ".join(
+            f"{label}: {', '.join(f'#{pk}' for pk in pks)}." for (_, label), pks in sorted(groups.items())
+        )
+
 
 def decide_each(candidates, reviewer, decision, comment="", *, confirm_reversal=False):
     """`reviewer`'s decision on each candidate (Candidate.decide), sorted by
@@ -218,6 +235,8 @@ class Candidate(models.Model):
         REJECTED = "rejected", "rejected"
         TRAINED = "trained", "trained"
 
+    # Decided by the reviews; a vote that would move it again is a reversal.
+    SETTLED = (Status.APPROVED, Status.REJECTED)
     AlternateStatus = AlternateStatus
 
     agent = models.ForeignKey("scoring.Agent", on_delete=models.CASCADE, related_name="candidates")
@@ -339,7 +358,7 @@ class Candidate(models.Model):
     @property
     def is_settled(self):
         """Approved or rejected by the reviews (and not yet trained)."""
-        return self.status in (self.Status.APPROVED, self.Status.REJECTED)
+        return self.status in self.SETTLED
 
     def status_after(self, reviewer, decision):
         """The status `reviewer`'s `decision` would settle, in place of their

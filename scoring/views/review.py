@@ -32,7 +32,7 @@ from .candidates import agent_filter
 
 # A bulk decision covers at most this many candidates (two pages of the list).
 BULK_LIMIT = 100
-SETTLED = (Candidate.Status.APPROVED, Candidate.Status.REJECTED)
+SETTLED = Candidate.SETTLED
 
 
 def _queue_url(agent, after=None):
@@ -261,7 +261,7 @@ def candidate_bulk(request):
     if done:
         listed = ", ".join(f"#{pk}" for pk in done)
         n = f"{len(done)} candidate{pluralize(len(done))}"
-        where = _where_they_stand(outcome)
+        where = outcome.where_they_stand()
         messages.success(request, f"You {DECISION_VERBS[decision]} {n}: {listed}." + (f" {where}" if where else ""))
     if reversed_:
         messages.warning(request, "You reversed settled decisions: " + ", ".join(reversed_) + ".")
@@ -275,24 +275,6 @@ def candidate_bulk(request):
     if refused:
         messages.warning(request, "Not decided: " + "; ".join(refused))
     return redirect(back)
-
-
-def _where_they_stand(outcome):
-    """Where a bulk decision left its candidates, a sentence per outcome:
-    "Now approved: #1. Still awaiting review: #2. Unchanged, still rejected: #3."
-    (reversals have a warning of their own)."""
-    groups = {}
-    for c, before in outcome.moved:
-        if before not in SETTLED:
-            groups.setdefault((0, f"Now {c.get_status_display()}"), []).append(c.pk)
-    for c in outcome.stayed:
-        if c.status == Candidate.Status.PENDING:
-            groups.setdefault((1, "Still awaiting review"), []).append(c.pk)
-        else:
-            groups.setdefault((2, f"Unchanged, still {c.get_status_display()}"), []).append(c.pk)
-    return " ".join(
-        f"{label}: {', '.join(f'#{pk}' for pk in pks)}." for (_, label), pks in sorted(groups.items())
-    )
 
 
 def _form_errors(request, candidate, partial, **forms_):
