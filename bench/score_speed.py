@@ -21,6 +21,15 @@ medians are printed with their ranges: on this shared machine one round can
 be 10-20% off. The details above them are the last round's. Prints figures
 only; it asserts nothing.
 
+Measured 2026-11-27 with --cli --worker --repeat 5, twice, on a quiet
+machine (load average 0.6-0.7), after the chat template's ids were shared
+between processes through Django's cache (a fresh process no longer pays a
+/tokenize round trip once any process tokenized it within the hour): in
+this process 1.16x and 1.19x the ideal (1.15-1.21x), the bare client 1.09x
+and 1.10x, the CLI 1.20x and 1.22x from its run's creation (1.19-1.24x), a
+worker's first run 1.19x both times and its later runs 1.18x (1.15-1.26x).
+Before that change, the same day: the CLI 1.28x, in this process 1.22x.
+
 Measured 2026-11-26 with --cli --worker --repeat 5 (load average 0.5):
 in this process 1.31x the ideal (1.24-1.50x), the bare client 1.12x
 (1.10-1.32x), the CLI 1.35x from its run's creation (1.32-1.40x), a worker's
@@ -150,7 +159,8 @@ def main():
             if args.cli:
                 rounds[-1]["cli"] = time_cli(snapshot, run)
         # One worker for every round: its first run pays what a fresh process
-        # pays (the chat template's /tokenize), the others are a worker's usual.
+        # pays (imports, connections; the chat template comes from the shared
+        # cache, which this process filled), the others are a worker's usual.
         workers = time_worker(snapshot, scratch, max(1, args.repeat)) if args.worker else []
 
     spans = [(f - s).total_seconds() for s, f in run.calls.values_list("started_at", "finished_at")]
@@ -186,7 +196,8 @@ def print_rounds(rounds, workers, ideal):
     if workers:
         first, *later = workers
         print(f"Celery worker, first run:        {spread([first[0]], ideal)} from the task's start to the run's "
-              f"end (a fresh process: one /tokenize first); {first[1]:.2f} s waiting in the embedded broker before")
+              f"end (a fresh process; the chat template from the shared cache); {first[1]:.2f} s waiting in the "
+              "embedded broker before")
         if later:
             print(f"Celery worker, later runs:       {spread([w[0] for w in later], ideal)}")
 
