@@ -238,3 +238,16 @@ def test_without_javascript_the_folds_end_links_to_its_summary(browser, live_ser
     box = page.locator("#conversation-fold > summary").bounding_box()
     assert 0 <= box["y"] < PHONE["height"], box
     context.close()
+
+
+def test_the_agent_pages_snapshots_table_fits_a_phone(browser, live_server, cast, demo_snapshot):
+    page = login(browser, live_server, cast.viewer.username, cast.password)
+    page.set_viewport_size(PHONE)
+    page.goto(live_server.url + reverse("agent_detail", args=[demo_snapshot.agent_id]))
+    table = page.locator("#agent-snapshots")
+    # Stacked, not scrolled sideways in its box; the head hidden, each count names itself.
+    assert table.evaluate("t => t.scrollWidth <= t.parentElement.clientWidth")
+    assert "24 memories" in table.inner_text() and "responses" in table.inner_text()
+    page.set_viewport_size(DESKTOP)
+    assert "24 memories" not in table.inner_text()  # in columns, under their heads
+    page.context.close()
