@@ -203,7 +203,8 @@ def test_it_lists_cells_slightly_better_without_it_unmarked(cast, run):
     # Harmful on balance (12 × -0.06), but no one cell is past the threshold.
     assert ">harmful</span>" in html and "more than 0.5 nats better without it on balance" in html
     assert "Responses predicted better without it" in html
-    assert '<td class="num">-0.060</td>' in html
+    # Unmarked: no harmful badge on it (the "delta" and "nats" around it show only when stacked on a phone).
+    assert '<span class="stacked-only muted">delta </span>-0.060<span class="stacked-only muted"> nats</span>' in html
     assert 'harmful">-0.060' not in html
 
 

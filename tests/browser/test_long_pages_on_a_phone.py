@@ -251,3 +251,20 @@ def test_the_agent_pages_snapshots_table_fits_a_phone(browser, live_server, cast
     page.set_viewport_size(DESKTOP)
     assert "24 memories" not in table.inner_text()  # in columns, under their heads
     page.context.close()
+
+
+def test_a_memorys_response_tables_fit_a_phone(browser, live_server, cast, transactional_db):
+    from tests.matrix_data import matrix_run
+
+    agent = Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="m")
+    run = matrix_run(agent, [[1.5, -0.7]], keys=["people/alice"])
+    page = login(browser, live_server, cast.viewer.username, cast.password)
+    page.set_viewport_size(PHONE)
+    page.goto(live_server.url + reverse("memory_detail", args=[run.memories[0].pk]))
+    says = {"#memory-top-cells": "importance 1.500 nats", "#memory-better-without": "delta -0.700 nats"}
+    for table, named in says.items():
+        # Stacked: not squeezed into a column a letter wide; the value names itself.
+        shown = page.locator(table)
+        assert shown.evaluate("t => t.scrollWidth <= t.parentElement.clientWidth"), table
+        assert named in " ".join(shown.inner_text().split()), (table, shown.inner_text())
+    page.context.close()
