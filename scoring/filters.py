@@ -3,8 +3,8 @@ the one rule for a filter that cannot apply.
 
 A list view binds its FilterSet to request.GET (or None when there are no
 parameters, so an unfiltered page is unbound), lists `filtered(filterset)`
-and shows `filter_problems(filterset)` above the list
-(templates/scoring/_filter_problems.html).
+and gives its template `filter_notice(request, filterset)`, the problems and
+the link that clears them, which templates/scoring/_filter_problems.html shows.
 
 The rule is django-filter's own (FilterView's `strict`): a list whose filters
 cannot all be applied (an unknown agent, a bad number, an unknown choice)
@@ -295,6 +295,17 @@ def unread(filterset):
     if not filterset.is_bound or filterset.is_valid():
         return set()
     return set(filterset.form.errors) - set(filterset.form.cleaned_data)
+
+
+def filter_notice(request, filterset):
+    """What a list gives templates/scoring/_filter_problems.html: the lines
+    of filter_problems and the link that clears the filters."""
+    return {"filter_problems": filter_problems(filterset), "clear_url": clear_filters_url(request, filterset)}
+
+
+def agent_choices(typed):
+    """An agent select's choices, the typed value among them (typed_choices)."""
+    return typed_choices(Agent.objects.values_list("id", "name"), typed)
 
 
 def clear_filters_url(request, filterset):

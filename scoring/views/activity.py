@@ -9,8 +9,7 @@ from django.urls import NoReverseMatch, path, reverse
 from scoring.access import require_perm
 from scoring.filters import (
     ActivityFilter,
-    clear_filters_url,
-    filter_problems,
+    filter_notice,
     filtered,
     typed_choices,
     typed_values,
@@ -81,8 +80,7 @@ def activity_list(request):
             "verbs": typed_choices(_choices(fields["verb"]), typed["verb"]),
             "target_types": typed_choices(_choices(fields["target_type"]), typed["target_type"]),
             "unread": unread(filterset),
-            "filter_problems": filter_problems(filterset),
-            "clear_url": clear_filters_url(request, filterset),
+            **filter_notice(request, filterset),
         },
     )
 

@@ -5,8 +5,8 @@ from django.shortcuts import render
 from django.urls import path
 
 from scoring.access import require_perm
-from scoring.filters import AgentOnlyFilter, clear_filters_url, filter_problems, typed_choices, typed_values
-from scoring.models import Agent, Candidate, Review
+from scoring.filters import AgentOnlyFilter, agent_choices, filter_notice, filter_problems, typed_values
+from scoring.models import Candidate, Review
 from scoring.models.candidates import hidden_from
 from scoring.models.review import OPINIONS, agreement
 
@@ -33,15 +33,15 @@ def review_agreement(request):
             {"candidate": c, "first": a, "second": b, "divergence": divergences.get(c)}
             for c, a, b in pair.disagreements[:DISAGREEMENTS_SHOWN]
         ]
+    typed = typed_values(filterset)["agent"]
     return render(request, "scoring/review_agreement.html", {
         "agent": agent,
         # The agent select keeps what was typed, known or not.
-        "agent_choices": typed_choices(Agent.objects.values_list("id", "name"), typed_values(filterset)["agent"]),
-        "selected": typed_values(filterset)["agent"],
+        "agent_choices": agent_choices(typed),
+        "selected": typed,
         "pairs": pairs,
         "reviewers": reviewers,
-        "filter_problems": problems,
-        "clear_url": clear_filters_url(request, filterset),
+        **filter_notice(request, filterset),
     })
 
 

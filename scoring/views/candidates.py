@@ -17,15 +17,16 @@ from scoring.access import get_candidate_for_user, require_perm
 from scoring.filters import (
     AgentOnlyFilter,
     CandidateFilter,
+    agent_choices,
     agent_named,
-    clear_filters_url,
+    filter_notice,
     filter_problems,
     filtered,
     typed_choices,
     typed_values,
     unread,
 )
-from scoring.models import Agent, Candidate, Review
+from scoring.models import Candidate, Review
 from scoring.models.candidates import blind_to
 from scoring.models.review import OPINIONS
 
@@ -59,7 +60,7 @@ def candidate_list(request):
         {
             "page": page,
             "form": filterset.form,
-            "agent_choices": typed_choices(Agent.objects.values_list("id", "name"), selected["agent"]),
+            "agent_choices": agent_choices(selected["agent"]),
             "statuses": typed_choices(Candidate.Status.choices, selected["status"]),
             "selected": selected,
             "filtered": any(selected.values()),
@@ -67,8 +68,7 @@ def candidate_list(request):
             "found_by_run": found_by.pk if found_by else "",
             "found_in_snapshot": found_in.pk if found_in else "",
             "unread": unread(filterset),
-            "filter_problems": filter_problems(filterset),
-            "clear_url": clear_filters_url(request, filterset),
+            **filter_notice(request, filterset),
             # The list's counts, as the snapshot page's Candidates button says them.
             "awaiting_review": rows.pending().count(),
             "awaiting_yours": rows.reviewable_by(request.user).count() if can_review else None,

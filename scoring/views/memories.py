@@ -13,15 +13,7 @@ from django.urls import path
 
 from scoring import maths
 from scoring.access import get_agent_for_user, get_memory_for_user, require_perm
-from scoring.filters import (
-    MEMORY_FLAGS,
-    MemoryFilter,
-    clear_filters_url,
-    filter_problems,
-    filtered,
-    typed_choices,
-    typed_values,
-)
+from scoring.filters import MEMORY_FLAGS, MemoryFilter, filter_notice, filtered, typed_choices, typed_values
 from scoring.heatmap.matrix import memory_texts, response_numbers
 from scoring.heatmap.payload import through_cache
 from scoring.models import CellScore, Memory, MemoryScore, Node, ScoringRun
@@ -167,8 +159,7 @@ def memory_list(request, agent_id):
             "flag": typed["flag"],
             "search": typed["q"],
             "flag_choices": typed_choices(MEMORY_FLAGS.items(), typed["flag"]),
-            "filter_problems": filter_problems(memory_filter),
-            "clear_url": clear_filters_url(request, memory_filter),
+            **filter_notice(request, memory_filter),
             "columns": _sort_columns(sort),
             "counts": {name: sum(1 for s in stats.values() if name in s["flags"]) for name in MEMORY_FLAGS},
             "never_min": maths.NEVER_MATTERS_MIN_RESPONSES,

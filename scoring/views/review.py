@@ -21,8 +21,8 @@ from django_htmx.http import reswap, retarget
 from scoring.access import get_candidate_for_user, require_perm
 from scoring.client import InferenceError
 from scoring.editing import edit_and_approve
-from scoring.filters import AgentOnlyFilter, filter_problems, typed_choices, typed_values
-from scoring.models import Agent, Candidate, Review
+from scoring.filters import AgentOnlyFilter, agent_choices, filter_problems, typed_values
+from scoring.models import Candidate, Review
 from scoring.models.candidates import ReversalNeedsConfirmation, decide_each, settling_rule, status_words
 from scoring.models.review import DECISION_VERBS
 from scoring.roles import REVIEWER
@@ -115,7 +115,7 @@ def _queue_context(request, agent, filterset):
     return {
         "agent": agent,
         # The agent select keeps what was typed, known or not.
-        "agent_choices": typed_choices(Agent.objects.values_list("id", "name"), typed),
+        "agent_choices": agent_choices(typed),
         "selected": typed,
         "held_by_others": list(held.order_by("reserved_until")[:10]),
         "rule": settling_rule(agent) if agent else "",

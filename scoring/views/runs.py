@@ -15,18 +15,10 @@ from django.views.decorators.http import require_POST
 from scoring import modes
 from scoring.access import get_run_for_user, get_snapshot_for_user, require_perm
 from scoring.engine import start_run
-from scoring.filters import (
-    RunFilter,
-    clear_filters_url,
-    filter_problems,
-    filtered,
-    mode_choices,
-    typed_choices,
-    typed_values,
-)
+from scoring.filters import RunFilter, agent_choices, filter_notice, filtered, mode_choices, typed_choices, typed_values
 from scoring.followups import Followups
 from scoring.forms import StartRunForm
-from scoring.models import Agent, ScoreCall, ScoringRun, TrainJob
+from scoring.models import ScoreCall, ScoringRun, TrainJob
 from scoring.models.runs import Mode, RunStatus, label_origins
 from scoring.modes import estimate
 from scoring.tasks.enqueue import enqueue_on_commit
@@ -51,12 +43,11 @@ def run_list(request):
         {
             "page": page,
             "form": filterset.form,
-            "agent_choices": typed_choices(Agent.objects.values_list("id", "name"), selected["agent"]),
+            "agent_choices": agent_choices(selected["agent"]),
             "statuses": typed_choices(RunStatus.choices, selected["status"]),
             "modes": typed_choices(mode_choices(), selected["mode"]),
             "selected": selected,
-            "filter_problems": filter_problems(filterset),
-            "clear_url": clear_filters_url(request, filterset),
+            **filter_notice(request, filterset),
         },
     )
 
