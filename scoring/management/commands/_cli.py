@@ -41,6 +41,15 @@ def interruption(interrupt):
     return interrupt if isinstance(interrupt, Interrupted) else Interrupted(signal.SIGINT)
 
 
+def stopped_following(interrupt, what, where):
+    """The error of a --wait that a signal (Ctrl-C, SIGTERM, SIGHUP) stopped:
+    the command stops following `what` ("run 4, running"), not the work,
+    which the workers finish (`where` says where to stop it)."""
+    stop = interruption(interrupt)
+    return CommandError(f"{stop.headline}: stopped following {what}; it is the workers' to finish ({where})",
+                        returncode=stop.returncode)
+
+
 def _raise_interrupted(signum, frame):
     raise Interrupted(signum)
 

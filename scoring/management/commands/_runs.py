@@ -17,7 +17,7 @@ from scoring.models import Agent, CellScore, Snapshot
 from scoring.models.runs import RunStatus
 from scoring.tasks.enqueue import enqueue, enqueue_on_commit
 
-from ._cli import ignoring_interrupts, interruption, plural
+from ._cli import ignoring_interrupts, interruption, plural, stopped_following
 
 ACTOR = "command line"
 # score --wait: a run still queued this long says that no worker took it.
@@ -134,13 +134,8 @@ def follow_workers(run, progress):
     try:
         return follow(run, progress)
     except KeyboardInterrupt as e:
-        stop = interruption(e)
         run.refresh_from_db()
-        raise CommandError(
-            f"{stop.headline}: stopped following run {run.pk}, {run.get_status_display()}; "
-            "it is the workers' to finish (cancel it on its page)",
-            returncode=stop.returncode,
-        ) from None
+        raise stopped_following(e, f"run {run.pk}, {run.get_status_display()}", "cancel it on its page") from None
 
 
 def run_here(run, progress):

@@ -12,7 +12,7 @@ from scoring.models import TrainJob
 from scoring.tasks.enqueue import enqueue_on_commit
 
 from . import _cli, _runs
-from ._cli import interruption, plural
+from ._cli import plural, stopped_following
 
 # --wait: a job that stays as it is this long (once sent) asks whether beat
 # runs: its sweeps, every 10 seconds, re-send a job when due and bring the
@@ -72,13 +72,8 @@ class Command(_cli.Command):
                 self.hint(job, clock() - since, hinted)
                 time.sleep(interval)
         except KeyboardInterrupt as e:
-            stop = interruption(e)
             job.refresh_from_db()
-            raise CommandError(
-                f"{stop.headline}: stopped following {job}, {job.get_status_display()}; "
-                "it is the workers' to finish (see the Training page)",
-                returncode=stop.returncode,
-            ) from None
+            raise stopped_following(e, f"{job}, {job.get_status_display()}", "see the Training page") from None
 
     def hint(self, job, waited, hinted):
         """Once each: a job no worker takes; a job that stays as it is with no
