@@ -129,8 +129,8 @@ def test_a_response_that_does_not_fit_the_template_names_the_node_and_the_settin
         tokens.sequence(0, 5, template=ChatTemplate(header=HEADER, end_of_turn=55))
 
 
-def test_the_chat_template_is_tokenized_once_per_agent_and_settings():
-    agent, _ = chat_context()
+def recording_tokenizer():
+    """A tokenize function for the chat template's texts, and the texts it was asked, in order."""
     asked = []
     vocabulary = {"<|im_start|>assistant\n": [900, 901], "<|im_end|>": [902], "<|eot_id|>": [5, 6]}
 
@@ -138,6 +138,12 @@ def test_the_chat_template_is_tokenized_once_per_agent_and_settings():
         asked.append(text)
         return vocabulary[text]
 
+    return tokenize, asked
+
+
+def test_the_chat_template_is_tokenized_once_per_agent_and_settings():
+    agent, _ = chat_context()
+    tokenize, asked = recording_tokenizer()
     agent.prefix_ids = [1]
     assert chat_template(agent, tokenize) == ChatTemplate(header=HEADER, end_of_turn=EOT, prefix=(1,))
     assert chat_template(agent, tokenize) == ChatTemplate(header=HEADER, end_of_turn=EOT, prefix=(1,))
@@ -153,13 +159,7 @@ def test_another_process_takes_the_chat_template_from_the_shared_cache(monkeypat
     from scoring.context import tokens
 
     agent, _ = chat_context()
-    asked = []
-    vocabulary = {"<|im_start|>assistant\n": [900, 901], "<|im_end|>": [902], "<|eot_id|>": [5, 6]}
-
-    def tokenize(text):
-        asked.append(text)
-        return vocabulary[text]
-
+    tokenize, asked = recording_tokenizer()
     assert chat_template(agent, tokenize).header == HEADER
     tokens._templates.clear()  # a fresh process: only the shared cache remembers
     assert chat_template(agent, tokenize) == ChatTemplate(header=HEADER, end_of_turn=EOT)
