@@ -32,12 +32,20 @@ DATE_INPUT = forms.DateInput(attrs={"type": "date"})
 MAX_ID = 2**63 - 1
 
 
-def row_with_id(model, value):
-    """The row of `model` whose id `value` is, or None: a value that cannot be
-    an id (not ASCII digits, past MAX_ID, a NUL) is never sent to the database."""
-    if not (value.isascii() and value.isdigit()) or int(value) > MAX_ID:
+def is_id(value):
+    """Whether a query string's `value` is written as an id: ASCII digits (not
+    str.isdigit() alone, which takes "²" and "١٢")."""
+    return value.isascii() and value.isdigit()
+
+
+def row_with_id(rows, value):
+    """The row of `rows` (a model, or a queryset of it) whose id `value` is, or
+    None: a value that cannot be an id (not is_id, past MAX_ID) is never sent
+    to the database."""
+    if not is_id(value) or int(value) > MAX_ID:
         return None
-    return model.objects.filter(pk=int(value)).first()
+    rows = rows.objects.all() if isinstance(rows, type) else rows
+    return rows.filter(pk=int(value)).first()
 
 
 def agent_named(value):

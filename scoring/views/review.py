@@ -21,7 +21,7 @@ from django_htmx.http import reswap, retarget
 from scoring.access import get_candidate_for_user, require_perm
 from scoring.client import InferenceError
 from scoring.editing import edit_and_approve
-from scoring.filters import AgentOnlyFilter, agent_choices, filter_problems, typed_values
+from scoring.filters import AgentOnlyFilter, agent_choices, filter_problems, row_with_id, typed_values
 from scoring.models import Candidate, Review
 from scoring.models.candidates import ReversalNeedsConfirmation, decide_each, settling_rule, status_words
 from scoring.models.review import DECISION_VERBS
@@ -98,10 +98,7 @@ def holds_candidates(user):
 
 def _left_behind(request):
     """The candidate ?after= names, released if this reviewer held it; or None."""
-    value = request.GET.get("after", "")
-    if not (value.isascii() and value.isdigit()):
-        return None
-    candidate = Candidate.objects.for_page().filter(pk=int(value)).first()
+    candidate = row_with_id(Candidate.objects.for_page(), request.GET.get("after", ""))
     if candidate is not None and candidate.reserved_by_id == request.user.pk:
         candidate.release(request.user)
     return candidate

@@ -8,6 +8,7 @@ from django.utils.text import Truncator
 
 from scoring import modes
 from scoring.access import get_agent_for_user, get_snapshot_for_user, require_perm
+from scoring.filters import is_id, row_with_id
 from scoring.forms import SnapshotUploadForm, StartRunForm
 from scoring.importing import SnapshotError, TokenizeError, import_or_find
 from scoring.models import Node, Section, Snapshot
@@ -89,21 +90,13 @@ def _start_form(request, snapshot):
     return StartRunForm(snapshot=snapshot) if request.user.has_perm("scoring.start_run") else None
 
 
-def _is_number(value):
-    # Not str.isdigit(): it takes "²" and "١٢", which int() refuses or reads as 12.
-    return value.isascii() and value.isdigit()
-
-
 def _node_in(snapshot, node_id):
     """The snapshot's node with this id, or None (another snapshot's node included)."""
-    if not _is_number(node_id):
-        return None
-    # An id past the column's range finds nothing (Django's IntegerFieldExact).
-    return Node.objects.filter(snapshot=snapshot, pk=node_id).only("section", "index").first()
+    return row_with_id(Node.objects.filter(snapshot=snapshot).only("section", "index"), node_id)
 
 
 def _node_problem(node_id):
-    if _is_number(node_id):
+    if is_id(node_id):
         return f"There is no node {node_id} in this snapshot."
     if not node_id:
         return "The link names no node (?node= is empty): it takes a node's id, a whole number."
