@@ -311,6 +311,8 @@ else:
     # A host names nothing here, but kombu warns "No hostname was supplied" on
     # every connection without one (a URL with no host falls back to localhost).
     CELERY_BROKER_URL = "filesystem://localhost/"
+    # kombu's filesystem transport, writing each message whole before a worker can see it.
+    CELERY_BROKER_TRANSPORT = "memscore_site.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
