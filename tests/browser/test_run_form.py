@@ -38,6 +38,8 @@ def test_only_the_chosen_modes_fields_show_and_errors_come_back_beside_them(
     page.click("#start-run button[type=submit]")
     page.wait_for_selector("#run-form-errors")
     screenshots(page, "incremental-refused")
+    # Where the person lands: the list of what to fix has focus (far down a phone's page).
+    assert page.evaluate("document.activeElement.id") == "run-form-errors"
 
     # The mode and the values as typed, only that mode's fields, each error by its field.
     assert page.input_value("#id_mode") == "incremental"
