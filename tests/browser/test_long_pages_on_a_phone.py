@@ -15,7 +15,7 @@ from django.utils import timezone
 
 import scoring
 from scoring.importing import import_snapshot
-from scoring.models import Agent, Candidate, CellScore, Node, Review, ScoringRun
+from scoring.models import Activity, Agent, Candidate, CellScore, Node, Review, ScoringRun
 from tests.browser.conftest import login
 
 pytestmark = [pytest.mark.browser]
@@ -267,4 +267,20 @@ def test_a_memorys_response_tables_fit_a_phone(browser, live_server, cast, trans
         shown = page.locator(table)
         assert shown.evaluate("t => t.scrollWidth <= t.parentElement.clientWidth"), table
         assert named in " ".join(shown.inner_text().split()), (table, shown.inner_text())
+    page.context.close()
+
+
+def test_the_runs_list_and_the_activity_log_fit_a_phone(browser, live_server, cast, demo_snapshot):
+    ScoringRun.objects.create(agent=demo_snapshot.agent, snapshot=demo_snapshot, mode="full", status="succeeded",
+                              calls_total=25, calls_done=25, tokens_scored=184_752, created_by=cast.operator)
+    Activity.record(cast.operator, "started run", ScoringRun.objects.get(), mode="full", params={"seed": 1})
+    page = login(browser, live_server, cast.viewer.username, cast.password)
+    page.set_viewport_size(PHONE)
+    for url, table, said in ((reverse("run_list"), "#run-table", "184,752 tokens"),
+                             (reverse("activity_list"), "#activity-table", "started run")):
+        page.goto(live_server.url + url)
+        shown = page.locator(table)
+        # Stacked: not scrolled sideways in its box, its cells (and what names them) on screen.
+        assert shown.evaluate("t => t.scrollWidth <= t.parentElement.clientWidth"), url
+        assert said in " ".join(shown.inner_text().split()), (url, shown.inner_text())
     page.context.close()
