@@ -14,7 +14,7 @@ import uuid
 from time import monotonic
 
 from kombu.exceptions import ChannelError
-from kombu.transport import filesystem
+from kombu.transport import TRANSPORT_ALIASES, filesystem
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
 
@@ -37,3 +37,10 @@ class Channel(filesystem.Channel):
 
 class Transport(filesystem.Transport):
     Channel = Channel
+
+
+# The broker URL's scheme (settings' CELERY_BROKER_URL without REDIS_URL): a
+# URL, not a transport setting, so pointing the broker elsewhere needs one
+# setting only (the URL).
+SCHEME = "memscore-files"
+TRANSPORT_ALIASES[SCHEME] = f"{__name__}:Transport"

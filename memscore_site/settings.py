@@ -1,7 +1,7 @@
 """Settings for memscore, read from the environment.
 
 Every default runs on a fresh checkout: SQLite in var/, and an embedded
-filesystem broker in var/broker when REDIS_URL is not set.
+filesystem broker in var/broker when REDIS_URL is not set (memscore_site.broker).
 """
 
 import os
@@ -310,9 +310,9 @@ else:
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
     # A host names nothing here, but kombu warns "No hostname was supplied" on
     # every connection without one (a URL with no host falls back to localhost).
-    CELERY_BROKER_URL = "filesystem://localhost/"
-    # kombu's filesystem transport, writing each message whole before a worker can see it.
-    CELERY_BROKER_TRANSPORT = "memscore_site.broker:Transport"
+    # memscore-files: kombu's filesystem transport, writing each message whole
+    # before a worker can see it (memscore_site.broker, registered by celery.py).
+    CELERY_BROKER_URL = "memscore-files://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
