@@ -111,3 +111,31 @@ def test_a_connection_refused_is_transient_and_a_drop_is_unknown():
     with client_answering(drop) as client:
         with pytest.raises(OutcomeUnknown):
             client.complete([1])
+
+
+def test_each_thread_has_its_own_connection_pool_and_close_closes_them_all():
+    # httpx's pool looks at every connection it holds, under one lock, for
+    # every request: the executor's threads each keep a pool of their own.
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = InferenceClient("http://inference.test/v1/", "m", api_key="k")
+    here = client.http
+    with ThreadPoolExecutor(2) as pool:
+        there = set(pool.map(lambda _: id(client.http), range(8)))
+        opened = list(client._opened)
+
+    assert client.http is here
+    assert id(here) not in there and 1 <= len(there) <= 2
+    assert all(c.headers["Authorization"] == "Bearer k" for c in opened)
+    client.close()
+    assert all(c.is_closed for c in opened)
+
+
+def test_a_client_given_to_it_serves_every_thread():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with client_answering(lambda request: httpx.Response(200, json={"data": [{"id": "m"}]})) as client:
+        with ThreadPoolExecutor(2) as pool:
+            assert list(pool.map(lambda _: client.models(), range(4))) == [["m"]] * 4
+        given = client.http
+    assert given.is_closed
