@@ -196,6 +196,24 @@ def test_it_never_stores_a_cell_twice_when_a_pair_is_settled_again(agent, snapsh
     assert CellScore.objects.filter(run=run).count() == count == 8 * 7
 
 
+def test_cells_beyond_one_statement_are_all_inserted_once(agent, snapshot):
+    # insert_rows writes many rows a statement, as many as the database's
+    # parameter limit allows (166 on SQLite): more than that takes several.
+    run = run_inline(start_run(snapshot, "full"))
+    memories = list(Memory.objects.filter(agent=agent).values_list("pk", flat=True))
+    responses = list(snapshot.nodes.filter(role="assistant").values_list("pk", flat=True))
+    other = run_inline(start_run(snapshot, "full"))
+    CellScore.objects.filter(run=other).delete()
+    rows = [CellScore.scored_row(other.pk, m, r, 0.25) for m in memories for r in responses] * 30
+    assert len(rows) > 1000
+
+    CellScore.insert_rows(rows)
+    CellScore.insert_rows(rows[:500])
+
+    assert CellScore.objects.filter(run=other).count() == len(memories) * len(responses)
+    assert CellScore.objects.filter(run=run).count() == 8 * 7
+
+
 def test_it_records_the_weightless_full_run_without_touching_weights(agent, snapshot):
     run_inline(start_run(snapshot, "full"))
 

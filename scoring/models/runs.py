@@ -48,6 +48,9 @@ class RunStatus(models.TextChoices):
 ACTIVE_STATUSES = [RunStatus.QUEUED, RunStatus.RUNNING]
 # The error of a call never made because its baseline failed.
 BASELINE_FAILED = "its baseline call failed"
+# Cells a statement at most (CellScore.insert_rows), within PostgreSQL's
+# 65,535 parameters.
+CELLS_PER_INSERT = 10_000
 
 
 # Who started a run that no user started, by the actor_name its "started
@@ -362,7 +365,10 @@ class CellScore(models.Model):
 
     State = CellState
 
-    run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, related_name="cells")
+    # No index of its own: cell_unique_per_run_memory_response begins with
+    # the run and serves every lookup by run; a second index only slowed the
+    # inserts (a full matrix writes a cell per memory and response).
+    run = models.ForeignKey(ScoringRun, on_delete=models.CASCADE, related_name="cells", db_index=False)
     memory = models.ForeignKey("scoring.Memory", on_delete=models.CASCADE, related_name="cells")
     response = models.ForeignKey("scoring.Node", on_delete=models.CASCADE, related_name="cells")
     # Signed: baseline logprob minus logprob without the memory. Negative means
@@ -418,17 +424,23 @@ class CellScore(models.Model):
         already stored.
 
         ON CONFLICT DO NOTHING relies on cell_unique_per_run_memory_response: a
-        pair settled twice never stores a cell twice. Plain executemany, as a
-        full matrix writes up to a million cells and the ORM's bulk_create spends
-        far longer building objects and SQL than the database spends inserting.
+        pair settled twice never stores a cell twice. Plain SQL, as a full
+        matrix writes up to a million cells and the ORM's bulk_create spends
+        far longer building objects and SQL than the database spends inserting;
+        many rows a statement, as the database's parameter limit allows (SQLite:
+        166), since executemany's per-row work took twice the CPU.
         """
         if not rows:
             return
         table = connection.ops.quote_name(CellScore._meta.db_table)
-        sql = (
-            f"INSERT INTO {table} (run_id, memory_id, response_id, delta, failed, state) "
-            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
-        )
+        limit = connection.features.max_query_params
+        size = min(CELLS_PER_INSERT, limit // 6) if limit else CELLS_PER_INSERT
         with connection.cursor() as cursor:
-            for start in range(0, len(rows), 10_000):
-                cursor.executemany(sql, rows[start : start + 10_000])
+            for start in range(0, len(rows), size):
+                chunk = rows[start : start + size]
+                values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
+                cursor.execute(
+                    f"INSERT INTO {table} (run_id, memory_id, response_id, delta, failed, state) "
+                    f"VALUES {values} ON CONFLICT DO NOTHING",
+                    [value for row in chunk for value in row],
+                )
