@@ -79,6 +79,23 @@ def test_reversing_on_the_page_needs_the_confirmation_button(cast, rejected):
     assert any("which reverses it from rejected to approved" in m for m in said)
 
 
+def test_a_refused_reversal_keeps_the_queues_agent(cast, rejected):
+    """The forms send the queue's agent; the form a refusal brings back keeps
+    it, so the decision that follows moves on in that agent's queue."""
+    client = cast.client_for(cast.reviewer)
+    agent = f'<input type="hidden" name="agent" value="{rejected.agent_id}">'
+    data = {"decision": "approve", "comment": "Sun, then.", "agent": rejected.agent_id}
+    r = client.post(reverse("candidate_decide", args=[rejected.pk]), data, HTTP_HX_REQUEST="true")
+    assert r["HX-Retarget"] == "#decide-form" and "<html" not in r.text
+    assert 'id="confirm-reversal"' in r.text and ">Sun, then.</textarea>" in r.text and agent in r.text
+    assert agent in decide(client, rejected, **data).text  # without JavaScript, the whole page
+    # "Add comment only" brings back a fresh form, which keeps it too.
+    r = client.post(reverse("candidate_comment", args=[rejected.pk]), data, HTTP_HX_REQUEST="true")
+    assert 'hx-swap-oob="true"' in r.text and agent in r.text
+    r = decide(client, rejected, confirm_reversal="approve", agent=rejected.agent_id)
+    assert r["Location"] == reverse("review_queue") + f"?agent={rejected.agent_id}"
+
+
 def test_a_replaced_decision_stays_in_the_history(cast, rejected):
     rejected.decide(cast.reviewer, "approve", confirm_reversal=True)
     # The history is asked for once a review was changed well after it was made.

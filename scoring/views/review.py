@@ -275,18 +275,29 @@ def candidate_bulk(request):
 
 
 def _form_errors(request, candidate, partial, **forms_):
-    """A form with errors: in place of the form for htmx, else the whole page."""
+    """A form with errors: in place of the form for htmx (the page keeps its
+    URL, so a reload sends nothing again), else the whole page (without
+    JavaScript, the answer to the POST)."""
+    context = _posted_page_context(request, candidate, **forms_)
     if request.htmx:
-        context = page_context(request, candidate, **forms_)
         response = render(request, f"{TEMPLATE}#{partial}", context)
         return reswap(retarget(response, f"#{partial.replace('_', '-')}"), "outerHTML")
-    return render(request, TEMPLATE, page_context(request, candidate, **forms_))
+    return render(request, TEMPLATE, context)
+
+
+def _posted_page_context(request, candidate, **forms_):
+    """The page's context for an answer to one of its forms, which keeps the
+    queue's agent (the forms send it) so the next decision moves on in that
+    agent's queue, as one made without a refusal does."""
+    context = page_context(request, candidate, **forms_)
+    context["agent_filter"] = agent_filter(request)
+    return context
 
 
 def _decisions_with_fresh_form(request, candidate, partial):
     """The updated decisions panel, plus an empty form swapped out of band."""
     candidate.refresh_from_db()
-    context = page_context(request, candidate)
+    context = _posted_page_context(request, candidate)
     context["oob"] = True
     return HttpResponse(
         render_to_string(f"{TEMPLATE}#decisions", context, request)

@@ -76,3 +76,26 @@ def test_the_edit_forms_refusal_stays_on_the_page_too(transactional_db, browser,
     c.refresh_from_db()
     assert c.status == Candidate.Status.REJECTED and not c.is_edited
     page.context.close()
+
+
+def test_a_refusal_in_the_queue_stays_in_the_queue_and_keeps_its_agent(
+    transactional_db, browser, live_server, cast, agent
+):
+    c = make_candidate(agent)
+    make_candidate(agent, divergence=1.0)  # the next one
+    page = login(browser, live_server, "rita", cast.password)
+    queue_url = live_server.url + reverse("review_queue") + f"?agent={agent.pk}"
+    page.goto(queue_url)
+    assert page.locator("h1").inner_text().startswith(f"Candidate #{c.pk}")
+    # Clicked, not the r key (which asks for the comment first): refused.
+    page.click("button[name=decision][value=reject]")
+    expect(page.locator("#decide-form")).to_contain_text("A rejection needs a comment saying why.")
+    assert page.url == queue_url
+    # Said again with its reason, from the form the refusal brought back.
+    page.fill("#id_comment", "Invents a date.")
+    page.click("button[name=decision][value=reject]")
+    page.wait_for_selector(".messages >> text=You rejected candidate")
+    assert f"agent={agent.pk}" in page.url  # still this agent's queue
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.REJECTED
+    page.context.close()
