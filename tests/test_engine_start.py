@@ -30,6 +30,30 @@ def test_it_creates_the_run_and_its_calls_and_sends_nothing(
     assert callbacks == []
 
 
+def test_its_calls_are_the_rows_the_orm_would_write(snapshot):
+    # create_for writes the calls compared with a baseline in plain INSERTs:
+    # every field as the model would give it, the baseline linked.
+    run = start_run(snapshot, "estimate", params={"ablations": 8, "seed": 1})
+    calls = list(run.calls.order_by("seq"))
+    fresh = ScoreCall(run=run, range_end=0)
+
+    assert [c.seq for c in calls] == list(range(run.calls_total))
+    baselines = [c for c in calls if c.baseline_id is None]
+    assert baselines and all(c.baseline_id in {b.pk for b in baselines} for c in calls if c not in baselines)
+    ablations = [c for c in calls if c.filter == ScoreCall.Filter.SKIP_KEYS]
+    assert ablations and all(isinstance(c.removed_keys, list) and c.removed_keys for c in ablations)
+    for call in calls:
+        for name in ("status", "attempts", "claimed_until", "result", "tokens", "prompt_tokens", "cached_tokens",
+                     "error", "started_at", "finished_at"):
+            assert getattr(call, name) == getattr(fresh, name), (call.seq, name)
+
+    full = start_run(snapshot, "full")
+    baseline, *variants = full.calls.order_by("seq").select_related("memory")
+    assert len({c.memory_id for c in variants}) == len(variants) == full.calls_total - 1
+    assert {(c.filter, c.baseline_id, c.range_start, c.range_end, tuple(c.removed_keys)) for c in variants} == {
+        (ScoreCall.Filter.SKIP_KEY, baseline.pk, baseline.range_start, baseline.range_end, ())}
+
+
 def test_it_names_the_bad_field(snapshot):
     cases = [
         ("sideways", {}, "mode"),
