@@ -171,19 +171,22 @@ def store(run, outcomes, tokens, *, baselines=None, followups=None):
 
     Plain SQL for the statements run for every call (see claim_calls).
     """
-    lock_sql, store_sql, count_sql = _store_sql(connection.vendor)
+    # The connection itself: django.db.connection is a proxy that finds it
+    # anew (asgiref's Local) for every attribute, several times a call.
+    db = connections[DEFAULT_DB_ALIAS]
+    lock_sql, store_sql, count_sql = _store_sql(db.vendor)
     result_field = ScoreCall._meta.get_field("result")
-    with transaction.atomic(), connection.cursor() as cursor:
-        locked = _lock_run(cursor, lock_sql, run)
+    with transaction.atomic(), db.cursor() as cursor:
+        locked = _lock_run(cursor, lock_sql, run, db)
         if locked is None:
             return 0
-        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        now = db.ops.adapt_datetimefield_value(timezone.now())
         stored, done, failed, n_tokens = [], 0, 0, 0
         for call, outcome in outcomes:
             ok = outcome.error is None
             status = Status.DONE if ok else Status.FAILED
             cursor.execute(store_sql, [
-                status, result_field.get_db_prep_save(outcome.result, connection), outcome.n_tokens,
+                status, result_field.get_db_prep_save(outcome.result, db), outcome.n_tokens,
                 outcome.prompt_tokens, outcome.cached_tokens,
                 outcome.error or "", now, call.pk, Status.RUNNING, call.attempts,
             ])
@@ -216,7 +219,7 @@ def store(run, outcomes, tokens, *, baselines=None, followups=None):
 RUN_CHANGES = ["status", "calls_total", "calls_done", "calls_failed", "tokens_scored", "result"]
 
 
-def _lock_run(cursor, lock_sql, run):
+def _lock_run(cursor, lock_sql, run, db):
     """Lock the run's row while it is active; returns a copy of `run` with
     what may have changed read from the row, or None once the run ended."""
     cursor.execute(lock_sql, [run.pk, *ACTIVE_STATUSES])
@@ -226,7 +229,7 @@ def _lock_run(cursor, lock_sql, run):
     locked = copy.copy(run)
     for name, value in zip(RUN_CHANGES, row):
         setattr(locked, name, value)
-    locked.result = ScoringRun._meta.get_field("result").from_db_value(locked.result, None, connection)
+    locked.result = ScoringRun._meta.get_field("result").from_db_value(locked.result, None, db)
     return locked
 
 
