@@ -182,3 +182,43 @@ def test_blind_review_keeps_others_decisions_out_of_the_log_until_mine(cast, age
     assert shown(cast.viewer) == (True, True)  # not a reviewer: nothing to bias
     candidate.decide(cast.reviewer, "approve")
     assert shown(cast.reviewer) == (True, True)
+
+
+def test_the_filters_offer_a_reviewer_only_what_blind_review_lets_them_see(cast, agent):
+    """Before, "Did" offered every verb in the log: a reviewer blind to all the
+    approvals so far could choose "approved" and be told "Nothing matches"."""
+    agent.blind_review, agent.required_approvals = True, 3
+    agent.save()
+    candidate = make_candidate(agent)
+    candidate.decide(cast.reviewer2, "approve")
+    candidate.add_comment(cast.reviewer2, "looks right")
+    Activity.record(cast.operator, "created agent", agent)
+
+    def offered(user, name, **params):
+        page = cast.client_for(user).get(reverse("activity_list"), params)
+        return {value for value, _ in page.context[name]}, page.text
+
+    verbs, _ = offered(cast.reviewer, "verbs")
+    assert verbs == {"created agent"}
+    types, _ = offered(cast.reviewer, "target_types")
+    assert types == {"agent"}
+    assert offered(cast.viewer, "verbs")[0] == {"approved", "commented on", "created agent"}
+    assert offered(cast.reviewer2, "verbs")[0] == {"approved", "commented on", "created agent"}  # his own
+    # Asked for by hand (an old link), it is named as no choice, as any verb it cannot offer.
+    verbs, html = offered(cast.reviewer, "verbs", verb="approved")
+    assert "<li>Did “approved”: not one of the choices.</li>" in html and "Nothing matches" not in html
+
+    candidate.decide(cast.reviewer, "approve")  # rita decided: nothing is hidden from her now
+    assert offered(cast.reviewer, "verbs")[0] == {"approved", "commented on", "created agent"}
+    assert offered(cast.reviewer, "target_types")[0] == {"agent", "candidate"}
+
+
+def test_a_verb_some_of_whose_entries_are_hidden_is_still_offered(cast, agent):
+    agent.blind_review, agent.required_approvals = True, 3
+    agent.save()
+    make_candidate(agent).decide(cast.reviewer2, "approve")  # hidden from rita
+    mine = make_candidate(agent)
+    mine.decide(cast.reviewer, "approve")
+    page = cast.client_for(cast.reviewer).get(reverse("activity_list"), {"verb": "approved"})
+    assert "approved" in {value for value, _ in page.context["verbs"]}
+    assert [e.target_id for e in page.context["page"].object_list] == [str(mine.pk)]

@@ -52,15 +52,21 @@ def blind_hidden(user):
 def visible_to(user):
     """The log as `user` may see it: blind review's hidden entries left out
     (the log page and the home page's recent activity show the same)."""
+    return _leaving_out(blind_hidden(user))
+
+
+def _leaving_out(hidden):
     visible = Activity.objects.select_related("actor")
-    hidden = blind_hidden(user)
     return visible if hidden is None else visible.exclude(hidden)
 
 
 def activity_list(request):
     require_perm(request, "scoring.view_activity")
-    visible = visible_to(request.user)
+    hidden = blind_hidden(request.user)
+    visible = _leaving_out(hidden)
     filterset = ActivityFilter(request.GET or None, queryset=visible)
+    if hidden is not None:
+        _offer_only_what_is_seen(filterset.form, visible)
     # A bad filter (an unknown verb, dates the wrong way round) matches
     # nothing and is named above the list, as on the other lists.
     page = Paginator(filtered(filterset), 50).get_page(request.GET.get("page"))
@@ -83,6 +89,25 @@ def activity_list(request):
             **filter_notice(request, filterset),
         },
     )
+
+
+# The choices blind review can leave without an entry this user sees: chosen,
+# they could only say "Nothing matches".
+COULD_BE_HIDDEN = {"verb": BLIND_VERBS, "target_type": ["candidate"]}
+
+
+def _offer_only_what_is_seen(form, visible):
+    """Drop from the filters' choices (so from their menus, and as a typed
+    filter "not one of the choices") a verb or target type whose every entry
+    blind review hides from this user. Asked one choice at a time: each
+    stops at the first entry seen (both columns are indexed), where one
+    query for all would read every decision in the log."""
+    for name, could_be_hidden in COULD_BE_HIDDEN.items():
+        field = form.fields[name]
+        field.choices = [
+            (value, text) for value, text in field.choices
+            if value not in could_be_hidden or visible.filter(**{name: value}).exists()
+        ]
 
 
 def _choices(field):
