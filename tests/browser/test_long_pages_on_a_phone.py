@@ -15,7 +15,7 @@ from django.utils import timezone
 
 import scoring
 from scoring.importing import import_snapshot
-from scoring.models import Activity, Agent, Candidate, CellScore, Node, Review, ScoringRun
+from scoring.models import Activity, Agent, Candidate, CellScore, Memory, Node, Review, ScoringRun
 from tests.browser.conftest import login
 
 pytestmark = [pytest.mark.browser]
@@ -283,4 +283,111 @@ def test_the_runs_list_and_the_activity_log_fit_a_phone(browser, live_server, ca
         # Stacked: not scrolled sideways in its box, its cells (and what names them) on screen.
         assert shown.evaluate("t => t.scrollWidth <= t.parentElement.clientWidth"), url
         assert said in " ".join(shown.inner_text().split()), (url, shown.inner_text())
+    page.context.close()
+
+
+def test_the_memories_list_fits_a_phone(browser, live_server, cast, transactional_db, screenshots):
+    from tests.matrix_data import matrix_run
+
+    agent = Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="m")
+    keys = ["projects/bcachefs-tests", "people/mum"]
+    texts = ["Kestrel is Sam's side project: a ktest-based regression suite for bcachefs with 412 tests.",
+             "Sam's mother, Ngozi Okafor, lives in Enugu. She calls on Sunday evenings around 19:00 UK time."]
+    matrix_run(agent, [[1.5, 0.5], [0.25, 0.5]], keys=keys, memory_texts=texts)
+    Memory.objects.filter(agent=agent, key=keys[0]).update(weight=0.42, last_scored=timezone.now())
+    page = login(browser, live_server, cast.viewer.username, cast.password)
+    url = live_server.url + reverse("memory_list", args=[agent.pk])
+    for viewport in (PHONE, DESKTOP):
+        page.set_viewport_size(viewport)
+        page.goto(url)
+        screenshots(page, f"memories-{viewport['width']}")
+        # Not scrolled sideways in its box (at 390 px the table was 743 px wide in a 362 px box).
+        box = page.locator(".table-wrap")
+        assert box.evaluate("b => b.scrollWidth <= b.clientWidth"), viewport
+        assert page.evaluate("document.scrollingElement.scrollWidth <= innerWidth"), viewport
+        row = " ".join(page.locator("tbody tr", has_text=keys[0]).inner_text().split())
+        if viewport is PHONE:
+            # Stacked: each number names itself, the text on a line of its own as wide as the row.
+            for said in ("weight 0.420", "scored just now", "importance 2.000 nats", "max 1.500 nats"):
+                assert said in row, (said, row)
+            text = page.locator("tbody tr", has_text=keys[0]).locator("td.line")
+            assert text.bounding_box()["width"] > 300
+            # Not scored in the background: "weight —" (as the note below says), no "scored —".
+            other = " ".join(page.locator("tbody tr", has_text=keys[1]).inner_text().split())
+            assert "weight —" in other and "scored" not in other and other.count("—") == 1, other
+            # The head's sort links stay on screen, and sort.
+            weight = page.locator("thead a", has_text="weight")
+            link = weight.bounding_box()
+            assert weight.is_visible() and 0 <= link["x"] and link["x"] + link["width"] <= viewport["width"]
+            weight.click()
+            page.wait_for_url("**sort=-weight**")
+            assert page.locator("tbody tr").first.inner_text().startswith(keys[0])
+        else:
+            # Columns, under their heads, as before.
+            assert "nats" not in row and "importance" not in row
+            assert page.locator("th", has_text="Current text").is_visible()
+            assert page.locator("th", has_text="Memory, as it is now").is_visible()
+            assert not page.locator("th", has_text="Sort by").is_visible()
+    page.context.close()
+
+
+# Lines the chosen label of a select takes at the width its text has (an
+# underestimate: the arrow takes some of it), and lines the select shows. A
+# native select shows one whatever its label, cutting the end off.
+CHOICE_LINES = """(s) => {
+  const cs = getComputedStyle(s);
+  const probe = (style) => {
+    const p = document.createElement('div');
+    p.textContent = s.selectedOptions[0].text;
+    p.style.cssText = 'position:absolute; visibility:hidden;' + style;
+    p.style.font = cs.font;
+    p.style.lineHeight = cs.lineHeight;
+    document.body.append(p);
+    const height = p.getBoundingClientRect().height;
+    p.remove();
+    return height;
+  };
+  const line = probe('white-space:nowrap');
+  const room = s.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+  const needed = Math.round(probe(`width:${room}px; white-space:normal`) / line);
+  const shown = Math.round((s.clientHeight - parseFloat(cs.paddingTop) - parseFloat(cs.paddingBottom)) / line);
+  return [needed, shown];
+}"""
+
+
+def test_the_agent_forms_choices_are_read_whole_on_a_phone(browser, live_server, cast, transactional_db,
+                                                          screenshots):
+    agent = Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="m")
+    page = login(browser, live_server, cast.operator.username, cast.password)
+    for url in (reverse("agent_create"), reverse("agent_edit", args=[agent.pk])):
+        for viewport in (PHONE, DESKTOP):
+            page.set_viewport_size(viewport)
+            page.goto(live_server.url + url)
+            assert page.evaluate("document.scrollingElement.scrollWidth <= innerWidth"), (url, viewport)
+            selects = page.locator("main form[method=post] select")
+            assert selects.count() >= 3  # the server API, where samples go, what their context holds
+            for i in range(selects.count()):
+                select = selects.nth(i)
+                box = select.bounding_box()
+                assert 0 <= box["x"] and box["x"] + box["width"] <= viewport["width"], (url, viewport)
+                for value in select.evaluate("s => [...s.options].map(o => o.value)"):
+                    select.select_option(value)
+                    # "memscore (/score protocol, e.g. the reference server)" lost its end at 390 px.
+                    needed, shown = select.evaluate(CHOICE_LINES)
+                    assert shown >= needed, (url, viewport, value, needed, shown)
+                    if viewport is DESKTOP:
+                        assert shown == 1, (url, value)  # one line, as before
+            backend = page.locator("select[name=backend]")
+            backend.select_option("memscore")
+            backend.scroll_into_view_if_needed()
+            screenshots(page, f"agent-form-{url.strip('/').replace('/', '-')}-{viewport['width']}")
+    # On a phone the open list is under the field, within the screen, its choices wrapping.
+    page.set_viewport_size(PHONE)
+    backend.click()
+    for option in ("memscore (/score protocol", "vLLM", "SGLang"):
+        box = page.get_by_role("option", name=option).bounding_box()
+        assert box and 0 <= box["x"] and box["x"] + box["width"] <= PHONE["width"], (option, box)
+    screenshots(page, "agent-form-phone-open")
+    page.get_by_role("option", name="SGLang").click()
+    assert backend.input_value() == "sglang"
     page.context.close()
