@@ -4,6 +4,7 @@ logs that one field (browsers send a textarea's line breaks as CRLF)."""
 
 from html.parser import HTMLParser
 
+import pytest
 from django.urls import reverse
 
 from scoring.models import Activity, Agent
@@ -73,3 +74,21 @@ def test_saving_one_change_logs_one_changed_field(cast):
     assert entry.detail["fields"] == ["required_approvals"]
     agent.refresh_from_db()
     assert agent.message_template == DEFAULT_MESSAGE_TEMPLATE  # stored with LF, as before
+
+
+@pytest.mark.django_db
+def test_every_choice_of_the_agent_form_fits_a_phones_select():
+    # A native select on a 390 px phone (Safari, Firefox) shows about 36
+    # characters of its chosen label and cuts the rest: the long explanations
+    # belong in the fields' help texts. "memscore (/score protocol, e.g. the
+    # reference server)" read "memscore (/score protocol, e.g. the re".
+    from scoring.forms.agent import AgentForm
+
+    form = AgentForm()
+    labels = {
+        (name, str(label))
+        for name, field in form.fields.items() if hasattr(field, "choices")
+        for _, label in field.choices
+    }
+    assert labels
+    assert [(name, label) for name, label in sorted(labels) if len(label) > 32] == []

@@ -23,7 +23,7 @@ DEFAULT_END_OF_TURN = "<|im_end|>"
 class Backend(models.TextChoices):
     """Which API the agent's inference server speaks (scoring.client picks the client)."""
 
-    MEMSCORE = "memscore", "memscore (/score protocol, e.g. the reference server)"
+    MEMSCORE = "memscore", "memscore (/score protocol)"
     VLLM = "vllm", "vLLM (unmodified)"
     SGLANG = "sglang", "SGLang (unmodified)"
 
@@ -42,7 +42,7 @@ class TrainingContext(models.TextChoices):
     AS_SCORED = "as_scored", "as scored: memories included"
     # Context distillation: the model learns to give the response without
     # the memories, which is what closes the all-memories-removed gap.
-    WITHOUT_MEMORIES = "without_memories", "without memories: teach the model to answer without them"
+    WITHOUT_MEMORIES = "without_memories", "without memories"
 
 
 def key_env_allowed(name):

@@ -372,7 +372,8 @@ def test_the_agent_forms_choices_are_read_whole_on_a_phone(browser, live_server,
                 assert 0 <= box["x"] and box["x"] + box["width"] <= viewport["width"], (url, viewport)
                 for value in select.evaluate("s => [...s.options].map(o => o.value)"):
                     select.select_option(value)
-                    # "memscore (/score protocol, e.g. the reference server)" lost its end at 390 px.
+                    # "memscore (/score protocol, e.g. the reference server)" lost its end at 390 px
+                    # (the labels are shorter now, test_agent_form_defaults; the CSS wraps any that grow).
                     needed, shown = select.evaluate(CHOICE_LINES)
                     assert shown >= needed, (url, viewport, value, needed, shown)
                     if viewport is DESKTOP:
