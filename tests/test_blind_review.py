@@ -98,3 +98,44 @@ def test_without_blind_review_decisions_show_at_once(cast, agent):
     c.decide(cast.reviewer2, "reject", "rob's reason")
     page = cast.client_for(cast.reviewer).get(detail_url(c)).text
     assert "rob&#x27;s reason" in page and "hidden until" not in page
+
+
+def test_a_reversal_back_to_pending_does_not_say_how_others_decided(cast, blind):
+    """A reversal that sends a candidate back to pending hides again the
+    decisions that had settled it, and the log's record of how it had
+    settled with them: before, an undecided reviewer saw otto's "status
+    changed" (from pending to approved: his was the deciding approval) and
+    "reversed the decision on" (decision: reject) in the log and on the home
+    page, and "Did" offered both verbs."""
+    blind.required_approvals, blind.rejections_to_settle = 2, 3
+    blind.save()
+    c = make_candidate(blind)
+    c.decide(cast.reviewer2, "approve")
+    c.decide(cast.operator, "approve")  # settles it: approved
+    c.decide(cast.operator, "reject", "on second thought", confirm_reversal=True)  # 1 of 2 approvals: pending
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.PENDING
+
+    def told(user, **params):
+        """What `user` is told of the candidate's entries: on the log, on the home page, in "Did"."""
+        client = cast.client_for(user)
+        log = client.get(reverse("activity_list"), params).context
+        recent = client.get(reverse("home")).context["activity"]
+        return (
+            {e.verb for e in log["page"].object_list if e.target_id == str(c.pk)},
+            {e.verb for e in recent if e.target_id == str(c.pk)},
+            {value for value, _ in log["verbs"]},
+        )
+
+    settling = {"approved", "rejected", "status changed", "reversed the decision on"}
+    assert told(cast.reviewer) == (set(), set(), set())
+    assert told(cast.viewer) == (settling, settling, settling)  # does not review: nothing to bias
+    assert told(cast.operator)[0] == settling  # he decided
+    # Asked for by hand (an old link), it is named as no choice.
+    html = cast.client_for(cast.reviewer).get(reverse("activity_list"), {"verb": "status changed"}).text
+    assert "<li>Did “status changed”: not one of the choices.</li>" in html
+
+    c.decide(cast.reviewer, "reject", "rita's own reason")  # rita decides (still pending): nothing is hidden from her
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.PENDING
+    assert told(cast.reviewer) == (settling, settling, settling)

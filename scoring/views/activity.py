@@ -33,8 +33,11 @@ TARGET_ROUTES = {
 
 
 # What others did on a candidate that blind review keeps from a reviewer who
-# has not decided it yet (the candidate page hides the same).
-BLIND_VERBS = [*DECISION_VERBS.values(), "commented on", "edited"]
+# has not decided it yet (the candidate page hides the same). A status change
+# and a reversal say how others decided too: a candidate a reversal sends back
+# to pending has entries of how it had settled, their actor's deciding vote
+# and the reversing decision among them.
+BLIND_VERBS = [*DECISION_VERBS.values(), "commented on", "edited", "status changed", "reversed the decision on"]
 
 
 def blind_hidden(user):
