@@ -139,3 +139,34 @@ def test_a_reversal_back_to_pending_does_not_say_how_others_decided(cast, blind)
     c.refresh_from_db()
     assert c.status == Candidate.Status.PENDING
     assert told(cast.reviewer) == (settling, settling, settling)
+
+
+def test_another_reviewers_edit_is_hidden_as_their_approval_is(cast, blind):
+    """"Edit and approve" is an approval: the log hides it ("edited"), and the
+    page and the list now do too. Before, an undecided reviewer read "Edited
+    by rob" and his text on the page (and in the edit form), and the list's
+    "edited" badge, so knew rob had approved."""
+    c = make_candidate(blind)
+    c.approve_edited(cast.reviewer2, "Rob's corrected answer.", [1, 2, 3])
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.PENDING
+
+    def edit_seen(user):
+        client = cast.client_for(user)
+        rows = client.get(reverse("candidate_list")).text.split("<tbody>")[1]
+        return {
+            "page": "Edited by rob" in client.get(detail_url(c)).text,
+            "text": any("Rob&#x27;s corrected answer." in client.get(url).text for url in (detail_url(c), queue_url())),
+            "list": '<span class="badge">edited</span>' in rows,
+        }
+
+    assert edit_seen(cast.reviewer) == {"page": False, "text": False, "list": False}
+    # Her edit form starts from the response itself.
+    assert cast.client_for(cast.reviewer).get(detail_url(c)).context["edit_form"].initial["text"] == c.response_text
+    assert edit_seen(cast.viewer) == {"page": True, "text": True, "list": True}
+    c.decide(cast.reviewer2, "skip")  # rob takes back his approval: blind again, but the edit is his own
+    assert blind_to(cast.reviewer2, c, "skip")
+    assert edit_seen(cast.reviewer2) == {"page": True, "text": True, "list": True}
+
+    decide(cast.client_for(cast.reviewer), c, "reject", "rita's own reason")  # still pending (1 of 2 rejections)
+    assert edit_seen(cast.reviewer) == {"page": True, "text": True, "list": True}

@@ -84,7 +84,8 @@ def settling_rule(agent):
 # have approved or rejected it themselves (a skip is no opinion and reveals
 # nothing). Once the candidate is settled, or for users who do not review,
 # nothing is hidden. The candidate page, the queue, the activity log and the
-# agreement page all ask these two functions.
+# agreement page all ask these two functions. An edit ("edit and approve") is
+# its editor's approval, so hidden with it (edit_hidden_from).
 
 
 def blind_to(user, candidate, my_decision):
@@ -96,6 +97,12 @@ def blind_to(user, candidate, my_decision):
         and user.has_perm("scoring.review_candidate")
         and my_decision not in OPINIONS
     )
+
+
+def edit_hidden_from(user, candidate, blind):
+    """Whether blind review hides `candidate`'s edit from `user`, to whom
+    blind_to answered `blind`: an edit by anyone else says they approved."""
+    return blind and candidate.is_edited and candidate.edited_by_id != user.pk
 
 
 def hidden_from(user):

@@ -13,7 +13,7 @@ from django import forms
 from django.utils import timezone
 
 from scoring.models import Activity, Candidate, Node, Review, TrainSample
-from scoring.models.candidates import blind_to, settling_rule, status_words
+from scoring.models.candidates import blind_to, edit_hidden_from, settling_rule, status_words
 from scoring.models.review import DECISION_VERBS
 from scoring.models.snapshots import Section
 
@@ -177,6 +177,8 @@ def page_context(request, candidate, queue=None, **forms_):
     tail.reverse()
     last_hidden = tail.pop(0) if len(tail) > CONTEXT_TAIL else None
     has_alternate = candidate.alternate_status == Candidate.AlternateStatus.DONE
+    # Another's edit hidden, the edit form starts from the response itself.
+    edit_shown = candidate.is_edited and not edit_hidden_from(request.user, candidate, context["blind"])
     context.update(
         queue=queue,
         agent_filter=queue["agent"] if queue else None,
@@ -184,12 +186,10 @@ def page_context(request, candidate, queue=None, **forms_):
         context_hidden=(tail[0].index if tail else 0),
         last_hidden=last_hidden,
         diff=word_diff(candidate.response_text, candidate.alternate_text) if has_alternate else None,
-        edit_diff=(
-            word_diff(candidate.response_text, candidate.edited_text) if candidate.is_edited else None
-        ),
+        edit_diff=word_diff(candidate.response_text, candidate.edited_text) if edit_shown else None,
         decide_form=forms_.get("decide_form") or forms_.get("comment_form") or DecideForm(),
         edit_form=forms_.get("edit_form")
-        or EditForm(initial={"text": candidate.training_text}),
+        or EditForm(initial={"text": candidate.edited_text if edit_shown else candidate.response_text}),
         edit_open="edit_form" in forms_,
         # A vote refused because it would reverse a settled candidate: the
         # form offers to confirm it.

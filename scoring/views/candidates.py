@@ -27,7 +27,7 @@ from scoring.filters import (
     unread,
 )
 from scoring.models import Candidate, Review
-from scoring.models.candidates import blind_to
+from scoring.models.candidates import blind_to, edit_hidden_from
 from scoring.models.review import OPINIONS
 
 from .candidate_page import TEMPLATE, decisions_context, page_context
@@ -44,7 +44,7 @@ def candidate_list(request):
     require_perm(request, "scoring.view_candidate")
     candidates = Candidate.objects.select_related("agent", "reserved_by").only(
         "id", "agent__name", "agent__required_approvals", "agent__rejections_to_settle", "agent__blind_review",
-        "divergence", "status", "edited_at", "reserved_by__username", "reserved_until", "response_text",
+        "divergence", "status", "edited_at", "edited_by", "reserved_by__username", "reserved_until", "response_text",
     )
     filterset = CandidateFilter(request.GET or None, queryset=candidates)
     rows = filtered(filterset)
@@ -80,8 +80,9 @@ def candidate_list(request):
 
 def with_decision_counts(candidates, user):
     """Each candidate with its approvals and rejections counted (None where
-    blind review hides them from `user`), for this page's candidates only:
-    counting in the page query would group every candidate's row."""
+    blind review hides them from `user`, as it hides another's edit: `edit_shown`),
+    for this page's candidates only: counting in the page query would group
+    every candidate's row."""
     counts = defaultdict(Counter)
     mine = set()
     rows = Review.objects.filter(candidate__in=[c.pk for c in candidates], decision__in=OPINIONS)
@@ -93,6 +94,7 @@ def with_decision_counts(candidates, user):
         hidden = blind_to(user, c, Review.Decision.APPROVE if c.pk in mine else None)
         c.approvals = None if hidden else counts[c.pk][Review.Decision.APPROVE]
         c.rejections = None if hidden else counts[c.pk][Review.Decision.REJECT]
+        c.edit_shown = c.is_edited and not edit_hidden_from(user, c, hidden)
     return candidates
 
 
