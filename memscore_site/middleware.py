@@ -1,6 +1,11 @@
 """Site-wide middleware of memscore's own."""
 
+from django.contrib import messages
+from django.contrib.auth import middleware as auth_middleware
+from django.contrib.auth.views import redirect_to_login
+from django.shortcuts import resolve_url
 from django.utils.cache import patch_cache_control
+from django_htmx.http import HttpResponseClientRedirect
 
 
 def private_to_the_user(get_response):
@@ -21,3 +26,28 @@ def private_to_the_user(get_response):
         return response
 
     return middleware
+
+
+class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
+    """Django's, but an htmx request from a user logged out meanwhile (the
+    session ended, or they logged out in another tab) is sent to the login
+    page as a whole page.
+
+    Django's answer, a redirect, is followed by the browser's XHR itself:
+    htmx saw the login page (200) and swapped it into the form that had
+    sent the decision. HX-Redirect has htmx load it as a page instead, with
+    `next` the page the user was on, not the URL the form posted to.
+    """
+
+    def handle_no_permission(self, request, view_func):
+        # request.htmx is there though HtmxMiddleware comes later in
+        # MIDDLEWARE: process_view runs once every middleware has been called.
+        if not request.htmx:
+            return super().handle_no_permission(request, view_func)
+        login_url = resolve_url(self.get_login_url(view_func))
+        page = request.htmx.current_url_abs_path  # None from another host
+        if page:
+            login_url = redirect_to_login(page, login_url, self.get_redirect_field_name(view_func)).url
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            messages.warning(request, "You were logged out, so what you sent was not saved. Log in and send it again.")
+        return HttpResponseClientRedirect(login_url)

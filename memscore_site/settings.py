@@ -107,7 +107,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "memscore_site.middleware.private_to_the_user",  # Cache-Control: private when logged in
-    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "memscore_site.middleware.LoginRequiredMiddleware",  # Django's; htmx gets the login page whole
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
