@@ -21,6 +21,21 @@ medians are printed with their ranges: on this shared machine one round can
 be 10-20% off. The details above them are the last round's. Prints figures
 only; it asserts nothing.
 
+Measured 2026-11-27 (a later session, another machine of the same kind,
+load average 0.9-1.3), --cli --repeat 3 alternating with the code before
+this session's changes, twice: memscore's CPU 5.2-5.4 -> 4.3-4.5 ms a call,
+in this process 1.35-1.37x -> 1.28-1.32x, the CLI 1.39-1.46x -> 1.24-1.29x,
+the bare client 1.11-1.17x. The changes: one httpx pool per thread (httpx's
+shared pool polled every connection under one lock for each request), a
+run's calls and its cells written in multi-row INSERTs, no second index on
+the cells' run, store() without django.db.connection's proxy. This machine
+was slower than the earlier one: there the code before measured 1.20-1.22x
+(the CLI). What remains, per call on the critical path (timed in a run):
+the answer waits ~1 ms for the database thread (busy storing ~35% of the
+time: SQLite's index upkeep for the cells is most of it), the claim ~1.2 ms,
+the hand-over to a pool thread ~0.6 ms, the request's preparation and
+httpx's ~1 ms.
+
 Measured 2026-11-27 with --cli --worker --repeat 5, twice, on a quiet
 machine (load average 0.6-0.7), after the chat template's ids were shared
 between processes through Django's cache (a fresh process no longer pays a
