@@ -36,6 +36,15 @@ time: SQLite's index upkeep for the cells is most of it), the claim ~1.2 ms,
 the hand-over to a pool thread ~0.6 ms, the request's preparation and
 httpx's ~1 ms.
 
+On PostgreSQL (BENCH_DATABASE_URL, the same machine and day, --cli --worker
+--repeat 3, one after the other): the code before 2.22x in this process, the
+CLI 2.30x, a worker 2.13x (first run) and 2.28x; now 1.68x, 1.56x, 1.34x and
+1.45x. The cells went in as six arrays (unnest) instead of rows of
+parameters: 8,000 cells took 117 ms of memscore's CPU, not 250-320 ms. What
+is left there is mostly PostgreSQL's own CPU on the same two cores (its
+foreign-key checks of each cell, ~180 ms a run, and planning each
+statement) and a WAL flush per commit (~0.4 ms).
+
 Measured 2026-11-27 with --cli --worker --repeat 5, twice, on a quiet
 machine (load average 0.6-0.7), after the chat template's ids were shared
 between processes through Django's cache (a fresh process no longer pays a

@@ -48,8 +48,7 @@ class RunStatus(models.TextChoices):
 ACTIVE_STATUSES = [RunStatus.QUEUED, RunStatus.RUNNING]
 # The error of a call never made because its baseline failed.
 BASELINE_FAILED = "its baseline call failed"
-# Cells a statement at most (CellScore.insert_rows), within PostgreSQL's
-# 65,535 parameters.
+# Cells a statement at most (CellScore.insert_rows, but on PostgreSQL).
 CELLS_PER_INSERT = 10_000
 
 
@@ -458,21 +457,31 @@ class CellScore(models.Model):
         ON CONFLICT DO NOTHING relies on cell_unique_per_run_memory_response: a
         pair settled twice never stores a cell twice. Plain SQL, as a full
         matrix writes up to a million cells and the ORM's bulk_create spends
-        far longer building objects and SQL than the database spends inserting;
-        many rows a statement, as the database's parameter limit allows (SQLite:
-        166), since executemany's per-row work took twice the CPU.
+        far longer building objects and SQL than the database spends inserting.
+        On PostgreSQL the six columns go as six arrays (unnest): 8,000 cells
+        took 117 ms of memscore's CPU that way, 250-320 ms as rows of
+        parameters and 310-325 ms with executemany. Elsewhere many rows a
+        statement, as the parameter limit allows (SQLite: 166), which took
+        half executemany's CPU.
         """
         if not rows:
             return
         table = connection.ops.quote_name(CellScore._meta.db_table)
-        limit = connection.features.max_query_params
-        size = min(CELLS_PER_INSERT, limit // 6) if limit else CELLS_PER_INSERT
+        columns = "run_id, memory_id, response_id, delta, failed, state"
         with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(
+                    f"INSERT INTO {table} ({columns}) SELECT * FROM unnest(%s::bigint[], %s::bigint[], "
+                    "%s::bigint[], %s::float8[], %s::boolean[], %s::varchar[]) ON CONFLICT DO NOTHING",
+                    [list(column) for column in zip(*rows)],
+                )
+                return
+            limit = connection.features.max_query_params
+            size = min(CELLS_PER_INSERT, limit // 6) if limit else CELLS_PER_INSERT
             for start in range(0, len(rows), size):
                 chunk = rows[start : start + size]
                 values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
                 cursor.execute(
-                    f"INSERT INTO {table} (run_id, memory_id, response_id, delta, failed, state) "
-                    f"VALUES {values} ON CONFLICT DO NOTHING",
+                    f"INSERT INTO {table} ({columns}) VALUES {values} ON CONFLICT DO NOTHING",
                     [value for row in chunk for value in row],
                 )
