@@ -48,8 +48,8 @@ class RunStatus(models.TextChoices):
 ACTIVE_STATUSES = [RunStatus.QUEUED, RunStatus.RUNNING]
 # The error of a call never made because its baseline failed.
 BASELINE_FAILED = "its baseline call failed"
-# Cells a statement at most (CellScore.insert_rows, but on PostgreSQL).
-CELLS_PER_INSERT = 10_000
+# A cell row's columns, in the order of CellScore.scored_row and its kin.
+CELL_COLUMNS = ["run_id", "memory_id", "response_id", "delta", "failed", "state"]
 
 
 # Who started a run that no user started, by the actor_name its "started
@@ -286,18 +286,27 @@ def _insert_calls(values):
     fields = [f for f in ScoreCall._meta.concrete_fields if not f.primary_key]
     given = values[0].keys()
     defaults = {f.name: f.get_db_prep_save(f.get_default(), db) for f in fields if f.name not in given}
-    columns = ", ".join(db.ops.quote_name(f.column) for f in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    rows = [
+        [defaults[f.name] if f.name in defaults else f.get_db_prep_save(call[f.name], db) for f in fields]
+        for call in values
+    ]
+    insert_many(db, ScoreCall._meta.db_table, [f.column for f in fields], rows)
+
+
+def insert_many(db, table, columns, rows, suffix=""):
+    """INSERT `rows` (sequences of values in `columns` order), as many a
+    statement as the database's parameter limit allows (SQLite: 999), a
+    thousand at most: executemany's work per row took twice the CPU."""
     limit = db.features.max_query_params
-    size = limit // len(fields) if limit else 1000
-    table = db.ops.quote_name(ScoreCall._meta.db_table)
+    size = min(1000, limit // len(columns)) if limit else 1000
+    names = ", ".join(db.ops.quote_name(c) for c in columns)
+    row = "(" + ", ".join(["%s"] * len(columns)) + ")"
     with db.cursor() as cursor:
-        for start in range(0, len(values), size):
-            chunk = values[start : start + size]
+        for start in range(0, len(rows), size):
+            chunk = rows[start : start + size]
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {', '.join([row] * len(chunk))}",
-                [defaults[f.name] if f.name in defaults else f.get_db_prep_save(call[f.name], db)
-                 for call in chunk for f in fields],
+                f"INSERT INTO {db.ops.quote_name(table)} ({names}) VALUES {', '.join([row] * len(chunk))}{suffix}",
+                [value for values in chunk for value in values],
             )
 
 
@@ -460,28 +469,17 @@ class CellScore(models.Model):
         far longer building objects and SQL than the database spends inserting.
         On PostgreSQL the six columns go as six arrays (unnest): 8,000 cells
         took 117 ms of memscore's CPU that way, 250-320 ms as rows of
-        parameters and 310-325 ms with executemany. Elsewhere many rows a
-        statement, as the parameter limit allows (SQLite: 166), which took
-        half executemany's CPU.
+        parameters and 310-325 ms with executemany. Elsewhere insert_many.
         """
         if not rows:
             return
-        table = connection.ops.quote_name(CellScore._meta.db_table)
-        columns = "run_id, memory_id, response_id, delta, failed, state"
+        if connection.vendor != "postgresql":
+            insert_many(connection, CellScore._meta.db_table, CELL_COLUMNS, rows, " ON CONFLICT DO NOTHING")
+            return
         with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute(
-                    f"INSERT INTO {table} ({columns}) SELECT * FROM unnest(%s::bigint[], %s::bigint[], "
-                    "%s::bigint[], %s::float8[], %s::boolean[], %s::varchar[]) ON CONFLICT DO NOTHING",
-                    [list(column) for column in zip(*rows)],
-                )
-                return
-            limit = connection.features.max_query_params
-            size = min(CELLS_PER_INSERT, limit // 6) if limit else CELLS_PER_INSERT
-            for start in range(0, len(rows), size):
-                chunk = rows[start : start + size]
-                values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk))
-                cursor.execute(
-                    f"INSERT INTO {table} ({columns}) VALUES {values} ON CONFLICT DO NOTHING",
-                    [value for row in chunk for value in row],
-                )
+            cursor.execute(
+                f"INSERT INTO {connection.ops.quote_name(CellScore._meta.db_table)} ({', '.join(CELL_COLUMNS)}) "
+                "SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::float8[], %s::boolean[], "
+                "%s::varchar[]) ON CONFLICT DO NOTHING",
+                [list(column) for column in zip(*rows)],
+            )
