@@ -85,7 +85,7 @@ def settling_rule(agent):
 # nothing). Once the candidate is settled, or for users who do not review,
 # nothing is hidden. The candidate page, the queue, the activity log and the
 # agreement page all ask these two functions. An edit ("edit and approve") is
-# its editor's approval, so hidden with it (edit_hidden_from).
+# its editor's approval, so hidden with it (edit_shown_to).
 
 
 def blind_to(user, candidate, my_decision):
@@ -99,10 +99,10 @@ def blind_to(user, candidate, my_decision):
     )
 
 
-def edit_hidden_from(user, candidate, blind):
-    """Whether blind review hides `candidate`'s edit from `user`, to whom
-    blind_to answered `blind`: an edit by anyone else says they approved."""
-    return blind and candidate.is_edited and candidate.edited_by_id != user.pk
+def edit_shown_to(user, candidate, blind):
+    """Whether `candidate` has an edit that `user`, to whom blind_to answered
+    `blind`, may see: blind review hides anyone else's (it says they approved)."""
+    return candidate.is_edited and not (blind and candidate.edited_by_id != user.pk)
 
 
 def hidden_from(user):

@@ -13,7 +13,7 @@ from django import forms
 from django.utils import timezone
 
 from scoring.models import Activity, Candidate, Node, Review, TrainSample
-from scoring.models.candidates import blind_to, edit_hidden_from, settling_rule, status_words
+from scoring.models.candidates import blind_to, edit_shown_to, settling_rule, status_words
 from scoring.models.review import DECISION_VERBS
 from scoring.models.snapshots import Section
 
@@ -178,7 +178,7 @@ def page_context(request, candidate, queue=None, **forms_):
     last_hidden = tail.pop(0) if len(tail) > CONTEXT_TAIL else None
     has_alternate = candidate.alternate_status == Candidate.AlternateStatus.DONE
     # Another's edit hidden, the edit form starts from the response itself.
-    edit_shown = candidate.is_edited and not edit_hidden_from(request.user, candidate, context["blind"])
+    edit_shown = edit_shown_to(request.user, candidate, context["blind"])
     context.update(
         queue=queue,
         agent_filter=queue["agent"] if queue else None,

@@ -27,7 +27,7 @@ from scoring.filters import (
     unread,
 )
 from scoring.models import Candidate, Review
-from scoring.models.candidates import blind_to, edit_hidden_from
+from scoring.models.candidates import blind_to, edit_shown_to
 from scoring.models.review import OPINIONS
 
 from .candidate_page import TEMPLATE, decisions_context, page_context
@@ -94,7 +94,7 @@ def with_decision_counts(candidates, user):
         hidden = blind_to(user, c, Review.Decision.APPROVE if c.pk in mine else None)
         c.approvals = None if hidden else counts[c.pk][Review.Decision.APPROVE]
         c.rejections = None if hidden else counts[c.pk][Review.Decision.REJECT]
-        c.edit_shown = c.is_edited and not edit_hidden_from(user, c, hidden)
+        c.edit_shown = edit_shown_to(user, c, hidden)
     return candidates
 
 
