@@ -99,3 +99,22 @@ def test_a_refusal_in_the_queue_stays_in_the_queue_and_keeps_its_agent(
     c.refresh_from_db()
     assert c.status == Candidate.Status.REJECTED
     page.context.close()
+
+
+def test_a_rejection_refused_for_want_of_a_comment_puts_the_reviewer_in_the_comment_box(
+    transactional_db, browser, live_server, cast, agent
+):
+    # The form comes back in place (htmx): the walkthrough found focus on the
+    # page's body, the next Tab past the buttons, and the error not read out.
+    c = make_candidate(agent)
+    page = login(browser, live_server, "rita", cast.password)
+    page_url = live_server.url + reverse("candidate_detail", args=[c.pk])
+    page.goto(page_url)
+    page.click("button[name=decision][value=reject]")
+
+    expect(page.locator("#comment-errors[role=alert]")).to_contain_text("A rejection needs a comment saying why.")
+    expect(page.locator("#id_comment")).to_be_focused()
+    assert page.get_attribute("#id_comment", "aria-invalid") == "true"
+    assert page.url == page_url
+    assert not Review.objects.filter(candidate=c).exists()
+    page.context.close()
