@@ -1,10 +1,13 @@
 """Site-wide middleware of memscore's own."""
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth import middleware as auth_middleware
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import resolve_url
 from django.utils.cache import patch_cache_control
+from django.views import csrf
 from django_htmx.http import HttpResponseClientRedirect
 
 
@@ -44,10 +47,26 @@ class LoginRequiredMiddleware(auth_middleware.LoginRequiredMiddleware):
         # MIDDLEWARE: process_view runs once every middleware has been called.
         if not request.htmx:
             return super().handle_no_permission(request, view_func)
-        login_url = resolve_url(self.get_login_url(view_func))
-        page = request.htmx.current_url_abs_path  # None from another host
-        if page:
-            login_url = redirect_to_login(page, login_url, self.get_redirect_field_name(view_func)).url
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            messages.warning(request, "You were logged out, so what you sent was not saved. Log in and send it again.")
-        return HttpResponseClientRedirect(login_url)
+        return _to_login_page(request, self.get_login_url(view_func), self.get_redirect_field_name(view_func))
+
+
+def _to_login_page(request, login_url, field_name=REDIRECT_FIELD_NAME):
+    """HX-Redirect to the login page, back to the page the user was on."""
+    login_url = resolve_url(login_url)
+    page = request.htmx.current_url_abs_path  # None from another host
+    if page:
+        login_url = redirect_to_login(page, login_url, field_name).url
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        messages.warning(request, "You were logged out, so what you sent was not saved. Log in and send it again.")
+    return HttpResponseClientRedirect(login_url)
+
+
+def csrf_failure(request, reason=""):
+    """Django's CSRF failure page (403), but an htmx request from a user no
+    longer logged in goes to the login page whole, as LoginRequiredMiddleware
+    sends it. The CSRF check comes first: a page whose token an earlier
+    login in another tab made stale, then logged out there, was refused 403
+    for ever, and its "reload" advice was the only way to the login page."""
+    if getattr(request, "htmx", False) and not request.user.is_authenticated:
+        return _to_login_page(request, settings.LOGIN_URL)
+    return csrf.csrf_failure(request, reason)

@@ -59,3 +59,27 @@ def test_a_page_open_to_all_stays_open_to_htmx():
     response = Client().get(reverse("favicon"), HTTP_HX_REQUEST="true")
     assert response.status_code == 301
     assert not response.has_header("HX-Redirect")
+
+
+def test_a_post_with_a_stale_token_after_logging_out_goes_to_the_login_page_too():
+    # The CSRF check comes before the login check: logged in again in another
+    # tab (a new token), then out, the page's next post was refused 403 for
+    # ever (walkthrough).
+    client = Client(enforce_csrf_checks=True)
+    client.cookies["csrftoken"] = "x" * 32
+    response = client.post(reverse("candidate_decide", args=[7]), {"decision": "approve"},
+                           HTTP_X_CSRFTOKEN="y" * 32, **HTMX)
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == f"/login/?next={PAGE}"
+    assert "You were logged out, so what you sent was not saved." in client.get(response["HX-Redirect"]).text
+
+
+def test_a_stale_token_of_a_logged_in_user_is_still_refused(cast):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(cast.reviewer)
+    client.cookies["csrftoken"] = "x" * 32
+    response = client.post(reverse("candidate_decide", args=[7]), {"decision": "approve"},
+                           HTTP_X_CSRFTOKEN="y" * 32, **HTMX)
+    assert response.status_code == 403
+    assert not response.has_header("HX-Redirect")
+    assert "CSRF" in response.text
