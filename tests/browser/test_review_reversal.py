@@ -24,13 +24,18 @@ def test_a_reversal_is_confirmed_by_its_button_not_by_a_key(transactional_db, br
     page.keyboard.press("c")
     page.keyboard.type("Too vague.")
     page.keyboard.press("Escape")
-    page.keyboard.press("r")
+    # The form posts by htmx: wait for its answer, not for the element (the
+    # second time, the one already there would do, its request in flight,
+    # and htmx drops a click on a form whose request is in flight).
+    with page.expect_response(lambda r: "/decide/" in r.url):
+        page.keyboard.press("r")
     page.wait_for_selector("#confirm-reversal")
     assert "your rejection would make it rejected" in page.inner_text("#confirm-reversal")
     assert page.input_value("#id_comment") == "Too vague."
     screenshots(page, "asked-to-confirm")
     # The key again asks again; it does not confirm.
-    page.keyboard.press("r")
+    with page.expect_response(lambda r: "/decide/" in r.url):
+        page.keyboard.press("r")
     page.wait_for_selector("#confirm-reversal")
     c.refresh_from_db()
     assert c.status == Candidate.Status.APPROVED
