@@ -75,8 +75,35 @@
       (typed ? " What you typed is still in the form: copy it before you reload." : "");
   }
 
-  // `link`: an optional {href, text} after the message.
-  function show(text, source, link) {
+  // Where focus goes back to once the message is dismissed: the button that
+  // sent the request (the form is left as it was), else the page's main part;
+  // removing the focused Dismiss button would leave it on the page's body, and
+  // the next Tab at its top.
+  var returnTo = null;
+
+  function sender(detail) {
+    var event = detail.requestConfig && detail.requestConfig.triggeringEvent;
+    return (event && event.submitter) || detail.elt;
+  }
+
+  function dismiss() {
+    var back = returnTo;
+    returnTo = null;
+    clear();
+    if (back && back.isConnected && !back.disabled && back.matches("a[href], button, input, select, textarea")) {
+      back.focus();
+      return;
+    }
+    var main = document.querySelector("main");
+    if (main) {
+      main.setAttribute("tabindex", "-1");
+      main.focus();
+    }
+  }
+
+  // `link`: an optional {href, text} after the message; `from`: the element
+  // that sent a user's request.
+  function show(text, source, link, from) {
     var box = region();
     if (!box) return;
     // A poll failing every few seconds says it once, and never hides what a
@@ -97,15 +124,16 @@
       a.textContent = link.text;
       p.append(" ", a);
     }
-    var dismiss = document.createElement("button");
-    dismiss.type = "button";
-    dismiss.className = "link";
-    dismiss.textContent = "Dismiss";
-    dismiss.addEventListener("click", clear);
-    inner.append(p, dismiss);
+    var button = document.createElement("button");
+    button.type = "button";
+    button.className = "link";
+    button.textContent = "Dismiss";
+    button.addEventListener("click", dismiss);
+    inner.append(p, button);
     box.replaceChildren(inner);
     box.setAttribute("data-source", source);
     box.setAttribute("data-text", text);
+    if (source === "user") returnTo = from || null;
   }
 
   function clear() {
@@ -117,11 +145,13 @@
   }
 
   document.addEventListener("htmx:responseError", function (event) {
-    show(message(event.detail, event.detail.xhr.status), byUser(event.detail) ? "user" : "poll");
+    var user = byUser(event.detail);
+    show(message(event.detail, event.detail.xhr.status), user ? "user" : "poll", null, user && sender(event.detail));
   });
 
   document.addEventListener("htmx:sendError", function (event) {
-    show(message(event.detail, 0), byUser(event.detail) ? "user" : "poll");
+    var user = byUser(event.detail);
+    show(message(event.detail, 0), user ? "user" : "poll", null, user && sender(event.detail));
   });
 
   // Answered: a request of the user's clears any message, a poll only a poll's.

@@ -58,9 +58,12 @@ def test_a_decision_refused_as_out_of_date_says_so_and_keeps_the_comment(
     screenshots(page, "refused-403")
     assert page.input_value("#id_comment") == COMMENT
     assert not Review.objects.filter(candidate=c).exists()
-    # Dismissed, it goes.
-    alert.get_by_role("button", name="Dismiss").click()
+    # Dismissed from the keyboard, it goes, and focus goes back to the button
+    # that sent the decision (not to the page's body, the next Tab at its top).
+    alert.get_by_role("button", name="Dismiss").focus()
+    page.keyboard.press("Enter")
     expect(alert).to_be_empty()
+    expect(page.locator("button[name=decision][value=reject]")).to_be_focused()
     page.context.close()
 
 
