@@ -139,6 +139,13 @@ def test_the_run_page_shows_the_block_and_the_button_to_an_operator_only(cast, e
 # --- the full mode's keys -------------------------------------------------------
 
 
+def test_a_mode_refuses_unknown_parameters_naming_each(agent):
+    with pytest.raises(ValidationError) as e:
+        modes.get("full").clean_params(agent, {"keys": "a", "limit": 3, "top": 2})
+    assert e.value.message_dict == {"limit": ["not a parameter of the full mode"],
+                                    "top": ["not a parameter of the full mode"]}
+
+
 def test_full_mode_keys_take_a_list_or_a_comma_separated_string(agent):
     full = modes.get("full")
     assert full.clean_params(agent, {"keys": " b, a ,, b"}) == {"keys": ["b", "a"]}
@@ -149,10 +156,18 @@ def test_full_mode_keys_take_a_list_or_a_comma_separated_string(agent):
     assert "must be memory keys" in e.value.message_dict["keys"][0]
 
 
-def test_full_mode_refuses_an_unknown_key_naming_it(estimate):
+def test_full_mode_refuses_unknown_keys_naming_each(estimate):
     with pytest.raises(ValidationError) as e:
         start_run(estimate.snapshot, "full", params={"keys": "a,nope,zzz"})
+    assert e.value.message_dict == {"keys": ["no memory with keys 'nope' and 'zzz' in this snapshot"]}
+    with pytest.raises(ValidationError) as e:
+        start_run(estimate.snapshot, "full", params={"keys": "nope"})
     assert e.value.message_dict == {"keys": ["no memory with key 'nope' in this snapshot"]}
+    many = [f"k{i}" for i in range(12)]
+    with pytest.raises(ValidationError) as e:
+        start_run(estimate.snapshot, "full", params={"keys": many})
+    assert e.value.message_dict == {"keys": [
+        "no memory with keys 'k0', 'k1', 'k2', 'k3', 'k4', 'k5', 'k6', 'k7', 'k8', 'k9' and 2 more in this snapshot"]}
     with pytest.raises(ValidationError) as e:
         start_run(estimate.snapshot, "full", params={"keys": "a", "source_run": estimate.pk + 99})
     assert "is not an estimate run of this snapshot" in e.value.message_dict["source_run"][0]

@@ -171,7 +171,7 @@ class ScoringMode:
         given = {k: v for k, v in params.items() if v is not None and v != ""}
         unknown = sorted(set(given) - set(self.Params.base_fields))
         if unknown:
-            raise ValidationError({unknown[0]: f"not a parameter of the {self.name} mode"})
+            raise ValidationError({name: f"not a parameter of the {self.name} mode" for name in unknown})
         # A known parameter given blank reaches its form too (blank: the
         # default, unless the field refuses it, as the groups separator does).
         form = self.Params({k: v for k, v in params.items() if k in self.Params.base_fields}, agent=agent)

@@ -75,7 +75,7 @@ class FullMode(ScoringMode):
             known = set(keys)
             unknown = [k for k in params["keys"] if k not in known]
             if unknown:
-                raise ValidationError({"keys": f"no memory with key {unknown[0]!r} in this snapshot"})
+                raise ValidationError({"keys": f"no memory with {keys_in_words(unknown)} in this snapshot"})
             chosen = set(params["keys"])
             keys = [k for k in keys if k in chosen]
         if params.get("source_run") is not None:
@@ -99,6 +99,21 @@ class FullMode(ScoringMode):
         if "memories" in result:
             n, cells = result["memories"], result["cells"]
             write(f"{n} memor{pluralize(n, 'y,ies')}, {cells} cell{pluralize(cells)}")
+
+
+# Unknown keys named in an error; the rest are counted.
+KEYS_NAMED = 10
+
+
+def keys_in_words(keys):
+    """"key 'a'", "keys 'a' and 'b'", "keys 'a', 'b', ... and 3 more": every
+    one a user got wrong, so one correction is enough."""
+    named = [repr(k) for k in keys[:KEYS_NAMED]]
+    if len(keys) == 1:
+        return f"key {named[0]}"
+    if len(keys) > KEYS_NAMED:
+        return f"keys {', '.join(named)} and {len(keys) - KEYS_NAMED} more"
+    return f"keys {', '.join(named[:-1])} and {named[-1]}"
 
 
 def _check_source(snapshot, pk):
