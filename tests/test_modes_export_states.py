@@ -4,11 +4,16 @@ the rest of its row is "not_in_run" (never "missing", which means "not scored
 yet"), and the responses before the memory are "unaffected" (exactly 0) as in
 a full run; a memory-mode run exports only its memory's window."""
 
+import json
+
 import pytest
+from django.urls import reverse
 
 from scoring.engine import run_inline, start_run
 from scoring.heatmap import export
+from scoring.heatmap.payload import pack
 from scoring.models.runs import RunStatus
+from tests.conftest import NO_FAULTS
 from tests.engine_support import (
     FACTS,
     conversation_doc,
@@ -56,3 +61,70 @@ def test_a_memory_export_lists_only_that_memorys_window(snapshot):
     rows = states(run)
     assert list(rows) == ["people/alice"]
     assert {state for _, state, _ in rows["people/alice"]} == {export.SCORED}
+
+
+def payload_states(run):
+    """{(memory key, response index): state} as the heatmap draws it (payload.pack)."""
+    data = json.loads(pack(run))
+    missing, unaffected = set(), set()
+    for runs, into in ((data["missing"], missing), (data["unaffected"], unaffected)):
+        for start, length in runs:
+            into.update(range(start, start + length))
+    found = {}
+    for i, key in enumerate(data["keys"]):
+        for j, index in enumerate(data["response_index"]):
+            k = i * data["cols"] + j
+            found[key, index] = ("missing" if k in missing else "unaffected" if k in unaffected
+                                 else "failed" if data["values"][k] is None else "scored")
+    return found
+
+
+def export_states(run):
+    # The heatmap draws a cell outside every window grey, as not scored.
+    return {(cell["memory_key"], cell["response_index"]): cell["state"].replace(export.NOT_IN_RUN, export.MISSING)
+            for cell in export.cells(run)}
+
+
+def cell_page(cast, run, key, index):
+    memory = run.calls.get(filter="skip_key", memory__key=key).memory
+    response = run.snapshot.nodes.get(index=index)
+    page = cast.client_for(cast.viewer).get(reverse("heatmap_cell", args=[run.pk, memory.pk, response.pk]),
+                                            HTTP_HX_REQUEST="true")
+    assert page.status_code == 200
+    return page.text
+
+
+def test_the_heatmap_and_its_cell_pages_agree_with_the_export_on_an_incremental_run(snapshot, cast):
+    run = run_inline(start_run(snapshot, "incremental", params={"response_window": 1, "limit": 3}))
+    drawn = payload_states(run)
+    assert drawn == export_states(run)
+    # Before a memory's window: the beige "unaffected", not grey "not scored".
+    for call in run.calls.filter(filter="skip_key").select_related("memory"):
+        before = [index for key, index in drawn if key == call.memory.key and index < call.range_start]
+        after = [index for key, index in drawn if key == call.memory.key and index >= call.range_end]
+        if before and after:
+            break
+    assert before and after
+    assert {drawn[call.memory.key, index] for index in before} == {"unaffected"}
+    assert "before the memory: unaffected" in cell_page(cast, run, call.memory.key, before[0])
+    assert "not in this run" in cell_page(cast, run, call.memory.key, after[0])
+
+
+def test_a_failed_incremental_call_fails_the_cells_before_its_window_too(snapshot, agent, ref, cast):
+    agent.score_concurrency = 1
+    agent.save()
+    run = start_run(snapshot, "incremental", params={"response_window": 1, "limit": 3})
+    # One call at a time, baselines first: the last call (a memory's) fails
+    # on every attempt.
+    last = run.calls_total
+    ref.control(**{**NO_FAULTS, "fail_nth": [last, last + 1, last + 2]})
+    run = run_inline(run)
+    failed = run.calls.get(status="failed")
+    assert failed.filter == "skip_key" and failed.range_start > 0
+    key = failed.memory.key
+    rows = states(run)[key]
+    before = [(state, delta) for index, state, delta in rows if index < failed.range_start]
+    assert before and set(before) == {(export.FAILED, None)}, "never shown as exactly 0"
+    assert payload_states(run) == export_states(run)
+    index = next(index for index, _, _ in rows if index < failed.range_start)
+    assert "failed" in cell_page(cast, run, key, index)

@@ -21,7 +21,6 @@ import math
 
 from scoring import maths
 from scoring.heatmap import matrix
-from scoring.models import ScoreCall
 from scoring.models.runs import Mode
 
 COLUMNS = [
@@ -30,7 +29,8 @@ COLUMNS = [
 ]
 SCORED, UNAFFECTED, FAILED, MISSING = "scored", "unaffected", "failed", "missing"
 NOT_IN_RUN = "not_in_run"
-STATE_NAMES = {matrix.SCORED: SCORED, matrix.UNAFFECTED: UNAFFECTED, matrix.FAILED: FAILED, matrix.MISSING: MISSING}
+STATE_NAMES = {matrix.SCORED: SCORED, matrix.UNAFFECTED: UNAFFECTED, matrix.FAILED: FAILED, matrix.MISSING: MISSING,
+               matrix.NOT_IN_RUN: NOT_IN_RUN}
 
 
 def kind(run):
@@ -44,25 +44,10 @@ def cells(run):
     unaffected (0)."""
     memories, responses, deltas, states = matrix.load_matrix_states(run)
     cell_kind = kind(run)
-    # Each memory's windows: a cell with no row outside all of them is never
-    # scored in this run ("not_in_run", not "missing"); before the first one,
-    # the response comes before the memory: unaffected, exactly 0, as a full
-    # run stores it. (Full, groups and memory runs have one window per memory
-    # over all their columns; an estimate's memories have no call of their own.)
-    windows = {}
-    for memory_id, start, end in ScoreCall.objects.filter(run=run, filter=ScoreCall.Filter.SKIP_KEY).values_list(
-            "memory_id", "range_start", "range_end"):
-        windows.setdefault(memory_id, []).append((start, end))
     for i, memory in enumerate(memories):
-        ranges = windows.get(memory["id"])
         for j, response in enumerate(responses):
             delta = float(deltas[i, j])
             state = STATE_NAMES[int(states[i, j])]
-            if state == MISSING and ranges and not any(s <= response["index"] < e for s, e in ranges):
-                if response["index"] < min(s for s, _ in ranges):
-                    state, delta = UNAFFECTED, 0.0
-                else:
-                    state = NOT_IN_RUN
             if math.isnan(delta):
                 delta = importance = None
             else:

@@ -86,18 +86,64 @@ def load_matrix_arrays(run):
 def load_matrix_states(run):
     """load_matrix_arrays with each cell's state instead of the failed array:
     (memories, responses, deltas, states), states a uint8 array of the codes
-    below (an unaffected cell's delta is its exact 0)."""
+    below (an unaffected cell's delta is its exact 0). A cell with no row
+    takes its state from its memory's windows (window_states)."""
     matrix = load_matrix(run, cells=False)
-    deltas, failed, unaffected = _placed(run, matrix["memories"], matrix["responses"])
+    memories, responses = matrix["memories"], matrix["responses"]
+    deltas, failed, unaffected = _placed(run, memories, responses)
     states = np.full(deltas.shape, MISSING, dtype=np.uint8)
     states[~np.isnan(deltas)] = SCORED
     states[unaffected] = UNAFFECTED
     states[failed] = FAILED
-    return matrix["memories"], matrix["responses"], deltas, states
+    derived = window_states(run, [m["id"] for m in memories], [r["index"] for r in responses])
+    outside = (states == MISSING) & (derived != COVERED)
+    states[outside] = derived[outside]
+    deltas[outside & (derived == UNAFFECTED)] = 0.0
+    return memories, responses, deltas, states
 
 
-# load_matrix_states' codes.
-SCORED, FAILED, MISSING, UNAFFECTED = 0, 1, 2, 3
+# load_matrix_states' codes; COVERED only in window_states.
+SCORED, FAILED, MISSING, UNAFFECTED, NOT_IN_RUN, COVERED = 0, 1, 2, 3, 4, 255
+
+
+def window_states(run, memory_ids, response_indexes):
+    """The state of each cell (a uint8 array, memories × responses) that no
+    call of its memory covers, and COVERED for the rest (their rows say).
+
+    A run stores a row for every response in a call's range; an incremental
+    run's call covers its memory's own window only. A response before the
+    first window comes before the memory: UNAFFECTED (exactly 0, as a full
+    run stores it) once the memory's calls are done, FAILED if one failed
+    (as every cell of a failed call is: never shown as 0), MISSING until
+    then. One after it is NOT_IN_RUN: never scored by this run. A memory with
+    no call of its own (an estimate's) is COVERED throughout.
+    """
+    states = np.full((len(memory_ids), len(response_indexes)), COVERED, dtype=np.uint8)
+    if not len(memory_ids) or not len(response_indexes):
+        return states
+    calls = {}
+    for memory_id, start, end, status in ScoreCall.objects.filter(
+            run=run, filter=ScoreCall.Filter.SKIP_KEY, memory_id__in=memory_ids).values_list(
+            "memory_id", "range_start", "range_end", "status"):
+        calls.setdefault(memory_id, []).append((start, end, status))
+    index = np.asarray(response_indexes)
+    for i, memory_id in enumerate(memory_ids):
+        found = calls.get(memory_id)
+        if not found:
+            continue
+        inside = np.zeros(len(index), dtype=bool)
+        for start, end, _ in found:
+            inside |= (start <= index) & (index < end)
+        before = ~inside & (index < min(start for start, _, _ in found))
+        statuses = {status for _, _, status in found}
+        if ScoreCall.Status.FAILED in statuses:
+            states[i, before] = FAILED
+        elif statuses == {ScoreCall.Status.DONE}:
+            states[i, before] = UNAFFECTED
+        else:
+            states[i, before] = MISSING
+        states[i, ~inside & ~before] = NOT_IN_RUN
+    return states
 
 
 def cell_arrays(run, memories, responses):

@@ -14,7 +14,7 @@ import numpy as np
 from django.core.cache import cache
 
 from scoring.heatmap.export import estimate_info, kind
-from scoring.heatmap.matrix import MISSING, UNAFFECTED, load_matrix_states
+from scoring.heatmap.matrix import MISSING, NOT_IN_RUN, UNAFFECTED, load_matrix_states
 from scoring.maths import HARMFUL_NATS, ZERO_THRESHOLD
 
 SNIPPET_CHARS = 80
@@ -59,9 +59,10 @@ def cache_key(run):
     # Changes with anything that could change a finished run's cells (a
     # resumed or re-finished run), so a stale payload is never served. v4:
     # "unaffected" added, so payloads cached before are not reused ("kind" needs
-    # no new version: a payload cached without it is an exact run's).
+    # no new version: a payload cached without it is an exact run's). v5: an
+    # incremental run's cells before a memory's window are "unaffected".
     finished = int(run.finished_at.timestamp() * 1e6) if run.finished_at else 0
-    return f"heatmap-v4-{run.pk}-{run.status}-{run.calls_done}-{run.calls_failed}-{finished}"
+    return f"heatmap-v5-{run.pk}-{run.status}-{run.calls_done}-{run.calls_failed}-{finished}"
 
 
 def pack(run):
@@ -98,8 +99,9 @@ def pack(run):
         # Signed deltas in thousandths, row-major (memory by memory);
         # null = no value: failed, or not scored yet when listed in "missing".
         "values": values,
-        # [flat start, length] runs of cells not scored yet.
-        "missing": _runs(states == MISSING),
+        # [flat start, length] runs of cells not scored yet, or never by this
+        # run (outside every window of their memory: an incremental run's).
+        "missing": _runs((states == MISSING) | (states == NOT_IN_RUN)),
         # [flat start, length] runs of cells before their memory's first
         # appearance: exactly 0 (their value), never asked of the server.
         "unaffected": _runs(states == UNAFFECTED),

@@ -16,7 +16,7 @@ from django.views.decorators.http import condition
 from scoring import maths, modes
 from scoring.access import get_run_for_user, require_perm
 from scoring.heatmap import export
-from scoring.heatmap.matrix import response_numbers
+from scoring.heatmap.matrix import response_numbers, window_states
 from scoring.heatmap.payload import cache_key, cached_payload, pack
 from scoring.models import CellScore, Memory, Node, ScoreCall
 
@@ -114,8 +114,11 @@ def heatmap_cell(request, pk, memory_id, response_id):
         Node.objects.filter(snapshot_id=run.snapshot_id, memory=memory).in_context_order().first()
     )
     cell = CellScore.objects.filter(run=run, memory_id=memory_id, response_id=response_id).first()
+    # A cell with no row: its memory's windows say why (matrix.window_states).
+    state = cell.state if cell is not None else export.STATE_NAMES.get(
+        int(window_states(run, [memory.pk], [response.index])[0, 0]), export.MISSING)
     call_error = ""
-    if cell is not None and cell.failed:
+    if state == "failed":
         call = (
             ScoreCall.objects.filter(run=run, memory_id=memory_id, status=ScoreCall.Status.FAILED)
             .exclude(error="")
@@ -130,6 +133,7 @@ def heatmap_cell(request, pk, memory_id, response_id):
         "response": response,
         "response_number": response_numbers(run.snapshot_id, [response.index])[response.index],
         "cell": cell,
+        "state": state,
         "call_error": call_error,
         # A failed cell's delta is None: no importance, neither flag.
         "importance": maths.cell_importance(cell.delta) if cell is not None else None,
