@@ -112,6 +112,10 @@ def test_it_marks_the_cells_of_a_call_that_keeps_failing_as_failed(agent, snapsh
     assert alice.count() == 7 and all(c.failed and c.delta is None for c in alice)
     failed_call = run.calls.get(memory__key="people/alice")
     assert failed_call.status == ScoreCall.Status.FAILED and "injected failure" in failed_call.error
+    # The findings count what was scored, and what failed apart.
+    memories = run.calls.filter(filter="skip_key").count()
+    assert run.result == {"memories": memories - 1, "failed_memories": 1,
+                          "cells": run.cells.count() - 7, "failed_cells": 7}
 
 
 def test_it_fails_the_run_and_every_cell_when_the_baseline_keeps_failing(agent, snapshot, ref):

@@ -7,6 +7,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
+from scoring import modes
 from scoring.context import Outline
 from scoring.engine import run_inline, start_run
 from scoring.followups import Followups
@@ -76,6 +77,20 @@ def test_it_scores_every_group_then_the_members_of_groups_above_the_threshold(ag
     assert all(m["importance"] > 0 and m["exact"] for m in groups["people"]["members"])
     # Group-only memories have no cells at all: never zeros.
     assert not CellScore.objects.filter(run=run, memory__key__in=GROUPS["identity"]).exists()
+
+
+def test_a_member_whose_own_call_failed_is_not_counted_as_scored_exactly(agent, snapshot):
+    run = groups_run(snapshot, threshold=THRESHOLD)
+    assert run.result["failed_memories"] == []
+    # As if people/alice's own call had failed on every attempt.
+    ScoreCall.objects.filter(run=run, filter="skip_key", memory__key="people/alice").update(
+        status=ScoreCall.Status.FAILED, result=None)
+
+    result = modes.get("groups").summary(run)
+
+    assert result["failed_memories"] == ["people/alice"]
+    assert "people/alice" not in result["exact_memories"]
+    assert len(result["exact_memories"]) == len(run.result["exact_memories"]) - 1
 
 
 def test_its_heatmap_rows_follow_the_context_not_the_order_of_the_calls(agent, snapshot):

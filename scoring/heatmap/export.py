@@ -80,15 +80,18 @@ def json_chunks(run):
     {"run": id, "kind": ..., "columns": COLUMNS, "cells": [{column: value}, ...]},
     with null for a delta or importance that has no value; an estimate adds
     "estimate": its K, seed and per-response held-out R² (fit_r2); a groups
-    run adds "groups": the memories scored exactly (the records' memories)
-    and those scored only with their group (no records: unknown, not zero)."""
+    run adds "groups": the memories scored exactly and those whose own call
+    failed (between them the records' memories; a failed one's records are
+    failed), and those scored only with their group (no records: unknown,
+    not zero)."""
     head = {"run": run.pk, "kind": kind(run), "columns": COLUMNS}
     if head["kind"] == "estimate":
         head["estimate"] = estimate_info(run)
     if run.mode == Mode.GROUPS:
-        # Only the memories scored exactly have cells; the others were left out with their group only.
+        # Only the memories left out alone have cells; the others were left out with their group only.
         result = run.result or {}
-        head["groups"] = {"exact_memories": result.get("exact_memories"), "group_only": result.get("group_only")}
+        head["groups"] = {"exact_memories": result.get("exact_memories"),
+                          "failed_memories": result.get("failed_memories", []), "group_only": result.get("group_only")}
     yield json.dumps(head, ensure_ascii=False)[:-1] + ',"cells":['
     for n, cell in enumerate(cells(run)):
         yield ("," if n else "") + "\n" + json.dumps(cell, ensure_ascii=False, separators=(",", ":"))

@@ -11,6 +11,7 @@ A restricted run is not the agent's matrix: the memories page skips it.
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Count, Q
 from django.template.defaultfilters import pluralize
 
 from scoring.models import CellScore, ScoreCall, ScoringRun
@@ -61,7 +62,8 @@ class FullMode(ScoringMode):
     # Shows the estimate-vs-exact comparison when the run checks an estimate (source_run).
     detail_template = "scoring/_estimate_check.html"
     identifiers = ("source_run",)
-    result_labels = {"memories": "Memories scored", "cells": "Cells", "responses": "Responses"}
+    result_labels = {"memories": "Memories scored", "failed_memories": "Memories whose call failed",
+                     "cells": "Cells", "failed_cells": "Cells failed", "responses": "Responses"}
 
     def page_form(self, snapshot, data=None):
         form = super().page_form(snapshot, data)
@@ -91,14 +93,26 @@ class FullMode(ScoringMode):
         return {"check": estimate.exact_check(run)}
 
     def summary(self, run):
-        calls = ScoreCall.objects.filter(run=run, filter=Filter.SKIP_KEY)
-        return {"memories": calls.count(), "cells": CellScore.objects.filter(run=run).count()}
+        """What the run scored, apart from what failed (unknown, never a score)."""
+        calls = ScoreCall.objects.filter(run=run, filter=Filter.SKIP_KEY).aggregate(
+            memories=Count("pk", filter=Q(status=ScoreCall.Status.DONE)),
+            failed_memories=Count("pk", filter=Q(status=ScoreCall.Status.FAILED)))
+        failed_cell = Q(state=CellScore.State.FAILED)
+        cells = CellScore.objects.filter(run=run).aggregate(
+            cells=Count("pk", filter=~failed_cell), failed_cells=Count("pk", filter=failed_cell))
+        found = {"memories": calls["memories"], "cells": cells["cells"]}
+        # Named only when something failed.
+        failed = {"failed_memories": calls["failed_memories"], "failed_cells": cells["failed_cells"]}
+        return {**found, **{k: n for k, n in failed.items() if n}}
 
     def report(self, run, write):
         result = run.result or {}
         if "memories" in result:
             n, cells = result["memories"], result["cells"]
-            write(f"{n} memor{pluralize(n, 'y,ies')}, {cells} cell{pluralize(cells)}")
+            failed = result.get("failed_memories", 0)
+            write(f"{n} memor{pluralize(n, 'y,ies')}, {cells} cell{pluralize(cells)}"
+                  + (f"; {failed} memor{pluralize(failed, 'y,ies')} failed ({result.get('failed_cells', 0)} cells)"
+                     if failed else ""))
 
 
 # Unknown keys named in an error; the rest are counted.

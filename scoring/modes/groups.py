@@ -144,6 +144,7 @@ class GroupsMode(ScoringMode):
         "groups": "Groups", "pairs": "Near-duplicate pairs scored", "pairs_found": "Near-duplicate pairs found",
         "calls_used": "Calls used", "exact_calls": "Exact matrix calls (N+1)",
         "stage2_groups": "Groups scored member by member", "exact_memories": "Memories scored exactly",
+        "failed_memories": "Memories whose own call failed",
         "group_only": "Memories scored only with their group", "redundant": "Redundancy flags",
     }
 
@@ -277,8 +278,10 @@ def summarise(run, calls):
     return {
         "groups": groups, "redundant": flags, "calls_used": len(calls),
         "stage2_groups": sum(1 for g in groups if g["stage2"]),
-        # Their cells are exact (or failed, never zero); the others' are absent.
-        "exact_memories": list(alone),
+        # Left out one at a time, the heatmap's rows: exact cells, or failed
+        # ones (unknown, never zero); the others' are absent.
+        "exact_memories": [k for k, d in alone.items() if d is not None],
+        "failed_memories": [k for k, d in alone.items() if d is None],
         "group_only": [k for g in groups for k in g["keys"] if k not in alone],
     }
 
