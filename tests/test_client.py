@@ -139,3 +139,16 @@ def test_a_client_given_to_it_serves_every_thread():
             assert list(pool.map(lambda _: client.models(), range(4))) == [["m"]] * 4
         given = client.http
     assert given.is_closed
+
+
+@pytest.mark.parametrize("key", ["sk-line\nbreak", "sk-nbsp\u00a0é"])
+def test_a_key_no_header_can_carry_is_refused_before_anything_is_sent_and_never_quoted(key):
+    sent = []
+    # As a row saved before the rule, or a key read from the environment.
+    client = InferenceClient("http://gpu-1:8000/v1", "m", api_key=key)
+    client.http = httpx.Client(transport=httpx.MockTransport(lambda request: sent.append(request)))
+    with client, pytest.raises(PermanentError) as e:
+        client.complete([1])
+    assert "an HTTP header cannot carry" in str(e.value)
+    assert key not in str(e.value) and "sk-" not in str(e.value)
+    assert sent == []

@@ -591,3 +591,19 @@ def test_the_form_says_fine_tune_as_every_other_page_does(cast, poc):
         page = client.get(url).content.decode()
         assert not re.search(r"finetune\b(?!_)", page, re.I), url
         assert "the re-score after fine-tuning shows the gap closing" in page
+
+
+@pytest.mark.parametrize("key, kind", [
+    ("sk-line\nbreak", "line breaks"),
+    ("sk-tab\tinside", "spaces or tabs"),
+    ("sk-bell\x07", "control characters"),
+    ("sk-nbsp\u00a0é", "non-ASCII characters"),
+])
+def test_it_refuses_a_key_no_http_header_can_carry_without_echoing_it(cast, poc, key, kind):
+    response = cast.client_for(cast.operator).post(
+        reverse("agent_edit", args=[poc.pk]), _valid_post(name="poc", api_key=key))
+    assert response.status_code == 200
+    assert kind in response.text and "an HTTP header cannot carry" in response.text
+    assert key not in response.text and key.split()[0] not in response.text
+    poc.refresh_from_db()
+    assert poc.api_key == SECRET

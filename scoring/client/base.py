@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 from httpx_sse import SSEError, connect_sse
 
-from scoring.models.agents import base_url_problem
+from scoring.models.agents import api_key_problem, base_url_problem
 
 from .errors import (
     OutcomeUnknown,
@@ -87,11 +87,14 @@ class InferenceClient:
         # The rules an agent's base URL is saved under, checked again here for
         # rows saved before them: every call is refused (url()), none is sent.
         self.refused = base_url_problem(self.base_url)
+        # Likewise a key no header can carry (saved before the rule, or read
+        # from the environment): refused before anything is sent.
+        self.key_refused = api_key_problem(api_key) if api_key else None
         self.model = model
         self.timeout = timeout
         # None: no "priority" field is ever sent (a stock vLLM refuses one).
         self.priority = priority
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key and not self.key_refused else {}
         self._connect_timeout = connect_timeout
         self._own = threading.local()
         self._opened, self._opened_lock = [], threading.Lock()
@@ -253,6 +256,8 @@ class InferenceClient:
         if self.refused:
             raise PermanentError(f"{label} not sent: the agent's base URL is not one memscore calls. "
                                  f"{self.refused} Then save the agent's settings.")
+        if self.key_refused:
+            raise PermanentError(f"{label} not sent: {self.key_refused}")
         return self.root + label
 
     def _post_json(self, label, body, headers=None):

@@ -11,7 +11,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Q
 
 from scoring.models import Agent
-from scoring.models.agents import check_template, same_server, validate_prefix_ids
+from scoring.models.agents import api_key_problem, check_template, same_server, validate_prefix_ids
 
 # The agent form's fields, grouped as the page shows them.
 AGENT_FIELD_GROUPS = [
@@ -255,6 +255,13 @@ class AgentForm(forms.ModelForm):
                 params={"value": value, "n": len(found), "found": ", ".join(found), "first": found[0]},
             )
         return value
+
+    def clean_api_key(self):
+        key = self.cleaned_data["api_key"]
+        problem = api_key_problem(key) if key else None
+        if problem:
+            raise ValidationError(problem, code="header")
+        return key
 
     def clean_memory_template(self):
         return _check_template(self.cleaned_data["memory_template"], {"key": "k", "text": "\x00"})

@@ -114,6 +114,22 @@ METADATA_NAMES = {
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
+def api_key_problem(key):
+    """Why `key` cannot be sent as a Bearer token, in words (never the key
+    itself: the words are shown and logged); None when it can. Only visible
+    ASCII goes in an HTTP header: a line break (a wrapped copy-paste) or a
+    non-breaking space made every call fail with an error quoting the key,
+    or never go out at all."""
+    bad = [c for c in key if not 0x21 <= ord(c) <= 0x7E]
+    if not bad:
+        return None
+    kinds = sorted({"line breaks" if c in "\r\n" else "spaces or tabs" if c.isascii() and c.isspace()
+                    else "control characters" if c.isascii() else "non-ASCII characters (e.g. a non-breaking space)"
+                    for c in bad})
+    return (f"The API key holds {' and '.join(kinds)}, which an HTTP header cannot carry: "
+            "enter it again as the server issued it.")
+
+
 def base_url_problem(value):
     """Why memscore will not send requests under `value` as an agent's base
     URL, in words; None when it will. Checked when an agent is saved
