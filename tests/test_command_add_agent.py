@@ -46,3 +46,12 @@ def test_it_refuses_bad_server_settings(db, args, message):
     with pytest.raises(CommandError, match=message):
         _add("--url", "http://gpu-1:8000", *args)
     assert not Agent.objects.exists()
+
+
+def test_it_refuses_a_name_of_digits_only_which_reads_as_another_agents_id(db):
+    # export_samples 7 and send_training 7 would take agent #7, not this one.
+    with pytest.raises(CommandError, match="NAME: A name of digits only reads as another agent.s id"):
+        call_command("add_agent", "7", "--url", "http://gpu-1:8000", "--model", "m", stdout=io.StringIO())
+    assert not Agent.objects.exists()
+    call_command("add_agent", "agent-7", "--url", "http://gpu-1:8000", "--model", "m", stdout=io.StringIO())
+    assert Agent.objects.get().name == "agent-7"

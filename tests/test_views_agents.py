@@ -607,3 +607,10 @@ def test_it_refuses_a_key_no_http_header_can_carry_without_echoing_it(cast, poc,
     assert key not in response.text and key.split()[0] not in response.text
     poc.refresh_from_db()
     assert poc.api_key == SECRET
+
+
+def test_it_refuses_a_name_of_digits_only(cast):
+    response = cast.client_for(cast.operator).post(reverse("agent_create"), _valid_post(name="7"))
+    assert response.status_code == 200
+    assert "A name of digits only reads as another agent&#x27;s id" in response.text
+    assert not Agent.objects.filter(name="7").exists()

@@ -237,10 +237,19 @@ class KeySource(models.TextChoices):
     NONE = "none", "none"
 
 
+def validate_agent_name(value):
+    """An agent is named by its id or its name alike (?agent=, the command
+    line's export_samples and send_training): a name of digits only would
+    name another agent, the one with that id."""
+    if value.isdigit():
+        raise ValidationError("A name of digits only reads as another agent's id: add a letter, e.g. agent-7.",
+                              code="digits")
+
+
 class Agent(models.Model):
     """An LLM agent whose context memscore scores, and its inference server."""
 
-    name = models.SlugField(max_length=100, unique=True)
+    name = models.SlugField(max_length=100, unique=True, validators=[validate_agent_name])
     base_url = models.CharField(
         "inference base URL",
         max_length=500,
