@@ -370,3 +370,46 @@ def test_the_change_page_of_an_agent_without_a_stored_key_opens_and_saves(db):
     # With a key stored, the box is there to remove it.
     assert client.post(url, _agent_form(keyless, api_key="sk-new")).status_code == 302
     assert 'name="clear_api_key"' in client.get(url).text
+
+
+def test_decisions_what_was_sent_to_training_and_a_runs_parts_are_never_deleted_by_hand(agent, run, candidates):
+    root, client = staff("root", superuser=True)
+    alice, _ = staff("alice", role="reviewer")
+    review = Review.objects.create(candidate=candidates[0], reviewer=alice, decision="approve")
+    comment = Comment.objects.create(candidate=candidates[0], author=alice, text="fine")
+    job = TrainJob.objects.create(agent=agent, status=TrainJob.Status.UNKNOWN)
+    sample = TrainSample.objects.create(job=job, candidate=candidates[0], context_ids=[1], continuation_ids=[2])
+    for obj in (review, comment, job, sample):
+        url = reverse(f"admin:scoring_{obj._meta.model_name}_delete", args=[obj.pk])
+        assert client.post(url, {"post": "yes"}).status_code == 403, obj._meta.model_name
+        assert type(obj).objects.filter(pk=obj.pk).exists()
+    # Nor through a cascade: a reviewer with decisions is deactivated, not
+    # deleted, and a candidate reviewed or sent to training stays, with its snapshot.
+    page = client.post(reverse("admin:auth_user_delete", args=[alice.pk]), {"post": "yes"})
+    assert "Cannot delete user" in page.text and User.objects.filter(pk=alice.pk).exists()
+    for model, pk in (("candidate", candidates[0].pk), ("snapshot", run.snapshot.pk)):
+        page = client.post(reverse(f"admin:scoring_{model}_delete", args=[pk]), {"post": "yes"})
+        assert page.status_code == 403 or "permission to delete" in page.text
+    assert Snapshot.objects.filter(pk=run.snapshot.pk).exists() and Review.objects.filter(pk=review.pk).exists()
+    assert TrainSample.objects.filter(pk=sample.pk).exists()
+
+
+def test_a_run_deleted_in_the_admin_is_in_the_activity_log(agent, run):
+    root, client = staff("root", superuser=True)
+    client.post(reverse("admin:scoring_scoringrun_delete", args=[run.pk]), {"post": "yes"})
+    assert not ScoringRun.objects.filter(pk=run.pk).exists()
+    entry = Activity.objects.get(verb="deleted in admin")
+    assert entry.actor_name == "root" and entry.target_type == "scoringrun"
+
+
+def test_a_snapshot_and_a_memory_are_shown_as_imported_not_edited(agent, run):
+    root, client = staff("root", superuser=True)
+    snapshot, memory = run.snapshot, Memory.objects.filter(agent=agent).first()
+    taken, text = snapshot.taken_at, memory.text
+    client.post(reverse("admin:scoring_snapshot_change", args=[snapshot.pk]), {"taken_at_0": "2031-01-01",
+                                                                              "taken_at_1": "00:00:00"})
+    client.post(reverse("admin:scoring_memory_change", args=[memory.pk]), {"text": "forged"})
+    snapshot.refresh_from_db()
+    memory.refresh_from_db()
+    assert (snapshot.taken_at, memory.text) == (taken, text)
+    assert client.get(reverse("admin:scoring_memory_change", args=[memory.pk])).status_code == 200

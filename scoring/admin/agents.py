@@ -87,6 +87,11 @@ class SnapshotAdmin(LoggedAdmin):
         # Snapshots come in through the API, the upload page or the CLI (validated there).
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # As imported: a date set here by hand skipped the import's checks (a
+        # snapshot "taken" in 2031 became the agent's latest).
+        return False
+
 
 @admin.register(Node)
 class NodeAdmin(ReadOnlyAdmin):
@@ -127,6 +132,11 @@ class MemoryAdmin(LoggedAdmin):
     inlines = [MemoryScoreInline]
 
     def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        # Its text is the agent's, as last imported: edited here, the memory's
+        # page said the agent had changed it since the run.
         return False
 
 

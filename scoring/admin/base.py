@@ -33,11 +33,22 @@ class LoggedAdmin(admin.ModelAdmin):
         super().delete_queryset(request, queryset)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Viewable (and, for superusers, deletable) but never added or edited by hand."""
+class ReadOnlyAdmin(LoggedAdmin):
+    """Viewable (and, for superusers, deletable: logged) but never added or edited by hand."""
 
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+class KeptAdmin(ReadOnlyAdmin):
+    """Never deleted by hand either: the review's decisions and what was sent
+    to training (deleting a review left its candidate approved with no
+    decision; deleting a job whose outcome was unknown freed its samples to be
+    sent, and trained, twice). Nor is what holds them (a candidate, a
+    snapshot, an agent): the admin refuses a deletion that would take one."""
+
+    def has_delete_permission(self, request, obj=None):
         return False

@@ -7,7 +7,7 @@ from django.db.models import Count, Q
 from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 
-from scoring.admin.base import ReadOnlyAdmin, errors_text, short
+from scoring.admin.base import KeptAdmin, ReadOnlyAdmin, errors_text, short
 from scoring.models import Candidate, Comment, Review
 from scoring.models.candidates import BulkDecision, decide_each
 
@@ -143,7 +143,7 @@ class CandidateAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Review)
-class ReviewAdmin(ReadOnlyAdmin):
+class ReviewAdmin(KeptAdmin):
     list_display = ["candidate", "reviewer", "decision", "comment_start", "created_at", "updated_at"]
     list_filter = ["decision"]
     list_select_related = ["candidate", "reviewer"]
@@ -156,7 +156,7 @@ class ReviewAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Comment)
-class CommentAdmin(ReadOnlyAdmin):
+class CommentAdmin(KeptAdmin):
     list_display = ["candidate", "author", "text_start", "created_at"]
     list_select_related = ["candidate", "author"]
     search_fields = ["text", "author__username"]

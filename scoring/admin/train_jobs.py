@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count
 
 from scoring import outbox
-from scoring.admin.base import ReadOnlyAdmin, errors_text
+from scoring.admin.base import KeptAdmin, errors_text
 from scoring.followups import Followups
 from scoring.models import TrainJob, TrainSample
 from scoring.tasks.enqueue import enqueue_on_commit
@@ -31,7 +31,7 @@ class TrainSampleInline(admin.TabularInline):
 
 
 @admin.register(TrainJob)
-class TrainJobAdmin(ReadOnlyAdmin):
+class TrainJobAdmin(KeptAdmin):
     list_display = ["short_id", "agent", "status", "samples", "attempts", "server_job_id",
                     "created_by", "created_at", "finished_at"]
     list_filter = ["status", "agent"]
@@ -76,7 +76,7 @@ class TrainJobAdmin(ReadOnlyAdmin):
 
 
 @admin.register(TrainSample)
-class TrainSampleAdmin(ReadOnlyAdmin):
+class TrainSampleAdmin(KeptAdmin):
     list_display = ["id", "job", "candidate", "live"]
     list_filter = ["live"]
     list_select_related = ["job", "candidate"]

@@ -26,7 +26,9 @@ class Review(models.Model):
         SKIP = "skip", "skip"
 
     candidate = models.ForeignKey("scoring.Candidate", on_delete=models.CASCADE, related_name="reviews")
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # A reviewer with decisions is deactivated, not deleted: deleting them took
+    # their decisions away from candidates that stayed approved.
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     decision = models.CharField(max_length=8, choices=Decision.choices)
     comment = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -55,7 +57,7 @@ DECISION_VERBS = {
 
 class Comment(models.Model):
     candidate = models.ForeignKey("scoring.Candidate", on_delete=models.CASCADE, related_name="comments")
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     text = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -299,7 +299,9 @@ class TrainSample(models.Model):
     """One candidate in one training job, with the exact ids that are sent."""
 
     job = models.ForeignKey(TrainJob, on_delete=models.CASCADE, related_name="samples")
-    candidate = models.ForeignKey("scoring.Candidate", on_delete=models.CASCADE, related_name="samples")
+    # A sample outlives its candidate's deletion only with its job's (its
+    # agent's): alone, deleting a candidate sent to training is refused.
+    candidate = models.ForeignKey("scoring.Candidate", on_delete=models.RESTRICT, related_name="samples")
     context_ids = models.JSONField()
     continuation_ids = models.JSONField()
     # False once the job failed for good, so the candidate may be sent again.
