@@ -288,3 +288,15 @@ def test_it_sorts_weights_in_sql_with_unscored_last_by_key(cast, agent):
     assert _page_keys(client, agent, sort="weight") == ["b", "c", "A", "a2"]
     assert _page_keys(client, agent, sort="-last_scored") == ["b", "c", "A", "a2"]
     assert _page_keys(client, agent, sort="-key") == ["c", "b", "a2", "A"]
+
+
+def test_a_memory_whose_cells_failed_is_unknown_not_one_no_response_depends_on(cast, run, agent):
+    client = cast.client_for(cast.viewer)
+    broken = Memory.objects.get(agent=agent, key="broken")
+    html = client.get(reverse("memory_detail", args=[broken.pk])).text
+    assert 'id="memory-cells-failed"' in html and "unknown (not zero)" in html
+    assert "No response depends on it" not in html
+    # Some failed, some scored: what was scored is listed, the failed ones counted apart.
+    partly = Memory.objects.get(agent=agent, key=f"xss/{XSS}")
+    html = client.get(reverse("memory_detail", args=[partly.pk])).text
+    assert f"{N - 1} of its cells in this run failed" in html

@@ -249,7 +249,11 @@ def memory_detail(request, pk):
         .in_context_order("-snapshot__taken_at")[:50]
     )
     top_cells = better_without_cells = []
+    failed_cells = scored_cells = 0
     if run is not None:
+        counts = CellScore.objects.filter(run=run, memory=memory).aggregate(
+            n_failed=Count("pk", filter=Q(failed=True)), n_scored=Count("pk", filter=Q(failed=False)))
+        failed_cells, scored_cells = counts["n_failed"], counts["n_scored"]
         cells = CellScore.objects.filter(run=run, memory=memory, failed=False).select_related("response")
         # mirrors maths.cell_importance(delta) > 0
         top_cells = list(cells.filter(delta__gt=maths.ZERO_THRESHOLD).order_by("-delta")[:15])
@@ -289,6 +293,9 @@ def memory_detail(request, pk):
             "appearances": appearances,
             "top_cells": top_cells,
             "better_without_cells": better_without_cells,
+            # A failed cell is unknown: "no response depends on it" is said of scored ones only.
+            "failed_cells": failed_cells,
+            "scored_cells": scored_cells,
             "history": history[-20:][::-1],
             "chart": chart,
             "never_min": maths.NEVER_MATTERS_MIN_RESPONSES,
