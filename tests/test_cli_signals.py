@@ -5,6 +5,7 @@ the signal's number. The handlers are the command's only while it runs, in the
 main thread, and a signal the command was started ignoring (nohup) stays so."""
 
 import signal
+import time
 from io import StringIO
 
 import pytest
@@ -150,3 +151,25 @@ def test_a_command_in_another_thread_leaves_the_handlers_alone(snapshot):
     assert not command.failure and not command.thread.is_alive()
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == handlers
     assert ScoringRun.objects.get().status == RunStatus.SUCCEEDED
+
+
+def test_ctrl_c_while_a_call_hangs_exits_at_once_and_sends_it_no_more(snapshot, tmp_path, ref, agent):
+    # The first call hangs for 20 s, and would be tried again (its retries:
+    # minutes) although nothing would store its answer once the run is cancelled.
+    agent.score_concurrency = 1
+    agent.save()
+    ref.control(**{**NO_FAULTS, "fail_rate": 1.0, "fail_mode": "hang", "hang_seconds": 20})
+    started = []
+
+    def sent_once_then_time_it(proc):
+        started.append(time.monotonic())
+
+    rc, out, err = signalled(["score", snapshot.pk, "--mode", "full", "--inline"], tmp_path, sig=signal.SIGINT,
+                             when=lambda out, err: ref.stats()["calls"].get("score", 0) >= 1,
+                             then=sent_once_then_time_it, timeout=60)
+
+    assert time.monotonic() - started[0] < 10, "it waited for the hanging call"
+    assert rc == 130 and "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert ScoringRun.objects.get().status == RunStatus.CANCELLED
+    time.sleep(1)
+    assert ref.stats()["calls"].get("score", 0) == 1, "the cancelled run's call was sent again"

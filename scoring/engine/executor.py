@@ -10,8 +10,8 @@ transaction.
 import itertools
 import logging
 import queue
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from django.db import connection
 from django.utils import timezone
@@ -88,6 +88,11 @@ class Executor:
             return False
         if shutdown.requested():
             return False
+        return self.still_active()
+
+    def still_active(self):
+        """False once the run ended (cancelled, or finished elsewhere), as
+        seen at most CANCEL_CHECK_SECONDS ago."""
         now = time.monotonic()
         if now - self._active_checked >= CANCEL_CHECK_SECONDS:
             self._active = ScoringRun.objects.active().filter(pk=self.run.pk).exists()
@@ -132,8 +137,11 @@ class Executor:
 
         def score_in_thread(key, batch):
             def keep_claim(attempt, error):
-                # A retrying call keeps its claim; this thread's connection is closed
-                # at once, as threads of the pool come and go.
+                # A retrying call keeps its claim, unless the run was
+                # cancelled: then it is not tried again. This thread's
+                # connection is closed at once, as threads of the pool come and go.
+                if cancelled.is_set():
+                    raise Cancelled
                 try:
                     renew_claims(batch)
                 finally:
@@ -145,9 +153,12 @@ class Executor:
                     outcomes = score_batch(batch, self.tokens, client, self.run.agent, on_retry=keep_claim)
                 else:
                     outcomes = [score_call(batch[0], self.tokens, client, self.run.agent, on_retry=keep_claim)]
+            except Cancelled:
+                pass
             except Exception:
-                log.exception("run %s: calls %s stopped; their claims will lapse",
-                              self.run.pk, [call.seq for call in batch])
+                if not cancelled.is_set():  # else what stopped it is its client, closed on leaving
+                    log.exception("run %s: calls %s stopped; their claims will lapse",
+                                  self.run.pk, [call.seq for call in batch])
             finally:
                 answers.put((key, outcomes))
 
@@ -157,7 +168,10 @@ class Executor:
         # Answers back but not stored yet, and since when the oldest waits.
         unstored, waiting_since = [], None
         store_at = max(1, self.threads // 2)
-        with client, ThreadPoolExecutor(self.threads, thread_name_prefix=f"run-{self.run.pk}") as pool:
+        # Set once the run is found cancelled: the calls in flight are not
+        # waited for (nothing would store their answers), nor tried again.
+        cancelled = threading.Event()
+        with client, Pool(self.threads, name=f"run-{self.run.pk}") as pool:
             while True:
                 heartbeat.beat(in_flight)
                 if outcomes and not unstored:
@@ -188,6 +202,10 @@ class Executor:
                 if unstored and (len(unstored) >= store_at or not in_flight or time.monotonic() >= due):
                     self.store(unstored)
                     unstored, due = [], None
+                if in_flight and not self.still_active():
+                    cancelled.set()
+                    pool.abandon()
+                    return
                 if not in_flight:
                     if client.prefix_cache and self.may_claim() and self.waiting_on_baselines():
                         time.sleep(BASELINE_POLL_SECONDS)
@@ -206,6 +224,53 @@ class Executor:
                     busy -= len(batch)
                     if answered is not None:
                         outcomes.extend(zip(batch, answered))
+
+
+class Cancelled(Exception):
+    """Raised in a pool thread retrying a call of a run found cancelled."""
+
+
+class Pool:
+    """The threads that make a run's HTTP calls, up to `size`, started as
+    calls are submitted, each taking the next call waiting.
+
+    Daemons, unlike concurrent.futures' threads, which the interpreter joins
+    at exit: a command line told to stop (Ctrl-C cancels its run) waited for
+    a call still out to a slow server, its retries included (minutes), whose
+    answer nothing would store. Leaving the `with` block waits for the
+    threads once their work is done, unless abandon() was called."""
+
+    def __init__(self, size, *, name):
+        self.size, self.name = size, name
+        self._work = queue.SimpleQueue()
+        self._threads = []
+        self._abandoned = False
+
+    def submit(self, fn, *args):
+        self._work.put((fn, args))
+        if len(self._threads) < self.size:
+            thread = threading.Thread(target=self._serve, name=f"{self.name}_{len(self._threads)}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def abandon(self):
+        """Leave without waiting for the calls in flight."""
+        self._abandoned = True
+
+    def _serve(self):
+        while (job := self._work.get()) is not None:
+            fn, args = job
+            fn(*args)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for _ in self._threads:
+            self._work.put(None)
+        if not self._abandoned:
+            for thread in self._threads:
+                thread.join()
 
 
 class Heartbeat:
