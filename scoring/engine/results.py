@@ -117,6 +117,20 @@ def finish_if_done(run_id):
     return Followups(heatmaps=[run_id] if ended and mode.warm_heatmap else [])
 
 
+def call_in_words(call):
+    """What a call left out: "baseline", "without people/bob", "without 3
+    memories together" (a group, or an estimate's random ablation), or
+    "without memories" (all of them)."""
+    if call.baseline_id is None:
+        return "baseline"
+    if call.memory_id:
+        return f"without {call.memory.key}"
+    if call.filter == ScoreCall.Filter.SKIP_KEYS:
+        n = len(call.removed_keys or [])
+        return f"without {n} memor{'y' if n == 1 else 'ies'} together"
+    return "without memories"
+
+
 def error_summary(total, failed):
     """A readable line on what failed: the baselines, then a few other calls."""
     if not failed:
@@ -125,8 +139,7 @@ def error_summary(total, failed):
     listed = [c for c in failed if c.baseline_id is None]
     listed += [c for c in failed if c.baseline_id is not None and c.error != BASELINE_FAILED]
     for c in listed[:ERRORS_LISTED]:
-        what = "baseline" if c.baseline_id is None else f"without {c.memory.key}" if c.memory_id else "without memories"
-        parts.append(f"call {c.seq} ({what}): {c.error}")
+        parts.append(f"call {c.seq} ({call_in_words(c)}): {c.error}")
     if len(listed) > ERRORS_LISTED:
         parts.append(f"and {len(listed) - ERRORS_LISTED} more")
     return "; ".join(parts)
