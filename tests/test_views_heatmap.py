@@ -248,3 +248,9 @@ def test_it_serves_a_finished_runs_payload_from_the_database_when_the_cache_is_d
     assert plain.status_code == 200 and json.loads(plain.content) == data
     # The page and the CSV read no cache either way.
     assert client.get(reverse("heatmap", args=[run.pk])).status_code == 200
+
+
+def test_a_one_memory_run_says_memory_not_memories(cast, agent):
+    run = matrix_run(agent, [[0.5]], keys=["only"])
+    page = cast.client_for(cast.viewer).get(reverse("heatmap", args=[run.pk])).text
+    assert '<span id="heatmap-size">1 memory × 1 response</span>' in page

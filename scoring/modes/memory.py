@@ -2,6 +2,7 @@
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.template.defaultfilters import pluralize
 
 from scoring import maths
 from scoring.context import memory_keys
@@ -67,7 +68,8 @@ class MemoryMode(ScoringMode):
     def report(self, run, write):
         result = run.result or {}
         if result.get("importance") is not None:
-            write(f"importance of {result['key']}: {result['importance']:.3f} over {result['responses']} responses")
+            n = result["responses"]
+            write(f"importance of {result['key']}: {result['importance']:.3f} over {n} response{pluralize(n)}")
 
 
 MODE = MemoryMode()

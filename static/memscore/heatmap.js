@@ -164,7 +164,7 @@
     performance.mark("heatmap-parsed");
     d = payload;
     rows = d.rows; cols = d.cols;
-    sizeEl.textContent = rows + " memories × " + cols + " responses";
+    sizeEl.textContent = rows + (rows === 1 ? " memory × " : " memories × ") + cols + (cols === 1 ? " response" : " responses");
     if (d.active) setTimeout(load, REFRESH_MS);
     else if (liveNotice) liveNotice.hidden = true;
     if (!rows || !cols) {

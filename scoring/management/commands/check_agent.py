@@ -33,5 +33,5 @@ class Command(_cli.Command):
             self.stdout.write(self.style.ERROR(line) if result.ok is False else line)
         failures = [r.name for r in results if r.ok is False]
         if failures:
-            raise CommandError(f"{len(failures)} check(s) failed: {', '.join(failures)}")
+            raise CommandError(f"{_cli.plural(len(failures), 'check')} failed: {', '.join(failures)}")
         self.stdout.write(self.style.SUCCESS(f"{agent.name}: every check passed."))

@@ -15,8 +15,8 @@ from . import _cli
 class Command(_cli.Command):
     help = (
         "Write a run's cells to stdout, one record per memory and response: the signed delta, "
-        "its importance and its state (scored, failed or missing). The same export as the "
-        "heatmap page's CSV and JSON downloads (docs/scoring.md, Exports)."
+        "its importance and its state (scored, unaffected, failed, missing or not_in_run). The same export "
+        "as the heatmap page's CSV and JSON downloads (docs/scoring.md, Exports)."
     )
 
     def add_arguments(self, parser):
