@@ -31,7 +31,7 @@ def test_it_exits_non_zero_and_says_what_to_change(agent):
     agent.save()
     out = StringIO()
 
-    with pytest.raises(CommandError, match=r"check\(s\) failed: model is served"):
+    with pytest.raises(CommandError, match=r"2 checks failed: model is served"):
         call_command("check_agent", "poc", stdout=out)
 
     assert "FAIL  model is served: The server serves memscore-ref, not qwen-32b" in out.getvalue()
