@@ -97,6 +97,10 @@ def test_it_sends_one_job_that_a_worker_posts_once(cast, agent, ref, fast_worker
     assert err == [f"sent 3 approved samples of poc as {job}"]
     assert set(job.samples.values_list("candidate_id", flat=True)) == {c.pk for c in candidates}
     assert Activity.objects.get(verb="sent to training", target_id=str(job.pk)).actor_name == "command line"
+    # The pages say who sent it, as a run's say who started it.
+    viewer = cast.client_for(cast.viewer)
+    assert "sent by command line" in viewer.get(reverse("train_job_detail", args=[job.pk])).text
+    assert "<td>command line</td>" in viewer.get(reverse("train_job_list")).text
     wait_for(lambda: TrainJob.objects.get().status == TrainJob.Status.QUEUED, timeout=60,
              message="the worker to post the job")
     assert ref.stats()["train_posts"] == posts + 1

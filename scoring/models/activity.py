@@ -43,6 +43,18 @@ class Activity(models.Model):
         return TARGET_LABELS.get(self.target_type, self.target_type)
 
     @classmethod
+    def actor_names(cls, verb, rows):
+        """{str(pk): actor_name} of the entries `verb` on `rows` (of one model): who
+        did it where no user did ("command line", "system"), read from the log
+        in one query rather than stored twice."""
+        rows = list(rows)
+        if not rows:
+            return {}
+        found = cls.objects.filter(verb=verb, target_type=rows[0]._meta.model_name,
+                                   target_id__in=[str(row.pk) for row in rows])
+        return dict(found.values_list("target_id", "actor_name"))
+
+    @classmethod
     def record(cls, actor, verb, target=None, *, actor_name=None, **detail):
         """Log one action. `actor` is a user or None (then give actor_name)."""
         if actor is not None and getattr(actor, "is_authenticated", False):

@@ -68,11 +68,7 @@ def label_origins(runs):
     ("command line", "background scoring"), read from the activity log in one
     query rather than stored twice. Returns the runs."""
     runs = list(runs)
-    unowned = [str(r.pk) for r in runs if r.created_by_id is None]
-    names = dict(
-        Activity.objects.filter(verb="started run", target_type="scoringrun", target_id__in=unowned)
-        .values_list("target_id", "actor_name")
-    ) if unowned else {}
+    names = Activity.actor_names("started run", [r for r in runs if r.created_by_id is None])
     for run in runs:
         if run.created_by_id is not None:
             run.started_by = run.created_by.get_username()

@@ -295,6 +295,17 @@ ACTIVE_STATUSES = [
 ]
 
 
+def label_senders(jobs):
+    """Set `sent_by` on each job: its user's name, else who sent it
+    ("command line"), from the activity log (as label_origins does for runs).
+    Returns the jobs."""
+    jobs = list(jobs)
+    names = Activity.actor_names("sent to training", [j for j in jobs if j.created_by_id is None])
+    for job in jobs:
+        job.sent_by = job.created_by.get_username() if job.created_by_id is not None else names.get(str(job.pk), "")
+    return jobs
+
+
 class TrainSample(models.Model):
     """One candidate in one training job, with the exact ids that are sent."""
 

@@ -20,6 +20,7 @@ from scoring.access import get_train_job_for_user, require_perm
 from scoring.engine.rescore import rescore, samples_with_rescore
 from scoring.followups import Followups
 from scoring.models import Agent, Candidate, TrainJob
+from scoring.models.training import label_senders
 from scoring.tasks.enqueue import enqueue_on_commit
 
 TEMPLATE = "scoring/training_job_detail.html"
@@ -56,6 +57,7 @@ def train_job_list(request, send_form=None):
     require_perm(request, "scoring.view_trainjob")
     jobs = TrainJob.objects.select_related("agent", "created_by").annotate(sample_count=Count("samples"))
     page = Paginator(jobs.order_by("-created_at"), 50).get_page(request.GET.get("page"))
+    page.object_list = label_senders(page.object_list)
     context = {"page": page, "any_active": any(job.is_active for job in page.object_list)}
     if request.htmx:
         return render(request, "scoring/training_job_list.html#jobs", context)
@@ -168,6 +170,7 @@ def train_job_rescore(request, pk):
 
 
 def _status_context(request, job):
+    label_senders([job])
     return {
         "job": job,
         "sample_count": job.samples.count(),
