@@ -65,6 +65,14 @@ def test_a_password_is_needed(password, words):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("username", ["bad user!", "", "a/b"])
+def test_a_username_no_one_could_log_in_with_is_refused(username):
+    with pytest.raises(CommandError, match="^--username: Enter a valid username"):
+        seed("--base-url", "http://127.0.0.1:9/v1", "--username", username)
+    assert nothing_seeded()
+
+
+@pytest.mark.django_db
 def test_it_says_what_it_changes_in_logins_and_an_agent_that_exist(agent, ref):
     User.objects.create_user("alice", password="alices-own-pw")
     agent.base_url = "http://old-host:8000/v1"

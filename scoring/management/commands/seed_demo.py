@@ -65,6 +65,12 @@ class Command(_cli.Command):
             raise CommandError(f"cannot read {snapshot}: {e}") from None
         except SnapshotError as e:
             raise CommandError("the demo snapshot is invalid:\n" + "\n".join(e.errors)) from None
+        try:
+            # The rules the admin's and Django's own user forms apply: a name
+            # created here must be one a person can type at the login page.
+            User.username_validator(username)
+        except ValidationError as e:
+            raise CommandError(f"--username: {' '.join(e.messages)}") from None
         if not password.strip():
             raise CommandError("--password: give the logins a password (it must not be empty)")
         try:
