@@ -78,6 +78,7 @@ def pack(run):
     payload = {
         "run": run.pk,
         "status": run.status,
+        "status_label": run.get_status_display(),
         "active": run.is_active,
         # "estimate": the cells are fitted to random ablations (the estimate
         # mode), never exact deltas; "estimate" then says K and the fit's R².

@@ -160,11 +160,27 @@
       });
   }
 
+  // The run's status where the page states it (the header's badge, the live
+  // notice, the legend's grey), as each refresh finds it: the page was
+  // rendered while the run was queued, and said so after it ended.
+  function showStatus() {
+    var badge = document.getElementById("heatmap-run-status");
+    if (badge && d.status_label) {
+      badge.textContent = d.status_label;
+      badge.className = "badge status-" + d.status;
+    }
+    var live = document.getElementById("heatmap-live-status");
+    if (live && d.status_label) live.textContent = d.status_label;
+    var missing = document.getElementById("heatmap-missing-words");
+    if (missing) missing.textContent = d.active ? "not scored yet" : "not scored in this run";
+  }
+
   function start(payload) {
     performance.mark("heatmap-parsed");
     d = payload;
     rows = d.rows; cols = d.cols;
     sizeEl.textContent = rows + (rows === 1 ? " memory × " : " memories × ") + cols + (cols === 1 ? " response" : " responses");
+    showStatus();
     if (d.active) setTimeout(load, REFRESH_MS);
     else if (liveNotice) liveNotice.hidden = true;
     if (!rows || !cols) {

@@ -4,6 +4,7 @@ shown as text (keys and responses carry <script>)."""
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from scoring.models import CellScore, ScoringRun
 from scoring.models.runs import RunStatus
@@ -71,6 +72,10 @@ def test_it_fills_in_by_itself_while_the_run_is_active(browser, live_server, cas
     ScoringRun.objects.filter(pk=run.pk).update(status=RunStatus.SUCCEEDED, finished_at=timezone.now())
 
     page.locator("#heatmap-live").wait_for(state="hidden", timeout=15_000)
+    # What the page says of the run follows it: it was rendered while it ran.
+    expect(page.locator("#heatmap-run-status")).to_have_text(RunStatus.SUCCEEDED.label)
+    expect(page.locator("#heatmap-run-status")).to_have_class("badge status-succeeded")
+    expect(page.locator("#heatmap-missing-words")).to_have_text("not scored in this run")
     box = page.locator("#heatmap-canvas").bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + 2)
     page.wait_for_function(
