@@ -138,6 +138,7 @@
 
   // While the run is active the cells are fetched again every few seconds.
   var REFRESH_MS = 3000;
+  var MIN_RING = 12;
   var attached = false;
   var liveNotice = document.getElementById("heatmap-live");
 
@@ -526,10 +527,13 @@
     focusRing.hidden = !focused;
     if (!focused || !order) return;
     var p = position[focus.row];
-    focusRing.style.left = focus.col * cellW + "px";
-    focusRing.style.top = p * rowH + "px";
-    focusRing.style.width = cellW + "px";
-    focusRing.style.height = rowH + "px";
+    // Never smaller than MIN_RING px, centred on the cell: on a phone a cell
+    // can be 3 px wide, and a ring that size was all but invisible.
+    var w = Math.max(cellW, MIN_RING), h = Math.max(rowH, MIN_RING);
+    focusRing.style.left = focus.col * cellW - (w - cellW) / 2 + "px";
+    focusRing.style.top = p * rowH - (h - rowH) / 2 + "px";
+    focusRing.style.width = w + "px";
+    focusRing.style.height = h + "px";
     var box = focusRing.getBoundingClientRect();
     showTooltip(focus, box.right, box.bottom);
     var text = d.keys[focus.row] + " × " + responseName(focus.col).toLowerCase() + ": " + describe(focus.row * cols + focus.col);

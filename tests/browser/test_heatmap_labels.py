@@ -195,3 +195,17 @@ def test_an_estimate_runs_cells_say_they_are_estimates(browser, live_server, cas
     assert "estimate: harmful" in words and "fitted to 32 random ablations, not measured" in words
     assert page.locator("#heatmap-tooltip").inner_text().count("estimate:") == 1
     page.context.close()
+
+
+def test_the_focus_ring_of_a_tiny_cell_is_large_enough_to_see(browser, live_server, cast, run):
+    # 2 px cells, as a phone's "fit the width" gives a wide run.
+    page = open_heatmap(browser, live_server, cast, run, "#zoom=2")
+    page.locator("#heatmap-canvas").focus()
+    page.keyboard.press("ArrowRight")
+    box = page.locator("#heatmap-focus").bounding_box()
+    assert box["width"] >= 12 and box["height"] >= 12
+    # Centred on the cell it marks (column 1, row 0).
+    canvas = page.locator("#heatmap-canvas").bounding_box()
+    cell_x = canvas["x"] + 1 * 2 + 1
+    assert abs(box["x"] + box["width"] / 2 - cell_x) < 1.5
+    page.context.close()
