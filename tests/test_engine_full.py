@@ -136,6 +136,36 @@ def test_it_fails_the_run_and_every_cell_when_the_baseline_keeps_failing(agent, 
     assert not cells.filter(delta=0).exists()
 
 
+@pytest.mark.parametrize("failing, status", [
+    ([4, 5, 6], ScoringRun.Status.PARTIAL),  # people/alice's call, on each attempt
+    ([1, 2, 3], ScoringRun.Status.FAILED),   # the baseline: every other call fails with it
+])
+def test_its_failed_calls_sent_again_complete_the_matrix(agent, snapshot, ref, failing, status):
+    expected = independent_deltas(ref.base_url, snapshot)
+    agent.score_concurrency = 1
+    agent.save()
+    ref.control(**{**NO_FAULTS, "fail_nth": failing})
+    run = run_inline(start_run(snapshot, "full"))
+    assert run.status == status
+    failed, done = run.calls_failed, run.calls_done
+    ref.control(**NO_FAULTS)
+
+    assert run.retry_failed(actor_name="test") == failed
+    assert run.status == ScoringRun.Status.QUEUED and run.calls_failed == 0 and run.calls_done == done
+    assert not run.cells.filter(failed=True).exists()
+    assert run.calls.filter(status=ScoreCall.Status.PENDING).count() == failed
+    run = run_inline(run)
+
+    assert run.status == ScoringRun.Status.SUCCEEDED, run.error
+    assert run.error == "" and run.calls_done == run.calls_total
+    assert_cells_match(run, expected)
+    assert run.result["memories"] == run.calls.filter(filter="skip_key").count()
+    # Only what failed was sent again.
+    assert ref.stats()["calls"]["score"] == failed
+    # A run with nothing failed has nothing to send again.
+    assert run.retry_failed() == 0 and run.status == ScoringRun.Status.SUCCEEDED
+
+
 def test_it_keeps_consistent_cells_under_random_failures(agent, snapshot, ref):
     expected = independent_deltas(ref.base_url, snapshot)
     agent.score_concurrency = 4

@@ -347,3 +347,29 @@ def test_a_run_cancelled_from_the_command_line_says_why(cast, active_run):
     page = cast.client_for(cast.viewer).get(reverse("run_detail", args=[active_run.pk])).text
     said = "Cancelled by command line: interrupted (Ctrl-C) where it ran</span>. The calls done before are kept."
     assert said in page
+
+
+def test_an_operator_sends_a_partial_runs_failed_calls_again(cast, active_run):
+    ScoringRun.objects.filter(pk=active_run.pk).update(status=RunStatus.PARTIAL, finished_at=timezone.now())
+    url = reverse("run_retry", args=[active_run.pk])
+    page = cast.client_for(cast.operator).get(reverse("run_detail", args=[active_run.pk])).text
+    assert f'action="{url}"' in page and "Send the 1 failed call again" in page
+    # Not for a reviewer: neither the button nor the action.
+    reviewer = cast.client_for(cast.reviewer)
+    assert f'action="{url}"' not in reviewer.get(reverse("run_detail", args=[active_run.pk])).text
+    assert reviewer.post(url).status_code == 403
+    assert cast.client_for(cast.operator).get(url).status_code == 405
+    active_run.refresh_from_db()
+    assert active_run.status == RunStatus.PARTIAL
+
+    response = cast.client_for(cast.operator).post(url)
+
+    assert response.status_code == 302
+    active_run.refresh_from_db()
+    assert (active_run.status, active_run.calls_failed, active_run.finished_at) == (RunStatus.QUEUED, 0, None)
+    assert not active_run.calls.filter(status=ScoreCall.Status.FAILED).exists()
+    entry = Activity.objects.get(verb="retried the failed calls of")
+    assert entry.actor == cast.operator and entry.detail["calls"] == 1
+    # Sent again, it has nothing more to send.
+    cast.client_for(cast.operator).post(url)
+    assert Activity.objects.filter(verb="retried the failed calls of").count() == 1

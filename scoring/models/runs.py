@@ -13,7 +13,7 @@ PENDING -> FAILED here (ScoringRun.abandon_comparisons).
 """
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -208,6 +208,32 @@ class ScoringRun(models.Model):
                 status=status, finished_at=now, started_at=self.started_at or now, error=error, result=result,
             )
         )
+
+    def retry_failed(self, by=None, *, actor_name=None):
+        """Send a run that ended with failed calls (PARTIAL or FAILED) back to
+        work on them: they go back to pending with their claims counted from
+        0, the run back to QUEUED, and the failed cells they left go (their
+        pairs are settled afresh as they answer: a cell is failed or scored,
+        never both). What succeeded is kept. Returns how many calls; 0, with
+        nothing changed, for a run that did not end so (the caller enqueues)."""
+        with transaction.atomic():
+            locked = ScoringRun.objects.select_for_update().filter(
+                pk=self.pk, status__in=[RunStatus.PARTIAL, RunStatus.FAILED]).first()
+            if locked is None:
+                return 0
+            again = ScoreCall.objects.filter(run=locked, status=ScoreCall.Status.FAILED).update(
+                status=ScoreCall.Status.PENDING, attempts=0, error="", result=None, tokens=0, prompt_tokens=0,
+                cached_tokens=None, started_at=None, finished_at=None, claimed_until=None,
+            )
+            if not again:
+                return 0
+            CellScore.objects.filter(run=locked, failed=True).delete()
+            ScoringRun.objects.filter(pk=locked.pk).update(
+                status=RunStatus.QUEUED, calls_failed=F("calls_failed") - again, finished_at=None, error="")
+            who = by if by is not None and getattr(by, "is_authenticated", False) else None
+            Activity.record(who, "retried the failed calls of", locked, actor_name=actor_name, calls=again)
+        self.refresh_from_db()
+        return again
 
     def cancel(self, by=None, *, actor_name=None, why=""):
         """Stop an active run: workers stop claiming its calls and discard

@@ -146,6 +146,24 @@ def run_cancel(request, pk):
     return redirect("run_detail", run.pk)
 
 
+@require_POST
+def run_retry(request, pk):
+    """Send a run's failed calls again (ScoringRun.retry_failed), to workers."""
+    run = get_run_for_user(request, pk)
+    require_perm(request, "scoring.start_run")
+    with transaction.atomic():
+        again = run.retry_failed(by=request.user)
+        sending = enqueue_on_commit(Followups(runs=[run.pk])) if again else None
+    if not again:
+        messages.info(request, f"{run} has no failed calls to send again ({run.get_status_display()}).")
+    elif sending.failed:
+        messages.warning(request, f"{again} failed calls of {run} are queued again, but the task queue (broker) "
+                                  "cannot be reached: they will be sent when it is back.")
+    else:
+        messages.success(request, f"Sending the {again} failed call{'s' if again != 1 else ''} of {run} again.")
+    return redirect("run_detail", run.pk)
+
+
 def _progress_context(request, run):
     # Failed calls grouped by their error, so 200 timeouts read as one line.
     failed_calls = (
@@ -175,6 +193,8 @@ def _progress_context(request, run):
         "provisional": mode.total_is_provisional(run),
         "work": work_saved(run),
         "can_cancel": run.is_active and request.user.has_perm("scoring.start_run"),
+        "can_retry": run.status in (RunStatus.PARTIAL, RunStatus.FAILED) and bool(run.calls_failed)
+        and request.user.has_perm("scoring.start_run"),
         # Fine-tune runs have candidates instead.
         "has_heatmap": mode.has_heatmap,
     }
@@ -229,5 +249,6 @@ urlpatterns = [
     path("runs/<int:pk>/", run_detail, name="run_detail"),
     path("runs/<int:pk>/progress/", run_progress, name="run_progress"),
     path("runs/<int:pk>/cancel/", run_cancel, name="run_cancel"),
+    path("runs/<int:pk>/retry/", run_retry, name="run_retry"),
     path("runs/<int:pk>/exact-top/", run_exact_top, name="run_exact_top"),
 ]
