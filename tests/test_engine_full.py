@@ -10,6 +10,7 @@ import pytest
 from scoring.context import snapshot_tokens
 from scoring.engine import results, run_inline, start_run
 from scoring.models import CellScore, Memory, ScoreCall, ScoringRun
+from scoring.views.display import run_findings
 from tests.conftest import NO_FAULTS
 from tests.engine_support import (
     cells_by_key,
@@ -160,6 +161,8 @@ def test_its_failed_calls_sent_again_complete_the_matrix(agent, snapshot, ref, f
     assert run.error == "" and run.calls_done == run.calls_total
     assert_cells_match(run, expected)
     assert run.result["memories"] == run.calls.filter(filter="skip_key").count()
+    assert (run.result["failed_memories"], run.result["failed_cells"]) == (0, 0)
+    assert "failed" not in str(run_findings(run))
     # Only what failed was sent again.
     assert ref.stats()["calls"]["score"] == failed
     # A run with nothing failed has nothing to send again.

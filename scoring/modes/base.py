@@ -153,6 +153,8 @@ class ScoringMode:
     # Words for the keys of its summary (ScoringRun.result) on the pages; a
     # parameter is named by its field's label.
     result_labels = {}
+    # Summary keys the run page leaves out when they count nothing (what failed).
+    unshown_when_none = ()
     # Parameters that name something (a seed, a run): shown as they are, never
     # as a count with thousands separators.
     identifiers = ()

@@ -64,6 +64,7 @@ class FullMode(ScoringMode):
     identifiers = ("source_run",)
     result_labels = {"memories": "Memories scored", "failed_memories": "Memories whose call failed",
                      "cells": "Cells", "failed_cells": "Cells failed", "responses": "Responses"}
+    unshown_when_none = ("failed_memories", "failed_cells")
 
     def page_form(self, snapshot, data=None):
         form = super().page_form(snapshot, data)
@@ -100,10 +101,10 @@ class FullMode(ScoringMode):
         failed_cell = Q(state=CellScore.State.FAILED)
         cells = CellScore.objects.filter(run=run).aggregate(
             cells=Count("pk", filter=~failed_cell), failed_cells=Count("pk", filter=failed_cell))
-        found = {"memories": calls["memories"], "cells": cells["cells"]}
-        # Named only when something failed.
-        failed = {"failed_memories": calls["failed_memories"], "failed_cells": cells["failed_cells"]}
-        return {**found, **{k: n for k, n in failed.items() if n}}
+        # The failed counts always, 0 too: a run whose failed calls were sent
+        # again ends with none, replacing the counts it ended with before.
+        return {"memories": calls["memories"], "cells": cells["cells"],
+                "failed_memories": calls["failed_memories"], "failed_cells": cells["failed_cells"]}
 
     def report(self, run, write):
         result = run.result or {}

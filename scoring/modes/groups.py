@@ -147,6 +147,7 @@ class GroupsMode(ScoringMode):
         "failed_memories": "Memories whose own call failed",
         "group_only": "Memories scored only with their group", "redundant": "Redundancy flags",
     }
+    unshown_when_none = ("failed_memories",)
 
     def detail_context(self, run):
         return {"zero_threshold": maths.ZERO_THRESHOLD}

@@ -93,6 +93,7 @@ def run_findings(run):
     return [
         (mode.label(name), value_text(len(value) if isinstance(value, list) else value))
         for name, value in result.items()
+        if not (name in mode.unshown_when_none and not value)
     ]
 
 
