@@ -21,6 +21,27 @@ medians are printed with their ranges: on this shared machine one round can
 be 10-20% off. The details above them are the last round's. Prints figures
 only; it asserts nothing.
 
+Measured 2026-11-27 (a third session, a quiet machine, load average
+0.5-1.1), --cli --worker --repeat 5, four times over the session: the CLI
+1.19-1.23x (medians; rounds 1.16-1.25x), a worker 1.19-1.22x (first run)
+and 1.19-1.22x (later runs), in this process 1.19-1.25x, the bare client
+1.09-1.11x: at the target on a good measurement, 1-3% over it on others.
+Where the rest goes (a timeline of one run): the server takes ~53 ms a
+call at 50 ms latency (its asyncio sleep overshoots ~0.7 ms, HTTP ~1-2
+ms; the bare client pays it too), 26 calls follow each other on the
+longest chain, and memscore adds ~1.5 ms between an answer and the next
+call (claim 0.5 ms, hand-over and request 0.5-0.7 ms, the answer's
+parsing 0.3 ms) and ~40 ms once (the run's start, the baseline's store
+and the fan-out to 8 threads). Tried, each A/B in one process over 10-14
+alternating rounds, and dropped as no different within the noise: HTTP
+clients opened ahead (and threads started) while the baseline is out,
+the memories read then, larger or smaller store batches, the cells' index
+on response dropped, SQLite's cache_size, mmap_size and
+wal_autocheckpoint, a shorter GIL switch interval, gc.freeze() after
+start-up, the server computing nothing (FAKE scores), and on PostgreSQL a
+store thread of its own (claims no longer waiting for stores) and
+server-side binding.
+
 Measured 2026-11-27 (a later session, another machine of the same kind,
 load average 0.9-1.3), --cli --repeat 3 alternating with the code before
 this session's changes, twice: memscore's CPU 5.2-5.4 -> 4.3-4.5 ms a call,
