@@ -50,5 +50,10 @@ def test_it_skips_what_it_cannot_check(db):
 
 
 def test_it_names_the_agents_there_are(agent):
-    with pytest.raises(CommandError, match=r"no agent named 'nope' \(agents: poc\)"):
+    with pytest.raises(CommandError, match=r"no agent with id or name 'nope' \(agents: poc\)"):
         run("nope")
+
+
+def test_it_takes_the_agents_id_as_export_samples_and_send_training_do(agent):
+    make_snapshot(agent)
+    assert run(str(agent.pk)).splitlines()[-1] == "poc: every check passed."

@@ -7,6 +7,7 @@ change); exits non-zero when any check fails. The checks are scoring.checks.
 from django.core.management.base import CommandError
 
 from scoring.checks import check_agent
+from scoring.filters import agent_named
 from scoring.models import Agent
 
 from . import _cli
@@ -20,13 +21,13 @@ class Command(_cli.Command):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("name", help="The agent's name")
+        parser.add_argument("name", help="The agent's name or id (as export_samples and send_training take it)")
 
     def handle(self, *args, name, **options):
-        agent = Agent.objects.filter(name=name).first()
+        agent = agent_named(name)
         if agent is None:
             known = ", ".join(Agent.objects.values_list("name", flat=True)) or "none yet"
-            raise CommandError(f"no agent named {name!r} (agents: {known})")
+            raise CommandError(f"no agent with id or name {name!r} (agents: {known})")
         results = check_agent(agent)
         for result in results:
             line = f"{result.label:<4}  {result.name}: {result.message}"
