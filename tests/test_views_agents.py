@@ -438,14 +438,29 @@ def _waiting_tokens(client):
     return {k: v for k, v in client.session.items() if k.startswith("memscore:new-token:")}
 
 
+def test_a_token_waits_for_its_page_in_a_short_lived_cookie_never_in_the_session(cast, poc):
+    client = cast.client_for(cast.operator)
+    posted = client.post(reverse("agent_token", args=[poc.pk]))
+    cookie = posted.cookies[f"memscore-new-token-{poc.pk}"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["max-age"] == 300
+    assert cookie["path"] == reverse("agent_token", args=[poc.pk])
+    waiting = _waiting_tokens(client)
+    assert [set(v) for v in waiting.values()] == [{"hash", "issued", "replaced"}]
+    shown = client.get(reverse("agent_token", args=[poc.pk]))
+    token = _shown_token(shown.content.decode())
+    # The session store never held it (a redirect not followed left it there for two weeks).
+    assert token not in str(dict(client.session.items())) and token not in str(waiting)
+    # Shown, it is gone from the browser too.
+    assert shown.cookies[f"memscore-new-token-{poc.pk}"].value == ""
+
+
 def test_a_token_not_fetched_in_time_is_not_shown_and_says_so(cast, poc):
     # The redirect after the POST was never followed (a closed tab, a lost
-    # connection): the plaintext waits in the session, not for its whole life.
+    # connection): the token waits in a cookie for 5 minutes, no longer.
     client = cast.client_for(cast.operator)
     client.post(reverse("agent_token", args=[poc.pk]))
-    waiting = _waiting_tokens(client)
-    assert [set(v) for v in waiting.values()] == [{"token", "issued", "replaced"}]
-    token = next(iter(waiting.values()))["token"]
+    token = client.cookies[f"memscore-new-token-{poc.pk}"].value.split(":")[0]
+    assert poc.__class__.objects.get(pk=poc.pk).check_ingest_token(token)
     _age_waiting_tokens(client, 5 * 60 + 1)
 
     response = client.get(reverse("agent_token", args=[poc.pk]))

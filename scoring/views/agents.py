@@ -120,10 +120,15 @@ def _detail_context(request, agent):
     }
 
 
-# The session keys under which a token just issued waits to be shown, once.
+# The session keys under which a token just issued waits to be shown, once:
+# when it was issued, whether it replaced one, and its hash (to tell later
+# whether the token no one saw still works). Never the token itself: the
+# session table kept it for the session's life (two weeks) whenever the
+# redirect was not followed.
 NEW_TOKEN_KEY = "memscore:new-token:"
-# How long it waits: a redirect never followed (a closed tab) must not leave
-# the plaintext in the session for the session's life (two weeks).
+# The token itself waits in a cookie for the GET after the POST: signed,
+# HttpOnly, SameSite=Strict, on the token page's path only, for this long.
+TOKEN_COOKIE = "memscore-new-token-"
 TOKEN_SHOWN_FOR = 5 * 60
 
 
@@ -131,41 +136,48 @@ def _token_key(agent):
     return f"{NEW_TOKEN_KEY}{agent.pk}"
 
 
-def _fresh_token(waiting):
-    """The token of a session entry {"token", "issued"} still within its
-    time, or None (an entry from before the timestamp counts as expired)."""
-    if not isinstance(waiting, dict) or not isinstance(waiting.get("issued"), (int, float)):
-        return None
-    return waiting.get("token") if time.time() - waiting["issued"] <= TOKEN_SHOWN_FOR else None
+def _is_fresh(waiting):
+    """Whether a session entry {"issued", ...} is still within its time (an
+    entry from before the timestamp, or of another shape, is not)."""
+    return isinstance(waiting, dict) and isinstance(waiting.get("issued"), (int, float)) and (
+        time.time() - waiting["issued"] <= TOKEN_SHOWN_FOR)
 
 
 def _drop_stale_tokens(session):
-    """Any agent's token that waited past its time: it can no longer be shown."""
+    """Any agent's entry that waited past its time: its token can no longer be shown."""
     for key in [k for k in session.keys() if k.startswith(NEW_TOKEN_KEY)]:
-        if _fresh_token(session[key]) is None:
+        if not _is_fresh(session[key]):
             del session[key]
 
 
 @require_http_methods(["GET", "POST"])
 def agent_token(request, pk):
-    """Post/Redirect/Get: the POST issues a token (revoking the old one) and
-    keeps it in the session with the time; the GET that follows shows it and
-    forgets it, if it comes within TOKEN_SHOWN_FOR (after that, the page says
-    the token expired). Reloading the page, or going back to it, issues
-    nothing: it then says whether the agent has a token. The token is never in
-    a URL or a log."""
+    """Post/Redirect/Get: the POST issues a token (revoking the old one),
+    notes when in the session and hands the token to the browser in a
+    cookie; the GET that follows shows it and forgets both, if it comes
+    within TOKEN_SHOWN_FOR (after that, the page says the token expired).
+    Reloading the page, or going back to it, issues nothing: it then says
+    whether the agent has a token. The token is never in a URL, a log or
+    the session store."""
     require_perm(request, "scoring.change_agent")
     agent = get_agent_for_user(request, pk)
+    page = reverse("agent_token", args=[agent.pk])
+    cookie = f"{TOKEN_COOKIE}{agent.pk}"
     if request.method == "POST":
         _drop_stale_tokens(request.session)
         replaced = bool(agent.ingest_token_hash)
+        token = agent.issue_ingest_token()
         request.session[_token_key(agent)] = {
-            "token": agent.issue_ingest_token(), "issued": time.time(), "replaced": replaced}
+            "issued": time.time(), "replaced": replaced, "hash": agent.ingest_token_hash}
         Activity.record(request.user, "issued API token for", agent)
-        return redirect("agent_token", pk=agent.pk)
+        response = redirect("agent_token", pk=agent.pk)
+        response.set_signed_cookie(cookie, token, salt=cookie, max_age=TOKEN_SHOWN_FOR, path=page,
+                                   secure=request.is_secure(), httponly=True, samesite="Strict")
+        return response
     waiting = request.session.pop(_token_key(agent), None)
     _drop_stale_tokens(request.session)
-    token = _fresh_token(waiting)
+    token = request.get_signed_cookie(cookie, default=None, salt=cookie, max_age=TOKEN_SHOWN_FOR) if (
+        _is_fresh(waiting)) else None
     state, unseen_still_works = _token_state(agent, waiting, token)
     context = {"agent": agent, "token": token, "state": state, "unseen_still_works": unseen_still_works,
                "api_url": request.build_absolute_uri(reverse("api_snapshots")),
@@ -175,6 +187,7 @@ def agent_token(request, pk):
     response = render(request, "scoring/agent_token.html", context)
     # Shown once: no cache may keep a copy of the page with the token.
     response["Cache-Control"] = "no-store"
+    response.delete_cookie(cookie, path=page, samesite="Strict")
     return response
 
 
@@ -187,8 +200,8 @@ def _token_state(agent, waiting, token):
     if token is not None:
         return "shown", False
     if waiting is not None:
-        unseen = waiting.get("token") if isinstance(waiting, dict) else None
-        return "expired", isinstance(unseen, str) and agent.check_ingest_token(unseen)
+        unseen = waiting.get("hash") if isinstance(waiting, dict) else None
+        return "expired", bool(unseen) and unseen == agent.ingest_token_hash
     return ("issued" if agent.ingest_token_hash else "none"), False
 
 
