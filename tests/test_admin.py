@@ -413,3 +413,19 @@ def test_a_snapshot_and_a_memory_are_shown_as_imported_not_edited(agent, run):
     memory.refresh_from_db()
     assert (snapshot.taken_at, memory.text) == (taken, text)
     assert client.get(reverse("admin:scoring_memory_change", args=[memory.pk])).status_code == 200
+
+
+def test_a_part_of_a_snapshot_or_a_run_is_deleted_only_with_its_whole(agent, run):
+    root, client = staff("root", superuser=True)
+    memory = Memory.objects.filter(agent=agent).first()
+    parts = (memory, run.snapshot.nodes.first(), run.calls.first(), run.cells.first())
+    for obj in parts:
+        name = obj._meta.model_name
+        assert client.post(reverse(f"admin:scoring_{name}_delete", args=[obj.pk]), {"post": "yes"}).status_code == 403
+        assert type(obj).objects.filter(pk=obj.pk).exists(), name
+        changelist = client.get(reverse(f"admin:scoring_{name}_changelist")).text
+        assert 'value="delete_selected"' not in changelist, name
+    assert "deletelink" not in client.get(reverse("admin:scoring_memory_change", args=[memory.pk])).text
+    # The whole still goes, and takes them with it.
+    client.post(reverse("admin:scoring_scoringrun_delete", args=[run.pk]), {"post": "yes"})
+    assert not ScoreCall.objects.filter(run_id=run.pk).exists() and not CellScore.objects.filter(run_id=run.pk).exists()

@@ -151,14 +151,18 @@ def test_its_failed_calls_sent_again_complete_the_matrix(agent, snapshot, ref, f
     failed, done = run.calls_failed, run.calls_done
     ref.control(**NO_FAULTS)
 
-    assert run.retry_failed(actor_name="test") == failed
+    started = run.started_at
+    assert run.retry_failed(actor_name="test", forget=("failed_memories", "failed_cells")) == failed
     assert run.status == ScoringRun.Status.QUEUED and run.calls_failed == 0 and run.calls_done == done
+    # While it waits, it no longer counts as failed what will be sent again.
+    assert "failed" not in str(run_findings(run))
     assert not run.cells.filter(failed=True).exists()
     assert run.calls.filter(status=ScoreCall.Status.PENDING).count() == failed
     run = run_inline(run)
 
     assert run.status == ScoringRun.Status.SUCCEEDED, run.error
     assert run.error == "" and run.calls_done == run.calls_total
+    assert run.started_at == started, "it keeps when it first started"
     assert_cells_match(run, expected)
     assert run.result["memories"] == run.calls.filter(filter="skip_key").count()
     assert (run.result["failed_memories"], run.result["failed_cells"]) == (0, 0)

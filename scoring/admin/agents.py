@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from scoring.admin.base import LoggedAdmin, ReadOnlyAdmin, short
+from scoring.admin.base import LoggedAdmin, PartAdmin, ReadOnlyAdmin, short
 from scoring.forms import AgentForm
 from scoring.models import Activity, Agent, Memory, MemoryScore, Node, Snapshot
 
@@ -94,7 +94,7 @@ class SnapshotAdmin(LoggedAdmin):
 
 
 @admin.register(Node)
-class NodeAdmin(ReadOnlyAdmin):
+class NodeAdmin(PartAdmin):
     list_display = ["id", "snapshot", "section", "index", "role", "memory_key", "n_tokens", "text_start"]
     list_filter = ["section"]
     list_select_related = ["snapshot__agent"]
@@ -123,21 +123,15 @@ class MemoryScoreInline(admin.TabularInline):
 
 
 @admin.register(Memory)
-class MemoryAdmin(LoggedAdmin):
+class MemoryAdmin(PartAdmin):
     list_display = ["key", "agent", "weight", "last_scored", "first_seen"]
     list_filter = ["agent"]
     list_select_related = ["agent"]
     search_fields = ["key", "text"]
     readonly_fields = ["agent", "key", "weight", "last_scored", "first_seen"]
+    # Not edited here either: its text is the agent's, as last imported (edited
+    # here, the memory's page said the agent had changed it since the run).
     inlines = [MemoryScoreInline]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        # Its text is the agent's, as last imported: edited here, the memory's
-        # page said the agent had changed it since the run.
-        return False
 
 
 @admin.register(MemoryScore)

@@ -1,7 +1,7 @@
 """What the admin's ModelAdmins share: activity logging, read-only views, short text."""
 
 from django.contrib import admin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.text import Truncator
 
 from scoring.models import Activity
@@ -41,6 +41,26 @@ class ReadOnlyAdmin(LoggedAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class PartAdmin(ReadOnlyAdmin):
+    """A part of a snapshot or a run (a memory, a node, a call, a cell):
+    deleted with its whole (the admin's cascade from a snapshot, an agent or
+    a run still takes it), never alone. Deleting a memory took its calls and
+    cells out of finished runs, which still said 25 of 25 calls done, while
+    their heatmaps kept the row and its cells answered 404."""
+
+    def delete_view(self, request, object_id, extra_context=None):
+        raise PermissionDenied
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        context["show_delete"] = False  # the submit row's Delete link
+        return super().render_change_form(request, context, *args, **kwargs)
 
 
 class KeptAdmin(ReadOnlyAdmin):

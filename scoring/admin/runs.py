@@ -3,7 +3,7 @@ with cancelling as the one action."""
 
 from django.contrib import admin, messages
 
-from scoring.admin.base import ReadOnlyAdmin, short
+from scoring.admin.base import PartAdmin, ReadOnlyAdmin, short
 from scoring.models import CellScore, ScoreCall, ScoringRun
 
 
@@ -35,7 +35,7 @@ class ScoringRunAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ScoreCall)
-class ScoreCallAdmin(ReadOnlyAdmin):
+class ScoreCallAdmin(PartAdmin):
     list_display = ["run", "seq", "filter", "memory", "range_start", "range_end", "status",
                     "attempts", "tokens", "error_start"]
     list_filter = ["status", "filter"]
@@ -50,7 +50,7 @@ class ScoreCallAdmin(ReadOnlyAdmin):
 
 
 @admin.register(CellScore)
-class CellScoreAdmin(ReadOnlyAdmin):
+class CellScoreAdmin(PartAdmin):
     list_display = ["run", "memory", "response", "delta", "failed"]
     list_filter = ["failed"]
     list_select_related = ["run", "memory", "response"]

@@ -15,6 +15,7 @@ PENDING -> FAILED here (ScoringRun.abandon_comparisons).
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.models import F, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from scoring import maths
@@ -160,8 +161,9 @@ class ScoringRun(models.Model):
     def mark_started(self):
         """QUEUED -> RUNNING as a worker first takes it. Returns whether the
         run is active (a cancelled or finished run has nothing to work on)."""
+        # A run sent back to work (retry_failed) keeps when it first started.
         ScoringRun.objects.filter(pk=self.pk, status=RunStatus.QUEUED).update(
-            status=RunStatus.RUNNING, started_at=timezone.now()
+            status=RunStatus.RUNNING, started_at=Coalesce(F("started_at"), timezone.now())
         )
         return ScoringRun.objects.active().filter(pk=self.pk).exists()
 
@@ -209,13 +211,15 @@ class ScoringRun(models.Model):
             )
         )
 
-    def retry_failed(self, by=None, *, actor_name=None):
+    def retry_failed(self, by=None, *, actor_name=None, forget=()):
         """Send a run that ended with failed calls (PARTIAL or FAILED) back to
         work on them: they go back to pending with their claims counted from
         0, the run back to QUEUED, and the failed cells they left go (their
         pairs are settled afresh as they answer: a cell is failed or scored,
-        never both). What succeeded is kept. Returns how many calls; 0, with
-        nothing changed, for a run that did not end so (the caller enqueues)."""
+        never both). What succeeded is kept; `forget`: the keys of its result
+        that count what failed (its mode's unshown_when_none). Returns how many
+        calls; 0, with nothing changed, for a run that did not end so (the
+        caller enqueues)."""
         with transaction.atomic():
             locked = ScoringRun.objects.select_for_update().filter(
                 pk=self.pk, status__in=[RunStatus.PARTIAL, RunStatus.FAILED]).first()
@@ -228,8 +232,11 @@ class ScoringRun(models.Model):
             if not again:
                 return 0
             CellScore.objects.filter(run=locked, failed=True).delete()
+            # The counts of what failed go with it (its mode counts again as it ends).
+            result = {k: v for k, v in (locked.result or {}).items() if k not in forget} or None
             ScoringRun.objects.filter(pk=locked.pk).update(
-                status=RunStatus.QUEUED, calls_failed=F("calls_failed") - again, finished_at=None, error="")
+                status=RunStatus.QUEUED, calls_failed=F("calls_failed") - again, finished_at=None, error="",
+                result=result)
             who = by if by is not None and getattr(by, "is_authenticated", False) else None
             Activity.record(who, "retried the failed calls of", locked, actor_name=actor_name, calls=again)
         self.refresh_from_db()

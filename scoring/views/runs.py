@@ -152,7 +152,7 @@ def run_retry(request, pk):
     run = get_run_for_user(request, pk)
     require_perm(request, "scoring.start_run")
     with transaction.atomic():
-        again = run.retry_failed(by=request.user)
+        again = run.retry_failed(by=request.user, forget=modes.get(run.mode).unshown_when_none)
         sending = enqueue_on_commit(Followups(runs=[run.pk])) if again else None
     if not again:
         messages.info(request, f"{run} has no failed calls to send again ({run.get_status_display()}).")

@@ -174,6 +174,12 @@
     if (live && d.status_label) live.textContent = d.status_label;
     var missing = document.getElementById("heatmap-missing-words");
     if (missing) missing.textContent = d.active ? "not scored yet" : "not scored in this run";
+    // The PNG's subtitle names it too (" · <status> ·" as the page rendered it).
+    if (d.status_label && canvas.dataset.status !== d.status_label) {
+      canvas.dataset.subtitle = canvas.dataset.subtitle.replace(" · " + canvas.dataset.status + " ·",
+                                                                " · " + d.status_label + " ·");
+      canvas.dataset.status = d.status_label;
+    }
   }
 
   function start(payload) {

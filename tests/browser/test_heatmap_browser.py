@@ -1,6 +1,8 @@
 """The heatmap in a real browser: drawn, hoverable, clickable, and model text
 shown as text (keys and responses carry <script>)."""
 
+import re
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -76,6 +78,8 @@ def test_it_fills_in_by_itself_while_the_run_is_active(browser, live_server, cas
     expect(page.locator("#heatmap-run-status")).to_have_text(RunStatus.SUCCEEDED.label)
     expect(page.locator("#heatmap-run-status")).to_have_class("badge status-succeeded")
     expect(page.locator("#heatmap-missing-words")).to_have_text("not scored in this run")
+    # The PNG's subtitle, too.
+    expect(page.locator("#heatmap-canvas")).to_have_attribute("data-subtitle", re.compile(r" · succeeded · "))
     box = page.locator("#heatmap-canvas").bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.75, box["y"] + 2)
     page.wait_for_function(
