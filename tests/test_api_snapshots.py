@@ -240,3 +240,14 @@ def test_posting_the_same_snapshot_again_answers_200_with_the_first(api, agent, 
     assert Snapshot.objects.count() == 1
     changed = snapshot_doc(token_ids=True, taken_at="2026-11-20T12:05:00Z")
     assert _post(api, as_bytes(changed), token).status_code == 201
+
+
+def test_a_token_under_another_scheme_is_told_the_scheme_not_that_it_is_missing(api, agent, token):
+    response = api.post(URL, as_bytes(snapshot_doc(token_ids=True)), content_type="application/json",
+                        HTTP_AUTHORIZATION=f"Token {token}")
+    assert response.status_code == 401
+    error = response.json()["error"]
+    assert error.startswith("the Authorization header's scheme must be Bearer, not 'Token'")
+    assert token not in error
+    # No header at all is still a missing token.
+    assert _post(api, as_bytes(snapshot_doc(token_ids=True))).json()["error"].startswith("missing token")

@@ -267,7 +267,9 @@ def validate_snapshot(data, *, agent=None):
     for section in SECTION_ORDER:
         nodes = data.get(section.value)
         if section.value not in data:
-            errors.add(section.value, "required (a list of nodes, possibly empty)")
+            # The conversation must hold something (below); the other sections may be empty.
+            errors.add(section.value, "required (a non-empty list of nodes)" if section.value == "conversation"
+                       else "required (a list of nodes, possibly empty)")
         elif not isinstance(nodes, list):
             errors.add(section.value, f"must be a list of nodes, not {_json_type(nodes)}")
         else:

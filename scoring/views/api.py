@@ -137,6 +137,10 @@ def api_snapshots(request):
         return response
     token = _bearer_token(request)
     if not token:
+        scheme = request.headers.get("Authorization", "").partition(" ")[0]
+        if scheme and scheme.lower() != "bearer":
+            # Named only by its scheme: what follows it may be a secret.
+            return _error(401, f"the Authorization header's scheme must be Bearer, not {scheme[:20]!r}: {TOKEN_HELP}")
         return _error(401, f"missing token: {TOKEN_HELP}")
     agent = _agent_for_token(token)
     if agent is None:
