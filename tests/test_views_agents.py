@@ -629,3 +629,19 @@ def test_it_refuses_a_name_of_digits_only(cast):
     assert response.status_code == 200
     assert "A name of digits only reads as another agent&#x27;s id" in response.text
     assert not Agent.objects.filter(name="7").exists()
+
+
+def test_prefix_ids_that_are_not_json_get_the_words_of_a_wrong_shape(cast, poc):
+    for value in ("[1, x]", "{}"):
+        response = cast.client_for(cast.operator).post(
+            reverse("agent_edit", args=[poc.pk]), _valid_post(name="poc", prefix_ids=value))
+        assert "Enter a JSON list of token ids (non-negative integers), e.g. [1], or []." in response.text, value
+        assert "Enter a valid JSON." not in response.text
+
+
+def test_every_setting_says_what_it_does(cast, poc):
+    page = cast.client_for(cast.operator).get(reverse("agent_edit", args=[poc.pk])).text
+    for words in ("sent with every call", "{role} and {text} are replaced", "how many responses after a memory",
+                  "how many of the last conversation entries", "to become a candidate",
+                  "How many reviewers must approve"):
+        assert words in page, words

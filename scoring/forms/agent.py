@@ -11,7 +11,13 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Q
 
 from scoring.models import Agent
-from scoring.models.agents import api_key_problem, check_template, same_server, validate_prefix_ids
+from scoring.models.agents import (
+    PREFIX_IDS_FORMAT,
+    api_key_problem,
+    check_template,
+    same_server,
+    validate_prefix_ids,
+)
 
 # The agent form's fields, grouped as the page shows them.
 AGENT_FIELD_GROUPS = [
@@ -99,7 +105,7 @@ class TemplateField(forms.CharField):
         return value.replace("\r\n", "\n") if value else value
 
 
-def _template_field(model_field):
+def _template_field(model_field, help_text=None):
     field = Agent._meta.get_field(model_field)
     # A textarea keeps the newlines (a text input drops them) and strip=False the
     # trailing one: the template must render exactly what the agent sends. A new
@@ -111,7 +117,7 @@ def _template_field(model_field):
         strip=False,
         initial=field.get_default(),
         widget=forms.Textarea(attrs={"rows": 3, "spellcheck": "false"}),
-        help_text=field.help_text,
+        help_text=help_text or field.help_text,
     )
 
 
@@ -151,7 +157,9 @@ class AgentForm(forms.ModelForm):
         help_text="Sent as a Bearer token to the inference server. Leave blank if the server needs none.",
     )
     clear_api_key = forms.BooleanField(label="Remove the stored API key", required=False)
-    message_template = _template_field("message_template")
+    message_template = _template_field(
+        "message_template", "How the agent renders a message: {role} and {text} are replaced. What comes before "
+                            "{text} in an assistant message is where memscore finds a response's start.")
     memory_template = _template_field("memory_template")
 
     class Meta:
@@ -175,6 +183,18 @@ class AgentForm(forms.ModelForm):
             "score_batch_tokens": "Tokens per batched request (vLLM)",
         }
         widgets = {"prefix_ids": forms.TextInput(attrs={"spellcheck": "false"})}
+        # Text that is not JSON gets the same words as JSON of the wrong shape.
+        error_messages = {"prefix_ids": {"invalid": PREFIX_IDS_FORMAT}}
+        # What each setting does (the allowed range is added after it).
+        help_texts = {
+            "model": "The model's name on the server, sent with every call (e.g. Qwen/Qwen2.5-7B-Instruct).",
+            "incremental_response_window": "Background scoring: how many responses after a memory's appearance "
+                                           "its score looks at.",
+            "finetune_count": "Fine-tune runs: how many of the last conversation entries they look at.",
+            "finetune_min_divergence": "Fine-tune runs: how much worse (nats) a response must be predicted without "
+                                       "memories to become a candidate.",
+            "required_approvals": "How many reviewers must approve a candidate before it can be sent to training.",
+        }
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)

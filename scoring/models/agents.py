@@ -93,9 +93,12 @@ def same_server(url, other):
     return (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
 
 
+PREFIX_IDS_FORMAT = "Enter a JSON list of token ids (non-negative integers), e.g. [1], or []."
+
+
 def validate_prefix_ids(value):
     if not isinstance(value, list) or not all(isinstance(i, int) and i >= 0 for i in value):
-        raise ValidationError("Enter a JSON list of token ids (non-negative integers), e.g. [1], or [].")
+        raise ValidationError(PREFIX_IDS_FORMAT)
 
 
 # Cloud metadata services answer on link-local addresses (169.254.169.254 on
