@@ -122,9 +122,10 @@ def window_states(run, memory_ids, response_indexes):
     if not len(memory_ids) or not len(response_indexes):
         return states
     calls = {}
+    # The run's own calls, not filtered by memory: a list of every memory
+    # would be a parameter each (past SQLite's limit on a large matrix).
     for memory_id, start, end, status in ScoreCall.objects.filter(
-            run=run, filter=ScoreCall.Filter.SKIP_KEY, memory_id__in=memory_ids).values_list(
-            "memory_id", "range_start", "range_end", "status"):
+            run=run, filter=ScoreCall.Filter.SKIP_KEY).values_list("memory_id", "range_start", "range_end", "status"):
         calls.setdefault(memory_id, []).append((start, end, status))
     index = np.asarray(response_indexes)
     for i, memory_id in enumerate(memory_ids):
