@@ -142,7 +142,12 @@ def test_the_cells_are_usable_from_the_keyboard(browser, live_server, cast, run,
     for _ in range(8):
         page.keyboard.press("PageDown")
     assert page.locator("#heatmap-announce").inner_text().startswith(f"topic/{ROWS - 1:02d}-memory × response #{COLS} ")
-    ring_box, view = ring.bounding_box(), page.locator("#heatmap-scroll").bounding_box()
+    # Both boxes from one moment: the cell detail opened above scrolls the
+    # page smoothly, and two bounding_box() calls could straddle a step of it.
+    ring_box, view = page.evaluate(
+        "() => ['heatmap-focus', 'heatmap-scroll'].map(id => document.getElementById(id).getBoundingClientRect())"
+        ".map(r => ({x: r.x, y: r.y, width: r.width, height: r.height}))"
+    )
     assert view["x"] <= ring_box["x"] <= view["x"] + view["width"]
     assert view["y"] <= ring_box["y"] <= view["y"] + view["height"]
     screenshots(page, "focus-far-corner")
