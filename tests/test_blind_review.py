@@ -170,3 +170,80 @@ def test_another_reviewers_edit_is_hidden_as_their_approval_is(cast, blind):
 
     decide(cast.client_for(cast.reviewer), c, "reject", "rita's own reason")  # still pending (1 of 2 rejections)
     assert edit_seen(cast.reviewer) == {"page": True, "text": True, "list": True}
+
+
+def test_an_approval_counts_only_toward_the_text_its_reviewer_saw(cast, blind):
+    """Rob edits and approves; rita, under blind review, sees the response
+    itself and approves it. Before, her approval counted toward rob's edit:
+    with two approvals needed, the candidate went to training with a text
+    only rob had read. Now it waits, and both the message and the page say
+    why; once she has read the edit, approving again counts."""
+    blind.required_approvals = 2
+    blind.save()
+    c = make_candidate(blind)
+    c.approve_edited(cast.reviewer2, "Rob's corrected answer.", [1, 2, 3])
+    rita = cast.client_for(cast.reviewer)
+    said = decide(rita, c, "approve", follow=True)
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.PENDING
+    words = " ".join(str(m) for m in said.context["messages"])
+    assert "with 1 of 2 approvals" in words
+    assert "rob had edited the response, which blind review hid from you" in words
+    page = rita.get(detail_url(c)).text
+    assert "Rob&#x27;s corrected answer." in page  # she has decided: the edit shows
+    assert "the response before rob's edit: not counted" in page
+    assert "approve again to approve it" in page
+    assert "<strong>1 of 2</strong> approvals" in page
+
+    decide(rita, c, "approve")
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.APPROVED
+    assert "not counted" not in rita.get(detail_url(c)).text
+
+
+def test_an_edit_after_an_approval_needs_approving_again(cast, agent):
+    """Without blind review too: rita approved the response, then rob edited
+    it. Her approval was not of the edit (before, it was counted for it)."""
+    agent.required_approvals = 2
+    agent.save()
+    c = make_candidate(agent)
+    c.decide(cast.reviewer, "approve")
+    c.approve_edited(cast.reviewer2, "Rob's corrected answer.", [1, 2, 3])
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.PENDING
+    listed = cast.client_for(cast.viewer).get(reverse("candidate_list")).context["page"].object_list
+    assert [x.approvals for x in listed if x.pk == c.pk] == [1]
+    # Approving again is approving the edit, now in front of her.
+    c.decide(cast.reviewer, "approve")
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.APPROVED
+
+
+def test_an_edit_of_an_approved_candidate_asks_to_confirm_the_reversal(cast, agent):
+    """Editing a candidate others approved takes their approvals away from
+    it: the page asks first, as for any vote that reverses a settled one."""
+    agent.required_approvals = 2
+    agent.save()
+    c = make_candidate(agent)
+    c.decide(cast.reviewer, "approve")
+    c.decide(cast.operator, "approve")  # an operator reviews too
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.APPROVED
+    assert c.status_after_edit(cast.reviewer2) == Candidate.Status.PENDING
+    answer = cast.client_for(cast.reviewer2).post(
+        reverse("candidate_edit", args=[c.pk]), {"text": "Rob's corrected answer."})
+    assert "Confirm: save the edit, approve and reverse it" in answer.text
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.APPROVED and not c.is_edited
+
+
+def test_a_bulk_approval_says_which_did_not_count(cast, blind):
+    blind.required_approvals = 2
+    blind.save()
+    edited, plain = make_candidate(blind), make_candidate(blind)
+    edited.approve_edited(cast.reviewer2, "Rob's corrected answer.", [1, 2, 3])
+    from scoring.models.candidates import decide_each
+
+    done = decide_each([edited, plain], cast.reviewer, "approve")
+    assert done.uncounted == [edited]
+    assert f"does not count toward the edit (open it to read the edit): #{edited.pk}." in done.where_they_stand()

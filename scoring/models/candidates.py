@@ -105,6 +105,14 @@ def edit_shown_to(user, candidate, blind):
     return candidate.is_edited and not (blind and candidate.edited_by_id != user.pk)
 
 
+def text_seen_by(user, candidate, my_decision):
+    """Which text `user`, whose decision so far is `my_decision`, has in front
+    of them: the candidate's edit (its edited_at) or the response (None).
+    What an approval of theirs approves (Review.approved_edit)."""
+    shown = edit_shown_to(user, candidate, blind_to(user, candidate, my_decision))
+    return candidate.edited_at if shown else None
+
+
 def hidden_from(user):
     """The candidates whose others' decisions blind review hides from `user`,
     as a queryset (for SQL filters); None when nothing is hidden."""
@@ -130,6 +138,8 @@ class BulkDecision:
     stayed: list = field(default_factory=list)  # recorded, the status unchanged (other reviews settle it)
     unconfirmed: list = field(default_factory=list)  # [ReversalNeedsConfirmation]: left as they were
     refused: list = field(default_factory=list)  # [(candidate, ValidationError)]: e.g. trained, final
+    # Approved as blind review showed them, hiding another's edit: not counted toward it.
+    uncounted: list = field(default_factory=list)
 
     def where_they_stand(self):
         """Where the vote left the candidates, a sentence per outcome:
@@ -144,6 +154,10 @@ class BulkDecision:
                 groups.setdefault((1, "Still awaiting review"), []).append(c.pk)
             else:
                 groups.setdefault((2, f"Unchanged, still {c.get_status_display()}"), []).append(c.pk)
+        if self.uncounted:
+            label = ("Your approval is of the response as you saw it, not of another reviewer's edit that blind "
+                     "review hid, so it does not count toward the edit (open it to read the edit)")
+            groups[(3, label)] = [c.pk for c in self.uncounted]
         return " ".join(
             f"{label}: {', '.join(f'#{pk}' for pk in pks)}." for (_, label), pks in sorted(groups.items())
         )
@@ -163,6 +177,10 @@ def decide_each(candidates, reviewer, decision, comment="", *, confirm_reversal=
             done.refused.append((candidate, e))
         else:
             done.decided.append(candidate)
+            if decision == Review.Decision.APPROVE and candidate.is_edited and not candidate.counts_toward(
+                Review.objects.get(candidate=candidate, reviewer=reviewer)
+            ):
+                done.uncounted.append(candidate)
             if candidate.status == before:
                 done.stayed.append(candidate)
             else:
@@ -367,14 +385,34 @@ class Candidate(models.Model):
         """Approved or rejected by the reviews (and not yet trained)."""
         return self.status in self.SETTLED
 
+    def counts_toward(self, review):
+        """Whether `review` (or a (decision, approved_edit) pair) is an approval
+        of the text that would be trained: of the edit, once there is one, not
+        of the response before it (nor of the response as blind review showed
+        it, hiding another's edit)."""
+        decision, approved_edit = review if isinstance(review, tuple) else (review.decision, review.approved_edit)
+        return decision == Review.Decision.APPROVE and approved_edit == self.edited_at
+
     def status_after(self, reviewer, decision):
         """The status `reviewer`'s `decision` would settle, in place of their
         current one (what the page tells a reviewer before they vote)."""
-        others = list(self.reviews.exclude(reviewer=reviewer).values_list("decision", flat=True))
-        decisions = [*others, Review.Decision(decision)]
-        return settled_status(
-            decisions.count(Review.Decision.APPROVE), decisions.count(Review.Decision.REJECT), self.agent
-        )
+        rows = list(self.reviews.values_list("reviewer_id", "decision", "approved_edit"))
+        mine = next((d for r, d, _ in rows if r == reviewer.pk), None)
+        reviews = [(d, e) for r, d, e in rows if r != reviewer.pk]
+        reviews.append((Review.Decision(decision), text_seen_by(reviewer, self, mine)))
+        return self._status_of(reviews)
+
+    def status_after_edit(self, reviewer):
+        """The status `reviewer`'s edit and approval would settle: the others'
+        approvals were of an earlier text, their rejections stand."""
+        others = self.reviews.exclude(reviewer=reviewer).values_list("decision", flat=True)
+        return settled_status(1, sum(d == Review.Decision.REJECT for d in others), self.agent)
+
+    def _status_of(self, reviews):
+        """settled_status of [(decision, approved_edit)]: approvals of this text only."""
+        approvals = sum(self.counts_toward(r) for r in reviews)
+        rejections = sum(d == Review.Decision.REJECT for d, _ in reviews)
+        return settled_status(approvals, rejections, self.agent)
 
     def decide(self, reviewer, decision, comment="", confirm_reversal=False):
         """Record `reviewer`'s decision (replacing an earlier one) and settle the status.
@@ -408,8 +446,12 @@ class Candidate(models.Model):
             if reverses and not confirm_reversal:
                 raise ReversalNeedsConfirmation(locked, decision, new_status)
             earlier = Review.objects.filter(candidate=locked, reviewer=reviewer).first()
+            approved_edit = None
+            if decision == Review.Decision.APPROVE:
+                approved_edit = text_seen_by(reviewer, locked, earlier.decision if earlier else None)
             Review.objects.update_or_create(
-                candidate=locked, reviewer=reviewer, defaults={"decision": decision, "comment": comment}
+                candidate=locked, reviewer=reviewer,
+                defaults={"decision": decision, "comment": comment, "approved_edit": approved_edit},
             )
             replaced = {}
             if earlier is not None:
@@ -461,10 +503,7 @@ class Candidate(models.Model):
             )
 
     def _settled_status(self):
-        decisions = list(self.reviews.values_list("decision", flat=True))
-        return settled_status(
-            decisions.count(Review.Decision.APPROVE), decisions.count(Review.Decision.REJECT), self.agent
-        )
+        return self._status_of(list(self.reviews.values_list("decision", "approved_edit")))
 
     def approve_edited(self, reviewer, text, edited_ids, *, confirm_reversal=False):
         """Keep `text` (tokenized as `edited_ids`) as what will be trained, then approve.

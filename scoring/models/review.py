@@ -31,6 +31,12 @@ class Review(models.Model):
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     decision = models.CharField(max_length=8, choices=Decision.choices)
     comment = models.TextField(blank=True)
+    # An approval's text, as the reviewer had it in front of them: the edit
+    # they approved (the candidate's edited_at then), or null for the response
+    # itself. An approval counts only toward the text that would be trained:
+    # an edit made after it, or one blind review hid from its reviewer, is
+    # not what they approved (Candidate.counts_toward).
+    approved_edit = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -91,7 +91,10 @@ def decisions_context(request, candidate):
         TrainSample.objects.filter(candidate=candidate, live=True).select_related("job").first()
     )
     decision_closed = candidate.status == Candidate.Status.TRAINED or sample is not None
-    approvals = [r for r in reviews if r.decision == Review.Decision.APPROVE]
+    approvals = [r for r in reviews if candidate.counts_toward(r)]
+    for r in reviews:
+        # An approval of an earlier text than the one to be trained: shown, not counted.
+        r.superseded = r.decision == Review.Decision.APPROVE and not candidate.counts_toward(r)
     history = [] if blind else decision_history(candidate, reviews)
     return {
         "candidate": candidate,

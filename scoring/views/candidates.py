@@ -85,9 +85,14 @@ def with_decision_counts(candidates, user):
     every candidate's row."""
     counts = defaultdict(Counter)
     mine = set()
-    rows = Review.objects.filter(candidate__in=[c.pk for c in candidates], decision__in=OPINIONS)
-    for candidate_id, reviewer_id, decision in rows.values_list("candidate", "reviewer", "decision"):
-        counts[candidate_id][decision] += 1
+    by_pk = {c.pk: c for c in candidates}
+    rows = Review.objects.filter(candidate__in=list(by_pk), decision__in=OPINIONS)
+    for candidate_id, reviewer_id, decision, approved_edit in rows.values_list(
+        "candidate", "reviewer", "decision", "approved_edit"
+    ):
+        # An approval of an earlier text than the one to be trained is not counted.
+        if decision == Review.Decision.REJECT or by_pk[candidate_id].counts_toward((decision, approved_edit)):
+            counts[candidate_id][decision] += 1
         if reviewer_id == user.pk:
             mine.add(candidate_id)
     for c in candidates:

@@ -168,7 +168,7 @@ def candidate_edit(request, pk):
     reversal = None
     if form.is_valid():
         # Asked before the server tokenizes: a reversal not yet confirmed costs no call.
-        after = candidate.status_after(request.user, Review.Decision.APPROVE)
+        after = candidate.status_after_edit(request.user)
         if candidate.is_settled and after != candidate.status and not form.confirmed:
             error = ReversalNeedsConfirmation(candidate, Review.Decision.APPROVE, after)
             form.add_error(None, error)
@@ -190,12 +190,12 @@ def candidate_edit(request, pk):
 def _move_on(request, candidate, said, before, decision):
     """Every decision moves on to the next candidate, saying what it did and
     where the candidate now stands (`before`: its status before the vote)."""
-    candidate.refresh_from_db(fields=["status"])
+    candidate.refresh_from_db(fields=["status", "edited_at", "edited_by"])
     agent = agent_filter(request)
     then = "Here is the next one." if Candidate.objects.next_for(request.user, agent) else (
         "Nothing else waits for your review."
     )
-    messages.success(request, f"{said}{_where_it_stands(candidate, before, decision)} {then}")
+    messages.success(request, f"{said}{_where_it_stands(candidate, before, decision, request.user)} {then}")
     url = _queue_url(agent)
     if request.htmx:
         response = HttpResponse(status=204)
@@ -204,7 +204,7 @@ def _move_on(request, candidate, said, before, decision):
     return redirect(url)
 
 
-def _where_it_stands(candidate, before, decision):
+def _where_it_stands(candidate, before, decision, reviewer):
     """The end of "You approved candidate #5...": what the vote did to its
     status, in one sentence with one colon at most, for every outcome."""
     status = candidate.status
@@ -222,8 +222,22 @@ def _where_it_stands(candidate, before, decision):
         needed, noun = candidate.agent.rejections_to_settle, "rejection"
     else:
         return ": it still awaits review."
-    done = candidate.reviews.filter(decision=decision).count()
-    return f": it still awaits review, with {done} of {needed} {noun}{pluralize(needed)}."
+    reviews = list(candidate.reviews.all())
+    if decision == Review.Decision.REJECT:
+        done = sum(r.decision == decision for r in reviews)
+        return f": it still awaits review, with {done} of {needed} {noun}{pluralize(needed)}."
+    done = sum(candidate.counts_toward(r) for r in reviews)
+    said = f": it still awaits review, with {done} of {needed} {noun}{pluralize(needed)}."
+    mine = next((r for r in reviews if r.reviewer_id == reviewer.pk), None)
+    if mine is not None and not candidate.counts_toward(mine):
+        # Blind review hid another reviewer's edit: what would be trained is not what they approved.
+        said += (
+            f" {candidate.edited_by.get_username() if candidate.edited_by else 'Another reviewer'} had edited "
+            "the response, which blind review hid from you: your approval is of the response as you saw "
+            f"it and does not count toward the edit. Open candidate #{candidate.pk} to read the edit and "
+            "approve it, or edit it yourself."
+        )
+    return said
 
 
 @require_POST
