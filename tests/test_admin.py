@@ -429,3 +429,17 @@ def test_a_part_of_a_snapshot_or_a_run_is_deleted_only_with_its_whole(agent, run
     # The whole still goes, and takes them with it.
     client.post(reverse("admin:scoring_scoringrun_delete", args=[run.pk]), {"post": "yes"})
     assert not ScoreCall.objects.filter(run_id=run.pk).exists() and not CellScore.objects.filter(run_id=run.pk).exists()
+
+
+def test_the_approvals_column_counts_approvals_of_the_text_to_be_trained(candidates):
+    # Rita approved the response, then rob edited it: one approval (his) is of the edit.
+    first, second = candidates
+    rita, _ = staff("rita", "reviewer")
+    rob, _ = staff("rob", "reviewer")
+    first.decide(rita, "approve")
+    first.approve_edited(rob, "Rob's corrected answer.", [1, 2, 3])
+    second.decide(rita, "approve")
+    _, client = staff("root", superuser=True)
+    page = client.get(reverse("admin:scoring_candidate_changelist"))
+    counted = {c.pk: c.n_approvals for c in page.context["cl"].result_list}
+    assert counted == {first.pk: 1, second.pk: 1}

@@ -3,7 +3,7 @@ rejecting go through `Candidate.decide` as on the review pages."""
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 
@@ -16,7 +16,7 @@ class ReviewInline(admin.TabularInline):
     model = Review
     extra = 0
     can_delete = False
-    fields = ["reviewer", "decision", "comment", "created_at", "updated_at"]
+    fields = ["reviewer", "decision", "approved_edit", "comment", "created_at", "updated_at"]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -57,7 +57,11 @@ class CandidateAdmin(ReadOnlyAdmin):
     actions = ["approve_selected", "reject_selected"]
 
     def get_queryset(self, request):
-        approvals = Count("reviews", filter=Q(reviews__decision=Review.Decision.APPROVE))
+        # Approvals of the text that would be trained (Candidate.counts_toward).
+        of_this_text = Q(reviews__approved_edit=F("edited_at")) | Q(
+            reviews__approved_edit__isnull=True, edited_at__isnull=True
+        )
+        approvals = Count("reviews", filter=Q(reviews__decision=Review.Decision.APPROVE) & of_this_text)
         return super().get_queryset(request).annotate(n_approvals=approvals)
 
     @admin.display(description="divergence", ordering="divergence")

@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='review',
             name='approved_edit',
-            field=models.DateTimeField(blank=True, null=True),
+            field=models.DateTimeField(blank=True, help_text='For an approval: the time of the edit it approved; empty for the response itself.', null=True, verbose_name='approved edit of'),
         ),
         migrations.RunPython(approvals_of_the_current_text, migrations.RunPython.noop),
     ]

@@ -36,7 +36,10 @@ class Review(models.Model):
     # itself. An approval counts only toward the text that would be trained:
     # an edit made after it, or one blind review hid from its reviewer, is
     # not what they approved (Candidate.counts_toward).
-    approved_edit = models.DateTimeField(null=True, blank=True)
+    approved_edit = models.DateTimeField(
+        null=True, blank=True, verbose_name="approved edit of",
+        help_text="For an approval: the time of the edit it approved; empty for the response itself.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
