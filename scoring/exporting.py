@@ -57,6 +57,8 @@ def export_line(c):
                     "decision": r.decision,
                     "comment": r.comment,
                     "at": r.updated_at.isoformat(),
+                    # An approval of the text above, or of an earlier one (before an edit).
+                    "of_this_text": c.counts_toward(r) if r.decision == Review.Decision.APPROVE else None,
                 }
                 for r in c.reviews.all()
             ],

@@ -140,6 +140,7 @@ def test_it_exports_approved_and_trained_samples_with_provenance(cast, agent):
     assert e["provenance"]["train_job"] is None
     assert e["provenance"]["reviewers"][0]["reviewer"] == "rita"
     assert e["provenance"]["reviewers"][0]["decision"] == "approve"
+    assert e["provenance"]["reviewers"][0]["of_this_text"] is True  # her approval is of her edit
 
     p = by_id[plain.pk]
     assert p["provenance"]["train_job"] == str(job.pk)
