@@ -67,11 +67,16 @@ TOKENIZATION, STORED_IDS = "nodes tokenize as the whole text", "stored ids match
 SPANS, SCORE, TRAIN = "spans are the responses", "score is finite", "/train answers"
 
 
+def call_timeout(agent):
+    """Seconds each of the check's calls to `agent`'s server may take."""
+    return min(agent.request_timeout, CALL_TIMEOUT)
+
+
 def check_agent(agent):
     """Ask the agent's server; returns a list of CheckResult, in order."""
     # A copy, so the short timeout never reaches the saved agent.
     agent = copy.copy(agent)
-    agent.request_timeout = min(agent.request_timeout, CALL_TIMEOUT)
+    agent.request_timeout = call_timeout(agent)
     with InferenceClient.for_agent(agent) as client:
         try:
             served = client.models()

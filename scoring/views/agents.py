@@ -11,7 +11,7 @@ from django.urls import path, reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from scoring.access import get_agent_for_user, require_perm
-from scoring.checks import check_agent
+from scoring.checks import call_timeout, check_agent
 from scoring.forms import AgentForm
 from scoring.models import Activity, Agent, Memory, ScoringRun, Snapshot
 
@@ -96,7 +96,7 @@ def agent_check(request, pk):
     agent = get_agent_for_user(request, pk)
     checks = check_agent(agent)
     if request.htmx:
-        context = {"agent": agent, "checks": checks, "can_check": True}
+        context = {"agent": agent, "checks": checks, "can_check": True, "check_timeout": call_timeout(agent)}
         return render(request, "scoring/agent_detail.html#checks", context)
     context = _detail_context(request, agent)
     context["checks"] = checks
@@ -116,6 +116,7 @@ def _detail_context(request, agent):
         "shows_key_env": request.user.has_perm("scoring.change_agent"),
         "can_change": request.user.has_perm("scoring.change_agent"),
         "can_check": request.user.has_perm("scoring.change_agent"),
+        "check_timeout": call_timeout(agent),
         "can_upload": request.user.has_perm("scoring.add_snapshot"),
     }
 

@@ -50,3 +50,23 @@ def test_the_results_of_a_redirecting_server_read_on_a_phone(browser, live_serve
         else:
             assert page.locator("#checks thead").bounding_box()["height"] > 20
     page.context.close()
+
+
+def test_a_slow_check_says_it_is_asking_and_how_long_it_may_take(browser, live_server, cast, agent, ref):
+    """Walkthrough: the card promised an answer "in a few seconds" and, against
+    a hung server, showed only a greyed button for 20 s. It now says how long
+    each question may take, and that the server is being asked meanwhile."""
+    agent.request_timeout = 2
+    agent.save()
+    ref.control(latency_ms=1500)
+    page = login(browser, live_server, cast.operator.username, cast.password)
+    page.goto(live_server.url + reverse("agent_detail", args=[agent.pk]))
+    assert "each question waits 2 s at most" in page.locator("#checks").inner_text()
+    busy = page.locator("#check-busy")
+    assert not busy.is_visible() or busy.evaluate("e => getComputedStyle(e).opacity") == "0"
+    page.click("#checks button[type=submit]")
+    page.wait_for_function("() => getComputedStyle(document.getElementById('check-busy')).opacity === '1'")
+    assert busy.inner_text() == "Asking the server…"
+    page.wait_for_selector("#checks table.checks", timeout=60_000)
+    assert page.locator("#check-busy").evaluate("e => getComputedStyle(e).opacity") == "0"
+    page.context.close()

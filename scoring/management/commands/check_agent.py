@@ -15,8 +15,8 @@ from . import _cli
 
 class Command(_cli.Command):
     help = (
-        "Check the agent's inference server in a few seconds: it answers, serves the model, "
-        "tokenizes nodes as a whole, gives spans and finite scores, and answers /train "
+        "Check the agent's inference server (a few seconds; each question waits 20 s at most): it answers, "
+        "serves the model, tokenizes nodes as a whole, gives spans and finite scores, and answers /train "
         "if the agent trains. Exits non-zero when a check fails."
     )
 
