@@ -373,3 +373,29 @@ def test_an_operator_sends_a_partial_runs_failed_calls_again(cast, active_run):
     # Sent again, it has nothing more to send.
     cast.client_for(cast.operator).post(url)
     assert Activity.objects.filter(verb="retried the failed calls of").count() == 1
+
+
+def test_a_retried_run_counts_its_time_from_the_retry(cast, active_run):
+    """It ended an hour ago with a failed call, which an operator sends again
+    now: Elapsed counted the hour it sat ended (and the time left came from
+    the rate over it). Both count from the retry now, and say so."""
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    ScoringRun.objects.filter(pk=active_run.pk).update(
+        status=RunStatus.PARTIAL, started_at=an_hour_ago - timedelta(seconds=50), finished_at=an_hour_ago)
+    active_run.refresh_from_db()
+    assert active_run.retry_failed(actor_name="test") == 1
+    ScoringRun.objects.filter(pk=active_run.pk).update(
+        status=RunStatus.RUNNING, retried_at=timezone.now() - timedelta(seconds=30))
+    # The calls done since: 1 (of the 6 left) in 30 s.
+    active_run.calls.filter(seq=0).update(status=ScoreCall.Status.DONE, finished_at=timezone.now())
+    ScoringRun.objects.filter(pk=active_run.pk).update(calls_done=5)
+
+    context = cast.client_for(cast.viewer).get(reverse("run_detail", args=[active_run.pk])).context
+    timing = context["timing"]
+    assert timing["elapsed"] == timedelta(seconds=30) and timing["since_retry"]
+    # 5 calls left at one per 30 s (the page was asked a moment after the 30 s).
+    assert timedelta(seconds=148) <= timing["remaining"] <= timedelta(seconds=152)
+    page = cast.client_for(cast.viewer).get(reverse("run_detail", args=[active_run.pk])).text
+    assert "since its failed calls were sent again" in page
+    active_run.refresh_from_db()
+    assert active_run.started_at == an_hour_ago - timedelta(seconds=50)  # when it first started is kept

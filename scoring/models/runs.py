@@ -108,6 +108,9 @@ class ScoringRun(models.Model):
     )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When its failed calls were last sent again (retry_failed): its time
+    # since then is what the page counts, not the idle time before it.
+    retried_at = models.DateTimeField(null=True, blank=True)
     # When its tasks were last sent to the workers: resume_stalled_runs waits a
     # claim's length after it, so a run queued behind busy workers is not sent twice.
     enqueued_at = models.DateTimeField(null=True, blank=True)
@@ -236,7 +239,7 @@ class ScoringRun(models.Model):
             result = {k: v for k, v in (locked.result or {}).items() if k not in forget} or None
             ScoringRun.objects.filter(pk=locked.pk).update(
                 status=RunStatus.QUEUED, calls_failed=F("calls_failed") - again, finished_at=None, error="",
-                result=result)
+                result=result, retried_at=timezone.now())
             who = by if by is not None and getattr(by, "is_authenticated", False) else None
             Activity.record(who, "retried the failed calls of", locked, actor_name=actor_name, calls=again)
         self.refresh_from_db()

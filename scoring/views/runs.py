@@ -227,16 +227,22 @@ def work_saved(run):
 
 
 def run_timing(run, now):
-    """Elapsed time and, while active, the time left at the rate so far."""
-    begun = run.started_at or run.created_at
+    """Elapsed time and, while active, the time left at the rate so far. A
+    run whose failed calls were sent again counts from then (the time it
+    sat ended before is no one's work), at the rate of the calls since."""
+    begun = run.retried_at or run.started_at or run.created_at
     end = run.finished_at if not run.is_active and run.finished_at else now
     elapsed = max(end - begun, timedelta(0))
     finished = run.calls_done + run.calls_failed
+    if run.retried_at:
+        finished = run.calls.filter(finished_at__gte=run.retried_at).count()
     remaining = None
     if run.is_active and run.started_at and finished and run.calls_total:
         rate = finished / max(elapsed.total_seconds(), 1e-3)
-        remaining = timedelta(seconds=round((run.calls_total - finished) / rate))
-    return {"elapsed": _round(elapsed), "remaining": remaining, "percent": round(run.progress * 100)}
+        left = run.calls_total - run.calls_done - run.calls_failed
+        remaining = timedelta(seconds=round(left / rate))
+    return {"elapsed": _round(elapsed), "remaining": remaining, "percent": round(run.progress * 100),
+            "since_retry": run.retried_at is not None}
 
 
 def _round(delta):
