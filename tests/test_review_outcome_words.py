@@ -129,3 +129,18 @@ def test_bulk_says_where_each_candidate_now_stands(cast, two_needed):
         f"Now approved: #{settles.pk}. Still awaiting review: #{waiting.pk}. "
         f"Unchanged, still rejected: #{stays.pk}."
     ) in said
+
+
+def test_an_edit_of_an_approved_candidate_says_its_text_is_now_the_one_to_be_trained(cast, agent):
+    """One approval needed, rob's: rita's edit keeps it approved, with her text.
+    Before, the page said her vote "did not change the outcome", while what
+    would be trained had changed (walkthrough)."""
+    c = make_candidate(agent)
+    c.decide(cast.reviewer2, "approve")
+    r = cast.client_for(cast.reviewer).post(
+        reverse("candidate_edit", args=[c.pk]), {"text": "Rita's better answer."}, follow=True)
+    said = one_message([str(m) for m in r.context["messages"]])
+    assert said.startswith(
+        f"You edited and approved candidate #{c.pk}: it stays approved, with your text as the one to be trained.")
+    c.refresh_from_db()
+    assert c.training_text == "Rita's better answer." and c.status == Candidate.Status.APPROVED

@@ -183,11 +183,12 @@ def candidate_edit(request, pk):
     if form.errors:
         return _form_errors(request, candidate, "edit_form", edit_form=form, edit_reversal=reversal)
     return _move_on(
-        request, candidate, f"You edited and approved candidate #{candidate.pk}", before, Review.Decision.APPROVE
+        request, candidate, f"You edited and approved candidate #{candidate.pk}", before, Review.Decision.APPROVE,
+        edited=True,
     )
 
 
-def _move_on(request, candidate, said, before, decision):
+def _move_on(request, candidate, said, before, decision, *, edited=False):
     """Every decision moves on to the next candidate, saying what it did and
     where the candidate now stands (`before`: its status before the vote)."""
     candidate.refresh_from_db(fields=["status", "edited_at", "edited_by"])
@@ -195,7 +196,7 @@ def _move_on(request, candidate, said, before, decision):
     then = "Here is the next one." if Candidate.objects.next_for(request.user, agent) else (
         "Nothing else waits for your review."
     )
-    messages.success(request, f"{said}{_where_it_stands(candidate, before, decision, request.user)} {then}")
+    messages.success(request, f"{said}{_where_it_stands(candidate, before, decision, request.user, edited)} {then}")
     url = _queue_url(agent)
     if request.htmx:
         response = HttpResponse(status=204)
@@ -204,14 +205,18 @@ def _move_on(request, candidate, said, before, decision):
     return redirect(url)
 
 
-def _where_it_stands(candidate, before, decision, reviewer):
+def _where_it_stands(candidate, before, decision, reviewer, edited=False):
     """The end of "You approved candidate #5...": what the vote did to its
-    status, in one sentence with one colon at most, for every outcome."""
+    status, in one sentence with one colon at most, for every outcome.
+    `edited`: the vote was an edit and approval, which changed the text."""
     status = candidate.status
     if status != before and before in SETTLED:
         return f", which reverses it from {before} to {status_words(status)}."
     if status != before:
         return f": it is now {candidate.get_status_display()}."
+    if status != Candidate.Status.PENDING and edited:
+        # The outcome stands, but what would be trained is now this text.
+        return f": it stays {candidate.get_status_display()}, with your text as the one to be trained."
     if status != Candidate.Status.PENDING:
         return f": it stays {candidate.get_status_display()} (your vote did not change the outcome)."
     # Still pending: how far the reviews have got towards what this vote asked
