@@ -121,8 +121,9 @@ def retry(job, by):
     Failed: a fresh job for its candidates that are still approved (the
     failed job's samples are not live any more). Returns the new job, or
     None when none is left to send.
-    Unknown: the same job is re-sent now, with the same Idempotency-Key,
-    so the server cannot start it twice. Returns this job.
+    Unknown, or waiting after a failed attempt (backing_off): the same job
+    is sent now, with the same Idempotency-Key, so the server cannot start
+    it twice. Returns this job.
     Either way the caller enqueues `Followups(train_jobs=[returned.pk])`.
     Raises NoTrainingTarget when the agent is now export only.
     """
@@ -139,13 +140,13 @@ def retry(job, by):
                 samples=new_job.samples.count() if new_job else 0,
             )
         return new_job
-    if job.status == S.UNKNOWN:
+    if job.status == S.UNKNOWN or job.backing_off:
         if not job.resend_now(by):
             raise ValidationError("This job is no longer waiting to be re-sent.")
         return job
     raise ValidationError(
-        f"Only failed jobs and jobs needing attention can be retried; this one is "
-        f"{job.get_status_display()}."
+        f"Only failed jobs, jobs needing attention and jobs waiting after a failed attempt can be sent "
+        f"again; this one is {job.get_status_display()}."
     )
 
 

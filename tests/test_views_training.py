@@ -349,3 +349,71 @@ def test_a_retry_says_the_job_waits_for_the_broker_when_it_is_down(cast, agent):
     assert again.status == TrainJob.Status.PENDING
     assert f"Sent the still-approved candidates again as {again}" in response.text
     assert "cannot be reached: it will be sent to the server when the broker is back" in response.text
+
+
+def backing_off_job(cast, agent, ref, n=2):
+    """A job whose POST the server answered with 500: waiting to be sent again."""
+    from scoring.tasks.training import dispatch_train_jobs
+
+    candidates = make_approved(agent, n)
+    job = send_to_training(agent, cast.operator)
+    ref.control(fail_rate=1.0, fail_endpoints=["train"])
+    dispatch_train_jobs()
+    job.refresh_from_db()
+    assert job.status == TrainJob.Status.PENDING and job.attempts == 1 and job.retry_after
+    return job, candidates
+
+
+def test_a_job_waiting_after_a_failed_attempt_can_be_sent_now(cast, agent, ref):
+    """Walkthrough: a job the server kept answering 500 waited out a backoff
+    of up to 5 minutes, and its page offered nothing: no way to send it now."""
+    job, candidates = backing_off_job(cast, agent, ref)
+    page = cast.client_for(cast.operator).get(detail_url(job)).text
+    assert "Send now (same key)" in page and "Cancel the job" in page
+    assert "not before" in page and "No server has accepted it" in page
+    reviewer_page = cast.client_for(cast.reviewer).get(detail_url(job)).text
+    assert "Send now" not in reviewer_page and "Cancel the job" not in reviewer_page
+
+    ref.control(fail_rate=0.0)
+    r = cast.client_for(cast.operator).post(reverse("train_job_retry", args=[job.pk]), follow=True)
+    assert f"Sending {job} now, with the same Idempotency-Key." in r.text
+    job.refresh_from_db()
+    assert job.retry_after is None and TrainJob.objects.count() == 1
+    from scoring.tasks.training import dispatch_train_jobs
+
+    dispatch_train_jobs()
+    job.refresh_from_db()
+    assert job.status == TrainJob.Status.QUEUED and job.attempts == 2
+
+
+def test_a_job_no_server_has_can_be_cancelled_and_its_candidates_sent_again(cast, agent, ref):
+    job, candidates = backing_off_job(cast, agent, ref)
+    url = reverse("train_job_cancel", args=[job.pk])
+    for role in ("viewer", "reviewer"):
+        assert cast.client_for(getattr(cast, role)).post(url).status_code == 403
+    assert cast.client_for(cast.operator).get(url).status_code == 405
+
+    r = cast.client_for(cast.operator).post(url, follow=True)
+    assert "it will not be sent. Its candidates are still approved" in r.text
+    job.refresh_from_db()
+    assert job.status == TrainJob.Status.FAILED
+    assert job.last_error == "cancelled by otto before any server accepted it"
+    assert Activity.objects.filter(verb="cancelled", actor=cast.operator, target_id=str(job.pk)).exists()
+    assert {c.status for c in Candidate.objects.filter(pk__in=[c.pk for c in candidates])} == {"approved"}
+    assert not job.samples.filter(live=True).exists()
+    # Sent again, in a new job.
+    ref.control(fail_rate=0.0)
+    again = send_to_training(agent, cast.operator)
+    assert set(again.samples.values_list("candidate_id", flat=True)) == {c.pk for c in candidates}
+
+
+def test_a_job_being_sent_or_unknown_is_not_cancelled(cast, agent):
+    make_approved(agent, 1)
+    job = send_to_training(agent, cast.operator)
+    for status in (TrainJob.Status.SENDING, TrainJob.Status.UNKNOWN):
+        TrainJob.objects.filter(pk=job.pk).update(status=status)
+        assert "Cancel the job" not in cast.client_for(cast.operator).get(detail_url(job)).text
+        r = cast.client_for(cast.operator).post(reverse("train_job_cancel", args=[job.pk]), follow=True)
+        assert "Not cancelled" in r.text and "only a job waiting to be sent can be" in r.text
+        job.refresh_from_db()
+        assert job.status == status and job.samples.filter(live=True).exists()

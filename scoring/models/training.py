@@ -138,7 +138,19 @@ class TrainJob(models.Model):
 
     @property
     def can_retry(self):
-        return self.status in (self.Status.FAILED, self.Status.UNKNOWN)
+        return self.status in (self.Status.FAILED, self.Status.UNKNOWN) or self.backing_off
+
+    @property
+    def backing_off(self):
+        """Waiting to be sent again after a failed attempt (the server answered
+        with an error, or was not reached): 'Send now' skips the wait."""
+        return self.status == self.Status.PENDING and self.attempts > 0 and self.retry_after is not None
+
+    @property
+    def can_cancel(self):
+        """Only a job no server has: waiting to be sent, never accepted. One
+        being sent, or whose outcome is unknown, may already be training."""
+        return self.status == self.Status.PENDING
 
     # --- sending (the dispatcher's claim) ----------------------------------
 
@@ -175,10 +187,11 @@ class TrainJob(models.Model):
         )
 
     def resend_now(self, by):
-        """unknown: send again at once (with the same key), not after the
-        backoff. Returns False when the job is no longer unknown."""
+        """unknown, or pending after a failed attempt: send again at once (with
+        the same key), not after the backoff. Returns False when the job is
+        no longer waiting so."""
         with transaction.atomic():
-            waiting = TrainJob.objects.filter(pk=self.pk, status=self.Status.UNKNOWN)
+            waiting = TrainJob.objects.filter(pk=self.pk, status__in=[self.Status.UNKNOWN, self.Status.PENDING])
             if waiting.update(retry_after=None) != 1:
                 return False
             Activity.record(by, "retried", self, same_key=True)
@@ -229,6 +242,20 @@ class TrainJob(models.Model):
             jobs = jobs.filter(status=S.SENDING, claimed_until=claimed_until)
         else:
             jobs = jobs.exclude(status__in=[S.SUCCEEDED, S.FAILED])
+        return self._fail(jobs, error, None, actor_name, "failed")
+
+    def cancel(self, by):
+        """pending -> failed, by `by` (a user): a job no server has (can_cancel)
+        stops being sent, and its candidates, still approved, may be sent in
+        a new job. Returns False when it is no longer pending (a dispatcher
+        took it meanwhile: it may reach the server)."""
+        jobs = TrainJob.objects.filter(pk=self.pk, status=self.Status.PENDING)
+        return self._fail(jobs, f"cancelled by {by.get_username()} before any server accepted it", by, None,
+                          "cancelled")
+
+    def _fail(self, jobs, error, by, actor_name, verb):
+        """`jobs` (this one, under the caller's conditions) -> failed, its samples freed."""
+        S = self.Status
         with transaction.atomic():
             failed = (
                 jobs.update(
@@ -245,7 +272,7 @@ class TrainJob(models.Model):
                 # trained after all: they go back to approved.
                 Candidate.objects.filter(pk__in=self._live_candidates()).mark_untrained()
                 self.free_samples()
-                Activity.record(None, "failed", self, actor_name=actor_name, error=error[:1000])
+                Activity.record(by, verb, self, actor_name=actor_name, error=error[:1000])
         self.refresh_from_db()
         return failed
 

@@ -144,11 +144,26 @@ def train_job_retry(request, pk):
         return redirect("train_job_detail", job.pk)
     sending = enqueue_on_commit(Followups(train_jobs=[result.pk]))
     if not was_failed:
-        messages.success(request, f"Re-sending {job} with the same Idempotency-Key.")
+        messages.success(request, f"Sending {job} now, with the same Idempotency-Key.")
     else:
         messages.success(request, f"Sent the still-approved candidates again as {result}.")
     _warn_if_not_queued(request, sending, result)
     return redirect("train_job_detail", result.pk)
+
+
+@require_POST
+def train_job_cancel(request, pk):
+    """Stop a job no server has yet (TrainJob.can_cancel): its candidates stay approved."""
+    job = get_train_job_for_user(request, pk)
+    require_perm(request, "scoring.send_training")
+    if job.cancel(request.user):
+        messages.success(request, f"Cancelled {job}: it will not be sent. Its candidates are still approved and "
+                                  "can be sent in a new job.")
+    else:
+        job.refresh_from_db()
+        messages.error(request, f"Not cancelled: {job} is {job.get_status_display()} now, and only a job waiting "
+                                "to be sent can be (one being sent may already be on the server).")
+    return redirect("train_job_detail", job.pk)
 
 
 @require_POST
@@ -184,5 +199,6 @@ urlpatterns = [
     path("training/send/", train_send, name="train_send"),
     path("training/<uuid:pk>/", train_job_detail, name="train_job_detail"),
     path("training/<uuid:pk>/retry/", train_job_retry, name="train_job_retry"),
+    path("training/<uuid:pk>/cancel/", train_job_cancel, name="train_job_cancel"),
     path("training/<uuid:pk>/rescore/", train_job_rescore, name="train_job_rescore"),
 ]
