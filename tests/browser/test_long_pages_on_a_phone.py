@@ -392,3 +392,26 @@ def test_the_agent_forms_choices_are_read_whole_on_a_phone(browser, live_server,
     page.get_by_role("option", name="SGLang").click()
     assert backend.input_value() == "sglang"
     page.context.close()
+
+
+def test_a_training_jobs_samples_fit_a_phone(browser, live_server, cast, agent, screenshots):
+    """Walkthrough: the samples scrolled sideways, their response text off
+    screen, wrapped so narrow that each row was hundreds of pixels of blank."""
+    from candidate_factory import make_approved
+
+    from scoring.outbox import send_to_training
+
+    make_approved(agent, 3, response_text="I checked the ticket: the firmware fix ships on Friday. " * 3)
+    job = send_to_training(agent, cast.operator)
+    page = login(browser, live_server, cast.viewer.username, cast.password)
+    page.set_viewport_size(PHONE)
+    page.goto(live_server.url + reverse("train_job_detail", args=[job.pk]))
+    table = page.locator("#samples-table")
+    assert table.evaluate("t => t.scrollWidth <= t.parentElement.clientWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    text = " ".join(table.inner_text().split())
+    assert "divergence 2.00 nats" in text and "the firmware fix ships on Friday" in text
+    rows = table.locator("tbody tr")
+    assert rows.count() == 3 and all(rows.nth(i).bounding_box()["height"] < 200 for i in range(3))
+    screenshots(page, "train-job-390")
+    page.context.close()
