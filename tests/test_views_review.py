@@ -24,6 +24,12 @@ def test_it_shows_the_next_candidate_and_reserves_it(cast, agent):
     assert top.reserved_by == cast.reviewer
     # Holds show on the pages, not in the activity log (where they drowned the decisions).
     assert not Activity.objects.filter(verb__in=["reserved", "released"]).exists()
+    # Her own hold says so, not "Held by rita" (walkthrough).
+    assert "Held for you until" in r.text and "Held by <strong>rita" not in r.text
+    listed = cast.client_for(cast.reviewer).get(reverse("candidate_list")).text.split("<tbody>")[1]
+    assert '<span class="stacked-only muted">held by </span>you' in listed
+    assert '<span class="stacked-only muted">held by </span>rita' in cast.client_for(
+        cast.reviewer2).get(reverse("candidate_list")).text
 
 
 def test_it_offers_the_next_candidate_when_another_reviewer_holds_one(cast, agent):
