@@ -50,7 +50,7 @@ def test_it_skips_what_it_cannot_check(db):
 
 
 def test_it_names_the_agents_there_are(agent):
-    with pytest.raises(CommandError, match=r"no agent with id or name 'nope' \(agents: poc\)"):
+    with pytest.raises(CommandError, match=r"no agent with id or name 'nope' \(agents: poc; add_agent creates one\)"):
         run("nope")
 
 

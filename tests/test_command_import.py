@@ -72,6 +72,14 @@ def test_it_imports_a_file_and_prints_only_the_id(offline_agent, tmp_path):
     assert Activity.objects.get().actor_name == "command line"
 
 
+def test_it_takes_the_agent_by_id_as_the_other_commands_do(offline_agent, tmp_path):
+    # Before, only a name: --agent 1 said there was no agent named '1'.
+    path = tmp_path / "snap.json"
+    path.write_bytes(as_bytes(snapshot_doc(token_ids=True)))
+    out = _run("import_snapshot", str(path), "--agent", str(offline_agent.pk))
+    assert out == f"{Snapshot.objects.get(agent=offline_agent).pk}\n"
+
+
 def test_it_reads_stdin(offline_agent, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(as_bytes(snapshot_doc(token_ids=True)))))
     out = _run("import_snapshot", "-", "--agent", "poc")
@@ -103,7 +111,7 @@ def test_it_reports_a_missing_file_an_unknown_agent_and_a_server_failure(offline
         _run("import_snapshot", str(tmp_path / "nope.json"), "--agent", "poc")
     path = tmp_path / "snap.json"
     path.write_bytes(as_bytes(snapshot_doc()))
-    with pytest.raises(CommandError, match="no agent named 'ghost'"):
+    with pytest.raises(CommandError, match=r"no agent with id or name 'ghost' \(agents: poc; add_agent creates one\)"):
         _run("import_snapshot", str(path), "--agent", "ghost")
     with pytest.raises(CommandError, match="nothing imported: .*cannot connect"):
         _run("import_snapshot", str(path), "--agent", "poc")

@@ -1,5 +1,6 @@
 """What memscore's commands share beyond runs: stdout that may be closed early,
-retry warnings kept out of the way, interrupts without a traceback, plurals."""
+retry warnings kept out of the way, interrupts without a traceback, plurals,
+an agent named by its id or its name."""
 
 import contextlib
 import logging
@@ -84,6 +85,19 @@ def ignoring_interrupts():
     """While a first interrupt's clean-up runs (cancelling the run): a second
     Ctrl-C, SIGTERM or SIGHUP would cut it short."""
     return _handling(WHY, signal.SIG_IGN)
+
+
+def agent_arg(value):
+    """The agent `value` names by its id or its name (as ?agent= on the pages),
+    or a CommandError that lists the agents there are."""
+    from scoring.filters import agent_named
+    from scoring.models import Agent
+
+    agent = agent_named(value)
+    if agent is None:
+        known = ", ".join(Agent.objects.order_by("name").values_list("name", flat=True)[:20]) or "none yet"
+        raise CommandError(f"no agent with id or name {value!r} (agents: {known}; add_agent creates one)")
+    return agent
 
 
 def plural(n, one, many=None):

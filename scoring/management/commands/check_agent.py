@@ -7,8 +7,6 @@ change); exits non-zero when any check fails. The checks are scoring.checks.
 from django.core.management.base import CommandError
 
 from scoring.checks import check_agent
-from scoring.filters import agent_named
-from scoring.models import Agent
 
 from . import _cli
 
@@ -24,10 +22,7 @@ class Command(_cli.Command):
         parser.add_argument("name", help="The agent's name or id (as export_samples and send_training take it)")
 
     def handle(self, *args, name, **options):
-        agent = agent_named(name)
-        if agent is None:
-            known = ", ".join(Agent.objects.values_list("name", flat=True)) or "none yet"
-            raise CommandError(f"no agent with id or name {name!r} (agents: {known})")
+        agent = _cli.agent_arg(name)
         results = check_agent(agent)
         for result in results:
             line = f"{result.label:<4}  {result.name}: {result.message}"

@@ -1,10 +1,8 @@
 """`manage.py export_samples [AGENT]`: the approved samples as JSON lines on
 stdout, the same bytes as the candidates' export page gives."""
 
-from django.core.management.base import CommandError
 
 from scoring import exporting
-from scoring.filters import agent_named
 
 from . import _cli
 
@@ -25,8 +23,6 @@ class Command(_cli.Command):
     def handle(self, *args, agent, **options):
         chosen = None
         if agent is not None:
-            chosen = agent_named(agent)
-            if chosen is None:
-                raise CommandError(f"no agent with id or name {agent!r}")
+            chosen = _cli.agent_arg(agent)
         for line in exporting.jsonl_lines(exporting.approved_samples(chosen)):
             self.out(line)

@@ -1,4 +1,4 @@
-"""`manage.py import_snapshot FILE --agent NAME`: the command line's way in for a
+"""`manage.py import_snapshot FILE --agent AGENT`: the command line's way in for a
 snapshot, through the same validation as the API and the upload page."""
 
 import sys
@@ -6,7 +6,7 @@ import sys
 from django.core.management.base import CommandError
 
 from scoring.importing import SnapshotError, TokenizeError, import_or_find, parse_snapshot_json
-from scoring.models import Agent, Snapshot
+from scoring.models import Snapshot
 
 from . import _cli
 
@@ -19,13 +19,10 @@ class Command(_cli.Command):
 
     def add_arguments(self, parser):
         parser.add_argument("file", help="Path to the snapshot JSON, or - to read stdin")
-        parser.add_argument("--agent", required=True, help="Name of the agent it belongs to")
+        parser.add_argument("--agent", required=True, help="The agent it belongs to, by id or name")
 
     def handle(self, *args, file, agent, **options):
-        try:
-            target = Agent.objects.get(name=agent)
-        except Agent.DoesNotExist:
-            raise CommandError(f"no agent named {agent!r} (create it with add_agent)") from None
+        target = _cli.agent_arg(agent)
         try:
             if file == "-":
                 raw = getattr(sys.stdin, "buffer", sys.stdin).read()

@@ -6,7 +6,6 @@ import time
 from django.core.management.base import CommandError
 
 from scoring import outbox
-from scoring.filters import agent_named
 from scoring.followups import Followups
 from scoring.models import TrainJob
 from scoring.tasks.enqueue import enqueue_on_commit
@@ -38,9 +37,7 @@ class Command(_cli.Command):
         )
 
     def handle(self, *args, agent, wait, **options):
-        chosen = agent_named(agent)
-        if chosen is None:
-            raise CommandError(f"no agent with id or name {agent!r}")
+        chosen = _cli.agent_arg(agent)
         try:
             job = outbox.send_to_training(chosen, None, actor_name=_runs.ACTOR)
         except outbox.NoTrainingTarget as e:
