@@ -126,6 +126,19 @@ def independent_deltas(base_url, snapshot, start=0, end=None):
     return out
 
 
+def before_memories(snapshot):
+    """{key: response node ids before the key's first node}, from the Node rows
+    in the model's order: what leaving the key out cannot change (a failed
+    call's cells there are still known: unaffected)."""
+    before, seen_responses = {}, []
+    for n in node_rows(snapshot):
+        if n.memory_key and n.memory_key not in before:
+            before[n.memory_key] = set(seen_responses)
+        if n.section == Section.CONVERSATION and n.role == "assistant":
+            seen_responses.append(n.id)
+    return before
+
+
 def cells_by_key(run):
     """{key: {response id: delta or None}} of a run's stored cells."""
     out = {}

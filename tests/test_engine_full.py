@@ -10,9 +10,11 @@ import pytest
 from scoring.context import snapshot_tokens
 from scoring.engine import results, run_inline, start_run
 from scoring.models import CellScore, Memory, ScoreCall, ScoringRun
+from scoring.models.runs import CellState
 from scoring.views.display import run_findings
 from tests.conftest import NO_FAULTS
 from tests.engine_support import (
+    before_memories,
     cells_by_key,
     conversation_doc,
     independent_deltas,
@@ -35,15 +37,36 @@ def snapshot(agent):
 
 
 def assert_cells_match(run, expected, failed_keys=()):
+    """Every cell as `expected`; a failed key's cells unknown (None), except
+    those before the memory: exactly 0, unaffected, as in any run."""
     got = cells_by_key(run)
+    before = before_memories(run.snapshot)
+    states = dict(((k, r), state) for k, r, state in run.cells.values_list("memory__key", "response_id", "state"))
     assert set(got) == set(expected)
     for key, row in expected.items():
         assert set(got[key]) == set(row), key
         for response_id, delta in row.items():
-            if key in failed_keys:
+            if key in failed_keys and response_id in before[key]:
+                assert got[key][response_id] == 0 == delta, key
+                assert states[key, response_id] == CellState.UNAFFECTED, key
+            elif key in failed_keys:
                 assert got[key][response_id] is None, key
+                assert states[key, response_id] == CellState.FAILED, key
             else:
                 assert got[key][response_id] == pytest.approx(delta, abs=1e-9), key
+
+
+def assert_failed_but_before_memories(run):
+    """Every cell failed but those before their memory: unaffected, exactly 0
+    (the server's failure cannot make them unknown: they were never asked)."""
+    before = before_memories(run.snapshot)
+    assert any(before.values()), "the snapshot has responses before some memory"
+    for key, response_id, delta, failed, state in run.cells.values_list(
+            "memory__key", "response_id", "delta", "failed", "state"):
+        if response_id in before[key]:
+            assert (delta, failed, state) == (0, False, CellState.UNAFFECTED), (key, response_id)
+        else:
+            assert (delta, failed, state) == (None, True, CellState.FAILED), (key, response_id)
 
 
 def test_it_scores_every_cell_as_the_leave_one_out_delta(agent, snapshot, ref):
@@ -133,8 +156,7 @@ def test_it_fails_the_run_and_every_cell_when_the_baseline_keeps_failing(agent, 
     assert run.calls_failed == run.calls_total and run.calls_done == 0
     cells = CellScore.objects.filter(run=run)
     assert cells.count() == 8 * 7
-    assert not cells.filter(failed=False).exists()
-    assert not cells.filter(delta=0).exists()
+    assert_failed_but_before_memories(run)
 
 
 @pytest.mark.parametrize("failing, status", [
@@ -205,7 +227,7 @@ def test_it_fails_a_call_whose_scores_do_not_match_its_responses(agent, ref):
 
     assert run.status == ScoringRun.Status.FAILED
     assert "8 scores for 7 responses" in run.error
-    assert not CellScore.objects.filter(run=run, failed=False).exists()
+    assert_failed_but_before_memories(run)
 
 
 def test_it_respects_the_agents_concurrency(agent, tmp_path):

@@ -6,7 +6,7 @@ from scoring.engine import run_inline, start_run
 from scoring.heatmap.matrix import load_matrix, response_numbers
 from scoring.models import CellScore, Node
 from tests.conftest import NO_FAULTS
-from tests.engine_support import make_snapshot, private_refserver  # noqa: F401
+from tests.engine_support import before_memories, make_snapshot, private_refserver  # noqa: F401
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_retries")]
 
@@ -33,8 +33,11 @@ def test_it_lays_out_a_full_run(agent, ref, django_assert_num_queries):
     assert len(cells) == len(keys) * len(responses)
     for memory, row in zip(matrix["memories"], matrix["deltas"]):
         assert row == [cells[memory["id"], r.id] for r in responses]
+    # Its cells are unknown, but for those before the memory: exactly 0 (unaffected), failed call or not.
     office = matrix["deltas"][keys.index("places/office")]
-    assert office == [None] * len(responses)
+    before = before_memories(snapshot)["places/office"]
+    assert before and len(before) < len(responses)
+    assert office == [0.0 if r.id in before else None for r in responses]
     assert any(d is not None and d < 0 for row in matrix["deltas"] for d in row)
 
 

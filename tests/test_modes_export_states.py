@@ -110,7 +110,10 @@ def test_the_heatmap_and_its_cell_pages_agree_with_the_export_on_an_incremental_
     assert "not in this run" in cell_page(cast, run, call.memory.key, after[0])
 
 
-def test_a_failed_incremental_call_fails_the_cells_before_its_window_too(snapshot, agent, ref, cast):
+def test_a_failed_incremental_calls_cells_before_its_window_stay_unaffected(snapshot, agent, ref, cast):
+    """They come before the memory: exactly 0 whatever its call did, as in a
+    full run (a walkthrough read them as failed, and the findings counted
+    them among the failed cells)."""
     agent.score_concurrency = 1
     agent.save()
     run = start_run(snapshot, "incremental", params={"response_window": 1, "limit": 3})
@@ -124,7 +127,10 @@ def test_a_failed_incremental_call_fails_the_cells_before_its_window_too(snapsho
     key = failed.memory.key
     rows = states(run)[key]
     before = [(state, delta) for index, state, delta in rows if index < failed.range_start]
-    assert before and set(before) == {(export.FAILED, None)}, "never shown as exactly 0"
+    assert before and set(before) == {(export.UNAFFECTED, 0.0)}
+    inside = [(state, delta) for index, state, delta in rows if index >= failed.range_start]
+    assert inside and (export.FAILED, None) in inside, "the window's own cells are failed, never 0"
     assert payload_states(run) == export_states(run)
     index = next(index for index, _, _ in rows if index < failed.range_start)
-    assert "failed" in cell_page(cast, run, key, index)
+    page = cell_page(cast, run, key, index)
+    assert "before the memory: unaffected" in page and "failed" not in page

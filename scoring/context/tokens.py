@@ -233,15 +233,31 @@ class SnapshotTokens:
         not in the sequence change nothing: changed_from is len(ids).
         """
         ids, spans = self.sequence(start, end, filter, key, template=template)
+        before = self._kept_before_removed(start, end, key, filter)
+        if before is None:
+            return ids, spans, len(ids), len(spans)
+        changed_from = len(template.prefix) + sum(len(self.node_ids_list[i]) for i in before)
+        return ids, spans, changed_from, sum(self.is_response[i] for i in before)
+
+    def unaffected_responses(self, start, end, key, *, filter=Filter.SKIP_KEY):
+        """How many of the responses in [start, end) end before the first node
+        such a call leaves out: their deltas are exactly zero, whatever the
+        server says or fails to say (causal_sequence's `unaffected`, without a
+        template: a failed call's cells before its memory are known)."""
+        before = self._kept_before_removed(start, end, key, filter)
+        if before is None:
+            return len(self.responses(start, end))
+        return sum(self.is_response[i] for i in before)
+
+    def _kept_before_removed(self, start, end, key, filter):
+        """The nodes a call keeps before the first one it leaves out, or None
+        when it leaves out none of [start, end)."""
         in_range = (self.conv_index < 0) | ((self.conv_index >= start) & (self.conv_index < end))
         removed = np.flatnonzero(in_range & self.filterable & self._left_out(filter, key))
         if not len(removed):
-            return ids, spans, len(ids), len(spans)
-        first = int(removed[0])
+            return None
         kept = self._kept(start, end, filter, key)
-        before = kept[: int(np.searchsorted(kept, first))]
-        changed_from = len(template.prefix) + sum(len(self.node_ids_list[i]) for i in before)
-        return ids, spans, changed_from, sum(self.is_response[i] for i in before)
+        return kept[: int(np.searchsorted(kept, int(removed[0])))]
 
     def _left_out(self, filter, key):
         """Per node, whether its memory key is one the filter leaves out."""

@@ -16,6 +16,7 @@ from scoring.models import CellScore, ScoreCall, ScoringRun
 from scoring.models.runs import BASELINE_FAILED
 
 from . import alternates
+from .calls import causal_windows
 
 Status = ScoreCall.Status
 FINISHED = (Status.DONE, Status.FAILED)
@@ -73,10 +74,20 @@ def cell_rows(run, call, baseline, tokens):
     """One cell per response in the call's range: (run, memory, response, delta,
     failed, state), with the signed delta; exactly 0 and "unaffected" for a
     response the call did not ask for (None in its result: before the
-    memory); failed, every one of them, when baseline is None (either call failed)."""
+    memory). When baseline is None (either call failed) the responses after
+    the memory are failed, and those before it still unaffected: leaving the
+    memory out cannot change them, whatever the server did (with causal
+    windows on, as the call would have asked)."""
     entries = tokens.responses(call.range_start, call.range_end)
     if baseline is None:
-        return [CellScore.failed_row(run.pk, call.memory_id, e.node_id) for e in entries]
+        known = 0
+        if causal_windows():
+            known = tokens.unaffected_responses(call.range_start, call.range_end, call.memory.key)
+        return [
+            CellScore.unaffected_row(run.pk, call.memory_id, e.node_id) if i < known
+            else CellScore.failed_row(run.pk, call.memory_id, e.node_id)
+            for i, e in enumerate(entries)
+        ]
     return [
         CellScore.unaffected_row(run.pk, call.memory_id, e.node_id)
         if w is None else CellScore.scored_row(run.pk, call.memory_id, e.node_id, maths.delta(b, w))

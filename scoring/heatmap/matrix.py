@@ -113,10 +113,10 @@ def window_states(run, memory_ids, response_indexes):
     A run stores a row for every response in a call's range; an incremental
     run's call covers its memory's own window only. A response before the
     first window comes before the memory: UNAFFECTED (exactly 0, as a full
-    run stores it) once the memory's calls are done, FAILED if one failed
-    (as every cell of a failed call is: never shown as 0), MISSING until
-    then. One after it is NOT_IN_RUN: never scored by this run. A memory with
-    no call of its own (an estimate's) is COVERED throughout.
+    run stores it, its call failed or not: leaving the memory out cannot
+    change it) once the memory's calls have finished, MISSING until then.
+    One after it is NOT_IN_RUN: never scored by this run. A memory with no
+    call of its own (an estimate's) is COVERED throughout.
     """
     states = np.full((len(memory_ids), len(response_indexes)), COVERED, dtype=np.uint8)
     if not len(memory_ids) or not len(response_indexes):
@@ -136,13 +136,8 @@ def window_states(run, memory_ids, response_indexes):
         for start, end, _ in found:
             inside |= (start <= index) & (index < end)
         before = ~inside & (index < min(start for start, _, _ in found))
-        statuses = {status for _, _, status in found}
-        if ScoreCall.Status.FAILED in statuses:
-            states[i, before] = FAILED
-        elif statuses == {ScoreCall.Status.DONE}:
-            states[i, before] = UNAFFECTED
-        else:
-            states[i, before] = MISSING
+        finished = all(status in (ScoreCall.Status.DONE, ScoreCall.Status.FAILED) for _, _, status in found)
+        states[i, before] = UNAFFECTED if finished else MISSING
         states[i, ~inside & ~before] = NOT_IN_RUN
     return states
 

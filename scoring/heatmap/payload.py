@@ -60,9 +60,10 @@ def cache_key(run):
     # resumed or re-finished run), so a stale payload is never served. v4:
     # "unaffected" added, so payloads cached before are not reused ("kind" needs
     # no new version: a payload cached without it is an exact run's). v5: an
-    # incremental run's cells before a memory's window are "unaffected".
+    # incremental run's cells before a memory's window are "unaffected". v6:
+    # they stay so when its call failed.
     finished = int(run.finished_at.timestamp() * 1e6) if run.finished_at else 0
-    return f"heatmap-v5-{run.pk}-{run.status}-{run.calls_done}-{run.calls_failed}-{finished}"
+    return f"heatmap-v6-{run.pk}-{run.status}-{run.calls_done}-{run.calls_failed}-{finished}"
 
 
 def pack(run):
