@@ -60,7 +60,7 @@ def matrix_run(agent, deltas, *, keys=None, memory_texts=None, responses=None,
             Node.objects.responses().filter(snapshot=snapshot).order_by("index").values_list("id", flat=True)
         )
 
-        failed_calls = sum(1 for row in deltas if row and all(v == FAILED for v in row))
+        failed_calls = sum(1 for row in deltas if failed_call(row))
         run = ScoringRun.objects.create(
             agent=agent, snapshot=snapshot, mode=Mode.FULL, status=status,
             calls_total=n_mem + 1, calls_done=n_mem + 1 - failed_calls if finished else 1,
@@ -76,7 +76,7 @@ def matrix_run(agent, deltas, *, keys=None, memory_texts=None, responses=None,
             ScoreCall(run=run, seq=i + 1, filter=ScoreCall.Filter.SKIP_KEY, memory=memories[k],
                       range_start=0, range_end=2 * n_resp, baseline=baseline,
                       status=_call_status(row, finished),
-                      error="HTTP 500 from /score" if row and all(v == FAILED for v in row) else "")
+                      error="HTTP 500 from /score" if failed_call(row) else "")
             for i, (k, row) in enumerate(zip(keys, deltas))
         ], batch_size=1000)
 
@@ -111,8 +111,13 @@ def matrix_run(agent, deltas, *, keys=None, memory_texts=None, responses=None,
     return run
 
 
+def failed_call(row):
+    """Whether a row is a failed call's: failed cells, and unaffected ones before its memory."""
+    return bool(row) and FAILED in row and all(v in (FAILED, UNAFFECTED) for v in row)
+
+
 def _call_status(row, finished):
-    if row and all(v == FAILED for v in row):
+    if failed_call(row):
         return ScoreCall.Status.FAILED
     if row and all(v == MISSING for v in row) or not finished:
         return ScoreCall.Status.PENDING

@@ -5,11 +5,15 @@ leave-one-out matrix of the same snapshot."""
 import numpy as np
 import pytest
 
-from scoring import surrogate
+from scoring import modes, surrogate
 from scoring.context import Outline
 from scoring.engine import run_inline, start_run
 from scoring.models import CellScore, ScoreCall, ScoringRun
+from scoring.modes.estimate import NOT_FITTED, importance_ranking
+from scoring.views.display import run_findings
+from tests.conftest import NO_FAULTS
 from tests.engine_support import (
+    before_memories,
     cells_by_key,
     independent_deltas,
     make_snapshot,
@@ -101,3 +105,25 @@ def test_lasso_recovers_a_sparse_effect_and_leaves_later_memories_at_zero():
     assert all(v > 0.9 for v in r2)
     flat, r2_flat = surrogate.fit(x, np.zeros((64, 1)), np.ones((10, 1), dtype=bool))
     assert not flat.any() and r2_flat == [None]
+
+
+def test_an_estimate_no_call_answered_estimates_nothing_and_says_so(agent, snapshot, ref, fast_retries):
+    """Walkthrough: every call failed, and the run page still said "Memories
+    estimated 24" and "Cells (estimates) 1,248" beside "Calls fitted 0"."""
+    ref.control(**{**NO_FAULTS, "fail_rate": 1.0})
+    run = estimate_run(snapshot, ablations=8)
+    assert run.status == ScoringRun.Status.FAILED
+    assert run.result["memories"] == 0 and run.result["cells"] == 0 and run.result["not_fitted"] == NOT_FITTED
+    findings = dict(run_findings(run))
+    assert findings["No estimate"] == NOT_FITTED and findings["Memories estimated"] == "0"
+    # The cells a memory can change are failed; those before it exactly 0, as in any run.
+    before = before_memories(snapshot)
+    cells = list(CellScore.objects.filter(run=run).values_list("memory__key", "response_id", "failed", "delta"))
+    assert cells and any(before.values())
+    for key, response_id, failed, delta in cells:
+        assert (failed, delta) == ((False, 0.0) if response_id in before[key] else (True, None)), key
+    assert run.result["failed_cells"] == sum(failed for _, _, failed, _ in cells)
+    assert importance_ranking(run) == []  # not every memory "ranked" at 0
+    said = []
+    modes.get(run.mode).report(run, said.append)
+    assert said[0].startswith("NO ESTIMATE: fewer than 4 calls answered, too few to fit")

@@ -6,17 +6,20 @@ from django.urls import reverse
 from scoring import maths
 from scoring.models import Agent
 from scoring.models.runs import Mode, RunStatus
-from tests.matrix_data import FAILED, matrix_run
+from tests.matrix_data import FAILED, UNAFFECTED, matrix_run
 
 BEFORE = {
     "a": [1.0, 0.005, -0.7],
     "b": [2.0, 3.0, FAILED],
     "c": [FAILED, FAILED, FAILED],  # every cell failed: no importance, no change
+    # Its call failed; the response before it is exactly 0 all the same: still no importance.
+    "e": [UNAFFECTED, FAILED, FAILED],
 }
 AFTER = {
     "a": [0.2, 0.3, 0.0],
     "b": [2.0, 4.5, 1.0],
     "d": [0.1, 0.0, 0.0],  # a new memory: in the later run only
+    "e": [0.0, 0.4, 0.2],
 }
 
 
@@ -51,9 +54,10 @@ def test_it_shows_each_memorys_importance_in_both_runs_and_the_change(cast, runs
     # By hand: a 1.0 → 0.5 (0.005 and -0.7 count as zero), b 5.0 → 7.5 (its failed cell left out).
     assert rows["a"]["change_sum"] == pytest.approx(-0.5) and rows["b"]["change_sum"] == pytest.approx(2.5)
     assert rows["c"]["before"] is None and rows["c"]["change_sum"] is None
+    assert rows["e"]["before"] is None and rows["e"]["change_sum"] is None  # not a rise from 0
     assert rows["d"]["before"] is None and rows["d"]["after"]["sum"] == pytest.approx(0.1)
     # Largest change first; memories without a change last, by key.
-    assert [row["key"] for row in page.context["rows"]] == ["b", "a", "c", "d"]
+    assert [row["key"] for row in page.context["rows"]] == ["b", "a", "c", "d", "e"]
     assert "+2.500" in page.text and "-0.500" in page.text
     assert reverse("glossary") in page.text
 
@@ -63,10 +67,10 @@ def test_it_sorts_by_rise_drop_or_key(cast, runs):
     client = cast.client_for(cast.viewer)
     url = reverse("run_compare", args=[before.pk, after.pk])
     order = lambda sort: [r["key"] for r in client.get(url, {"sort": sort}).context["rows"]]  # noqa: E731
-    assert order("rise") == ["b", "a", "c", "d"]
-    assert order("drop") == ["a", "b", "c", "d"]
-    assert order("key") == ["a", "b", "c", "d"]
-    assert order("nonsense") == ["b", "a", "c", "d"]
+    assert order("rise") == ["b", "a", "c", "d", "e"]
+    assert order("drop") == ["a", "b", "c", "d", "e"]
+    assert order("key") == ["a", "b", "c", "d", "e"]
+    assert order("nonsense") == ["b", "a", "c", "d", "e"]
 
 
 def test_it_offers_the_agents_other_finished_full_runs(cast, runs, agent):

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from scoring.models import Agent, Memory, MemoryScore, Node
 from scoring.models.runs import RunStatus
-from tests.matrix_data import FAILED, matrix_run
+from tests.matrix_data import FAILED, UNAFFECTED, matrix_run
 
 XSS = "<script>alert(1)</script>"
 N = 12  # responses per run: enough for "never matters" (at least 10)
@@ -33,9 +33,11 @@ def run(agent):
             [0.3] + [FAILED] * (N - 1),             # one scored response: too few to judge
             [FAILED] * N,                           # every call failed: unknown, not zero
             [3.0, -2.5] + [0.0] * (N - 2),         # useful overall despite one response (net +0.5)
+            # Its call failed; the responses before it are exactly 0 all the same: still unknown.
+            [UNAFFECTED] * (N - 2) + [FAILED] * 2,
         ],
-        keys=["useful", "never", "harmful", "netneg", f"xss/{XSS}", "broken", "mixed"],
-        memory_texts=["u", "n", "h", "nn", f"text {XSS}", "b", "m"],
+        keys=["useful", "never", "harmful", "netneg", f"xss/{XSS}", "broken", "mixed", "late"],
+        memory_texts=["u", "n", "h", "nn", f"text {XSS}", "b", "m", "l"],
         responses=[f"answer {j} {XSS}" for j in range(N)],
         status=RunStatus.PARTIAL,
     )
@@ -292,11 +294,21 @@ def test_it_sorts_weights_in_sql_with_unscored_last_by_key(cast, agent):
 
 def test_a_memory_whose_cells_failed_is_unknown_not_one_no_response_depends_on(cast, run, agent):
     client = cast.client_for(cast.viewer)
-    broken = Memory.objects.get(agent=agent, key="broken")
-    html = client.get(reverse("memory_detail", args=[broken.pk])).text
-    assert 'id="memory-cells-failed"' in html and "unknown (not zero)" in html
-    assert "No response depends on it" not in html
+    for key in ("broken", "late"):
+        memory = Memory.objects.get(agent=agent, key=key)
+        html = client.get(reverse("memory_detail", args=[memory.pk])).text
+        assert 'id="memory-cells-failed"' in html and "unknown (not zero)" in html, key
+        assert "never matters" not in html and "No response depends on it" not in html, key
     # Some failed, some scored: what was scored is listed, the failed ones counted apart.
     partly = Memory.objects.get(agent=agent, key=f"xss/{XSS}")
     html = client.get(reverse("memory_detail", args=[partly.pk])).text
     assert f"{N - 1} of its cells in this run failed" in html
+
+
+def test_a_failed_memory_with_unaffected_cells_is_not_listed_as_zero_or_never_mattering(cast, run, agent):
+    # Its cells before the memory are exactly 0 whatever its call did: they
+    # say nothing of the rest, which failed.
+    page = cast.client_for(cast.viewer).get(reverse("memory_list", args=[agent.pk]))
+    late = next(m for m in page.context["page"].object_list if m.key == "late")
+    assert late.stats["scored"] == 0 and late.stats["importance_sum"] is None
+    assert late.flags == [] and late.stats["failed_cells"] == 2

@@ -7,7 +7,7 @@ memory's cells, read with the heatmap's matrix and cached per finished run
 """
 
 from scoring import maths
-from scoring.heatmap.matrix import load_matrix_arrays
+from scoring.heatmap.matrix import FAILED, SCORED, load_matrix_states
 from scoring.heatmap.payload import cache_key, through_cache
 
 SORTS = {
@@ -27,10 +27,15 @@ def run_importances(run):
 
 
 def _importances(run):
-    memories, _, deltas, failed = load_matrix_arrays(run)
+    memories, _, deltas, states = load_matrix_states(run)
     found = {}
-    for memory, row, failed_row in zip(memories, deltas.tolist(), failed.sum(axis=1).tolist()):
+    measured, failed = (states == SCORED).sum(axis=1).tolist(), (states == FAILED).sum(axis=1).tolist()
+    for memory, row, failed_row, measured_row in zip(memories, deltas.tolist(), failed, measured):
         scored = sum(1 for d in row if d == d)  # NaN (failed, not scored) is not equal to itself
+        if failed_row and not measured_row:
+            # Failed but for the cells before it (exactly 0 whatever its call
+            # did): its importance is unknown, never compared as 0.
+            scored = 0
         found[memory["id"]] = {
             "key": memory["key"],
             "sum": maths.importance_sum(row) if scored else None,

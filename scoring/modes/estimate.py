@@ -26,13 +26,15 @@ from django.template.defaultfilters import pluralize
 from scoring import maths, surrogate
 from scoring.context import Outline
 from scoring.models import CellScore, Memory, ScoreCall, ScoringRun
-from scoring.models.runs import Mode, RunStatus
+from scoring.models.runs import CellState, Mode, RunStatus
 
 from .base import CallSpec, Filter, ParamsForm, Plan, ScoringMode, memories, whole_conversation, whole_number
 
 DEFAULT_ABLATIONS = 64
 # Fewer calls leave too few rows for the cross-validated fit.
 MIN_ABLATIONS = 8
+# What an estimate that too few calls answered says instead of its figures.
+NOT_FITTED = f"fewer than {MIN_ABLATIONS // 2} calls answered, too few to fit: no cell is estimated"
 # How many top memories the page offers to score exactly, and lists.
 DEFAULT_TOP = 10
 FINISHED = (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
@@ -92,6 +94,7 @@ class EstimateMode(ScoringMode):
         "calls_used": "Calls fitted (baseline and ablations)", "r2_median": "Median held-out R²",
         "exact_calls": "Exact matrix calls (N+1)", "estimate": "Cells are estimates (fitted, not measured)",
         "fit_r2": "Responses with a held-out R² (each in the JSON export)",
+        "not_fitted": "No estimate", "failed_cells": "Cells failed",
     }
 
     def page_form(self, snapshot, data=None):
@@ -158,13 +161,22 @@ class EstimateMode(ScoringMode):
             if baseline is not None:
                 # None: a response before the first key left out, scored as in the baseline (causal windows).
                 scores.append([b if w is None else w for b, w in zip(baseline.result, call.result)])
-        if baseline is None or len(rows) < MIN_ABLATIONS // 2:
-            cells = [CellScore.failed_row(run.pk, ids[k], r.node_id) for k in keys for r in responses]
-            CellScore.insert_rows(cells)
-            return {"calls_used": len(rows), "memories": len(keys), "cells": len(cells), "fit_r2": []}
         position = [outline.first_position(k) for k in keys]
+        # Whether memory i can change response j at all (it comes before it).
         allowed = np.array([[p <= r.index for r in responses] for p in position], dtype=bool).reshape(
             len(keys), len(responses))
+        if baseline is None or len(rows) < MIN_ABLATIONS // 2:
+            # Too few answers to fit: no estimate, and nothing counted as one.
+            # The cells a memory can change are failed; those before it are
+            # exactly 0 all the same.
+            cells = [
+                CellScore.failed_row(run.pk, ids[k], r.node_id) if allowed[i, j]
+                else CellScore.unaffected_row(run.pk, ids[k], r.node_id)
+                for i, k in enumerate(keys) for j, r in enumerate(responses)
+            ]
+            CellScore.insert_rows(cells)
+            return {"calls_used": len(rows), "memories": 0, "cells": 0, "not_fitted": NOT_FITTED,
+                    "failed_cells": int(allowed.sum())}
         effects, r2 = surrogate.fit(np.array(rows, dtype=float), np.array(scores, dtype=float), allowed,
                                     seed=run.params.get("seed", 0))
         cells = [
@@ -183,7 +195,9 @@ class EstimateMode(ScoringMode):
 
     def report(self, run, write):
         result = run.result or {}
-        if "cells" in result:
+        if result.get("not_fitted"):
+            write(f"NO ESTIMATE: {result['not_fitted']} ({result.get('calls_used', 0)} answered)")
+        elif "cells" in result:
             median = result.get("r2_median")
             write(f"ESTIMATE from {result.get('calls_used')} calls (K={run.params.get('ablations')}, "
                   f"seed {run.params.get('seed')}; exact would take {result.get('exact_calls')}): "
@@ -209,7 +223,14 @@ def importance_ranking(run):
     maths.memory_importance over its scored cells (the memories page's and
     bench/estimate_vs_exact.py's ranking); ties in key order. A memory none of
     whose cells was scored (all failed) is left out, never ranked as 0."""
-    keys = CellScore.objects.filter(run=run, failed=False).values_list("memory__key", flat=True).distinct()
+    # Ranked: memories with a measured (fitted) cell, or with no failed one (a
+    # memory after every response: exactly 0). Not one whose cells failed but
+    # for those before it (unaffected whatever its calls did): unknown, not 0.
+    failed = set(CellScore.objects.filter(run=run, failed=True).values_list("memory__key", flat=True).distinct())
+    measured = set(CellScore.objects.filter(run=run, state=CellState.SCORED).values_list("memory__key", flat=True)
+                   .distinct())
+    keys = {k for k in CellScore.objects.filter(run=run, failed=False).values_list("memory__key", flat=True)
+            .distinct() if k in measured or k not in failed}
     deltas = defaultdict(list)
     # Only positive deltas add to memory_importance: the rest need not be read.
     for key, delta in CellScore.objects.filter(run=run, failed=False, delta__gt=0).values_list("memory__key", "delta"):

@@ -17,7 +17,7 @@ from scoring.filters import MEMORY_FLAGS, MemoryFilter, filter_notice, filtered,
 from scoring.heatmap.matrix import memory_texts, response_numbers
 from scoring.heatmap.payload import through_cache
 from scoring.models import CellScore, Memory, MemoryScore, Node, ScoringRun
-from scoring.models.runs import Mode, RunStatus
+from scoring.models.runs import CellState, Mode, RunStatus
 from scoring.modes.groups import redundancy_by_key
 
 SORTS = {
@@ -98,21 +98,32 @@ def memory_stats_query(run):
             net=Sum("delta"),  # mirrors maths.net_delta (a failed cell's delta is NULL)
             scored=Count("id", filter=scored),
             failed_cells=Count("id", filter=Q(failed=True)),
+            measured=Count("id", filter=Q(state=CellState.SCORED)),
         )
     )
+
+
+def unknown_importance(failed, measured):
+    """Whether a memory's importance in a run is unknown: cells failed and
+    none was measured. Its other cells are then "unaffected" (before the
+    memory: exactly 0 whatever its call did), which say nothing of the rest:
+    it is neither 0 nor "never matters"."""
+    return bool(failed) and not measured
 
 
 def run_memory_stats(run):
     """{memory_id: stats} over one finished run's cells, one grouped query, cached."""
     if run is None:
         return {}
-    key = f"memory-stats:v1:{run.pk}:{run.status}:{run.calls_done}:{run.calls_failed}"
+    key = f"memory-stats:v2:{run.pk}:{run.status}:{run.calls_done}:{run.calls_failed}"
     return through_cache(key, lambda: _memory_stats(run), 24 * 3600)
 
 
 def _memory_stats(run):
     stats = {row.pop("memory_id"): row for row in memory_stats_query(run)}
     for row in stats.values():
+        if unknown_importance(row["failed_cells"], row["measured"]):
+            row.update(scored=0, importance_sum=None, importance_max=None, net=None)
         row["flags"] = maths.memory_flags(row["scored"], row["importance_max"], row["net"])
     return stats
 
@@ -252,8 +263,11 @@ def memory_detail(request, pk):
     failed_cells = scored_cells = 0
     if run is not None:
         counts = CellScore.objects.filter(run=run, memory=memory).aggregate(
-            n_failed=Count("pk", filter=Q(failed=True)), n_scored=Count("pk", filter=Q(failed=False)))
+            n_failed=Count("pk", filter=Q(failed=True)), n_scored=Count("pk", filter=Q(failed=False)),
+            n_measured=Count("pk", filter=Q(state=CellState.SCORED)))
         failed_cells, scored_cells = counts["n_failed"], counts["n_scored"]
+        if unknown_importance(failed_cells, counts["n_measured"]):
+            scored_cells = 0
         cells = CellScore.objects.filter(run=run, memory=memory, failed=False).select_related("response")
         # mirrors maths.cell_importance(delta) > 0
         top_cells = list(cells.filter(delta__gt=maths.ZERO_THRESHOLD).order_by("-delta")[:15])
