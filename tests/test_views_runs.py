@@ -399,3 +399,22 @@ def test_a_retried_run_counts_its_time_from_the_retry(cast, active_run):
     assert "since its failed calls were sent again" in page
     active_run.refresh_from_db()
     assert active_run.started_at == an_hour_ago - timedelta(seconds=50)  # when it first started is kept
+
+
+def test_failed_calls_that_differ_only_in_their_numbers_read_as_one_line(cast, active_run):
+    """Walkthrough: the reference server names each call ("on score call 101"),
+    so 7 failed calls were 7 lines of "1". An HTTP status still tells groups apart."""
+    errors = [
+        "/v1/score HTTP 500: injected failure (http500) on score call 101 (gave up after 4 attempts)",
+        "/v1/score HTTP 500: injected failure (http500) on score call 117 (gave up after 4 attempts)",
+        "/v1/score HTTP 500: injected failure (http500) on score call 130 (gave up after 4 attempts)",
+        "/v1/score HTTP 503: overloaded",
+    ]
+    for seq, error in enumerate(errors):
+        active_run.calls.filter(seq=seq).update(status=ScoreCall.Status.FAILED, error=error)
+    active_run.calls.filter(seq=9).update(status=ScoreCall.Status.PENDING, error="")
+    groups = cast.client_for(cast.viewer).get(reverse("run_detail", args=[active_run.pk])).context["failed_calls"]
+    assert [(g["count"], g["error"], g["varied"]) for g in groups] == [
+        (3, errors[0], True), (1, errors[3], False)]
+    page = cast.client_for(cast.viewer).get(reverse("run_detail", args=[active_run.pk])).text
+    assert "the others differ only in their numbers" in page

@@ -1,5 +1,6 @@
 """Scoring runs: the list, one run's live progress, starting and cancelling."""
 
+import re
 from datetime import timedelta
 
 from django.contrib import messages
@@ -164,14 +165,28 @@ def run_retry(request, pk):
     return redirect("run_detail", run.pk)
 
 
+# Numbers in an error that tell its calls apart (a server's "call 101", "after
+# 4 attempts", a request id), not an HTTP status after "HTTP ".
+CALL_NUMBERS = re.compile(r"(?<!HTTP )\b\d+\b")
+FAILED_GROUPS_SHOWN = 20
+
+
+def failed_call_groups(run):
+    """The run's failed calls grouped by their error with its numbers left
+    out, so 200 timeouts read as one line even where each names its call:
+    [{"error": the first one's, "count", "varied": whether they differ}], most first."""
+    groups = {}
+    errors = ScoreCall.objects.filter(run=run, status=ScoreCall.Status.FAILED).order_by("seq").values_list(
+        "error", flat=True)
+    for error in errors:
+        group = groups.setdefault(CALL_NUMBERS.sub("N", error), {"error": error, "count": 0, "varied": False})
+        group["count"] += 1
+        group["varied"] |= error != group["error"]
+    return sorted(groups.values(), key=lambda g: (-g["count"], g["error"]))[:FAILED_GROUPS_SHOWN]
+
+
 def _progress_context(request, run):
-    # Failed calls grouped by their error, so 200 timeouts read as one line.
-    failed_calls = (
-        ScoreCall.objects.filter(run=run, status=ScoreCall.Status.FAILED)
-        .values("error")
-        .annotate(count=Count("id"))
-        .order_by("-count", "error")[:20]
-    )
+    failed_calls = failed_call_groups(run)
     label_origins([run])
     _note_keys(run)
     mode = modes.get(run.mode)
