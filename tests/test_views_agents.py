@@ -645,3 +645,17 @@ def test_every_setting_says_what_it_does(cast, poc):
                   "how many of the last conversation entries", "to become a candidate",
                   "How many reviewers must approve"):
         assert words in page, words
+
+
+@pytest.mark.parametrize("backend, target", [("vllm", "none"), ("sglang", "none"), ("memscore", "train")])
+def test_a_new_agents_training_target_follows_its_server_api_unless_chosen(cast, backend, target):
+    """Walkthrough: a vLLM agent saved with the form's defaults had /train as
+    its training target, which a stock vLLM has not (add_agent chose none)."""
+    client = cast.client_for(cast.operator)
+    page = client.get(reverse("agent_create")).text
+    assert "as the server API has it: /train for memscore" in page
+    client.post(reverse("agent_create"), _valid_post(name=f"a-{backend}", backend=backend, training_target=""))
+    assert Agent.objects.get(name=f"a-{backend}").training_target == target
+    # Chosen, it is kept: a vLLM with a /train of its own.
+    client.post(reverse("agent_create"), _valid_post(name=f"b-{backend}", backend=backend, training_target="train"))
+    assert Agent.objects.get(name=f"b-{backend}").training_target == "train"

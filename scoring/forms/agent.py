@@ -13,8 +13,11 @@ from django.db.models import Q
 from scoring.models import Agent
 from scoring.models.agents import (
     PREFIX_IDS_FORMAT,
+    Backend,
+    TrainingTarget,
     api_key_problem,
     check_template,
+    default_training_target,
     same_server,
     validate_prefix_ids,
 )
@@ -43,6 +46,8 @@ AGENT_FIELD_GROUPS = [
 # Settings added after agents were first created: left blank (or not sent, by a
 # client or a saved page that predates them) they keep the agent's value, a new
 # agent's being the default.
+# A new agent's training target unless one is chosen (default_training_target).
+DEFAULT_TARGET_LABEL = "as the server API has it: /train for memscore's, none (export only) for vLLM and SGLang"
 KEEP_WHEN_BLANK = ("rejections_to_settle", "score_batch_tokens", "training_context")
 
 # The agent form's limits on its numbers, (least, most), said in each field's
@@ -220,6 +225,12 @@ class AgentForm(forms.ModelForm):
             )
         else:
             del self.fields["clear_api_key"]
+            if "training_target" in self.fields:
+                # Left to follow the server API chosen (add_agent's default): a
+                # vLLM agent saved with /train failed every job it sent.
+                field = self.fields["training_target"]
+                field.choices = [("", DEFAULT_TARGET_LABEL), *TrainingTarget.choices]
+                field.required, field.initial = False, ""
         self.names_key_env = bool(self.user and self.user.is_superuser)
         if not self.names_key_env and "api_key_env" in self.fields:
             self._key_env_read_only()
@@ -288,6 +299,8 @@ class AgentForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
+        if self.creating and "training_target" in self.fields and not cleaned.get("training_target"):
+            cleaned["training_target"] = default_training_target(cleaned.get("backend") or Backend.MEMSCORE)
         for name in KEEP_WHEN_BLANK:
             if name in self.fields and name not in self.errors and cleaned.get(name) in (None, ""):
                 cleaned[name] = getattr(self.instance, name)

@@ -35,6 +35,12 @@ class TrainingTarget(models.TextChoices):
     NONE = "none", "none: export only"
 
 
+def default_training_target(backend):
+    """Where an agent's approved samples go unless told: stock vLLM and SGLang
+    servers have no /train, so export only there."""
+    return TrainingTarget.TRAIN if backend == Backend.MEMSCORE else TrainingTarget.NONE
+
+
 class TrainingContext(models.TextChoices):
     """What a fine-tuning sample's context holds before its response."""
 

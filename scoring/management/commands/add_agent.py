@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError
 
 from scoring.models import Activity, Agent
-from scoring.models.agents import Backend, TrainingTarget
+from scoring.models.agents import Backend, TrainingTarget, default_training_target
 
 from . import _cli
 
@@ -71,8 +71,7 @@ class Command(_cli.Command):
         agent.priority = options["priority"]
         target = options["training_target"]
         if target is None:
-            # Stock vLLM and SGLang servers have no /train.
-            target = TrainingTarget.TRAIN if backend == Backend.MEMSCORE else TrainingTarget.NONE
+            target = default_training_target(backend)
         agent.training_target = target
         if options["prefix_ids"] is not None:
             try:
