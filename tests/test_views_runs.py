@@ -418,3 +418,18 @@ def test_failed_calls_that_differ_only_in_their_numbers_read_as_one_line(cast, a
         (3, errors[0], True), (1, errors[3], False)]
     page = cast.client_for(cast.viewer).get(reverse("run_detail", args=[active_run.pk])).text
     assert "the others differ only in their numbers" in page
+
+
+def test_a_one_memory_run_says_its_context_starts_at_the_memory(cast, agent, snapshot):
+    """Walkthrough: the same memory × response cell read 86.99 nats in a full
+    matrix and 140.59 in a one-memory run, and nothing said why."""
+    run = ScoringRun.objects.create(agent=agent, snapshot=snapshot, mode=Mode.MEMORY, status=RunStatus.SUCCEEDED,
+                                    params={"key": "people/alice"}, calls_total=2, calls_done=2)
+    client = cast.client_for(cast.viewer)
+    said = "from the memory&#x27;s first appearance"
+    for url in (reverse("run_detail", args=[run.pk]), reverse("heatmap", args=[run.pk])):
+        page = client.get(url).text
+        assert "the model sees the conversation <strong>from the memory's first\nappearance</strong>" in page, url
+        assert "not those of a\nfull matrix" in page, url
+    start = cast.client_for(cast.operator).get(reverse("snapshot_detail", args=[snapshot.pk])).text
+    assert said in start

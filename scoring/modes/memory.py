@@ -32,6 +32,8 @@ class MemoryMode(ScoringMode):
     Params = MemoryParams
     has_heatmap = True
     result_labels = {"key": "Memory", "importance": "Importance (nats)", "responses": "Responses scored"}
+    # Says that its context starts at the memory: its deltas are not a full matrix's.
+    detail_template = "scoring/_memory_detail.html"
 
     def page_form(self, snapshot, data=None):
         form = super().page_form(snapshot, data)
@@ -39,6 +41,11 @@ class MemoryMode(ScoringMode):
         choices = [("", "---------")] + [(k, k) for k in memory_keys(snapshot)]
         form.fields["key"].widget = forms.Select(choices=choices)
         return form
+
+    def page_note(self, snapshot):
+        return ("Two calls, over the conversation from the memory's first appearance to the 50th response after "
+                "it (as the original tool scores one memory): its deltas are not a full matrix's, whose context "
+                "keeps everything before the memory.")
 
     def plan(self, snapshot, outline, params):
         key = params["key"]
