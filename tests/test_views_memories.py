@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from scoring.models import Agent, Memory, MemoryScore, Node
+from scoring.models import Agent, Memory, MemoryScore, Node, ScoringRun
 from scoring.models.runs import RunStatus
 from tests.matrix_data import FAILED, UNAFFECTED, matrix_run
 
@@ -312,3 +312,16 @@ def test_a_failed_memory_with_unaffected_cells_is_not_listed_as_zero_or_never_ma
     late = next(m for m in page.context["page"].object_list if m.key == "late")
     assert late.stats["scored"] == 0 and late.stats["importance_sum"] is None
     assert late.flags == [] and late.stats["failed_cells"] == 2
+
+
+def test_a_latest_run_with_failed_memories_says_so_and_points_to_the_last_complete_one(cast, run, agent):
+    """Walkthrough: a newer run with failed calls took over the page and its
+    failed memories read as unknown, with nothing pointing to the run before
+    that had scored them all."""
+    page = cast.client_for(cast.viewer).get(reverse("memory_list", args=[agent.pk])).text
+    assert "2 unknown" in page and "Its calls for 2 memories failed" in page  # broken and late (xss has one scored)
+    assert "the latest run that scored every memory" not in page  # there is none before it
+    older = matrix_run(agent, [[1.0] * N] * 2, keys=["useful", "never"])
+    ScoringRun.objects.filter(pk=older.pk).update(finished_at=run.finished_at - timezone.timedelta(hours=1))
+    page = cast.client_for(cast.viewer).get(reverse("memory_list", args=[agent.pk])).text
+    assert f'the latest run that scored every memory is <a href="{reverse("run_detail", args=[older.pk])}">' in page

@@ -40,6 +40,20 @@ def latest_full_run(agent):
     )
 
 
+def last_complete_run(agent, run):
+    """Where `run` (the latest full run) left memories unknown (its calls
+    failed): the latest earlier full run that failed none, or None."""
+    if run is None or not run.calls_failed:
+        return None
+    return (
+        ScoringRun.objects.filter(
+            agent=agent, mode=Mode.FULL, status=RunStatus.SUCCEEDED, finished_at__lt=run.finished_at,
+        ).exclude(params__has_key="keys")
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+
+
 def latest_estimate_run(agent):
     """The agent's latest finished estimate run: its cells are estimates and never
     feed this page's importance (exact runs only); the page points to it, labelled."""
@@ -162,6 +176,8 @@ def memory_list(request, agent_id):
         {
             "agent": agent,
             "run": run,
+            "unknown": sum(1 for s in stats.values() if unknown_importance(s["failed_cells"], s["measured"])),
+            "complete_run": last_complete_run(agent, run),
             "estimate_run": latest_estimate_run(agent),
             "groups_run": groups_run,
             "page": page,
