@@ -5,8 +5,9 @@ and the change (scoring.heatmap.compare), e.g. before and after training.
 `runs/<before>/compare/<after>/` is the comparison, after minus before.
 """
 
+from django.contrib import messages
 from django.http import Http404
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import path
 
 from scoring import maths
@@ -44,7 +45,12 @@ def compare_runs(request, before, after):
     first = _get_comparable_run(request, before)
     second = _get_comparable_run(request, after)
     if first.agent_id != second.agent_id or first.pk == second.pk:
-        raise Http404("Only two different runs of one agent can be compared.")
+        # Said on the chooser of the first run, not as a "page not found": both runs exist.
+        why = (f"{first} cannot be compared with itself." if first.pk == second.pk else
+               f"Only runs of one agent can be compared: {first} is {first.agent.name}'s, {second} is "
+               f"{second.agent.name}'s. Choose one of {first.agent.name}'s runs below.")
+        messages.error(request, why)
+        return redirect("run_compare_choose", first.pk)
     sort = request.GET.get("sort", "abs")
     sort = sort if sort in SORTS else "abs"
     rows = compare(first, second, sort)
