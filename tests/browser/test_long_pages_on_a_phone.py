@@ -415,3 +415,34 @@ def test_a_training_jobs_samples_fit_a_phone(browser, live_server, cast, agent, 
     assert rows.count() == 3 and all(rows.nth(i).bounding_box()["height"] < 200 for i in range(3))
     screenshots(page, "train-job-390")
     page.context.close()
+
+
+def test_the_compare_pages_read_on_a_phone(browser, live_server, cast, transactional_db, screenshots):
+    """Walkthrough: the chooser's only action, its Compare button, was off
+    screen to the right; the comparison's Change columns, scrolled to, lost
+    the memory of their row."""
+    from tests.matrix_data import matrix_run
+
+    agent = Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="m")
+    keys = [f"projects/a-rather-long-memory-key-{i}" for i in range(3)]
+    before = matrix_run(agent, [[1.0, 2.0], [0.5, 0.0], [3.0, 0.2]], keys=keys)
+    after = matrix_run(agent, [[0.2, 2.5], [0.5, 0.1], [1.0, 0.0]], keys=keys)
+    page = login(browser, live_server, cast.viewer.username, cast.password)
+    page.set_viewport_size(PHONE)
+    page.goto(live_server.url + reverse("run_compare_choose", args=[after.pk]))
+    button = page.get_by_role("link", name=f"Compare #{before.pk} → #{after.pk}")
+    box = button.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+    screenshots(page, "compare-choose-390")
+    button.click()
+    page.wait_for_url(f"**{reverse('run_compare', args=[before.pk, after.pk])}")
+    table = page.locator("table.compare")
+    first = table.locator("tbody tr").first.locator("td").first
+    left = first.bounding_box()["x"]
+    table.locator("xpath=..").evaluate("w => { w.scrollLeft = w.scrollWidth; }")
+    page.wait_for_timeout(100)
+    assert abs(first.bounding_box()["x"] - left) < 1, "the memory stays in view as the numbers scroll"
+    change = table.locator("tbody tr").first.locator("td").nth(3)
+    assert change.bounding_box()["x"] + change.bounding_box()["width"] <= PHONE["width"] + 1
+    screenshots(page, "compare-390-scrolled")
+    page.context.close()
