@@ -282,9 +282,13 @@ def test_it_refuses_the_detail_to_an_outsider(cast, poc):
 
 # --- API tokens -----------------------------------------------------------------
 
+# What the page's checkbox sends: a new token may revoke the current one.
+REVOKE = {"revoke": "yes"}
+
+
 def _issue(client, agent):
     """POST for a token, follow the redirect: (the POST's response, the page)."""
-    posted = client.post(reverse("agent_token", args=[agent.pk]))
+    posted = client.post(reverse("agent_token", args=[agent.pk]), REVOKE)
     return posted, client.get(posted["Location"])
 
 
@@ -339,7 +343,7 @@ def test_reloading_the_token_page_issues_nothing_and_says_so(cast, poc):
 def test_a_token_is_shown_only_for_its_own_agent(cast, poc):
     other = Agent.objects.create(name="other", base_url="http://127.0.0.1:8765/v1", model="m")
     client = cast.client_for(cast.operator)
-    client.post(reverse("agent_token", args=[poc.pk]))
+    client.post(reverse("agent_token", args=[poc.pk]), REVOKE)
     html = client.get(reverse("agent_token", args=[other.pk])).content.decode()
     assert 'id="token"' not in html and "other has no API token yet" in html
 
@@ -393,7 +397,7 @@ def test_a_first_token_replaces_none_and_a_second_says_it_replaces_one(cast, poc
 
 def test_a_token_expired_before_it_was_shown_and_then_the_reload(cast, poc):
     client = cast.client_for(cast.operator)
-    client.post(reverse("agent_token", args=[poc.pk]))
+    client.post(reverse("agent_token", args=[poc.pk]), REVOKE)
     _age_waiting_tokens(client, 5 * 60 + 1)
 
     html = client.get(reverse("agent_token", args=[poc.pk])).content.decode()
@@ -413,7 +417,7 @@ def test_a_token_expired_before_it_was_shown_and_then_the_reload(cast, poc):
 
 def test_a_token_expired_unseen_and_replaced_since_in_another_session(cast, poc):
     mine, theirs = cast.client_for(cast.operator), cast.client_for(cast.operator)  # two browsers
-    mine.post(reverse("agent_token", args=[poc.pk]))
+    mine.post(reverse("agent_token", args=[poc.pk]), REVOKE)
     _age_waiting_tokens(mine, 5 * 60 + 1)
     _issue(theirs, poc)
 
@@ -440,7 +444,7 @@ def _waiting_tokens(client):
 
 def test_a_token_waits_for_its_page_in_a_short_lived_cookie_never_in_the_session(cast, poc):
     client = cast.client_for(cast.operator)
-    posted = client.post(reverse("agent_token", args=[poc.pk]))
+    posted = client.post(reverse("agent_token", args=[poc.pk]), REVOKE)
     cookie = posted.cookies[f"memscore-new-token-{poc.pk}"]
     assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["max-age"] == 300
     assert cookie["path"] == reverse("agent_token", args=[poc.pk])
@@ -458,7 +462,7 @@ def test_a_token_not_fetched_in_time_is_not_shown_and_says_so(cast, poc):
     # The redirect after the POST was never followed (a closed tab, a lost
     # connection): the token waits in a cookie for 5 minutes, no longer.
     client = cast.client_for(cast.operator)
-    client.post(reverse("agent_token", args=[poc.pk]))
+    client.post(reverse("agent_token", args=[poc.pk]), REVOKE)
     token = client.cookies[f"memscore-new-token-{poc.pk}"].value.split(":")[0]
     assert poc.__class__.objects.get(pk=poc.pk).check_ingest_token(token)
     _age_waiting_tokens(client, 5 * 60 + 1)
@@ -474,7 +478,7 @@ def test_a_token_not_fetched_in_time_is_not_shown_and_says_so(cast, poc):
 
 def test_a_token_fetched_within_the_time_is_shown_once(cast, poc):
     client = cast.client_for(cast.operator)
-    client.post(reverse("agent_token", args=[poc.pk]))
+    client.post(reverse("agent_token", args=[poc.pk]), REVOKE)
     _age_waiting_tokens(client, 4 * 60)
 
     token = _shown_token(client.get(reverse("agent_token", args=[poc.pk])).content.decode())
@@ -486,7 +490,7 @@ def test_a_token_fetched_within_the_time_is_shown_once(cast, poc):
 def test_a_stale_token_of_another_agent_is_dropped_too(cast, poc):
     other = Agent.objects.create(name="other", base_url="http://127.0.0.1:8765/v1", model="m")
     client = cast.client_for(cast.operator)
-    client.post(reverse("agent_token", args=[other.pk]))
+    client.post(reverse("agent_token", args=[other.pk]), REVOKE)
     _age_waiting_tokens(client, 5 * 60 + 1)
 
     _issue(client, poc)
@@ -659,3 +663,19 @@ def test_a_new_agents_training_target_follows_its_server_api_unless_chosen(cast,
     # Chosen, it is kept: a vLLM with a /train of its own.
     client.post(reverse("agent_create"), _valid_post(name=f"b-{backend}", backend=backend, training_target="train"))
     assert Agent.objects.get(name=f"b-{backend}").training_target == "train"
+
+
+def test_a_new_token_revokes_the_current_one_only_when_asked_to(cast, poc):
+    """Walkthrough: one click on "Issue a new API token" revoked the token the
+    agent was using. It now takes the box ticked, checked on the server."""
+    client = cast.client_for(cast.operator)
+    _issue(client, poc)
+    poc.refresh_from_db()
+    working = poc.ingest_token_hash
+    page = client.get(reverse("agent_token", args=[poc.pk])).text
+    assert 'name="revoke" value="yes" required' in page
+    answer = client.post(reverse("agent_token", args=[poc.pk]), follow=True)
+    assert "Nothing was issued: tick “Revoke the current token” to replace it" in answer.text
+    poc.refresh_from_db()
+    assert poc.ingest_token_hash == working
+    assert Activity.objects.filter(verb="issued API token for").count() == 1

@@ -164,6 +164,11 @@ def agent_token(request, pk):
     agent = get_agent_for_user(request, pk)
     page = reverse("agent_token", args=[agent.pk])
     cookie = f"{TOKEN_COOKIE}{agent.pk}"
+    if request.method == "POST" and agent.ingest_token_hash and request.POST.get("revoke") != "yes":
+        # A new token revokes the one the agent uses: asked for in so many words first.
+        messages.error(request, "Nothing was issued: tick “Revoke the current token” to replace it (the agent's "
+                                "snapshot posts fail until it has the new one).")
+        return redirect("agent_token", pk=agent.pk)
     if request.method == "POST":
         _drop_stale_tokens(request.session)
         replaced = bool(agent.ingest_token_hash)
