@@ -93,8 +93,9 @@ def test_ctrl_c_while_waiting_stops_following_and_leaves_the_run_to_the_workers(
     run = ScoringRun.objects.get()
     assert rc == 130 and "Traceback" not in err, err
     assert out == f"{run.pk}\n"
-    assert err.strip().splitlines()[-1] == (f"CommandError: interrupted: stopped following run {run.pk}, queued; "
-                                            "it is the workers' to finish (cancel it on its page)")
+    assert err.strip().splitlines()[-1] == (
+        f"CommandError: interrupted: stopped following run {run.pk}, queued; "
+        f"it is the workers' to finish (cancel it on its page, or with manage.py cancel_run {run.pk})")
     assert run.status == RunStatus.QUEUED
 
 

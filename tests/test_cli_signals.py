@@ -73,7 +73,7 @@ def test_sigterm_while_waiting_stops_following_and_leaves_the_run_to_the_workers
     assert out == f"{run.pk}\n"
     assert err.strip().splitlines()[-1] == (
         f"CommandError: terminated (SIGTERM): stopped following run {run.pk}, queued; "
-        "it is the workers' to finish (cancel it on its page)")
+        f"it is the workers' to finish (cancel it on its page, or with manage.py cancel_run {run.pk})")
     assert run.status == RunStatus.QUEUED
 
 

@@ -34,7 +34,8 @@ SECTIONS = {
         "review_queue", "review_agreement", "candidate_list", "candidate_detail", "candidate_decide",
         "candidate_comment", "candidate_edit", "candidate_bulk",
     ],
-    "Training": ["train_job_list", "train_send", "train_job_detail", "train_job_retry", "train_job_cancel", "train_job_rescore"],
+    "Training": ["train_job_list", "train_send", "train_job_detail", "train_job_retry", "train_job_cancel",
+                 "train_job_rescore"],
     "Activity": ["activity_list"],
     None: ["glossary"],
 }

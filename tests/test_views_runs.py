@@ -347,6 +347,9 @@ def test_a_run_cancelled_from_the_command_line_says_why(cast, active_run):
     page = cast.client_for(cast.viewer).get(reverse("run_detail", args=[active_run.pk])).text
     said = "Cancelled by command line: interrupted (Ctrl-C) where it ran</span>. The calls done before are kept."
     assert said in page
+    # The activity log says why too (it said only the mode: walkthrough).
+    log = cast.client_for(cast.viewer).get(reverse("activity_list")).text
+    assert "interrupted (Ctrl-C) where it ran" in log
 
 
 def test_an_operator_sends_a_partial_runs_failed_calls_again(cast, active_run):

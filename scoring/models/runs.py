@@ -261,7 +261,9 @@ class ScoringRun(models.Model):
         )
         self.refresh_from_db()
         if cancelled:
-            Activity.record(who, "cancelled run", self, actor_name=name, mode=self.mode)
+            # Why, in the log too ("interrupted (Ctrl-C) where it ran"): the run's page is not the only record.
+            Activity.record(who, "cancelled run", self, actor_name=name, mode=self.mode,
+                            **({"why": why} if why else {}))
         return bool(cancelled)
 
 

@@ -135,7 +135,8 @@ def follow_workers(run, progress):
         return follow(run, progress)
     except KeyboardInterrupt as e:
         run.refresh_from_db()
-        raise stopped_following(e, f"run {run.pk}, {run.get_status_display()}", "cancel it on its page") from None
+        where = f"cancel it on its page, or with manage.py cancel_run {run.pk}"
+        raise stopped_following(e, f"run {run.pk}, {run.get_status_display()}", where) from None
 
 
 def run_here(run, progress):

@@ -20,6 +20,10 @@ from ._runs import (
     start,
 )
 
+# A mode whose label is only its name, in words for --help.
+CLI_WORDS = {"incremental": "the memories due (never scored, or not within max-age), each over its latest "
+                            "responses: what background scoring runs"}
+
 
 class Command(_cli.Command):
     help = (
@@ -31,8 +35,7 @@ class Command(_cli.Command):
 
     def add_arguments(self, parser):
         parser.add_argument("snapshot", type=int, help="Snapshot id")
-        kinds = "; ".join(name if Mode(name).label == name else f"{name}: {Mode(name).label}"
-                          for name in modes.names())
+        kinds = "; ".join(f"{name}: {CLI_WORDS.get(name, Mode(name).label)}" for name in modes.names())
         parser.add_argument("--mode", required=True, choices=modes.names(),
                             help=f"what to score. {kinds} (docs/scoring.md, The modes)")
         for name, (_, field, agent_default) in mode_options().items():
