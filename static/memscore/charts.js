@@ -6,7 +6,11 @@
 (function () {
   "use strict";
   var NS = "http://www.w3.org/2000/svg";
-  var W = 960, H = 240, PAD = { left: 64, right: 12, top: 12, bottom: 26 };
+  var PAD = { left: 64, right: 12, top: 12, bottom: 26 };
+  // The drawing is as wide as its box, one unit a pixel, so its 11 px labels
+  // stay 11 px: a fixed 960-wide drawing shrunk to a phone's 350 px made them
+  // 4 px high (walkthrough). Redrawn when the box's width changes.
+  var W, H;
 
   function el(name, attrs, parent) {
     var node = document.createElementNS(NS, name);
@@ -34,6 +38,9 @@
   }
 
   function draw(container, points) {
+    W = Math.max(300, Math.round(container.clientWidth || 960));
+    H = W < 600 ? 200 : 240;
+    container.textContent = "";
     var times = points.map(function (p) { return Date.parse(p.t); });
     var values = [];
     points.forEach(function (p) { values.push(p.score, p.weight); });
@@ -58,9 +65,12 @@
     var unit = el("text", { x: 0, y: 0, "text-anchor": "middle", "class": "axis-title",
                             transform: "translate(14," + (PAD.top + (H - PAD.top - PAD.bottom) / 2) + ") rotate(-90)" }, svg);
     unit.textContent = "nats";
-    [t0, (t0 + t1) / 2, t1].forEach(function (t, i) {
-      var label = el("text", { x: x(t), y: H - 8, "text-anchor": ["start", "middle", "end"][i] }, svg);
-      label.textContent = new Date(t).toISOString().slice(0, 16).replace("T", " ");
+    // Narrow, the dates lose their year and the middle one, so they never overlap.
+    var narrow = W < 600, stamps = narrow ? [[t0, "start"], [t1, "end"]]
+      : [[t0, "start"], [(t0 + t1) / 2, "middle"], [t1, "end"]];
+    stamps.forEach(function (stamp) {
+      var label = el("text", { x: x(stamp[0]), y: H - 8, "text-anchor": stamp[1] }, svg);
+      label.textContent = new Date(stamp[0]).toISOString().slice(narrow ? 5 : 0, 16).replace("T", " ");
     });
 
     function path(key) {
@@ -84,7 +94,12 @@
       var source = document.getElementById(container.dataset.series);
       if (!source) return;
       var points = JSON.parse(source.textContent);
-      if (points.length) draw(container, points);
+      if (!points.length) return;
+      draw(container, points);
+      var drawnAt = container.clientWidth;
+      window.addEventListener("resize", function () {
+        if (container.clientWidth !== drawnAt) { drawnAt = container.clientWidth; draw(container, points); }
+      });
     });
   }
 
