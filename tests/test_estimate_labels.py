@@ -67,3 +67,11 @@ def test_the_memories_page_keeps_estimates_out_and_says_so(cast, estimate):
     page = cast.client_for(cast.viewer).get(reverse("memory_list", args=[estimate.agent_id])).content.decode()
     assert "No full-matrix run has finished" in page
     assert 'id="memory-estimate"' in page and "estimate (16 ablations)" in page
+
+
+
+def test_the_run_pages_title_names_the_estimate_once(cast, estimate):
+    # It read "Run #16 · estimate from ablations estimate (16 ablations)" (walkthrough).
+    html = cast.client_for(cast.viewer).get(reverse("run_detail", args=[estimate.pk])).text
+    title = html.split("<h1>", 1)[1].split("</h1>", 1)[0]
+    assert title.count("estimate") == 1 and "from 16 ablations" in title, title
