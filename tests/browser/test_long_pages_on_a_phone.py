@@ -446,3 +446,29 @@ def test_the_compare_pages_read_on_a_phone(browser, live_server, cast, transacti
     assert change.bounding_box()["x"] + change.bounding_box()["width"] <= PHONE["width"] + 1
     screenshots(page, "compare-390-scrolled")
     page.context.close()
+
+
+def test_the_candidate_page_reaches_its_decision_soon_on_a_phone(browser, live_server, cast, agent, screenshots):
+    """Walkthrough: on a phone the Decide buttons were ~2,000 px down, below
+    the whole context, and the keyboard shortcuts card was shown to a touch
+    screen with no keys."""
+    from candidate_factory import detail_url, make_candidate
+
+    long = "The sync runs nightly and Alice checks the logs each morning before stand-up. " * 25
+    c = make_candidate(agent, user_text=long, memory_text=long)
+    context = browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/login/")
+    page.fill("input[name=username]", cast.reviewer.username)
+    page.fill("input[name=password]", cast.password)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login/" not in url)
+    page.goto(live_server.url + detail_url(c))
+    box = page.locator("#context").bounding_box()
+    assert box["height"] <= 22 * 16 + 1, box
+    assert page.locator("#context").evaluate("e => e.scrollHeight > e.clientHeight")  # the rest scrolls inside
+    approve = page.get_by_role("button", name="Approve")
+    assert approve.bounding_box()["y"] < 1800, approve.bounding_box()
+    assert not page.locator(".keyboard-help").first.is_visible()
+    screenshots(page, "candidate-phone")
+    context.close()
