@@ -657,7 +657,7 @@ def test_a_new_agents_training_target_follows_its_server_api_unless_chosen(cast,
     its training target, which a stock vLLM has not (add_agent chose none)."""
     client = cast.client_for(cast.operator)
     page = client.get(reverse("agent_create")).text
-    assert "as the server API has it: /train for memscore" in page
+    assert "as the server API has it" in page and "/train for memscore&#x27;s, none (export approved" in page
     client.post(reverse("agent_create"), _valid_post(name=f"a-{backend}", backend=backend, training_target=""))
     assert Agent.objects.get(name=f"a-{backend}").training_target == target
     # Chosen, it is kept: a vLLM with a /train of its own.

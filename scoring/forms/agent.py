@@ -47,7 +47,7 @@ AGENT_FIELD_GROUPS = [
 # client or a saved page that predates them) they keep the agent's value, a new
 # agent's being the default.
 # A new agent's training target unless one is chosen (default_training_target).
-DEFAULT_TARGET_LABEL = "as the server API has it: /train for memscore's, none (export only) for vLLM and SGLang"
+DEFAULT_TARGET_LABEL = "as the server API has it"
 KEEP_WHEN_BLANK = ("rejections_to_settle", "score_batch_tokens", "training_context")
 
 # The agent form's limits on its numbers, (least, most), said in each field's
@@ -231,6 +231,8 @@ class AgentForm(forms.ModelForm):
                 field = self.fields["training_target"]
                 field.choices = [("", DEFAULT_TARGET_LABEL), *TrainingTarget.choices]
                 field.required, field.initial = False, ""
+                field.help_text = ("“As the server API has it”: /train for memscore's, none (export approved "
+                                   "samples as JSONL) for vLLM and SGLang, whose stock servers have no /train.")
         self.names_key_env = bool(self.user and self.user.is_superuser)
         if not self.names_key_env and "api_key_env" in self.fields:
             self._key_env_read_only()
