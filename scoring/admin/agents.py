@@ -48,7 +48,8 @@ class AgentAdmin(LoggedAdmin):
         return [(title, {**opts, "fields": [f for f in opts["fields"] if f != "clear_api_key"]})
                 for title, opts in self.fieldsets]
 
-    @admin.display(description="API key")
+    # Beside the form's own "API key" field, where a new key is entered.
+    @admin.display(description="current API key")
     def key_state(self, agent):
         if agent.api_key_env:
             return f"from ${agent.api_key_env}"

@@ -472,3 +472,15 @@ def test_the_candidate_page_reaches_its_decision_soon_on_a_phone(browser, live_s
     assert not page.locator(".keyboard-help").first.is_visible()
     screenshots(page, "candidate-phone")
     context.close()
+
+
+def test_the_agents_list_fits_a_phone(browser, live_server, cast, demo_snapshot):
+    # Walkthrough: its columns from "Snapshots" on were off screen, with no hint.
+    page = login(browser, live_server, cast.viewer.username, cast.password)
+    page.set_viewport_size(PHONE)
+    page.goto(live_server.url + reverse("agent_list"))
+    table = page.locator("#agent-table")
+    assert table.evaluate("t => t.scrollWidth <= t.parentElement.clientWidth")
+    said = " ".join(table.inner_text().split())
+    assert "24 memories" in said and "1 snapshot" in said and "0 active runs" in said, said
+    page.context.close()
