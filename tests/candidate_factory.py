@@ -112,6 +112,9 @@ def detail_url(c):
     return reverse("candidate_detail", args=[c.pk])
 
 
-def decide(client, c, decision, comment="", **extra):
-    return client.post(reverse("candidate_decide", args=[c.pk]),
-                       {"decision": decision, "comment": comment}, **extra)
+def decide(client, c, decision, comment="", seen_edit=None, **extra):
+    """POST a decision; `seen_edit`: the form's field, what the page showed (left out: not sent)."""
+    data = {"decision": decision, "comment": comment}
+    if seen_edit is not None:
+        data["seen_edit"] = seen_edit
+    return client.post(reverse("candidate_decide", args=[c.pk]), data, **extra)

@@ -246,4 +246,74 @@ def test_a_bulk_approval_says_which_did_not_count(cast, blind):
 
     done = decide_each([edited, plain], cast.reviewer, "approve")
     assert done.uncounted == [edited]
-    assert f"does not count toward the edit (open it to read the edit): #{edited.pk}." in done.where_they_stand()
+    assert (f"does not count toward the edit that would be trained (open it to read the edit and approve it there): "
+            f"#{edited.pk}.") in done.where_they_stand()
+
+
+def test_a_bulk_approval_without_blind_review_is_of_the_response_the_list_shows(cast, agent):
+    """Re-check walkthrough: the list shows a candidate's response, never its
+    edit, and a bulk approval counted toward an edit no one had read there;
+    the candidate was trained with it. The editor's own bulk approval still
+    counts toward their edit."""
+    from scoring.models.candidates import decide_each
+
+    agent.required_approvals = 2
+    agent.save()
+    edited = make_candidate(agent)
+    edited.approve_edited(cast.reviewer2, "Rob's corrected answer.", [1, 2, 3])
+    done = decide_each([edited], cast.reviewer, "approve")
+    edited.refresh_from_db()
+    assert edited.status == Candidate.Status.PENDING and done.uncounted == [edited]
+    done = decide_each([edited], cast.reviewer2, "approve")  # rob's own edit
+    assert done.uncounted == [] and edited.reviews.get(reviewer=cast.reviewer2).approved_edit == edited.edited_at
+
+
+def test_an_approval_from_a_page_opened_before_an_edit_is_of_what_it_showed(cast, agent):
+    """Re-check walkthrough: rita's page showed the response; rob edited it
+    meanwhile; her Approve counted toward his edit, which was trained. The
+    form says what the page showed: her approval is of the response."""
+    agent.required_approvals = 2
+    agent.save()
+    c = make_candidate(agent)
+    rita = cast.client_for(cast.reviewer)
+    form = rita.get(detail_url(c)).context["decide_form"]
+    page = rita.get(detail_url(c)).text
+    assert '<input type="hidden" name="seen_edit" value="">' in page and form is not None
+    c.approve_edited(cast.reviewer2, "Rob's corrected answer.", [1, 2, 3])
+    said = decide(rita, c, "approve", seen_edit="", follow=True)
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.PENDING
+    assert "rob edited the response after your page showed it" in " ".join(str(m) for m in said.context["messages"])
+    # Her page now shows the edit; approving from it counts.
+    page = rita.get(detail_url(c)).text
+    assert f'name="seen_edit" value="{c.edited_at.isoformat()}"' in page
+    decide(rita, c, "approve", seen_edit=c.edited_at.isoformat())
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.APPROVED
+
+
+def test_an_edit_hidden_by_blind_review_is_never_taken_as_seen(cast, blind):
+    # A form claiming the hidden edit's time is an approval of the response.
+    blind.required_approvals = 2
+    blind.save()
+    c = make_candidate(blind)
+    c.approve_edited(cast.reviewer2, "Rob's corrected answer.", [1, 2, 3])
+    decide(cast.client_for(cast.reviewer), c, "approve", seen_edit=c.edited_at.isoformat())
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.PENDING
+    assert c.reviews.get(reviewer=cast.reviewer).approved_edit is None
+
+
+def test_an_edit_says_whose_approvals_it_set_aside_and_a_not_counted_approval_warns(cast, agent):
+    agent.required_approvals = 2
+    agent.save()
+    c = make_candidate(agent)
+    c.decide(cast.reviewer, "approve")
+    r = cast.client_for(cast.reviewer2).post(reverse("candidate_edit", args=[c.pk]), {"text": "Rob's text."},
+                                              follow=True)
+    said = " ".join(str(m) for m in r.context["messages"])
+    assert "it still awaits review, with 1 of 2 approvals. The approval of rita was of the text before your edit" in said
+    # rita's page, opened before the edit, approves: a warning, not a success.
+    r = decide(cast.client_for(cast.reviewer), c, "approve", seen_edit="", follow=True)
+    levels = {m.level_tag for m in r.context["messages"]}
+    assert levels == {"warning"}

@@ -113,6 +113,17 @@ def text_seen_by(user, candidate, my_decision):
     return candidate.edited_at if shown else None
 
 
+# decide()'s seen_edit when the caller does not say what the reviewer had in
+# front of them: what the candidate page would show them now (text_seen_by).
+AS_SHOWN_NOW = object()
+
+
+def listed_text(user, candidate):
+    """What a list of candidates shows `user` of one: its response, never an
+    edit, unless the edit is their own. What a bulk approval approves."""
+    return candidate.edited_at if candidate.is_edited and candidate.edited_by_id == user.pk else None
+
+
 def hidden_from(user):
     """The candidates whose others' decisions blind review hides from `user`,
     as a queryset (for SQL filters); None when nothing is hidden."""
@@ -155,8 +166,8 @@ class BulkDecision:
             else:
                 groups.setdefault((2, f"Unchanged, still {c.get_status_display()}"), []).append(c.pk)
         if self.uncounted:
-            label = ("Your approval is of the response as you saw it, not of another reviewer's edit that blind "
-                     "review hid, so it does not count toward the edit (open it to read the edit)")
+            label = ("Your approval is of the response the list shows, not of another reviewer's edit, so it does "
+                     "not count toward the edit that would be trained (open it to read the edit and approve it there)")
             groups[(3, label)] = [c.pk for c in self.uncounted]
         return " ".join(
             f"{label}: {', '.join(f'#{pk}' for pk in pks)}." for (_, label), pks in sorted(groups.items())
@@ -170,7 +181,8 @@ def decide_each(candidates, reviewer, decision, comment="", *, confirm_reversal=
     for candidate in candidates:
         before = candidate.status
         try:
-            candidate.decide(reviewer, decision, comment, confirm_reversal=confirm_reversal)
+            candidate.decide(reviewer, decision, comment, confirm_reversal=confirm_reversal,
+                             seen_edit=listed_text(reviewer, candidate))
         except ReversalNeedsConfirmation as e:
             done.unconfirmed.append(e)
         except ValidationError as e:
@@ -393,14 +405,28 @@ class Candidate(models.Model):
         decision, approved_edit = review if isinstance(review, tuple) else (review.decision, review.approved_edit)
         return decision == Review.Decision.APPROVE and approved_edit == self.edited_at
 
-    def status_after(self, reviewer, decision):
+    def status_after(self, reviewer, decision, seen_edit=AS_SHOWN_NOW):
         """The status `reviewer`'s `decision` would settle, in place of their
-        current one (what the page tells a reviewer before they vote)."""
+        current one (what the page tells a reviewer before they vote); an
+        approval of `seen_edit` (decide's)."""
         rows = list(self.reviews.values_list("reviewer_id", "decision", "approved_edit"))
         mine = next((d for r, d, _ in rows if r == reviewer.pk), None)
         reviews = [(d, e) for r, d, e in rows if r != reviewer.pk]
-        reviews.append((Review.Decision(decision), text_seen_by(reviewer, self, mine)))
+        decision = Review.Decision(decision)
+        approved = self._approved_text(reviewer, mine, seen_edit) if decision == Review.Decision.APPROVE else None
+        reviews.append((decision, approved))
         return self._status_of(reviews)
+
+    def _approved_text(self, reviewer, my_decision, seen_edit):
+        """What an approval by `reviewer` (whose decision so far is
+        `my_decision`) approves: `seen_edit` as their page sent it, but never
+        an edit blind review hides from them; AS_SHOWN_NOW, what their page
+        would show now."""
+        visible = text_seen_by(reviewer, self, my_decision)
+        approved = visible if seen_edit is AS_SHOWN_NOW else seen_edit
+        if approved is not None and approved == self.edited_at != visible:
+            return None  # an edit hidden from them: they saw the response
+        return approved
 
     def status_after_edit(self, reviewer):
         """The status `reviewer`'s edit and approval would settle: the others'
@@ -414,8 +440,16 @@ class Candidate(models.Model):
         rejections = sum(d == Review.Decision.REJECT for d, _ in reviews)
         return settled_status(approvals, rejections, self.agent)
 
-    def decide(self, reviewer, decision, comment="", confirm_reversal=False):
+    def decide(self, reviewer, decision, comment="", confirm_reversal=False, seen_edit=AS_SHOWN_NOW):
         """Record `reviewer`'s decision (replacing an earlier one) and settle the status.
+
+        An approval is of the text the reviewer had in front of them:
+        `seen_edit`, the edit their page showed (its edited_at) or None for the
+        response itself, as the page sent it. An edit made since (the page was
+        open while another reviewer edited) is then not what they approved,
+        and the approval does not count toward it. An edit blind review hides
+        from them is never taken as seen. Left out, what their page would show
+        them now (text_seen_by).
 
         The status follows settled_status (the agent's rule). The candidate row is locked
         for the whole change, so concurrent deciders settle one after another
@@ -441,14 +475,14 @@ class Candidate(models.Model):
                 Candidate.objects.without_ids().select_for_update(of=("self",)).select_related("agent").get(pk=self.pk)
             )
             locked.check_decidable()
-            new_status = locked.status_after(reviewer, decision)
+            new_status = locked.status_after(reviewer, decision, seen_edit)
             reverses = locked.is_settled and new_status != locked.status
             if reverses and not confirm_reversal:
                 raise ReversalNeedsConfirmation(locked, decision, new_status)
             earlier = Review.objects.filter(candidate=locked, reviewer=reviewer).first()
             approved_edit = None
             if decision == Review.Decision.APPROVE:
-                approved_edit = text_seen_by(reviewer, locked, earlier.decision if earlier else None)
+                approved_edit = locked._approved_text(reviewer, earlier.decision if earlier else None, seen_edit)
             Review.objects.update_or_create(
                 candidate=locked, reviewer=reviewer,
                 defaults={"decision": decision, "comment": comment, "approved_edit": approved_edit},

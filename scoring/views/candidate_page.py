@@ -11,9 +11,10 @@ from datetime import timedelta
 
 from django import forms
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from scoring.models import Activity, Candidate, Node, Review, TrainSample
-from scoring.models.candidates import blind_to, edit_shown_to, settling_rule, status_words
+from scoring.models.candidates import AS_SHOWN_NOW, blind_to, edit_shown_to, settling_rule, status_words
 from scoring.models.review import DECISION_VERBS
 from scoring.models.snapshots import Section
 
@@ -31,6 +32,13 @@ class ConfirmsReversal(forms.Form):
         return bool(decision) and self.cleaned_data.get("confirm_reversal") == decision
 
 
+def parse_datetime_or_none(text):
+    try:
+        return parse_datetime(text)
+    except ValueError:
+        return None
+
+
 class DecideForm(ConfirmsReversal):
     """A decision and the page's one comment box (which a rejection needs)."""
 
@@ -39,6 +47,17 @@ class DecideForm(ConfirmsReversal):
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Why? (required to reject)"}),
     )
+
+    # The edit the page showed (its time, ISO 8601), or "" for the response:
+    # what an approval approves. Absent (a client of its own): as shown now.
+    seen_edit = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def seen(self):
+        """Candidate.decide's seen_edit from what the page sent."""
+        if "seen_edit" not in self.data:
+            return AS_SHOWN_NOW
+        # Anything but a time is the response itself: it never counts toward an edit.
+        return parse_datetime_or_none(self.cleaned_data.get("seen_edit") or "")
 
     def __init__(self, data=None, *args, **kwargs):
         if data is not None and not data.get("decision") and data.get("confirm_reversal"):
@@ -182,6 +201,12 @@ def page_context(request, candidate, queue=None, **forms_):
     has_alternate = candidate.alternate_status == Candidate.AlternateStatus.DONE
     # Another's edit hidden, the edit form starts from the response itself.
     edit_shown = edit_shown_to(request.user, candidate, context["blind"])
+    # What the decision form says the page shows (the edit, or "" for the
+    # response): an approval is of that text (Candidate.decide's seen_edit).
+    # A form swapped back in by htmx keeps what its page showed.
+    seen_edit = candidate.edited_at.isoformat() if edit_shown else ""
+    if request.method == "POST" and request.htmx and "seen_edit" in request.POST:
+        seen_edit = request.POST["seen_edit"]
     context.update(
         queue=queue,
         agent_filter=queue["agent"] if queue else None,
@@ -190,6 +215,7 @@ def page_context(request, candidate, queue=None, **forms_):
         last_hidden=last_hidden,
         diff=word_diff(candidate.response_text, candidate.alternate_text) if has_alternate else None,
         edit_diff=word_diff(candidate.response_text, candidate.edited_text) if edit_shown else None,
+        seen_edit=seen_edit,
         decide_form=forms_.get("decide_form") or forms_.get("comment_form") or DecideForm(),
         edit_form=forms_.get("edit_form")
         or EditForm(initial={"text": candidate.edited_text if edit_shown else candidate.response_text}),

@@ -129,7 +129,8 @@ def candidate_decide(request, pk):
     if form.is_valid():
         decision = form.cleaned_data["decision"]
         try:
-            candidate.decide(request.user, decision, form.cleaned_data["comment"], confirm_reversal=form.confirmed)
+            candidate.decide(request.user, decision, form.cleaned_data["comment"], confirm_reversal=form.confirmed,
+                             seen_edit=form.seen())
         except ReversalNeedsConfirmation as e:
             form.add_error(None, e)
             reversal = {"decision": decision, "label": Review.Decision(decision).label, "to": e.new_status}
@@ -196,13 +197,33 @@ def _move_on(request, candidate, said, before, decision, *, edited=False):
     then = "Here is the next one." if Candidate.objects.next_for(request.user, agent) else (
         "Nothing else waits for your review."
     )
-    messages.success(request, f"{said}{_where_it_stands(candidate, before, decision, request.user, edited)} {then}")
+    stands = _where_it_stands(candidate, before, decision, request.user, edited)
+    # An approval that does not count toward the text to be trained is a warning, not a success.
+    mine = candidate.reviews.filter(reviewer=request.user).first() if decision == Review.Decision.APPROVE else None
+    tell = messages.warning if mine is not None and not candidate.counts_toward(mine) else messages.success
+    tell(request, f"{said}{stands} {then}")
     url = _queue_url(agent)
     if request.htmx:
         response = HttpResponse(status=204)
         response["HX-Redirect"] = url
         return response
     return redirect(url)
+
+
+def _after_edit(candidate, before, reviewer):
+    """Where an edit left a candidate still awaiting review, and whose
+    approvals it set aside (they were of the text before it)."""
+    reviews = list(candidate.reviews.select_related("reviewer"))
+    done = sum(candidate.counts_toward(r) for r in reviews)
+    needed = candidate.agent.required_approvals
+    said = f": it still awaits review, with {done} of {needed} approval{pluralize(needed)}."
+    earlier = [r.reviewer.get_username() for r in reviews if r.reviewer_id != reviewer.pk
+               and r.decision == Review.Decision.APPROVE and not candidate.counts_toward(r)]
+    if earlier:
+        n = len(earlier)
+        said += (f" The approval{pluralize(n)} of {', '.join(earlier)} {pluralize(n, 'was,were')} of the text "
+                 "before your edit: counted again once approving the edit.")
+    return said
 
 
 def _where_it_stands(candidate, before, decision, reviewer, edited=False):
@@ -217,6 +238,8 @@ def _where_it_stands(candidate, before, decision, reviewer, edited=False):
     if status != Candidate.Status.PENDING and edited:
         # The outcome stands, but what would be trained is now this text.
         return f": it stays {candidate.get_status_display()}, with your text as the one to be trained."
+    if edited:
+        return _after_edit(candidate, before, reviewer)
     if status != Candidate.Status.PENDING:
         return f": it stays {candidate.get_status_display()} (your vote did not change the outcome)."
     # Still pending: how far the reviews have got towards what this vote asked
@@ -235,12 +258,15 @@ def _where_it_stands(candidate, before, decision, reviewer, edited=False):
     said = f": it still awaits review, with {done} of {needed} {noun}{pluralize(needed)}."
     mine = next((r for r in reviews if r.reviewer_id == reviewer.pk), None)
     if mine is not None and not candidate.counts_toward(mine):
-        # Blind review hid another reviewer's edit: what would be trained is not what they approved.
+        # What would be trained is not what they approved: an edit blind review
+        # hid, or one made while their page showed the response.
+        editor = candidate.edited_by.get_username() if candidate.edited_by else "Another reviewer"
+        how = (f"{editor} had edited the response, which blind review hid from you"
+               if candidate.agent.blind_review and mine.approved_edit is None
+               else f"{editor} edited the response after your page showed it")
         said += (
-            f" {candidate.edited_by.get_username() if candidate.edited_by else 'Another reviewer'} had edited "
-            "the response, which blind review hid from you: your approval is of the response as you saw "
-            f"it and does not count toward the edit. Open candidate #{candidate.pk} to read the edit and "
-            "approve it, or edit it yourself."
+            f" {how}: your approval is of the text you saw and does not count toward the edit. Open "
+            f"candidate #{candidate.pk} to read the edit and approve it, or edit it yourself."
         )
     return said
 
