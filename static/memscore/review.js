@@ -47,6 +47,16 @@
     target.click();
   });
 
+  // On a phone the context scrolls inside its card: it opens at its end,
+  // the nodes just before the response (the memory and the question), not
+  // at the oldest shown.
+  function contextAtItsEnd() {
+    var context = document.getElementById("context");
+    if (context && context.scrollHeight > context.clientHeight) context.scrollTop = context.scrollHeight;
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", contextAtItsEnd);
+  else contextAtItsEnd();
+
   document.addEventListener("change", function (event) {
     var all = event.target;
     if (!all.matches || !all.matches("input[data-select-all]")) return;

@@ -467,6 +467,9 @@ def test_the_candidate_page_reaches_its_decision_soon_on_a_phone(browser, live_s
     box = page.locator("#context").bounding_box()
     assert box["height"] <= 22 * 16 + 1, box
     assert page.locator("#context").evaluate("e => e.scrollHeight > e.clientHeight")  # the rest scrolls inside
+    # It opens at its end: the nodes just before the response (re-check walkthrough).
+    page.wait_for_function("() => { const c = document.getElementById('context');"
+                           " return c.scrollTop + c.clientHeight >= c.scrollHeight - 2; }", timeout=5000)
     approve = page.get_by_role("button", name="Approve")
     assert approve.bounding_box()["y"] < 1800, approve.bounding_box()
     assert not page.locator(".keyboard-help").first.is_visible()
