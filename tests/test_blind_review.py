@@ -312,7 +312,8 @@ def test_an_edit_says_whose_approvals_it_set_aside_and_a_not_counted_approval_wa
     r = cast.client_for(cast.reviewer2).post(reverse("candidate_edit", args=[c.pk]), {"text": "Rob's text."},
                                               follow=True)
     said = " ".join(str(m) for m in r.context["messages"])
-    assert "it still awaits review, with 1 of 2 approvals. The approval of rita was of the text before your edit" in said
+    assert ("it still awaits review, with 1 of 2 approvals. "
+            "The approval of rita was of the text before your edit") in said
     # rita's page, opened before the edit, approves: a warning, not a success.
     r = decide(cast.client_for(cast.reviewer), c, "approve", seen_edit="", follow=True)
     levels = {m.level_tag for m in r.context["messages"]}

@@ -4,6 +4,7 @@ leave-one-out matrix of the same snapshot."""
 
 import numpy as np
 import pytest
+from django.urls import reverse
 
 from scoring import modes, surrogate
 from scoring.context import Outline
@@ -107,7 +108,7 @@ def test_lasso_recovers_a_sparse_effect_and_leaves_later_memories_at_zero():
     assert not flat.any() and r2_flat == [None]
 
 
-def test_an_estimate_no_call_answered_estimates_nothing_and_says_so(agent, snapshot, ref, fast_retries):
+def test_an_estimate_no_call_answered_estimates_nothing_and_says_so(agent, snapshot, ref, fast_retries, cast):
     """Walkthrough: every call failed, and the run page still said "Memories
     estimated 24" and "Cells (estimates) 1,248" beside "Calls fitted 0"."""
     ref.control(**{**NO_FAULTS, "fail_rate": 1.0})
@@ -127,3 +128,5 @@ def test_an_estimate_no_call_answered_estimates_nothing_and_says_so(agent, snaps
     said = []
     modes.get(run.mode).report(run, said.append)
     assert said[0].startswith("NO ESTIMATE: fewer than 4 calls answered, too few to fit")
+    page = cast.client_for(cast.viewer).get(reverse("run_detail", args=[run.pk])).text
+    assert "Too few calls answered to fit an estimate" in page and "the fewer, the less certain" not in page
