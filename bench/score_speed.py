@@ -21,6 +21,15 @@ medians are printed with their ranges: on this shared machine one round can
 be 10-20% off. The details above them are the last round's. Prints figures
 only; it asserts nothing.
 
+Measured 2026-11-27 (a fourth session, another machine of the kind, load
+average 0.8-1.3), --cli --worker --repeat 5, at its start and its end: in
+this process 1.28x and 1.35x the ideal, the CLI 1.31x and 1.33x, a worker
+1.31x/1.27x and 1.28x/1.31x (first run/later runs), the bare client 1.11x
+and 1.12x (memscore 1.16-1.21x it); memscore's CPU 4.0 ms a call, the
+server's 3.3 ms. The session's code (failure paths and pages only) against
+the code before it, alternating, twice: 1.34x/1.33x both. Over the target
+on this machine, as the bare client's 1.11x leaves memscore only ~8%.
+
 Measured 2026-11-27 (a third session, a quiet machine, load average
 0.5-1.1), --cli --worker --repeat 5, four times over the session: the CLI
 1.19-1.23x (medians; rounds 1.16-1.25x), a worker 1.19-1.22x (first run)
