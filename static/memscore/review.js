@@ -51,7 +51,7 @@
   // the nodes just before the response (the memory and the question), not
   // at the oldest shown.
   function contextAtItsEnd() {
-    var context = document.getElementById("context");
+    var context = document.getElementById("candidate-context");
     if (context && context.scrollHeight > context.clientHeight) context.scrollTop = context.scrollHeight;
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", contextAtItsEnd);

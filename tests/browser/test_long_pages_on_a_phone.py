@@ -464,11 +464,11 @@ def test_the_candidate_page_reaches_its_decision_soon_on_a_phone(browser, live_s
     page.click("button[type=submit]")
     page.wait_for_url(lambda url: "/login/" not in url)
     page.goto(live_server.url + detail_url(c))
-    box = page.locator("#context").bounding_box()
+    box = page.locator("#candidate-context").bounding_box()
     assert box["height"] <= 22 * 16 + 1, box
-    assert page.locator("#context").evaluate("e => e.scrollHeight > e.clientHeight")  # the rest scrolls inside
+    assert page.locator("#candidate-context").evaluate("e => e.scrollHeight > e.clientHeight")  # the rest scrolls inside
     # It opens at its end: the nodes just before the response (re-check walkthrough).
-    page.wait_for_function("() => { const c = document.getElementById('context');"
+    page.wait_for_function("() => { const c = document.getElementById('candidate-context');"
                            " return c.scrollTop + c.clientHeight >= c.scrollHeight - 2; }", timeout=5000)
     approve = page.get_by_role("button", name="Approve")
     assert approve.bounding_box()["y"] < 1800, approve.bounding_box()
