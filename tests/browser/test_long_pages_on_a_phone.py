@@ -466,7 +466,8 @@ def test_the_candidate_page_reaches_its_decision_soon_on_a_phone(browser, live_s
     page.goto(live_server.url + detail_url(c))
     box = page.locator("#candidate-context").bounding_box()
     assert box["height"] <= 22 * 16 + 1, box
-    assert page.locator("#candidate-context").evaluate("e => e.scrollHeight > e.clientHeight")  # the rest scrolls inside
+    # The rest scrolls inside.
+    assert page.locator("#candidate-context").evaluate("e => e.scrollHeight > e.clientHeight")
     # It opens at its end: the nodes just before the response (re-check walkthrough).
     page.wait_for_function("() => { const c = document.getElementById('candidate-context');"
                            " return c.scrollTop + c.clientHeight >= c.scrollHeight - 2; }", timeout=5000)
