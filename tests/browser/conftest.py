@@ -74,8 +74,10 @@ def screenshots(request):
     return shot
 
 
-def login(browser, live_server, username, password):
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+def login(browser, live_server, username, password, **context_options):
+    """A page logged in as `username`; `context_options` for the browser
+    context (viewport, has_touch, is_mobile: a phone)."""
+    context = browser.new_context(**{"viewport": {"width": 1400, "height": 900}, **context_options})
     page = context.new_page()
     page.set_default_timeout(30_000)
     page.goto(f"{live_server.url}/login/")

@@ -456,13 +456,8 @@ def test_the_candidate_page_reaches_its_decision_soon_on_a_phone(browser, live_s
 
     long = "The sync runs nightly and Alice checks the logs each morning before stand-up. " * 25
     c = make_candidate(agent, user_text=long, memory_text=long)
-    context = browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
-    page = context.new_page()
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", cast.reviewer.username)
-    page.fill("input[name=password]", cast.password)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login/" not in url)
+    page = login(browser, live_server, cast.reviewer.username, cast.password,
+                 viewport=PHONE, has_touch=True, is_mobile=True)
     page.goto(live_server.url + detail_url(c))
     box = page.locator("#candidate-context").bounding_box()
     assert box["height"] <= 22 * 16 + 1, box
@@ -475,7 +470,7 @@ def test_the_candidate_page_reaches_its_decision_soon_on_a_phone(browser, live_s
     assert approve.bounding_box()["y"] < 1800, approve.bounding_box()
     assert not page.locator(".keyboard-help").first.is_visible()
     screenshots(page, "candidate-phone")
-    context.close()
+    page.context.close()
 
 
 def test_the_agents_list_fits_a_phone(browser, live_server, cast, demo_snapshot):
