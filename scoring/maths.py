@@ -130,6 +130,16 @@ def is_harmful(net_delta):
     return _scored(net_delta) and net_delta < -HARMFUL_NATS
 
 
+def importance_unknown(failed, measured):
+    """Whether a memory's importance in a run is unknown: `failed` of its cells
+    failed and none of them was measured. Its other cells are then
+    "unaffected" (before the memory: exactly 0 whatever its call did), which
+    say nothing of the rest: it is neither 0 nor "never matters".
+
+    Used by: views/memories.py, heatmap/compare.py, modes/estimate.py."""
+    return bool(failed) and not measured
+
+
 def never_matters(scored, max_importance):
     """Whether a memory with `scored` cells whose largest importance is
     `max_importance` never matters: enough evidence, and no cell above zero."""

@@ -172,3 +172,10 @@ def test_memory_flags_are_the_two_rules(scored, max_importance, net):
     flags = maths.memory_flags(scored, max_importance, net)
     assert ("never" in flags) == maths.never_matters(scored, max_importance)
     assert ("harmful" in flags) == (scored > 0 and maths.is_harmful(net))
+
+
+def test_importance_is_unknown_when_cells_failed_and_none_was_measured():
+    from scoring.maths import importance_unknown
+
+    # (failed cells, measured cells): unaffected ones alone say nothing of the failed rest.
+    assert [importance_unknown(f, m) for f, m in [(0, 0), (3, 0), (3, 1), (0, 5)]] == [False, True, False, False]

@@ -32,10 +32,8 @@ def _importances(run):
     measured, failed = (states == SCORED).sum(axis=1).tolist(), (states == FAILED).sum(axis=1).tolist()
     for memory, row, failed_row, measured_row in zip(memories, deltas.tolist(), failed, measured):
         scored = sum(1 for d in row if d == d)  # NaN (failed, not scored) is not equal to itself
-        if failed_row and not measured_row:
-            # Failed but for the cells before it (exactly 0 whatever its call
-            # did): its importance is unknown, never compared as 0.
-            scored = 0
+        if maths.importance_unknown(failed_row, measured_row):
+            scored = 0  # never compared as 0
         found[memory["id"]] = {
             "key": memory["key"],
             "sum": maths.importance_sum(row) if scored else None,

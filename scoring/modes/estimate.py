@@ -21,6 +21,7 @@ from collections import defaultdict
 
 import numpy as np
 from django.core.exceptions import ValidationError
+from django.db.models import Count, Q
 from django.template.defaultfilters import pluralize
 
 from scoring import maths, surrogate
@@ -223,14 +224,12 @@ def importance_ranking(run):
     maths.memory_importance over its scored cells (the memories page's and
     bench/estimate_vs_exact.py's ranking); ties in key order. A memory none of
     whose cells was scored (all failed) is left out, never ranked as 0."""
-    # Ranked: memories with a measured (fitted) cell, or with no failed one (a
-    # memory after every response: exactly 0). Not one whose cells failed but
-    # for those before it (unaffected whatever its calls did): unknown, not 0.
-    failed = set(CellScore.objects.filter(run=run, failed=True).values_list("memory__key", flat=True).distinct())
-    measured = set(CellScore.objects.filter(run=run, state=CellState.SCORED).values_list("memory__key", flat=True)
-                   .distinct())
-    keys = {k for k in CellScore.objects.filter(run=run, failed=False).values_list("memory__key", flat=True)
-            .distinct() if k in measured or k not in failed}
+    # Not ranked: a memory whose importance is unknown (maths.importance_unknown), never as 0.
+    counts = CellScore.objects.filter(run=run).order_by().values("memory__key").annotate(
+        n_failed=Count("pk", filter=Q(failed=True)), n_measured=Count("pk", filter=Q(state=CellState.SCORED)),
+        n_known=Count("pk", filter=Q(failed=False)))
+    keys = {c["memory__key"] for c in counts
+            if c["n_known"] and not maths.importance_unknown(c["n_failed"], c["n_measured"])}
     deltas = defaultdict(list)
     # Only positive deltas add to memory_importance: the rest need not be read.
     for key, delta in CellScore.objects.filter(run=run, failed=False, delta__gt=0).values_list("memory__key", "delta"):

@@ -117,14 +117,6 @@ def memory_stats_query(run):
     )
 
 
-def unknown_importance(failed, measured):
-    """Whether a memory's importance in a run is unknown: cells failed and
-    none was measured. Its other cells are then "unaffected" (before the
-    memory: exactly 0 whatever its call did), which say nothing of the rest:
-    it is neither 0 nor "never matters"."""
-    return bool(failed) and not measured
-
-
 def run_memory_stats(run):
     """{memory_id: stats} over one finished run's cells, one grouped query, cached."""
     if run is None:
@@ -136,7 +128,7 @@ def run_memory_stats(run):
 def _memory_stats(run):
     stats = {row.pop("memory_id"): row for row in memory_stats_query(run)}
     for row in stats.values():
-        if unknown_importance(row["failed_cells"], row["measured"]):
+        if maths.importance_unknown(row["failed_cells"], row["measured"]):
             row.update(scored=0, importance_sum=None, importance_max=None, net=None)
         row["flags"] = maths.memory_flags(row["scored"], row["importance_max"], row["net"])
     return stats
@@ -176,7 +168,7 @@ def memory_list(request, agent_id):
         {
             "agent": agent,
             "run": run,
-            "unknown": sum(1 for s in stats.values() if unknown_importance(s["failed_cells"], s["measured"])),
+            "unknown": sum(1 for s in stats.values() if maths.importance_unknown(s["failed_cells"], s["measured"])),
             "complete_run": last_complete_run(agent, run),
             "estimate_run": latest_estimate_run(agent),
             "groups_run": groups_run,
@@ -282,7 +274,7 @@ def memory_detail(request, pk):
             n_failed=Count("pk", filter=Q(failed=True)), n_scored=Count("pk", filter=Q(failed=False)),
             n_measured=Count("pk", filter=Q(state=CellState.SCORED)))
         failed_cells, scored_cells = counts["n_failed"], counts["n_scored"]
-        if unknown_importance(failed_cells, counts["n_measured"]):
+        if maths.importance_unknown(failed_cells, counts["n_measured"]):
             scored_cells = 0
         cells = CellScore.objects.filter(run=run, memory=memory, failed=False).select_related("response")
         # mirrors maths.cell_importance(delta) > 0
