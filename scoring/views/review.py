@@ -197,11 +197,12 @@ def _move_on(request, candidate, said, before, decision, *, edited=False):
     then = "Here is the next one." if Candidate.objects.next_for(request.user, agent) else (
         "Nothing else waits for your review."
     )
-    stands = _where_it_stands(candidate, before, decision, request.user, edited)
+    reviews = list(candidate.reviews.select_related("reviewer"))
+    stands = _where_it_stands(candidate, before, decision, request.user, reviews, edited)
     # An approval that does not count toward the text to be trained is a warning, not a success.
-    mine = candidate.reviews.filter(reviewer=request.user).first() if decision == Review.Decision.APPROVE else None
-    tell = messages.warning if mine is not None and not candidate.counts_toward(mine) else messages.success
-    tell(request, f"{said}{stands} {then}")
+    mine = next((r for r in reviews if r.reviewer_id == request.user.pk), None)
+    uncounted = decision == Review.Decision.APPROVE and mine is not None and not candidate.counts_toward(mine)
+    (messages.warning if uncounted else messages.success)(request, f"{said}{stands} {then}")
     url = _queue_url(agent)
     if request.htmx:
         response = HttpResponse(status=204)
@@ -210,26 +211,11 @@ def _move_on(request, candidate, said, before, decision, *, edited=False):
     return redirect(url)
 
 
-def _after_edit(candidate, before, reviewer):
-    """Where an edit left a candidate still awaiting review, and whose
-    approvals it set aside (they were of the text before it)."""
-    reviews = list(candidate.reviews.select_related("reviewer"))
-    done = sum(candidate.counts_toward(r) for r in reviews)
-    needed = candidate.agent.required_approvals
-    said = f": it still awaits review, with {done} of {needed} approval{pluralize(needed)}."
-    earlier = [r.reviewer.get_username() for r in reviews if r.reviewer_id != reviewer.pk
-               and r.decision == Review.Decision.APPROVE and not candidate.counts_toward(r)]
-    if earlier:
-        n = len(earlier)
-        said += (f" The approval{pluralize(n)} of {', '.join(earlier)} {pluralize(n, 'was,were')} of the text "
-                 "before your edit: counted again once approving the edit.")
-    return said
-
-
-def _where_it_stands(candidate, before, decision, reviewer, edited=False):
+def _where_it_stands(candidate, before, decision, reviewer, reviews, edited=False):
     """The end of "You approved candidate #5...": what the vote did to its
     status, in one sentence with one colon at most, for every outcome.
-    `edited`: the vote was an edit and approval, which changed the text."""
+    `reviews`: the candidate's, after the vote; `edited`: the vote was an edit
+    and approval, which changed the text."""
     status = candidate.status
     if status != before and before in SETTLED:
         return f", which reverses it from {before} to {status_words(status)}."
@@ -238,24 +224,28 @@ def _where_it_stands(candidate, before, decision, reviewer, edited=False):
     if status != Candidate.Status.PENDING and edited:
         # The outcome stands, but what would be trained is now this text.
         return f": it stays {candidate.get_status_display()}, with your text as the one to be trained."
-    if edited:
-        return _after_edit(candidate, before, reviewer)
     if status != Candidate.Status.PENDING:
         return f": it stays {candidate.get_status_display()} (your vote did not change the outcome)."
     # Still pending: how far the reviews have got towards what this vote asked
     # for. Not after a skip, which under blind review reveals no one's votes.
-    if decision == Review.Decision.APPROVE:
-        needed, noun = candidate.agent.required_approvals, "approval"
-    elif decision == Review.Decision.REJECT:
-        needed, noun = candidate.agent.rejections_to_settle, "rejection"
-    else:
-        return ": it still awaits review."
-    reviews = list(candidate.reviews.all())
     if decision == Review.Decision.REJECT:
+        needed = candidate.agent.rejections_to_settle
         done = sum(r.decision == decision for r in reviews)
-        return f": it still awaits review, with {done} of {needed} {noun}{pluralize(needed)}."
+        return f": it still awaits review, with {done} of {needed} rejection{pluralize(needed)}."
+    if decision != Review.Decision.APPROVE:
+        return ": it still awaits review."
+    needed = candidate.agent.required_approvals
     done = sum(candidate.counts_toward(r) for r in reviews)
-    said = f": it still awaits review, with {done} of {needed} {noun}{pluralize(needed)}."
+    said = f": it still awaits review, with {done} of {needed} approval{pluralize(needed)}."
+    if edited:
+        # The others' approvals were of the text before the edit.
+        earlier = [r.reviewer.get_username() for r in reviews if r.reviewer_id != reviewer.pk
+                   and r.decision == Review.Decision.APPROVE and not candidate.counts_toward(r)]
+        if earlier:
+            n = len(earlier)
+            said += (f" The approval{pluralize(n)} of {', '.join(earlier)} {pluralize(n, 'was,were')} of the "
+                     "text before your edit: counted again once approving the edit.")
+        return said
     mine = next((r for r in reviews if r.reviewer_id == reviewer.pk), None)
     if mine is not None and not candidate.counts_toward(mine):
         # What would be trained is not what they approved: an edit blind review
