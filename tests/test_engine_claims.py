@@ -81,6 +81,32 @@ def test_it_does_not_count_calls_whose_answer_is_back_against_the_concurrency(ru
     assert claim_calls(run.pk, 3, concurrency=3, finished=[first[0].pk]) == []
 
 
+def test_it_holds_its_spare_calls_only_while_alone_on_the_run(run):
+    mine = claim_calls(run.pk, 3, concurrency=3)
+    held = [c.pk for c in mine]
+
+    spare = claim_calls(run.pk, 3, concurrency=3, held=held, spare=2)
+
+    # Two more than the concurrency, waiting for a thread; no more than that.
+    assert [c.seq for c in spare] == [3, 4]
+    held += [c.pk for c in spare]
+    assert claim_calls(run.pk, 3, concurrency=3, held=held, spare=2) == []
+    # Another claimer counts them all as in flight.
+    assert claim_calls(run.pk, 3, concurrency=5) == []
+
+
+def test_it_takes_no_spare_while_another_claimer_holds_a_call(run):
+    theirs = claim_calls(run.pk, 1, concurrency=3)
+    mine = claim_calls(run.pk, 3, concurrency=3, spare=2)
+
+    # Within the concurrency together, and no spare once another is there.
+    assert [c.seq for c in theirs + mine] == [0, 1, 2]
+    assert claim_calls(run.pk, 3, concurrency=3, held=[c.pk for c in mine], spare=2) == []
+    # Their answer is back and stored: alone again.
+    ScoreCall.objects.filter(pk=theirs[0].pk).update(status=ScoreCall.Status.DONE, claimed_until=None)
+    assert [c.seq for c in claim_calls(run.pk, 3, concurrency=3, held=[c.pk for c in mine], spare=2)] == [3, 4, 5]
+
+
 def test_it_ends_the_run_once_when_another_worker_stores_the_last_call(run):
     tokens = snapshot_tokens(run.snapshot)
 

@@ -18,7 +18,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from scoring.models import Memory, ScoreCall, ScoringRun
@@ -27,7 +27,7 @@ from scoring.models.runs import ACTIVE_STATUSES
 from . import results
 from .calls import MAX_CLAIMS, Outcome
 
-__all__ = ["MAX_CLAIMS", "Outcome", "claim_calls", "claim_next", "store", "renew_claims"]
+__all__ = ["MAX_CLAIMS", "Outcome", "claim_calls", "claim_next", "store", "renew_claims", "release_claims"]
 
 Status = ScoreCall.Status
 # How often the dispatcher looks whether the run was cancelled.
@@ -50,7 +50,7 @@ def run_memories(run_id):
     return Memory.objects.filter(pk__in=used).only("key").in_bulk()
 
 
-def claim_calls(run_id, want, concurrency, *, finished=(), memories=None, baseline_first=False):
+def claim_calls(run_id, want, concurrency, *, finished=(), held=(), spare=0, memories=None, baseline_first=False):
     """Claim up to `want` of the run's calls, baselines first.
 
     baseline_first: a call compared with a baseline is claimed only once
@@ -62,6 +62,14 @@ def claim_calls(run_id, want, concurrency, *, finished=(), memories=None, baseli
     resumed run) never exceed the agent's concurrency. `finished`: calls of
     this claimer whose answer came back but is not stored yet; their claims
     are still live, but they are no longer in flight.
+
+    spare: how many calls more than `concurrency` the claimer may hold while
+    it is alone on the run, i.e. no live claim but its own (`held`: its calls
+    in flight or waiting for a thread, and `finished`). It sends them only as
+    its threads, never more than the concurrency, come free: a thread whose
+    answer is back sends the next call at once, instead of waiting for a
+    claim. With another claimer on the run, no spare: the claims of both stay
+    within the concurrency, each counting the other's spare as in flight.
 
     One conditional UPDATE, in a statement of its own (its own transaction),
     counts the live claims, claims the whole batch and returns the rows it
@@ -75,15 +83,16 @@ def claim_calls(run_id, want, concurrency, *, finished=(), memories=None, baseli
     db = connections[DEFAULT_DB_ALIAS]
     now = timezone.now()
     until = now + timedelta(seconds=claim_seconds())
-    finished = list(finished)
-    claim_sql = _claim_sql(db.vendor, baseline_first, len(finished))
+    finished, held = list(finished), list(held) if spare else []
+    claim_sql = _claim_sql(db.vendor, baseline_first, len(finished), bool(spare), len(held))
     db_now = db.ops.adapt_datetimefield_value(now)
     gate = [run_id, Status.DONE] if baseline_first else []
+    alone = [*held, spare] if spare else []
     with db.cursor() as cursor:
         cursor.execute(claim_sql, [
             Status.RUNNING, db.ops.adapt_datetimefield_value(until), db_now,
             run_id, Status.PENDING, Status.RUNNING, db_now, *gate,
-            want, concurrency, run_id, Status.RUNNING, db_now, *finished,
+            want, concurrency, *alone, run_id, Status.RUNNING, db_now, *finished,
             Status.PENDING, Status.RUNNING, db_now,
         ])
         rows = cursor.fetchall()
@@ -112,9 +121,10 @@ def _load_removed_keys(calls):
 
 
 @functools.cache
-def _claim_sql(vendor, baseline_first=False, n_finished=0):
+def _claim_sql(vendor, baseline_first=False, n_finished=0, spare=False, n_held=0):
     """The claim's statement on the default database, for a claimer with
-    `n_finished` answers back and not stored."""
+    `n_finished` answers back and not stored, and with a spare allowance
+    while no live claim but its `n_held` others is there."""
     q = connection.ops.quote_name
     col = {f.name: q(f.column) for f in ScoreCall._meta.concrete_fields}
     table = q(ScoreCall._meta.db_table)
@@ -123,8 +133,11 @@ def _claim_sql(vendor, baseline_first=False, n_finished=0):
     # SQLite's LIMIT reads as no limit at all.
     least, greatest = ("MIN", "MAX") if vendor == "sqlite" else ("LEAST", "GREATEST")
     not_back = f" AND {col['id']} NOT IN ({', '.join(['%s'] * n_finished)})" if n_finished else ""
+    # The spare, while every live claim counted is the claimer's own.
+    others = f"COUNT(CASE WHEN {col['id']} NOT IN ({', '.join(['%s'] * n_held)}) THEN 1 END)" if n_held else "COUNT(*)"
+    alone = f" + (CASE WHEN {others} = 0 THEN %s ELSE 0 END)" if spare else ""
     room = (
-        f"(SELECT {greatest}(0, {least}(%s, %s - COUNT(*))) FROM {table} WHERE {col['run']} = %s "
+        f"(SELECT {greatest}(0, {least}(%s, %s{alone} - COUNT(*))) FROM {table} WHERE {col['run']} = %s "
         f"AND {col['status']} = %s AND {col['claimed_until']} > %s{not_back})"
     )
     # claimable_q, on the call's own columns only, so PostgreSQL re-checks
@@ -273,4 +286,19 @@ def renew_claims(calls):
         held |= Q(pk=call.pk, attempts=call.attempts)
     return ScoreCall.objects.filter(held, status=Status.RUNNING).update(
         claimed_until=timezone.now() + timedelta(seconds=claim_seconds())
+    )
+
+
+def release_claims(calls):
+    """Give back claimed calls that were never sent (spare calls left in the
+    queue when the work stopped): pending again, their claim not counted
+    among the attempts MAX_CLAIMS bounds. A call another worker took over
+    meanwhile (a newer attempt) is left alone. Returns how many."""
+    if not calls:
+        return 0
+    held = Q()
+    for call in calls:
+        held |= Q(pk=call.pk, attempts=call.attempts)
+    return ScoreCall.objects.filter(held, status=Status.RUNNING).update(
+        status=Status.PENDING, claimed_until=None, started_at=None, attempts=F("attempts") - 1
     )
