@@ -417,3 +417,24 @@ def test_a_job_being_sent_or_unknown_is_not_cancelled(cast, agent):
         assert "Not cancelled" in r.text and "only a job waiting to be sent can be" in r.text
         job.refresh_from_db()
         assert job.status == status and job.samples.filter(live=True).exists()
+
+
+def test_it_keeps_polling_while_a_rescore_runs_and_then_shows_what_it_found(cast, agent, ref):
+    make_candidate(agent, status=Candidate.Status.APPROVED, divergence=3.0)
+    job = send_to_training(agent, cast.operator)
+    job.mark_accepted("job-1")
+    TrainJob.objects.filter(pk=job.pk).update(status=TrainJob.Status.SUCCEEDED)
+    client = cast.client_for(cast.operator)
+    client.post(reverse("train_job_rescore", args=[job.pk]))
+    run = ScoringRun.objects.get()
+
+    poll = client.get(detail_url(job), HTTP_HX_REQUEST="true").content.decode()
+    assert 'hx-trigger="every 2s"' in poll
+    assert 'id="job-rescores" hx-swap-oob="true"' in poll and "status-queued" in poll
+
+    run_inline(run)
+    poll = client.get(detail_url(job), HTTP_HX_REQUEST="true").content.decode()
+    # The last poll: no more polling, the samples' divergence after and the run's end come with it.
+    assert "hx-trigger" not in poll
+    assert 'id="job-samples" hx-swap-oob="true"' in poll and "after re-score" in poll
+    assert "status-queued" not in poll and f'<a href="/runs/{run.pk}/">' in poll

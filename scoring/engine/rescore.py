@@ -8,6 +8,7 @@ from statistics import fmean
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Min
 
 from scoring import maths
 from scoring.models import Activity, Node, ScoreCall, Section, TrainJob
@@ -17,28 +18,40 @@ from . import start_run
 
 
 def rescore(job, by):
-    """Start a fine-tune run on each snapshot the job's samples came from.
+    """Start measure-only fine-tune runs on the snapshots the job's samples came from.
 
-    Each run covers the conversation from the earliest trained response of
-    its snapshot to the end, so every sample's response is scored again.
+    A sample's divergence "before" is its candidate's, measured by the run
+    that found it over that run's range of the conversation; "after" is
+    measured over the same range (a shorter one would leave out the turns
+    and memories before it, and change what is compared). One run per
+    snapshot and range, usually one per snapshot. The runs make no
+    candidates (params "candidates": off): re-scoring measures the trained
+    model and leaves the review queue as it is.
     Returns the runs (the caller enqueues `Followups(runs=...)`);
     ValidationError when the job has not succeeded.
     """
     if job.status != TrainJob.Status.SUCCEEDED:
         raise ValidationError("Re-score after the training succeeded: until then the model has not changed.")
-    earliest = {}
-    for snapshot_id, index in job.samples.values_list("candidate__snapshot_id", "candidate__response__index"):
-        earliest[snapshot_id] = min(index, earliest.get(snapshot_id, index))
+    ranges = set()
+    for snapshot_id, run_id in job.samples.values_list("candidate__snapshot_id", "candidate__run_id"):
+        ranges.add((snapshot_id, _range_start(run_id)))
     runs = []
     with transaction.atomic():
-        for snapshot_id, first_index in sorted(earliest.items()):
+        for snapshot_id, start in sorted(ranges):
             snapshot = job.agent.snapshots.get(pk=snapshot_id)
             entries = Node.objects.filter(snapshot=snapshot, section=Section.CONVERSATION).count()
-            params = {"count": entries - first_index, "alternates": False}
+            params = {"count": entries - start, "alternates": False, "candidates": False}
             runs.append(start_run(snapshot, Mode.FINETUNE, params=params, by=by))
         job.rescore_runs.add(*runs)
         Activity.record(by, "re-scored", job, runs=[r.pk for r in runs])
     return runs
+
+
+def _range_start(run_id):
+    """Where in the conversation the run that found a candidate started
+    (0, the whole conversation, when that run is gone)."""
+    start = ScoreCall.objects.filter(run_id=run_id).aggregate(start=Min("range_start"))["start"]
+    return start or 0
 
 
 def samples_with_rescore(job):

@@ -36,6 +36,11 @@ class FinetuneParams(ParamsForm):
         label="Generate alternates (the answer without memories)", initial=False,
         help_text="finetune: also generate what the model says without memories",
     )
+    candidates = FlagField(
+        label="Make candidates", initial=True,
+        help_text="finetune: off measures the divergences only, as a re-score after training does: the "
+                  "review queue is left as it is",
+    )
     agent_defaults = {"count": "finetune_count", "min_divergence": "finetune_min_divergence"}
 
 
@@ -74,7 +79,11 @@ class FinetuneMode(ScoringMode):
         return Plan(params, calls, {})
 
     def settle(self, run, call, baseline, tokens):
-        """Build the candidates; ask for the alternates of those that want one."""
+        """Build the candidates (unless the run only measures); ask for the
+        alternates of those that want one."""
+        if not run.params.get("candidates", True):
+            run.add_to_result(measured(run, call, baseline, tokens))
+            return None
         found, wants_alternate = build_candidates(run, call, baseline, tokens)
         run.add_to_result(found)
         if run.params.get("alternates") and wants_alternate:
@@ -82,6 +91,11 @@ class FinetuneMode(ScoringMode):
         return None
 
     def report(self, run, write):
+        if not run.params.get("candidates", True):
+            found = run.result or {}
+            write(f"measured only (no candidates): {found.get('above_threshold', 0)} of "
+                  f"{found.get('responses', 0)} responses at the minimum divergence or above")
+            return
         ids = (run.result or {}).get("candidates", [])
         candidates = Candidate.objects.in_bulk(ids)
         write(f"{len(ids)} candidate{pluralize(len(ids))} ({(run.result or {}).get('new', 0)} new)")
@@ -95,6 +109,13 @@ class FinetuneMode(ScoringMode):
 
 
 MODE = FinetuneMode()
+
+
+def measured(run, call, baseline, tokens):
+    """What a measure-only run records: how many responses, how many above the threshold."""
+    divergences = maths.divergences(baseline.result, call.result)
+    return {"responses": len(tokens.responses(call.range_start, call.range_end)),
+            "above_threshold": sum(div >= run.params["min_divergence"] for div in divergences)}
 
 
 def build_candidates(run, call, baseline, tokens):

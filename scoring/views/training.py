@@ -120,13 +120,22 @@ def train_job_detail(request, pk):
     context = _status_context(request, job)
     if request.htmx:
         # The poll that sees the job end also brings its samples (now trained,
-        # or approved again), swapped out of band.
+        # or approved again), swapped out of band; so does each poll while a
+        # re-score runs (its runs' states, the samples' divergence after).
         if not job.is_active:
-            context["samples"] = samples_with_rescore(job)
+            context.update(_samples_context(job))
         return render(request, f"{TEMPLATE}#status", context)
-    context["samples"] = samples_with_rescore(job)
-    context["rescore_runs"] = list(job.rescore_runs.order_by("-created_at"))
+    context.update(_samples_context(job))
     return render(request, TEMPLATE, context)
+
+
+def _samples_context(job):
+    samples = samples_with_rescore(job)
+    return {
+        "samples": samples,
+        "any_edited": any(s.candidate.is_edited for s in samples),
+        "rescore_runs": list(job.rescore_runs.select_related("snapshot").order_by("-created_at")),
+    }
 
 
 @require_POST
@@ -191,6 +200,8 @@ def _status_context(request, job):
         "sample_count": job.samples.count(),
         "can_send": request.user.has_perm("scoring.send_training"),
         "can_rescore": request.user.has_perm("scoring.start_run"),
+        # The page keeps polling while a re-score runs, to show what it found.
+        "rescoring": job.rescore_runs.active().exists(),
     }
 
 
