@@ -74,15 +74,16 @@ def test_a_username_no_one_could_log_in_with_is_refused(username):
 
 @pytest.mark.django_db
 def test_it_says_what_it_changes_in_logins_and_an_agent_that_exist(agent, ref):
-    User.objects.create_user("alice", password="alices-own-pw")
+    # An alice an earlier seed_demo created (its address says so), her password since changed.
+    User.objects.create_user("alice", email="alice@example.com", password="alices-own-pw")
     agent.base_url = "http://old-host:8000/v1"
     agent.save()
 
     lines = seed("--base-url", ref.base_url, "--password", "pw-demo-123")
 
-    assert "existing user alice: password reset, added to reviewer" in lines
+    assert "existing demo user alice: password reset, added to reviewer" in lines
     assert f"updated existing agent poc: base_url http://old-host:8000/v1 -> {ref.base_url}" in lines
-    assert not any(line.startswith(("existing user demo", "existing user bob")) for line in lines)
+    assert not any(line.startswith(("existing demo user demo", "existing demo user bob")) for line in lines)
     assert User.objects.get(username="alice").check_password("pw-demo-123")
     snapshot = Snapshot.objects.get()
     assert f"snapshot {snapshot.pk} imported: {snapshot.node_count} nodes, {snapshot.memory_count} memories, " \
@@ -91,15 +92,16 @@ def test_it_says_what_it_changes_in_logins_and_an_agent_that_exist(agent, ref):
     # Again, the same: the logins are reset again (said so), the agent is as it was (nothing said).
     lines = seed("--base-url", ref.base_url, "--password", "pw-demo-123")
     assert [line for line in lines if line.startswith(("existing", "updated"))] == [
-        "existing user demo: password reset", "existing user alice: password reset",
-        "existing user bob: password reset",
+        "existing demo user demo: password reset", "existing demo user alice: password reset",
+        "existing demo user bob: password reset",
     ]
 
 
 def test_its_help_says_so_and_names_files_that_exist():
     text = load_command_class("scoring", "seed_demo").create_parser("manage.py", "seed_demo").format_help()
     text = " ".join(text.split())
-    assert "logins that exist get the password given (theirs is reset)" in text
+    assert "logins it created before get the password given (theirs is reset)" in text
+    assert "a login of the same name it did not create is left as it is" in text
     assert "an agent that exists gets this server, model and training context" in text
     assert "--username USERNAME The operator's login, a superuser [demo]" in text
     assert "--password PASSWORD The password of the operator and of alice and bob [memscore-demo]" in text
