@@ -1,19 +1,23 @@
 """Incremental: the memories due for scoring, each over its own window of
 responses, the score folded into the memory's weight (what beat runs)."""
 
+from bisect import bisect_left
+
 from django.core.exceptions import ValidationError
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from scoring import maths
-from scoring.models import Memory, MemoryScore
-from scoring.models.runs import Mode
+from scoring.models import Memory, MemoryScore, Node, ScoreCall
+from scoring.models.runs import BASELINE_FAILED, Mode, RunStatus
 
 from .base import CallSpec, Filter, ParamsForm, Plan, ScoringMode, memories, whole_number
 
 # A memory past this share of the conversation's tokens has too few responses
 # after it to judge yet, as a fraction 3/5 = 60%.
 CUTOFF = (3, 5)
-PAST_CUTOFF = f"past {100 * CUTOFF[0] // CUTOFF[1]}% of the conversation"
+CUTOFF_PERCENT = 100 * CUTOFF[0] // CUTOFF[1]
+PAST_CUTOFF = f"past {CUTOFF_PERCENT}% of the conversation"
 
 
 def nothing_to_score(skipped):
@@ -51,7 +55,24 @@ class IncrementalMode(ScoringMode):
     name = Mode.INCREMENTAL
     Params = IncrementalParams
     has_heatmap = True
-    result_labels = {"scored": "Memories scored", "skipped": "Memories skipped"}
+    # Lists each memory: its window, score and weight, or why it was skipped or failed.
+    detail_template = "scoring/_incremental_detail.html"
+    result_labels = {"scored": "Memories scored", "skipped": "Memories skipped",
+                     "failed": "Memories not scored (a call failed)"}
+    unshown_when_none = ("failed",)
+
+    def page_note(self, snapshot):
+        agent, limit = snapshot.agent, snapshot.agent.incremental_batch
+        return (f"Scores each due memory (never scored, or last scored longer ago than the max age) over its own "
+                f"window: from where the memory first appears to the response window's last response after it, "
+                f"so the conversation before the memory is left out and its scores are not a full matrix's. "
+                f"2 calls per memory, so at most 2 × the memories at most ({2 * limit} calls with this agent's "
+                f"{limit}). A memory first appearing past {CUTOFF_PERCENT}% of the conversation's tokens, or with "
+                f"no response after it, is skipped and costs nothing. Each score (the largest divergence in the "
+                f"window) is folded into the memory's weight, a moving average (α {agent.weight_alpha:g}).")
+
+    def detail_context(self, run):
+        return {"memories": memory_rows(run)}
 
     def plan(self, snapshot, outline, params, now=None):
         now = now or timezone.now()
@@ -94,20 +115,66 @@ class IncrementalMode(ScoringMode):
         call.memory.record_score(score, run=run, responses=len(call.result), alpha=run.agent.weight_alpha)
 
     def summary(self, run):
-        scored = [
-            {"key": key, "score": score, "weight": weight, "responses": responses}
-            for key, score, weight, responses in MemoryScore.objects.filter(run=run)
-            .order_by("id")
-            .values_list("memory__key", "score", "weight", "responses")
-        ]
-        return {"scored": scored, "skipped": (run.result or {}).get("skipped", [])}
+        rows = memory_rows(run)
+        scored = [{k: row[k] for k in ("key", "score", "weight_before", "weight", "responses")}
+                  for row in rows if row["state"] == "scored"]
+        failed = [{"key": row["key"], "reason": row["reason"]} for row in rows if row["state"] == "failed"]
+        return {"scored": scored, "skipped": (run.result or {}).get("skipped", []), "failed": failed}
 
     def report(self, run, write):
         result = run.result or {}
         for s in result.get("scored", []):
-            write(f"{s['key']}: score {s['score']:.3f}, weight {s['weight']:.3f}")
+            before = s.get("weight_before")
+            write(f"{s['key']}: score {s['score']:.3f}, weight "
+                  + (f"{before:.3f} -> {s['weight']:.3f}" if before is not None else f"{s['weight']:.3f} (first)"))
+        for s in result.get("failed", []):
+            write(f"{s['key']}: not scored ({s['reason']})")
         for s in result.get("skipped", []):
             write(f"{s['key']}: skipped ({s['reason']})")
+
+
+def memory_rows(run):
+    """Each memory of the run, in the order it was planned: its window (first
+    and last response number, as the heatmap numbers them), then what became
+    of it: state "scored" (score, weight before and after), "failed" or
+    "waiting" (reason), or "skipped" (reason, no window)."""
+    # The weight before is the memory's previous history entry's: record_score
+    # folds under the memory's row lock, so ids follow the order of the folds.
+    previous = MemoryScore.objects.filter(memory=OuterRef("memory"), id__lt=OuterRef("id")).order_by("-id")
+    entries = {
+        e.memory_id: e for e in MemoryScore.objects.filter(run=run).annotate(
+            weight_before=Subquery(previous.values("weight")[:1]))
+    }
+    calls = list(ScoreCall.objects.filter(run=run, filter=Filter.SKIP_KEY).select_related("memory", "baseline")
+                 .order_by("seq"))
+    responses = list(Node.objects.responses().filter(snapshot_id=run.snapshot_id).order_by("index")
+                     .values_list("index", flat=True))
+    rows = []
+    for call in calls:
+        # Response numbers: the first after the window's start, through the last before its end.
+        first, last = bisect_left(responses, call.range_start) + 1, bisect_left(responses, call.range_end)
+        row = {"key": call.memory.key, "first_response": first, "last_response": last}
+        entry = entries.get(call.memory_id)
+        if entry is not None:
+            row.update(state="scored", score=entry.score, weight_before=entry.weight_before, weight=entry.weight,
+                       responses=entry.responses)
+        elif call.status == ScoreCall.Status.FAILED or call.baseline.status == ScoreCall.Status.FAILED:
+            row.update(state="failed", reason=_failure(call))
+        elif run.status == RunStatus.CANCELLED:
+            row.update(state="waiting", reason="not scored: the run was cancelled first")
+        else:
+            row.update(state="waiting", reason="not scored yet")
+        rows.append(row)
+    skipped = (run.result or {}).get("skipped", [])
+    rows += [{"key": s["key"], "state": "skipped", "reason": s["reason"]} for s in skipped]
+    return rows
+
+
+def _failure(call):
+    """Why a memory's pair of calls gave no score: its own call's error, or its baseline's."""
+    if call.baseline.status == ScoreCall.Status.FAILED and (call.error in ("", BASELINE_FAILED)):
+        return f"{BASELINE_FAILED}: {call.baseline.error or 'no message'}"
+    return call.error or "its call failed (no message)"
 
 
 MODE = IncrementalMode()
