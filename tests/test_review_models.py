@@ -189,6 +189,18 @@ def test_it_frees_expired_reservations(cast, agent):
     assert c.reserved_until > timezone.now() + timedelta(minutes=1)
 
 
+def test_a_settled_candidate_is_held_by_no_one(cast, agent):
+    # The default rule: one approval settles it. Rob holds it; Rita decides.
+    c = make_candidate(agent)
+    assert c.reserve(cast.reviewer2)
+
+    c.decide(cast.reviewer, "approve")
+
+    c.refresh_from_db()
+    assert c.status == Candidate.Status.APPROVED
+    assert (c.reserved_by, c.reserved_until) == (None, None)
+
+
 def test_it_releases_only_your_own_reservation(cast, agent):
     c = make_candidate(agent)
     c.reserve(cast.reviewer)

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from scoring.editing import edit_and_approve
-from scoring.models import Candidate, Review
+from scoring.models import Agent, Candidate, Review
 from scoring.outbox import send_to_training
 
 
@@ -64,6 +64,17 @@ def test_it_shows_the_context_and_the_difference_from_the_alternate(cast, agent)
     assert "<del>Alice says </del>the <del>tomatoes need </del>more <del>sun.</del>" in page
     assert "<ins>I think </ins>the <ins>garden needs </ins>more <ins>water.</ins>" in page
     assert "0 of 1" in page  # approvals vs required
+
+
+def test_it_tells_reviewers_when_the_agent_trains_without_memories(cast, agent):
+    c = make_candidate(agent)
+    assert 'id="trained-without-memories"' not in cast.client_for(cast.reviewer).get(detail_url(c)).text
+
+    agent.training_context = Agent.TrainingContext.WITHOUT_MEMORIES
+    agent.save(update_fields=["training_context"])
+
+    page = cast.client_for(cast.reviewer).get(detail_url(c)).text
+    assert "poc trains without memories: the memories below are left out of the sample's context" in page
 
 
 def test_it_shows_decisions_and_comments_with_who_and_when(cast, agent):

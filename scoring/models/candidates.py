@@ -508,8 +508,10 @@ class Candidate(models.Model):
         """Write the status the reviews now call for (on a row locked by decide)."""
         new_status = self._settled_status()
         changes = {}
-        if self.reserved_by_id == reviewer.pk:
-            # Decided: let the next reviewer (if more approvals are needed) take it.
+        settled = new_status != self.Status.PENDING
+        if self.reserved_by_id is not None and (self.reserved_by_id == reviewer.pk or settled):
+            # Decided: let the next reviewer (if more approvals are needed) take
+            # it; settled, it is out of the queue, whoever held it.
             changes.update(reserved_by=None, reserved_until=None)
         if new_status != self.status:
             changes.update(
