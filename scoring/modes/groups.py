@@ -146,8 +146,9 @@ class GroupsMode(ScoringMode):
         "stage2_groups": "Groups scored member by member", "exact_memories": "Memories scored exactly",
         "failed_memories": "Memories whose own call failed",
         "group_only": "Memories scored only with their group", "redundant": "Redundancy flags",
+        "unjudged": "Sets not judged for redundancy (a call failed)",
     }
-    unshown_when_none = ("failed_memories",)
+    unshown_when_none = ("failed_memories", "unjudged")
 
     def detail_context(self, run):
         return {"zero_threshold": maths.ZERO_THRESHOLD}
@@ -226,6 +227,17 @@ class GroupsMode(ScoringMode):
         for flag in result["redundant"]:
             write(f"redundant with each other: {', '.join(flag['keys'])} (together {flag['together']:.2f} "
                   f"nats, each alone summed {flag['alone_sum']:.2f})")
+        for item in result.get("unjudged", []):
+            write(f"not judged for redundancy: {unjudged_text(item)}")
+
+
+def unjudged_text(item):
+    """A set that could not be judged for redundancy, and why, in words."""
+    what = f"group {item['group']}" if item["kind"] == "group" else f"pair {', '.join(item['keys'])}"
+    if item["why"]:
+        return f"{what} ({item['why']})"
+    failed = item["failed"]
+    return f"{what} (the own call of {', '.join(failed)} failed)"
 
 
 def summarise(run, calls):
@@ -264,11 +276,19 @@ def summarise(run, calls):
     flags, margin = [], params.get("redundancy_margin", maths.REDUNDANCY_MARGIN_NATS)
     sets = [(pair, "pair", None) for pair in notes.get("pairs", [])]
     sets += [(g["keys"], "group", g["group"]) for g in groups if len(g["keys"]) > 1]
-    flagged = set()
+    flagged, unjudged = set(), []
     for keys, kind, name in sets:
         costs = {k: cost(alone.get(k)) for k in keys}
         whole = cost(set_deltas(keys))
-        if whole is None or None in costs.values() or not maths.is_redundant(whole, costs.values(), margin):
+        # A cost left unknown by a failed call: the set cannot be judged, and
+        # the page must not read its absence from the flags as "not redundant".
+        # (A member never left out alone is by design: its set was below the threshold.)
+        failed = [k for k in keys if k in alone and alone[k] is None]
+        if whole is None or failed:
+            unjudged.append({"kind": kind, "group": name, "keys": list(keys),
+                             "why": "its call failed" if whole is None else None, "failed": failed})
+            continue
+        if None in costs.values() or not maths.is_redundant(whole, costs.values(), margin):
             continue
         members = list(keys) if kind == "pair" else maths.replaceable_members(costs, margin)
         if len(members) < 2 or frozenset(members) in flagged:
@@ -284,6 +304,8 @@ def summarise(run, calls):
         "exact_memories": [k for k, d in alone.items() if d is not None],
         "failed_memories": [k for k, d in alone.items() if d is None],
         "group_only": [k for g in groups for k in g["keys"] if k not in alone],
+        # Sets whose redundancy is unknown: their own call, or a member's, failed.
+        "unjudged": unjudged,
     }
 
 
