@@ -5,6 +5,7 @@ it scores; `InferenceClient.for_agent(agent)` picks the agent's.
 """
 
 import functools
+import inspect
 import json
 import math
 import threading
@@ -20,11 +21,13 @@ from httpx_sse import SSEError, connect_sse
 from scoring.models.agents import api_key_problem, base_url_problem
 
 from .errors import (
+    InferenceError,
     OutcomeUnknown,
     PermanentError,
     TransientError,
     classify_transport_error,
     error_message,
+    mask_key,
     redirect_error,
     status_error,
     unknown_model,
@@ -76,6 +79,7 @@ class InferenceClient:
         super().__init_subclass__(**kwargs)
         if cls.__dict__.get("backend"):
             BACKENDS[cls.backend] = cls
+        _mask_key_in_errors(cls)
 
     def __init__(self, base_url, model, api_key="", timeout=300.0, connect_timeout=5.0, *, priority=None,
                  batch_tokens=None):
@@ -95,6 +99,7 @@ class InferenceClient:
         # None: no "priority" field is ever sent (a stock vLLM refuses one).
         self.priority = priority
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key and not self.key_refused else {}
+        self._api_key = api_key
         self._connect_timeout = connect_timeout
         self._own = threading.local()
         self._opened, self._opened_lock = [], threading.Lock()
@@ -338,6 +343,40 @@ class InferenceClient:
         raise TransientError(f"{label} stream ended without [DONE]")
 
 
+def _mask_key_in_errors(cls):
+    """Wrap each public method `cls` defines so that the errors it raises, or
+    returns in a prompt's place (VllmClient.score_each), show "[API key]" for
+    the agent's key: an error's text is the server's (its error body, a
+    redirect's Location), and one that echoes the Authorization header put the
+    key on the run's page for every viewer, in the worker's log and in Check
+    connection. The one place every backend's errors leave the client by."""
+    for name, method in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.isfunction(method):
+            setattr(cls, name, _masking_key(method))
+
+
+def _masking_key(method):
+    @functools.wraps(method)
+    def masked(self, *args, **kwargs):
+        try:
+            result = method(self, *args, **kwargs)
+        except InferenceError as e:
+            _mask(e, self._api_key)
+            raise
+        if isinstance(result, list):
+            for item in result:
+                if isinstance(item, InferenceError):
+                    _mask(item, self._api_key)
+        return result
+
+    return masked
+
+
+def _mask(error, key):
+    if key and error.args and isinstance(error.args[0], str):
+        error.args = (mask_key(error.args[0], key), *error.args[1:])
+
+
 def json_content(body, headers=None):
     """httpx's keyword arguments for a JSON request body (none for None),
     encoded with orjson: a score call's prompt is thousands of ids, which
@@ -382,3 +421,6 @@ def _ssl_context():
 def span_totals(logprob_at, spans):
     """The sum of logprob_at(p) over each span [start, end), in order."""
     return [math.fsum(logprob_at(p) for p in range(start, end)) for start, end in spans]
+
+
+_mask_key_in_errors(InferenceClient)

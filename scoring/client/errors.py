@@ -44,6 +44,33 @@ class PermanentError(InferenceError):
     pass
 
 
+# What an error shows in place of the agent's API key.
+KEY_SHOWN = "[API key]"
+# A copy of the key cut short (an error keeps the first 300 characters of a
+# body) is masked down to this many of its characters.
+KEY_PREFIX_MASKED = 8
+
+
+def mask_key(text, key):
+    """`text` with `key` in it replaced by KEY_SHOWN, as are copies of it cut
+    short down to their first KEY_PREFIX_MASKED characters: a server that echoes
+    the request's headers in its error body puts the key in the error."""
+    if not key:
+        return text
+    text = text.replace(key, KEY_SHOWN)
+    head = key[:KEY_PREFIX_MASKED]
+    if len(key) <= len(head) or head not in text:
+        return text
+    parts, at = [], 0
+    while (start := text.find(head, at)) != -1:
+        end = start + len(head)
+        while end < len(text) and end - start < len(key) and text[end] == key[end - start]:
+            end += 1
+        parts += [text[at:start], KEY_SHOWN]
+        at = end
+    return "".join(parts) + text[at:]
+
+
 def error_message(data, content=b""):
     """The message of a server's error body, whichever server wrote it.
 
