@@ -43,7 +43,7 @@ def test_the_exports_mark_every_cell_of_an_estimate_and_none_of_an_exact_run(est
     assert rows and {r["kind"] for r in rows} == {"estimate"}
     data = json.loads(export(estimate.pk, "--format", "json"))
     assert data["kind"] == "estimate" and {c["kind"] for c in data["cells"]} == {"estimate"}
-    assert data["estimate"]["ablations"] == 16 and data["estimate"]["fit_r2"] == [None, 0.875, 0.9]
+    assert data["estimate"]["ablations"] == 16 and data["estimate"]["fit_r2"] == {"1": None, "2": 0.875, "3": 0.9}
     assert {r["kind"] for r in csv.DictReader(io.StringIO(export(exact.pk)))} == {"exact"}
     assert "estimate" not in json.loads(export(exact.pk, "--format", "json"))
 

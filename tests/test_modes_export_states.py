@@ -66,23 +66,23 @@ def test_a_memory_export_lists_only_that_memorys_window(snapshot):
 def payload_states(run):
     """{(memory key, response index): state} as the heatmap draws it (payload.pack)."""
     data = json.loads(pack(run))
-    missing, unaffected = set(), set()
-    for runs, into in ((data["missing"], missing), (data["unaffected"], unaffected)):
+    missing, outside, unaffected = set(), set(), set()
+    for runs, into in ((data["missing"], missing), (data["not_in_run"], outside), (data["unaffected"], unaffected)):
         for start, length in runs:
             into.update(range(start, start + length))
     found = {}
     for i, key in enumerate(data["keys"]):
         for j, index in enumerate(data["response_index"]):
             k = i * data["cols"] + j
-            found[key, index] = ("missing" if k in missing else "unaffected" if k in unaffected
+            found[key, index] = ("missing" if k in missing else "not_in_run" if k in outside
+                                 else "unaffected" if k in unaffected
                                  else "failed" if data["values"][k] is None else "scored")
     return found
 
 
 def export_states(run):
-    # The heatmap draws a cell outside every window grey, as not scored.
-    return {(cell["memory_key"], cell["response_index"]): cell["state"].replace(export.NOT_IN_RUN, export.MISSING)
-            for cell in export.cells(run)}
+    # The heatmap draws each state apart, as the export names it.
+    return {(cell["memory_key"], cell["response_index"]): cell["state"] for cell in export.cells(run)}
 
 
 def cell_page(cast, run, key, index):

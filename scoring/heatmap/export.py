@@ -1,18 +1,12 @@
 """A run's cells as one export: the same bytes from the heatmap page's
 download and from `manage.py export_matrix`.
 
-Long format, one record per (memory, response) cell, columns COLUMNS:
-the signed delta as measured, its importance (maths.cell_importance), and
-its state: "scored", "unaffected" (before the memory's first appearance:
-exactly zero, not asked of the server), "failed" (the score call failed: no
-value, never zero), "missing" (not scored yet: its call has not finished, or
-never will in a cancelled run) or "not_in_run" (outside every window the run
-scored its memory over: an incremental run scores each memory over its own
-responses, so the rest of its row is never scored; no value, never zero); and
-its kind: "exact"
-(leave-one-out) or "estimate" (fitted to random ablations, the estimate
-mode: never to be read as an exact delta). docs/scoring.md ("Exports")
-describes it.
+Long format, one record per (memory, response) cell, columns COLUMNS: the
+signed delta, its importance (maths.cell_importance), its state (STATES says
+what each means) and its kind: "exact" (leave-one-out) or "estimate" (fitted
+to random ablations, the estimate mode: never to be read as an exact delta;
+its fitted cells are "estimated", never "scored"). docs/scoring.md
+("Exports") describes it.
 """
 
 import csv
@@ -28,7 +22,17 @@ COLUMNS = [
     "kind",
 ]
 SCORED, UNAFFECTED, FAILED, MISSING = "scored", "unaffected", "failed", "missing"
-NOT_IN_RUN = "not_in_run"
+NOT_IN_RUN, ESTIMATED = "not_in_run", "estimated"
+# What each state means, short: the JSON carries it, docs/scoring.md says it at length.
+STATES = {
+    SCORED: "measured by the server, with and without the memory (delta in nats)",
+    ESTIMATED: "fitted to random ablations (an estimate run), not measured: an estimate of the delta in nats",
+    UNAFFECTED: "the response comes before the memory's first appearance: exactly 0, not asked of the server",
+    FAILED: "the score call failed: no value, never zero",
+    MISSING: "not scored: its call has not finished yet, or never will (the run was cancelled)",
+    NOT_IN_RUN: "outside every window this run scored the memory over: no value, never zero",
+}
+UNITS = "nats"
 STATE_NAMES = {matrix.SCORED: SCORED, matrix.UNAFFECTED: UNAFFECTED, matrix.FAILED: FAILED, matrix.MISSING: MISSING,
                matrix.NOT_IN_RUN: NOT_IN_RUN}
 
@@ -40,14 +44,16 @@ def kind(run):
 
 def cells(run):
     """The run's cells as dicts keyed by COLUMNS, memory by memory, responses
-    in conversation order; delta and importance are None unless scored or
-    unaffected (0)."""
+    in conversation order; delta and importance are None unless scored,
+    estimated or unaffected (0)."""
     memories, responses, deltas, states = matrix.load_matrix_states(run)
     cell_kind = kind(run)
+    # An estimate's values were fitted, not measured by the server.
+    names = {**STATE_NAMES, matrix.SCORED: ESTIMATED} if cell_kind == "estimate" else STATE_NAMES
     for i, memory in enumerate(memories):
         for j, response in enumerate(responses):
             delta = float(deltas[i, j])
-            state = STATE_NAMES[int(states[i, j])]
+            state = names[int(states[i, j])]
             if math.isnan(delta):
                 delta = importance = None
             else:
@@ -76,26 +82,50 @@ def csv_lines(run):
 
 
 def json_chunks(run):
-    """The same records as one JSON document, in pieces for streaming:
-    {"run": id, "kind": ..., "columns": COLUMNS, "cells": [{column: value}, ...]},
-    with null for a delta or importance that has no value; an estimate adds
-    "estimate": its K, seed and per-response held-out R² (fit_r2); a groups
-    run adds "groups": the memories scored exactly and those whose own call
-    failed (between them the records' memories; a failed one's records are
-    failed), and those scored only with their group (no records: unknown,
-    not zero)."""
-    head = {"run": run.pk, "kind": kind(run), "columns": COLUMNS}
-    if head["kind"] == "estimate":
-        head["estimate"] = estimate_info(run)
-    if run.mode == Mode.GROUPS:
-        # Only the memories left out alone have cells; the others were left out with their group only.
-        result = run.result or {}
-        head["groups"] = {"exact_memories": result.get("exact_memories"),
-                          "failed_memories": result.get("failed_memories", []), "group_only": result.get("group_only")}
-    yield json.dumps(head, ensure_ascii=False)[:-1] + ',"cells":['
+    """The same records as one JSON document, in pieces for streaming: a head
+    that says what the cells are (head()), then "cells": [{column: value}, ...],
+    with null for a delta or importance that has no value."""
+    yield json.dumps(head(run), ensure_ascii=False)[:-1] + ',"cells":['
     for n, cell in enumerate(cells(run)):
         yield ("," if n else "") + "\n" + json.dumps(cell, ensure_ascii=False, separators=(",", ":"))
     yield "\n]}\n"
+
+
+def head(run):
+    """What a reader of the JSON needs before its cells: the run (id, mode,
+    status: a partial, cancelled or still running run has cells with no
+    value), its agent and snapshot, the units, what each state means and the
+    columns. An estimate adds "estimate": its K, seed and each response's
+    held-out R² (fit_r2, keyed by response number); a groups run adds
+    "groups": the memories scored exactly and those whose own call failed
+    (between them the records' memories; a failed one's records are failed),
+    and those scored only with their group (no records: unknown, not zero)."""
+    found = {
+        "run": run.pk, "mode": run.mode, "status": run.status, "status_label": run.get_status_display(),
+        "agent": run.agent.name,
+        "snapshot": {"id": run.snapshot_id, "taken_at": run.snapshot.taken_at.isoformat()},
+        "kind": kind(run), "units": UNITS,
+        "states": {name: STATES[name] for name in _states_of(run)},
+        "columns": COLUMNS,
+    }
+    if found["kind"] == "estimate":
+        info = estimate_info(run)
+        # result["fit_r2"] holds one R² per response of the snapshot, in conversation order: response #1, #2, …
+        info["fit_r2"] = {str(number): r2 for number, r2 in enumerate(info["fit_r2"] or [], start=1)}
+        found["estimate"] = info
+    if run.mode == Mode.GROUPS:
+        # Only the memories left out alone have cells; the others were left out with their group only.
+        result = run.result or {}
+        found["groups"] = {"exact_memories": result.get("exact_memories"),
+                           "failed_memories": result.get("failed_memories", []),
+                           "group_only": result.get("group_only")}
+    return found
+
+
+def _states_of(run):
+    """The states a run's records can have: an estimate's values are "estimated", an exact run's "scored"."""
+    value = ESTIMATED if kind(run) == "estimate" else SCORED
+    return [value, UNAFFECTED, FAILED, MISSING, NOT_IN_RUN]
 
 
 def estimate_info(run):
@@ -109,7 +139,10 @@ def estimate_info(run):
 
 
 def filename(run, extension):
-    return f"memscore-run-{run.pk}-{run.agent.name}-cells.{extension}"
+    """The download's name, with the run's status in it (e.g.
+    "memscore-run-7-poc-cancelled-cells.csv"): a CSV has no room to say that
+    a partial, cancelled or running run's cells are not all there."""
+    return f"memscore-run-{run.pk}-{run.agent.name}-{run.status}-cells.{extension}"
 
 
 class _Echo:

@@ -5,8 +5,10 @@ cells, placed into numpy arrays, never a model instance per cell.
 """
 
 import numpy as np
+from django.conf import settings
 from django.db import connection
 
+from scoring.context.tokens import snapshot_tokens
 from scoring.models import CellScore, Memory, Node, ScoreCall, Section
 from scoring.models.runs import Mode
 
@@ -99,7 +101,37 @@ def load_matrix_states(run):
     outside = (states == MISSING) & (derived != COVERED)
     states[outside] = derived[outside]
     deltas[outside & (derived == UNAFFECTED)] = 0.0
+    if not run.is_active and (states == MISSING).any():
+        never = never_scored_unaffected(run, memories, responses) & (states == MISSING)
+        states[never] = UNAFFECTED
+        deltas[never] = 0.0
     return memories, responses, deltas, states
+
+
+def never_scored_unaffected(run, memories, responses):
+    """Which cells (memories × responses) come before their memory's first
+    appearance in the range of one of its calls: exactly 0 whatever became of
+    the call, as results.cell_rows stores them when a call fails
+    (SnapshotTokens.unaffected_responses, with causal windows on). For the
+    cells an ended run never stored (a cancelled run's calls still pending or
+    in flight): the others stay MISSING, never scored."""
+    known = np.zeros((len(memories), len(responses)), dtype=bool)
+    if not settings.MEMSCORE_CAUSAL_WINDOWS or not memories or not responses:
+        return known
+    row_of = {m["id"]: i for i, m in enumerate(memories)}
+    column_of = {r["id"]: j for j, r in enumerate(responses)}
+    # Every call, whatever its status: one done whose baseline never was stored no cells either.
+    calls = ScoreCall.objects.filter(run=run, filter=ScoreCall.Filter.SKIP_KEY).values_list(
+        "memory_id", "memory__key", "range_start", "range_end")
+    tokens = None
+    for memory_id, key, start, end in calls:
+        if memory_id not in row_of:
+            continue
+        tokens = tokens or snapshot_tokens(run.snapshot)
+        before = tokens.responses(start, end)[: tokens.unaffected_responses(start, end, key)]
+        columns = [column_of[e.node_id] for e in before if e.node_id in column_of]
+        known[row_of[memory_id], columns] = True
+    return known
 
 
 # load_matrix_states' codes; COVERED only in window_states.
@@ -114,7 +146,8 @@ def window_states(run, memory_ids, response_indexes):
     run's call covers its memory's own window only. A response before the
     first window comes before the memory: UNAFFECTED (exactly 0, as a full
     run stores it, its call failed or not: leaving the memory out cannot
-    change it) once the memory's calls have finished, MISSING until then.
+    change it) once the memory's calls have finished or the run has ended
+    (cancelled), MISSING until then.
     One after it is NOT_IN_RUN: never scored by this run. A memory with no
     call of its own (an estimate's) is COVERED throughout.
     """
@@ -136,7 +169,9 @@ def window_states(run, memory_ids, response_indexes):
         for start, end, _ in found:
             inside |= (start <= index) & (index < end)
         before = ~inside & (index < min(start for start, _, _ in found))
-        finished = all(status in (ScoreCall.Status.DONE, ScoreCall.Status.FAILED) for _, _, status in found)
+        # An ended run's calls still pending never will be: what comes before the memory is known all the same.
+        finished = not run.is_active or all(
+            status in (ScoreCall.Status.DONE, ScoreCall.Status.FAILED) for _, _, status in found)
         states[i, before] = UNAFFECTED if finished else MISSING
         states[i, ~inside & ~before] = NOT_IN_RUN
     return states

@@ -61,9 +61,10 @@ def cache_key(run):
     # "unaffected" added, so payloads cached before are not reused ("kind" needs
     # no new version: a payload cached without it is an exact run's). v5: an
     # incremental run's cells before a memory's window are "unaffected". v6:
-    # they stay so when its call failed.
+    # they stay so when its call failed. v7: "not_in_run" apart from
+    # "missing", and a cancelled run's cells before a memory "unaffected".
     finished = int(run.finished_at.timestamp() * 1e6) if run.finished_at else 0
-    return f"heatmap-v6-{run.pk}-{run.status}-{run.calls_done}-{run.calls_failed}-{finished}"
+    return f"heatmap-v7-{run.pk}-{run.status}-{run.calls_done}-{run.calls_failed}-{finished}"
 
 
 def pack(run):
@@ -101,9 +102,12 @@ def pack(run):
         # Signed deltas in thousandths, row-major (memory by memory);
         # null = no value: failed, or not scored yet when listed in "missing".
         "values": values,
-        # [flat start, length] runs of cells not scored yet, or never by this
-        # run (outside every window of their memory: an incremental run's).
-        "missing": _runs((states == MISSING) | (states == NOT_IN_RUN)),
+        # [flat start, length] runs of cells not scored (yet, or ever: a
+        # cancelled run's), and of those outside every window the run scored
+        # their memory over (an incremental run's): drawn apart, as the
+        # exports name them apart.
+        "missing": _runs(states == MISSING),
+        "not_in_run": _runs(states == NOT_IN_RUN),
         # [flat start, length] runs of cells before their memory's first
         # appearance: exactly 0 (their value), never asked of the server.
         "unaffected": _runs(states == UNAFFECTED),

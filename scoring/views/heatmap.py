@@ -16,7 +16,7 @@ from django.views.decorators.http import condition
 from scoring import maths, modes
 from scoring.access import get_run_for_user, require_perm
 from scoring.heatmap import export
-from scoring.heatmap.matrix import response_numbers, window_states
+from scoring.heatmap.matrix import never_scored_unaffected, response_numbers, window_states
 from scoring.heatmap.payload import cache_key, cached_payload, pack
 from scoring.models import CellScore, Memory, Node, ScoreCall
 
@@ -117,6 +117,12 @@ def heatmap_cell(request, pk, memory_id, response_id):
     # A cell with no row: its memory's windows say why (matrix.window_states).
     state = cell.state if cell is not None else export.STATE_NAMES.get(
         int(window_states(run, [memory.pk], [response.index])[0, 0]), export.MISSING)
+    if state == export.MISSING and not run.is_active and never_scored_unaffected(
+            run, [{"id": memory.pk}], [{"id": response.pk}])[0, 0]:
+        state = export.UNAFFECTED  # a cancelled run's cell before its memory, as the exports say
+    estimate = export.kind(run) == "estimate"
+    if state == export.SCORED and estimate:
+        state = export.ESTIMATED  # fitted, not measured (the exports' word)
     call_error = ""
     if state == "failed":
         call = (
@@ -140,6 +146,7 @@ def heatmap_cell(request, pk, memory_id, response_id):
         "harmful": cell is not None and maths.is_harmful(cell.delta),
         "better_without": cell is not None and maths.is_better_without(cell.delta),
         "harmful_nats": maths.HARMFUL_NATS,
+        "estimate": estimate,
     }
     template = "scoring/heatmap_cell.html"
     if request.htmx:

@@ -81,7 +81,8 @@
   var sizeEl = document.getElementById("heatmap-size");
   var detail = document.getElementById("cell-detail");
 
-  var SCORED = 0, FAILED = 1, MISSING = 2, UNAFFECTED = 3;
+  // The cell states, as scoring.heatmap.matrix numbers them.
+  var SCORED = 0, FAILED = 1, MISSING = 2, UNAFFECTED = 3, NOT_IN_RUN = 4;
   // Largest canvas we allow ourselves: browsers refuse far larger ones and
   // memory grows with the pixel count.
   var MAX_PIXELS = 40e6, MAX_SIDE = 16000;
@@ -116,11 +117,14 @@
   var HEAT_STOPS = [[0, "#ffffff"], [0.25, "#fde68a"], [0.5, "#f59e0b"], [0.75, "#dc2626"], [1, "#7f1d1d"]];
   var HEAT = ramp(HEAT_STOPS, 256);
   var HARM = ramp([[0, "#dbeafe"], [1, "#1d4ed8"]], 256);
-  var WHITE = rgba("#ffffff"), NOT_SCORED = rgba("#eef0f4");
-  // Before the memory's first appearance: exactly 0, and not asked of the server.
-  var BEFORE_MEMORY = rgba("#f5f1e6");
+  // Same colours as the .swatch rules in app.css (and the PNG figure's legend).
+  var WHITE = rgba("#ffffff"), NOT_SCORED = rgba("#eef0f4"), OUTSIDE_RUN = rgba("#cfd4dc");
   var HATCH_DARK = rgba("#8a919e"), HATCH_LIGHT = rgba("#cdd2da");
-  var HATCHED = 0; // marker in the colour table: never a real colour (alpha 0)
+  // Before the memory's first appearance (exactly 0, not asked of the server):
+  // white with dots, so it never reads as the pale yellow of a small importance.
+  var DOT = rgba("#8b7a55");
+  // Markers in the colour table for the patterns: never a real colour (alpha 0).
+  var HATCHED = 0, DOTTED = 1;
 
   var d = null;          // the payload
   var rows = 0, cols = 0;
@@ -173,7 +177,7 @@
     var live = document.getElementById("heatmap-live-status");
     if (live && d.status_label) live.textContent = d.status_label;
     var missing = document.getElementById("heatmap-missing-words");
-    if (missing) missing.textContent = d.active ? "not scored yet" : "not scored in this run";
+    if (missing) missing.textContent = d.active ? "not scored yet" : "never scored: the run ended first";
     // The PNG's subtitle names it too (" · <status> ·" as the page rendered it).
     if (d.status_label && canvas.dataset.status !== d.status_label) {
       canvas.dataset.subtitle = canvas.dataset.subtitle.replace(" · " + canvas.dataset.status + " ·",
@@ -224,6 +228,8 @@
       if (v[i] === null) { state[i] = FAILED; value[i] = NaN; } else value[i] = v[i] * unit;
     }
     for (j = 0; j < d.missing.length; j++) state.fill(MISSING, d.missing[j][0], d.missing[j][0] + d.missing[j][1]);
+    var outside = d.not_in_run || [];
+    for (j = 0; j < outside.length; j++) state.fill(NOT_IN_RUN, outside[j][0], outside[j][0] + outside[j][1]);
     var before = d.unaffected || [];
     for (j = 0; j < before.length; j++) state.fill(UNAFFECTED, before[j][0], before[j][0] + before[j][1]);
 
@@ -245,13 +251,18 @@
       vmax = Math.max(zero * 2, top * (j + 1) / 1024);
     }
     legend(top);
+    // The two greys are named only where the run has them (a live run's
+    // light grey stays: it is why the map fills in).
+    showSwatch("missing", d.active || d.missing.length > 0);
+    showSwatch("not_in_run", outside.length > 0);
 
     color = new Uint32Array(n);
     for (i = 0; i < n; i++) {
       var s = state[i];
       if (s === FAILED) color[i] = HATCHED;
       else if (s === MISSING) color[i] = NOT_SCORED;
-      else if (s === UNAFFECTED) color[i] = BEFORE_MEMORY;
+      else if (s === NOT_IN_RUN) color[i] = OUTSIDE_RUN;
+      else if (s === UNAFFECTED) color[i] = DOTTED;
       else {
         var val = value[i];
         if (cellImportance(val, zero) > 0) color[i] = HEAT[Math.max(12, Math.min(255, Math.round(val / vmax * 255)))];
@@ -259,6 +270,11 @@
         else color[i] = WHITE;
       }
     }
+  }
+
+  function showSwatch(name, shown) {
+    var item = document.querySelector('.legend > [data-swatch="' + name + '"]');
+    if (item) item.hidden = !shown;
   }
 
   function legend(top) {
@@ -344,6 +360,9 @@
       if (col === HATCHED) {
         // Diagonal hatching in page pixels, so failed areas read as one pattern.
         for (var dx = 0, x0 = c * cellW; dx < cellW; dx++) buf[p + dx] = (x0 + dx + y) % 4 === 0 ? HATCH_DARK : HATCH_LIGHT;
+      } else if (col === DOTTED) {
+        // A dot every 3 pixels on every other line (the 4-line period the rows repeat).
+        for (var ex = 0, x1 = c * cellW; ex < cellW; ex++) buf[p + ex] = y % 2 === 0 && (x1 + ex) % 3 === 0 ? DOT : WHITE;
       } else if (cellW === 1) {
         buf[p] = col;
       } else {
@@ -448,9 +467,9 @@
 
   function describe(i) {
     if (state[i] === FAILED) return "failed: the score call failed, value unknown";
-    // A finished run's grey cells never will be (an incremental run scores
-    // each memory over its own window only; a cancelled run stopped).
-    if (state[i] === MISSING) return d.active ? "not scored yet" : "not scored in this run";
+    // An ended run's grey cells never will be (a cancelled run stopped first).
+    if (state[i] === MISSING) return d.active ? "not scored yet" : "never scored: the run ended first (no value, not zero)";
+    if (state[i] === NOT_IN_RUN) return "not in this run: outside the window it scored this memory over (no value, not zero)";
     if (state[i] === UNAFFECTED) return "before the memory: unaffected (exactly 0, the response comes before the memory's first appearance)";
     return estimated(valueWords(value[i]));
   }
@@ -465,7 +484,7 @@
   // An estimate run's values are fitted, never measured: every cell says so.
   function estimated(words) {
     if (d.kind !== "estimate") return words;
-    return "estimate: " + words + " (fitted to " + d.estimate.ablations + " random ablations, not measured)";
+    return "estimated: " + words + " (fitted to " + d.estimate.ablations + " random ablations, not measured)";
   }
 
   // "Response #k (conversation entry i)": the one numbering (docs/scoring.md).
@@ -568,10 +587,18 @@
       });
     });
     canvas.addEventListener("mouseleave", function () { tooltip.hidden = true; markColumn(null); });
+    // A press focuses the canvas before its click: the cell pressed is the
+    // one focused, so the focus handler names it, not the first cell in view.
+    canvas.addEventListener("mousedown", function (event) {
+      var cell = cellAt(event);
+      if (cell) { focus = cell; touched = true; }
+    });
     canvas.addEventListener("click", function (event) {
       var cell = cellAt(event);
       if (!cell) return;
       focus = cell; touched = true;
+      // The ring, the announcement and the canvas's aria-label follow the click as they follow the keys.
+      showFocus();
       openCell(cell);
     });
     canvas.addEventListener("keydown", onKey);
@@ -615,7 +642,7 @@
       colsTitle: "Response # (the k-th assistant response of the conversation)",
       heatStops: HEAT_STOPS,
       ticks: Array.from(ticks.children, function (s) { return s.textContent; }),
-      legend: Array.from(document.querySelectorAll(".legend > [data-swatch]"), function (el) {
+      legend: Array.from(document.querySelectorAll(".legend > [data-swatch]:not([hidden])"), function (el) {
         return { swatch: el.dataset.swatch, text: el.textContent.trim() };
       }),
       scaleTitle: document.querySelector(".legend .scale > span").textContent.trim(),

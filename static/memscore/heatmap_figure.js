@@ -88,12 +88,17 @@
       ctx.strokeStyle = "#8a919e";
       for (var k = -s; k < s; k += 4) { ctx.beginPath(); ctx.moveTo(x + k, y + s); ctx.lineTo(x + k + s, y); ctx.stroke(); }
       ctx.restore();
+    } else if (kind === "unaffected") {
+      // White with dots, as heatmap.js draws these cells.
+      ctx.fillStyle = "#ffffff"; ctx.fillRect(x, y, s, s);
+      ctx.fillStyle = "#8b7a55";
+      for (var dy = 0; dy < s; dy += 2) for (var dx = 0; dx < s; dx += 3) ctx.fillRect(x + dx, y + dy, 1, 1);
     } else if (kind === "harm") {
       var g = ctx.createLinearGradient(x, 0, x + s, 0);
       g.addColorStop(0, "#dbeafe"); g.addColorStop(1, "#1d4ed8");
       ctx.fillStyle = g; ctx.fillRect(x, y, s, s);
     } else {
-      ctx.fillStyle = kind === "missing" ? "#eef0f4" : kind === "unaffected" ? "#f5f1e6" : "#ffffff";
+      ctx.fillStyle = kind === "missing" ? "#eef0f4" : kind === "not_in_run" ? "#cfd4dc" : "#ffffff";
       ctx.fillRect(x, y, s, s);
     }
     ctx.strokeStyle = LINE; ctx.strokeRect(x + 0.5, y + 0.5, s - 1, s - 1);

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from scoring.models import CellScore, ScoringRun
 from scoring.models.runs import RunStatus
 from tests.browser.conftest import login
-from tests.matrix_data import FAILED, MISSING, matrix_run
+from tests.matrix_data import FAILED, MISSING, UNAFFECTED, matrix_run
 
 pytestmark = [pytest.mark.browser]
 
@@ -77,7 +77,9 @@ def test_it_fills_in_by_itself_while_the_run_is_active(browser, live_server, cas
     # What the page says of the run follows it: it was rendered while it ran.
     expect(page.locator("#heatmap-run-status")).to_have_text(RunStatus.SUCCEEDED.label)
     expect(page.locator("#heatmap-run-status")).to_have_class("badge status-succeeded")
-    expect(page.locator("#heatmap-missing-words")).to_have_text("not scored in this run")
+    expect(page.locator("#heatmap-missing-words")).to_have_text("never scored: the run ended first")
+    # Every cell is scored now: the light grey is no longer in the legend.
+    expect(page.locator('.legend > [data-swatch="missing"]')).to_be_hidden()
     # The PNG's subtitle, too.
     expect(page.locator("#heatmap-canvas")).to_have_attribute("data-subtitle", re.compile(r" · succeeded · "))
     box = page.locator("#heatmap-canvas").bounding_box()
@@ -118,4 +120,59 @@ def test_it_colours_harmful_cells_by_the_one_threshold(browser, live_server, cas
         "() => document.querySelector('#heatmap-tooltip .t-val').textContent.startsWith('slightly better')"
     )
     assert "-0.300" in tooltip.inner_text()
+    page.context.close()
+
+
+def _open(browser, live_server, cast, run, fragment=""):
+    page = login(browser, live_server, cast.viewer.username, cast.password)
+    page.goto(f"{live_server.url}{reverse('heatmap', args=[run.pk])}{fragment}")
+    page.wait_for_function("() => document.body.dataset.heatmapReady === '1'")
+    return page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_click_names_the_clicked_cell_to_a_screen_reader(browser, live_server, cast, agent):
+    run = matrix_run(agent, [[1.0, 2.0, 0.0, -2.5]], keys=["people/alice"], responses=list("abcd"))
+    page = _open(browser, live_server, cast, run, "#zoom=16")
+    canvas = page.locator("#heatmap-canvas")
+    box = canvas.bounding_box()
+    cell = box["width"] / 4
+    # A first click, the canvas not focused before: the pressed cell, not the first in view.
+    page.mouse.click(box["x"] + cell * 2.5, box["y"] + 2)
+    expect(canvas).to_have_attribute("aria-label", re.compile(r"response #3 "))
+    # Moved by the keys, then clicked elsewhere: the label follows the click at once.
+    page.keyboard.press("ArrowLeft")
+    expect(canvas).to_have_attribute("aria-label", re.compile(r"response #2 "))
+    page.mouse.click(box["x"] + cell * 3.5, box["y"] + 2)
+    expect(canvas).to_have_attribute("aria-label", re.compile(r"response #4 .*harmful"))
+    expect(page.locator("#heatmap-announce")).to_contain_text("response #4")
+    page.context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_legend_tells_every_grey_apart_and_unaffected_from_a_small_importance(
+        browser, live_server, cast, agent, screenshots):
+    # Row 0: scored only over response #1 (its window), so #2-#4 are not in this run.
+    # Row 1: before its memory, a small importance, and two cells the cancelled run never scored.
+    run = matrix_run(agent, [[1.0, MISSING, MISSING, MISSING], [UNAFFECTED, 0.05, MISSING, MISSING]],
+                     keys=["windowed/a", "late/b"], responses=list("abcd"), status=RunStatus.CANCELLED)
+    run.calls.filter(memory=run.memories[0]).update(range_end=2)
+    page = _open(browser, live_server, cast, run, "#zoom=16")
+    legend = page.locator(".legend")
+    expect(legend.locator('[data-swatch="missing"]')).to_have_text("never scored: the run ended first")
+    expect(legend.locator('[data-swatch="not_in_run"]')).to_have_text("not in this run (outside the memory's window)")
+    box = page.locator("#heatmap-canvas").bounding_box()
+    cell, row = box["width"] / 4, box["height"] / 2
+    not_in_run, missing = _pixel(page, cell * 1.5, 1), _pixel(page, cell * 2.5, row + 1)
+    assert not_in_run != missing
+    # Unaffected is a pattern (white and dots), never one flat tint like the pale yellow of 0.05.
+    line = page.evaluate(
+        "([w, y]) => Array.from(document.getElementById('heatmap-canvas').getContext('2d')"
+        ".getImageData(0, y, w, 1).data)", [int(cell), int(row)])
+    colours = {tuple(line[k:k + 4]) for k in range(0, len(line), 4)}
+    assert (255, 255, 255, 255) in colours and len(colours) == 2
+    assert tuple(_pixel(page, cell * 1.5, row)) not in colours
+    screenshots(page, "legend-1280")
+    page.set_viewport_size({"width": 390, "height": 800})
+    screenshots(page, "legend-390")
     page.context.close()

@@ -7,6 +7,7 @@ import struct
 import pytest
 from django.urls import reverse
 
+from scoring.models.runs import RunStatus
 from tests.browser.conftest import login
 from tests.conftest import ARTIFACTS
 from tests.matrix_data import FAILED, MISSING, matrix_run
@@ -160,14 +161,14 @@ def png_size(path):
     return struct.unpack(">II", data[16:24])
 
 
-def test_a_finished_runs_grey_cell_says_it_was_not_scored_in_this_run(browser, live_server, cast, agent):
-    # An incremental run scores each memory over its own window: the rest of
-    # its row never will be ("not scored yet" said otherwise).
-    ended = matrix_run(agent, [[MISSING, 1.0]], keys=["windowed/memory"])
+def test_a_finished_runs_grey_cell_says_it_was_never_scored(browser, live_server, cast, agent):
+    # A run that ended (cancelled) with a cell unscored: it never will be
+    # ("not scored yet" said otherwise).
+    ended = matrix_run(agent, [[MISSING, 1.0]], keys=["windowed/memory"], status=RunStatus.CANCELLED)
     page = open_heatmap(browser, live_server, cast, ended)
     page.locator("#heatmap-canvas").focus()
-    assert "not scored in this run" in page.locator("#heatmap-announce").inner_text()
-    assert "not scored in this run" in page.locator(".legend").inner_text()
+    assert "never scored: the run ended first" in page.locator("#heatmap-announce").inner_text()
+    assert "never scored: the run ended first" in page.locator(".legend").inner_text()
     page.context.close()
 
 
@@ -197,8 +198,8 @@ def test_an_estimate_runs_cells_say_they_are_estimates(browser, live_server, cas
     page.locator("#heatmap-canvas").focus()
     page.keyboard.press("ArrowRight")
     words = page.locator("#heatmap-announce").inner_text()
-    assert "estimate: harmful" in words and "fitted to 32 random ablations, not measured" in words
-    assert page.locator("#heatmap-tooltip").inner_text().count("estimate:") == 1
+    assert "estimated: harmful" in words and "fitted to 32 random ablations, not measured" in words
+    assert page.locator("#heatmap-tooltip").inner_text().count("estimated:") == 1
     page.context.close()
 
 
