@@ -63,13 +63,13 @@ class IncrementalMode(ScoringMode):
 
     def page_note(self, snapshot):
         agent, limit = snapshot.agent, snapshot.agent.incremental_batch
-        return (f"Scores each due memory (never scored, or last scored longer ago than the max age) over its own "
-                f"window: from where the memory first appears to the response window's last response after it, "
-                f"so the conversation before the memory is left out and its scores are not a full matrix's. "
-                f"2 calls per memory, so at most 2 × the memories at most ({2 * limit} calls with this agent's "
-                f"{limit}). A memory first appearing past {CUTOFF_PERCENT}% of the conversation's tokens, or with "
-                f"no response after it, is skipped and costs nothing. Each score (the largest divergence in the "
-                f"window) is folded into the memory's weight, a moving average (α {agent.weight_alpha:g}).")
+        return (f"Scores each due memory (never scored, or not within the max age) over its own window: from where "
+                f"it first appears through the next response-window responses, leaving out the conversation "
+                f"before it (so not a full matrix's numbers). 2 calls per memory: at most 2 × memories at most "
+                f"({2 * limit} calls with this agent's {limit}). Memories first appearing past {CUTOFF_PERCENT}% "
+                f"of the conversation's tokens, or with no response after them, are skipped at no cost. Each "
+                f"score, the largest divergence in the window, feeds the memory's weight, a moving average "
+                f"(α {agent.weight_alpha:g}).")
 
     def detail_context(self, run):
         return {"memories": memory_rows(run)}
