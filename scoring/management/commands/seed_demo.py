@@ -90,7 +90,8 @@ class Command(_cli.Command):
         if not password.strip():
             raise CommandError("--password: give the logins a password (it must not be empty)")
         try:
-            validate_password(password)
+            # Against the operator login it creates: the similarity rule compares its name and address.
+            validate_password(password, User(username=username, email=DEMO_EMAIL.format(username)))
         except ValidationError as e:
             raise CommandError(f"--password: {' '.join(e.messages)}") from None
         agent, notes, key_removed = self._agent(data.get("agent") or DEMO_AGENT, base_url, training_context)
