@@ -1,12 +1,15 @@
 """Starting a run from a snapshot's page: the chosen mode's parameters."""
 
+import json
 import re
 
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
 
 from scoring import modes
+from scoring.context import Outline
 from scoring.models.runs import Mode
+from scoring.modes.groups import DEFAULT_SEPARATOR
 
 
 def page_help(text):
@@ -64,9 +67,21 @@ class StartRunForm(forms.Form):
                     for field in form.fields.values():
                         field.help_text = page_help(field.help_text)
                     form.page_note = mode.page_note(self.snapshot)
+                    if mode.name == Mode.GROUPS and "separator" in form.fields:
+                        self._count_groups_as_typed(form.fields["separator"])
                     found.append((mode, form))
             self._param_forms = found
         return self._param_forms
+
+    def _count_groups_as_typed(self, field):
+        """The groups mode's note counts the groups by the default separator
+        (modes.groups page_note): the snapshot's keys go with the separator's
+        field, so static/memscore/forms.js counts them by the separator as
+        typed (the run's own count: modes.groups.group_keys, by maths.group_of)."""
+        field.widget.attrs.update({
+            "data-group-keys": json.dumps(Outline(self.snapshot).keys()),
+            "data-group-default": DEFAULT_SEPARATOR,
+        })
 
     def _chosen_form(self):
         return next((form for mode, form in self.param_forms() if mode.name == self.chosen_mode()), None)

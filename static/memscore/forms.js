@@ -38,3 +38,50 @@ else showRunModes();
 document.addEventListener("htmx:load", showRunModes);
 // Back to the page from the history: the browser may restore another mode.
 window.addEventListener("pageshow", showRunModes);
+
+// The groups mode's note counts its groups by the default separator; the
+// separator's field carries the snapshot's keys (scoring/forms/start_run.py),
+// so a line below the note gives the figures for the separator as typed: the
+// groups the run will make and its stage-1 calls (one per group, plus the
+// baseline; near-duplicate pairs come on top, as the note says).
+
+// mirrors scoring.maths.group_of
+function groupOf(key, separator) {
+  if (!separator) return key;
+  var at = key.indexOf(separator);
+  return at < 0 ? key : key.slice(0, at);
+}
+
+function showGroupFigures(input) {
+  var note = input.form && input.closest("fieldset") && input.closest("fieldset").querySelector(".mode-note");
+  if (!note) return;
+  var line = note.nextElementSibling;
+  if (!line || !line.hasAttribute("data-group-figures")) {
+    line = document.createElement("p");
+    line.className = "muted small mode-note";
+    line.setAttribute("data-group-figures", "");
+    line.setAttribute("aria-live", "polite");
+    note.after(line);
+  }
+  var separator = input.value, fallback = input.getAttribute("data-group-default");
+  line.hidden = separator === fallback;
+  if (line.hidden) return;
+  if (!separator) { line.textContent = "Type a separator to see how many groups it makes."; return; }
+  var groups = new Set();
+  JSON.parse(input.getAttribute("data-group-keys")).forEach(function (key) { groups.add(groupOf(key, separator)); });
+  // textContent: the separator is the person's own text, never markup.
+  line.textContent = "By “" + separator + "” as typed: " + groups.size + (groups.size === 1 ? " group, " : " groups, ") +
+    (groups.size + 1) + " calls with the baseline (the figures above are for “" + fallback + "”).";
+}
+
+document.addEventListener("input", function (event) {
+  if (event.target.matches && event.target.matches("input[data-group-keys]")) showGroupFigures(event.target);
+});
+
+function showAllGroupFigures() {
+  document.querySelectorAll("input[data-group-keys]").forEach(showGroupFigures);
+}
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", showAllGroupFigures);
+else showAllGroupFigures();
+document.addEventListener("htmx:load", showAllGroupFigures);
+window.addEventListener("pageshow", showAllGroupFigures);
