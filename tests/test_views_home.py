@@ -50,6 +50,18 @@ def test_a_viewer_sees_counts_but_no_queue_of_their_own(cast, agent):
     assert 'id="home-review"' in html
 
 
+def test_an_operator_sees_what_awaits_review_not_a_queue_of_their_own(cast, agent):
+    # An operator may decide a candidate, but the queue holds candidates for
+    # the reviewer role only (its page says so): nothing is "for you".
+    make_candidate(agent)
+    assert cast.operator.has_perm("scoring.review_candidate")
+
+    html = cast.client_for(cast.operator).get(reverse("home")).text
+
+    assert "wait for your decision" not in html and 'id="nav-pending"' not in html
+    assert 'id="home-review"' in html and "For you" not in html
+
+
 def test_it_shows_runs_in_progress_and_recent_activity(cast, agent):
     snapshot = Snapshot.objects.create(agent=agent, taken_at=datetime(2026, 11, 1, tzinfo=UTC),
                                        source=Snapshot.Source.API)

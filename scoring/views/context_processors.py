@@ -11,6 +11,8 @@ from functools import cache
 
 from scoring.models import Candidate
 
+from .review import holds_candidates
+
 # The badge counts up to this many and then says "99+": counting every
 # pending candidate took 50-110 ms a page at 100k candidates.
 PENDING_BADGE_MAX = 99
@@ -47,7 +49,7 @@ def nav(request):
     # A number, or "99+" past PENDING_BADGE_MAX.
     @cache
     def pending_reviews():
-        if not user.has_perm("scoring.review_candidate"):
+        if not holds_candidates(user):  # the queue's "for you": reviewers only
             return 0
         found = Candidate.objects.reviewable_by(user).order_by()[: PENDING_BADGE_MAX + 1].count()
         return f"{PENDING_BADGE_MAX}+" if found > PENDING_BADGE_MAX else found

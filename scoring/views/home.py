@@ -17,6 +17,7 @@ from scoring.models import Candidate, ScoringRun, TrainJob
 from scoring.models.runs import label_origins
 
 from .activity import describe, visible_to
+from .review import holds_candidates
 
 RUNS_SHOWN = 10
 JOBS_SHOWN = 5
@@ -25,7 +26,9 @@ ACTIVITY_SHOWN = 12
 
 def home(request):
     user = request.user
-    context = {"can_review": user.has_perm("scoring.review_candidate")}
+    # "For you" is the queue's: it holds candidates for members of the
+    # reviewer role only (an operator may decide, and sees what awaits review).
+    context = {"can_review": holds_candidates(user)}
     if user.has_perm("scoring.view_candidate"):
         context.update(review_panel(user))
     if user.has_perm("scoring.view_scoringrun"):
@@ -44,7 +47,7 @@ def review_panel(user):
         Candidate.objects.pending().values("agent__name").annotate(n=Count("id")).values_list("agent__name", "n")
     )
     mine = {}
-    if user.has_perm("scoring.review_candidate"):
+    if holds_candidates(user):
         mine = {
             row["agent__name"]: row
             for row in Candidate.objects.reviewable_by(user).values("agent_id", "agent__name").annotate(n=Count("id"))

@@ -121,8 +121,7 @@ def _queue_context(request, agent, filterset):
 
 @require_POST
 def candidate_decide(request, pk):
-    candidate = get_candidate_for_user(request, pk)
-    require_perm(request, "scoring.review_candidate")
+    candidate = get_candidate_for_user(request, pk, "scoring.review_candidate")
     form = DecideForm(request.POST)
     before = candidate.status
     reversal = None
@@ -144,8 +143,7 @@ def candidate_decide(request, pk):
 
 @require_POST
 def candidate_comment(request, pk):
-    candidate = get_candidate_for_user(request, pk)
-    require_perm(request, "scoring.review_candidate")
+    candidate = get_candidate_for_user(request, pk, "scoring.review_candidate")
     form = CommentForm(request.POST)
     if form.is_valid():
         try:
@@ -162,8 +160,7 @@ def candidate_comment(request, pk):
 
 @require_POST
 def candidate_edit(request, pk):
-    candidate = get_candidate_for_user(request, pk)
-    require_perm(request, "scoring.review_candidate")
+    candidate = get_candidate_for_user(request, pk, "scoring.review_candidate")
     form = EditForm(request.POST)
     before = candidate.status
     reversal = None

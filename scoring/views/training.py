@@ -140,8 +140,7 @@ def _samples_context(job):
 
 @require_POST
 def train_job_retry(request, pk):
-    job = get_train_job_for_user(request, pk)
-    require_perm(request, "scoring.send_training")
+    job = get_train_job_for_user(request, pk, "scoring.send_training")
     was_failed = job.status == TrainJob.Status.FAILED
     try:
         result = outbox.retry(job, by=request.user)
@@ -163,8 +162,7 @@ def train_job_retry(request, pk):
 @require_POST
 def train_job_cancel(request, pk):
     """Stop a job no server has yet (TrainJob.can_cancel): its candidates stay approved."""
-    job = get_train_job_for_user(request, pk)
-    require_perm(request, "scoring.send_training")
+    job = get_train_job_for_user(request, pk, "scoring.send_training")
     if job.cancel(request.user):
         messages.success(request, f"Cancelled {job}: it will not be sent. Its candidates are still approved and "
                                   "can be sent in a new job.")
@@ -177,8 +175,7 @@ def train_job_cancel(request, pk):
 
 @require_POST
 def train_job_rescore(request, pk):
-    job = get_train_job_for_user(request, pk)
-    require_perm(request, "scoring.start_run")
+    job = get_train_job_for_user(request, pk, "scoring.start_run")
     try:
         runs = rescore(job, by=request.user)
     except ValidationError as e:
