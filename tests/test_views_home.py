@@ -101,6 +101,10 @@ def test_an_outsider_is_told_they_have_no_role(cast):
     r = cast.client_for(cast.outsider).get(reverse("home"))
     assert r.status_code == 200
     assert "Your account has no role yet" in r.text
+    # No button to a page that would refuse them, here or on the 403 page.
+    assert reverse("agent_list") not in r.text
+    refused = cast.client_for(cast.outsider).get(reverse("agent_list"))
+    assert refused.status_code == 403 and reverse("agent_list") not in refused.text
 
 
 def test_home_needs_login(client):
