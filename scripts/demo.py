@@ -75,11 +75,17 @@ def main():
     start("web", [sys.executable, "manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload"], env)
     wait_http(f"http://127.0.0.1:{WEB_PORT}/login/", "web server")
 
+    login = f"{USERNAME} / {PASSWORD}   (reviewers: alice, bob, same password)"
+    # A login of that name seed_demo did not create (a real user of the
+    # database given) keeps its own password: say which ones.
+    kept = re.search(r"not demo logins, the password given does not open them: ([^;\n]+)", seeded)
+    if kept:
+        login = f"the password {PASSWORD} opens the demo logins above, not {kept.group(1)} (existing users)"
     print(
         "\n"
         "  memscore is running\n"
         f"    URL:      http://127.0.0.1:{WEB_PORT}/\n"
-        f"    login:    {USERNAME} / {PASSWORD}   (reviewers: alice, bob, same password)\n"
+        f"    login:    {login}\n"
         f"    admin:    http://127.0.0.1:{WEB_PORT}/admin/\n"
         f"    server:   {base_url} (reference inference server, {MODEL} model)\n"
         f"    logs:     {LOGS}/\n"
