@@ -102,7 +102,8 @@ def test_ctrl_c_while_waiting_stops_following_and_leaves_the_run_to_the_workers(
 # --- defects 2 and 3: progress once, on stderr -------------------------------------------------
 
 @pytest.mark.parametrize("name, args, findings", [
-    ("score", ["--mode", "full", "--inline"], 2),  # the run id, "8 memories, 56 cells"
+    # The run id, "8 memories, 56 cells", the 5 most important under a heading, the page.
+    ("score", ["--mode", "full", "--inline"], 9),
     ("candidates", ["--count", "100", "--min-divergence", "1e9"], 1),  # "0 candidates (0 new)"
 ])
 def test_stdout_has_the_id_and_findings_and_stderr_each_progress_line_once(snapshot, name, args, findings):
@@ -131,8 +132,9 @@ def test_a_partial_run_counts_its_scored_and_failed_cells(snapshot, agent, ref):
     failed = CellScore.objects.filter(run=run, failed=True).count()
     scored = CellScore.objects.filter(run=run, failed=False).count()
     assert failed and scored
-    assert command.out[-1] == (f"of the {scored + failed} cells, {scored} scored and {failed} failed "
+    assert command.out[-2] == (f"of the {scored + failed} cells, {scored} scored and {failed} failed "
                                "(a failed cell has no score, never 0)")
+    assert command.out[-1] == f"page: /runs/{run.pk}/ (heatmap /runs/{run.pk}/heatmap/)"
 
 
 @pytest.mark.parametrize("name, args", [

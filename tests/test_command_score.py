@@ -45,7 +45,7 @@ def test_it_runs_inline_and_reports_progress(snapshot):
 
     run = ScoringRun.objects.get()
     # stdout: what scripts read; the progress is on stderr.
-    assert lines == [str(run.pk), "8 memories, 56 cells"]
+    assert lines[:2] == [str(run.pk), "8 memories, 56 cells"] and lines[-1].startswith(f"page: /runs/{run.pk}/")
     assert run.status == ScoringRun.Status.SUCCEEDED
     assert err.getvalue().splitlines()[-1].startswith(f"run {run.pk} succeeded: 9/9 calls (0 failed)")
     assert CellScore.objects.filter(run=run).count() == 56
@@ -55,7 +55,7 @@ def test_it_prints_the_importance_of_one_memory(snapshot):
     lines = score(snapshot.pk, "--mode", "memory", "--key", "people/alice", "--inline")
 
     run = ScoringRun.objects.get()
-    assert lines[-1] == (f"importance of people/alice: {run.result['importance']:.3f} over "
+    assert lines[-2] == (f"importance of people/alice: {run.result['importance']:.3f} over "
                          f"{run.result['responses']} responses")
     assert run.result["importance"] > 1.0
 
@@ -80,8 +80,8 @@ def test_it_follows_a_run_on_a_worker(snapshot, celery_worker):
 
     run = ScoringRun.objects.get()
     assert run.status == ScoringRun.Status.SUCCEEDED
-    assert len(lines) == 2 and lines[0] == str(run.pk)
-    assert lines[-1].startswith("importance of places/office: ")
+    assert len(lines) == 3 and lines[0] == str(run.pk)
+    assert lines[1].startswith("importance of places/office: ") and lines[2].startswith("page: ")
     progress = err.getvalue().splitlines()
     assert progress[-1].startswith(f"run {run.pk} succeeded: 2/2 calls")
     assert len(progress) == len(set(progress))

@@ -11,9 +11,10 @@ A restricted run is not the agent's matrix: the memories page skips it.
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.template.defaultfilters import pluralize
 
+from scoring import maths
 from scoring.models import CellScore, ScoreCall, ScoringRun
 from scoring.models.runs import Mode
 
@@ -114,6 +115,39 @@ class FullMode(ScoringMode):
             write(f"{n} memor{pluralize(n, 'y,ies')}, {cells} cell{pluralize(cells)}"
                   + (f"; {failed} memor{pluralize(failed, 'y,ies')} failed ({result.get('failed_cells', 0)} cells)"
                      if failed else ""))
+        known, unknown = ranked_importance(run)
+        if known:
+            write(f"most important (importance: the sum of a memory's cells above {maths.ZERO_THRESHOLD} nats), "
+                  f"{min(TOP_REPORTED, len(known))} of {len(known)}:")
+            width = max(len(key) for key, _ in known[:TOP_REPORTED])
+            for rank, (key, importance) in enumerate(known[:TOP_REPORTED], start=1):
+                write(f"  {rank}. {key:<{width}}  {importance:.3f}")
+        if unknown:
+            write(f"unknown: {len(unknown)} memor{pluralize(len(unknown), 'y,ies')} whose call failed (not 0): "
+                  + ", ".join(unknown[:TOP_REPORTED]) + (", ..." if len(unknown) > TOP_REPORTED else ""))
+
+
+# Memories the command line names, most important first.
+TOP_REPORTED = 5
+
+
+def ranked_importance(run):
+    """([(key, importance)] most important first, [keys whose importance is
+    unknown]) over the run's cells, in one grouped query."""
+    rows = CellScore.objects.filter(run=run).values("memory__key").annotate(
+        # Mirrors maths.importance_sum: the scored cells' deltas above ZERO_THRESHOLD (the others count 0).
+        importance=Sum("delta", filter=Q(failed=False, delta__gt=maths.ZERO_THRESHOLD)),
+        failed_cells=Count("pk", filter=Q(failed=True)),
+        measured=Count("pk", filter=Q(state=CellScore.State.SCORED)),
+    )
+    known, unknown = [], []
+    for row in rows:
+        if maths.importance_unknown(row["failed_cells"], row["measured"]):
+            unknown.append(row["memory__key"])
+        else:
+            known.append((row["memory__key"], row["importance"] or 0.0))
+    known.sort(key=lambda item: (-item[1], item[0]))
+    return known, sorted(unknown)
 
 
 # Unknown keys named in an error; the rest are counted.

@@ -9,6 +9,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.management.base import CommandError
 from django.db import connection
 from django.db.models import Count, Q
+from django.urls import reverse
 
 from scoring import modes
 from scoring.engine import run_inline, start_run
@@ -17,7 +18,7 @@ from scoring.models import Agent, CellScore, Snapshot
 from scoring.models.runs import RunStatus
 from scoring.tasks.enqueue import enqueue, enqueue_on_commit
 
-from ._cli import ignoring_interrupts, interruption, plural, stopped_following
+from ._cli import agent_arg, ignoring_interrupts, interruption, plural, stopped_following
 
 ACTOR = "command line"
 # score --wait: a run still queued this long says that no worker took it.
@@ -27,7 +28,21 @@ QUEUED_HINT_SECONDS = 15
 def get_snapshot(snapshot_id):
     snapshot = Snapshot.objects.select_related("agent").filter(pk=snapshot_id).first()
     if snapshot is None:
-        raise CommandError(f"no snapshot with id {snapshot_id}")
+        raise CommandError(f"no snapshot with id {snapshot_id} (`manage.py snapshots AGENT` lists an agent's; "
+                           "or give the agent's name to use its latest)")
+    return snapshot
+
+
+def snapshot_arg(value):
+    """The snapshot `value` names: a snapshot id, or an agent (by name, as
+    agent_arg finds it) meaning its latest snapshot (the one background
+    scoring takes). A number is always a snapshot id."""
+    if str(value).isdigit():
+        return get_snapshot(int(value))
+    agent = agent_arg(value)
+    snapshot = Snapshot.objects.select_related("agent").filter(agent=agent).order_by("-taken_at", "-id").first()
+    if snapshot is None:
+        raise CommandError(f"agent {agent.name} has no snapshot yet (import_snapshot imports one)")
     return snapshot
 
 
@@ -183,11 +198,12 @@ def _cancelled_here(run, thread, stop):
                         returncode=stop.returncode)
 
 
-def report(run, write):
+def report(run, write, *, page=False):
     """The run's findings in words; CommandError when it did not succeed.
 
     Nothing that reads like a result for a run that failed or was cancelled;
-    a partial one says how many of its cells failed."""
+    a partial one says how many of its cells failed. page=True: then the
+    path of the run's page (and heatmap)."""
     if run.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL):
         modes.get(run.mode).report(run, write)
         cells = CellScore.objects.filter(run=run).aggregate(all=Count("pk"), failed=Count("pk", filter=Q(failed=True)))
@@ -195,5 +211,9 @@ def report(run, write):
         if failed:
             write(f"of the {plural(scored + failed, 'cell')}, {scored} scored and {failed} failed "
                   "(a failed cell has no score, never 0)")
+        if page:
+            # A path, not a URL: no setting holds the site's address.
+            write(f"page: {reverse('run_detail', args=[run.pk])}"
+                  + (f" (heatmap {reverse('heatmap', args=[run.pk])})" if modes.get(run.mode).has_heatmap else ""))
     if run.status != RunStatus.SUCCEEDED:
         raise CommandError(f"run {run.pk} {run.get_status_display()}: {run.error or 'no reason given'}")

@@ -13,10 +13,10 @@ from ._runs import (
     Progress,
     add_option,
     follow_workers,
-    get_snapshot,
     mode_options,
     report,
     run_here,
+    snapshot_arg,
     start,
 )
 
@@ -34,7 +34,7 @@ class Command(_cli.Command):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("snapshot", type=int, help="Snapshot id")
+        parser.add_argument("snapshot", help="snapshot id, or an agent's name: its latest snapshot")
         kinds = "; ".join(f"{name}: {CLI_WORDS.get(name, Mode(name).label)}" for name in modes.names())
         parser.add_argument("--mode", required=True, choices=modes.names(),
                             help=f"what to score. {kinds} (docs/scoring.md, The modes)")
@@ -57,7 +57,11 @@ class Command(_cli.Command):
                 raise CommandError(f"--{name.replace('_', '-')} does not apply to --mode {mode}")
             params[name] = options[name]
 
-        run = start(get_snapshot(snapshot), mode, params, send=not inline, flags=set(mode_options()))
+        chosen = snapshot_arg(snapshot)
+        if not snapshot.isdigit():
+            self.err(f"agent {chosen.agent.name}: its latest snapshot, {chosen.pk} "
+                     f"(taken {chosen.taken_at:%Y-%m-%d %H:%M})")
+        run = start(chosen, mode, params, send=not inline, flags=set(mode_options()))
         self.out(str(run.pk))
         if inline:
             run = run_here(run, Progress(self.err))
@@ -65,4 +69,4 @@ class Command(_cli.Command):
             run = follow_workers(run, Progress(self.err, hint_after=_runs.QUEUED_HINT_SECONDS))
         else:
             return
-        report(run, self.out)
+        report(run, self.out, page=True)
