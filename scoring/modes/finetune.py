@@ -43,6 +43,13 @@ class FinetuneParams(ParamsForm):
     )
     agent_defaults = {"count": "finetune_count", "min_divergence": "finetune_min_divergence"}
 
+    def clean(self):
+        cleaned = super().clean()
+        # Recorded only when off (a re-score's runs): every other fine-tune run makes candidates.
+        if cleaned.get("candidates") is True:
+            del cleaned["candidates"]
+        return cleaned
+
 
 class FinetuneMode(ScoringMode):
     name = Mode.FINETUNE
