@@ -200,7 +200,7 @@ def _progress_context(request, run):
         "detail": mode.detail_context(run) if mode.detail_template else {},
         # "About this run" is swapped with the progress (out of band), so
         # its times and findings never lag behind the bar.
-        "params": display.run_params(run, mode),
+        "params": _run_params(run, mode),
         "findings": display.run_findings(run),
         "failed_calls": failed_calls,
         "timing": run_timing(run, timezone.now()),
@@ -213,6 +213,23 @@ def _progress_context(request, run):
         # Fine-tune runs have candidates instead.
         "has_heatmap": mode.has_heatmap,
     }
+
+
+# Memory keys a run's parameters name before "and N more" (an estimate's exact
+# top N is 10 by default; a list of hundreds would push the page down).
+KEYS_SHOWN = 50
+
+
+def _run_params(run, mode):
+    """display.run_params, but the memory keys of a run of some memories
+    (full mode's `keys`) spelled out, not counted ("10 items")."""
+    params = display.run_params(run, mode)
+    if not run.only_keys:
+        return params
+    keys = run.only_keys
+    shown = ", ".join(keys[:KEYS_SHOWN]) + (f" and {len(keys) - KEYS_SHOWN} more" if len(keys) > KEYS_SHOWN else "")
+    label = mode.label("keys")
+    return [(name, shown if name == label else value) for name, value in params]
 
 
 def _note_keys(run):

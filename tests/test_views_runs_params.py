@@ -1,0 +1,71 @@
+"""The run page's parameters and token counts: a run of some memories names
+its keys, and what memscore asked of the server reads apart from what the
+server's cache served."""
+
+import pytest
+from django.urls import reverse
+
+from scoring.importing import import_snapshot
+from scoring.models import Agent, ScoreCall, ScoringRun
+from scoring.models.runs import Mode, RunStatus
+from tests.snapshot_data import snapshot_doc
+
+
+@pytest.fixture
+def snapshot(db):
+    agent = Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="m")
+    return import_snapshot(agent, snapshot_doc(token_ids=True))
+
+
+def run_of(snapshot, mode, tokens_scored=0, **params):
+    return ScoringRun.objects.create(agent=snapshot.agent, snapshot=snapshot, mode=mode, params=params,
+                                     status=RunStatus.SUCCEEDED, calls_total=2, calls_done=2,
+                                     tokens_scored=tokens_scored)
+
+
+def page(cast, run):
+    return cast.client_for(cast.viewer).get(reverse("run_detail", args=[run.pk])).text
+
+
+def test_a_run_of_some_memories_names_its_keys(cast, snapshot):
+    keys = [f"people/<b>{i}</b>" for i in range(10)]
+    html = page(cast, run_of(snapshot, Mode.FULL, keys=keys))
+
+    assert "10 items" not in html
+    assert ", ".join(f"people/&lt;b&gt;{i}&lt;/b&gt;" for i in range(10)) in html
+
+
+def test_a_long_list_of_keys_is_cut_short(cast, snapshot):
+    keys = [f"k{i}" for i in range(60)]
+    html = page(cast, run_of(snapshot, Mode.FULL, keys=keys))
+    assert "k49 and 10 more" in html and "k50" not in html
+
+
+def calls(run, *prompts):
+    for seq, (prompt, cached) in enumerate(prompts):
+        ScoreCall.objects.create(run=run, seq=seq, range_end=1, status=ScoreCall.Status.DONE,
+                                 prompt_tokens=prompt, tokens=prompt, cached_tokens=cached)
+
+
+def test_tokens_asked_and_served_from_cache_read_as_two_things(cast, snapshot):
+    run = run_of(snapshot, Mode.FINETUNE, tokens_scored=1913, count=10)
+    calls(run, (1000, 600), (913, 612))
+
+    html = page(cast, run)
+
+    asked = html.split('id="tokens-asked">')[1].split("</div>")[0]
+    assert "1,913 <span class=\"muted small\">of 1,913 in the calls' prompts" in asked
+    assert "memscore left none out" in asked and "saved" not in asked
+    cached = html.split('id="tokens-cached">')[1].split("</div>")[0]
+    assert "1,212 tokens" in cached and "of the 1,913 prompt tokens: asked for, but answered from the server" in (
+        cached)
+
+
+def test_what_causal_windows_left_out_is_said_as_memscores(cast, snapshot):
+    run = run_of(snapshot, Mode.FULL, tokens_scored=1200)
+    calls(run, (1000, None), (1000, None))
+
+    html = page(cast, run)
+
+    assert "memscore left out 40%: tokens no call could change" in html
+    assert 'id="tokens-cached"' not in html
