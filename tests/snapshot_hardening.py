@@ -64,7 +64,7 @@ HARD_CASES = [
     ("surrogate-in-field-name", _doc_bytes(_set_node("conversation", 0, "\ud800", 1)),
      "conversation[0].\\ud800: unknown field"),
     ("nul-in-field-name", _doc_bytes(_set_top("x\x00", 1)), "x\\x00: unknown field"),
-    ("nested-3000-deep", _nested(3000), "snapshot: nesting too deep"),
+    ("nested-3000-deep", _nested(3000), "snapshot: nested too deeply to read"),
     ("number-of-5000-digits", _huge_int(), "snapshot: a number longer than"),
     ("taken-at-year-10000", _doc_bytes(_set_top("taken_at", "9999-12-31T23:59:59-14:00")),
      f"taken_at: {OUT_OF_RANGE}"),

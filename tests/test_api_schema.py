@@ -37,7 +37,9 @@ def test_the_schema_is_served_without_login_at_a_stable_url(db):
     assert set(served["paths"]["/api/v1/snapshots"]["post"]["responses"]) == {
         "200", "201", "400", "401", "405", "411", "413", "502"
     }
-    assert Client().post("/api/v1/openapi.json").status_code == 405
+    # As a real client meets it (the CSRF check on): the API's JSON 405, not the HTML 403.
+    refused = Client(enforce_csrf_checks=True).post("/api/v1/openapi.json")
+    assert (refused.status_code, refused["Allow"], refused.json()) == (405, "GET, HEAD", {"error": "use GET"})
 
 
 @pytest.fixture

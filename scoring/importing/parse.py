@@ -51,7 +51,7 @@ def parse_snapshot_json(raw):
     except RecursionError:
         # A snapshot nests 4 levels (object, section, node, token_ids); the C
         # parser gives up near the interpreter's recursion limit (~1,000).
-        raise SnapshotError(["snapshot: nesting too deep (a snapshot nests 4 levels)"]) from None
+        raise SnapshotError(["snapshot: nested too deeply to read (hundreds of levels; a snapshot nests 4)"]) from None
     except ValueError:
         # int() refuses more digits than sys.get_int_max_str_digits().
         raise SnapshotError(

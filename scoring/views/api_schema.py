@@ -82,9 +82,14 @@ IMPORTED = {
     "type": "object",
     "required": ["id", "url", "nodes", "memories", "responses", "tokens"],
     "properties": {
-        "id": {"type": "integer"},
-        "url": {"type": "string", "format": "uri"},
-        **{name: {"type": "integer", "minimum": 0} for name in ("nodes", "memories", "responses", "tokens")},
+        "id": {"type": "integer", "description": "The snapshot's id."},
+        "url": {"type": "string", "format": "uri", "description": "The snapshot's page."},
+        **{name: {"type": "integer", "minimum": 0, "description": description} for name, description in (
+            ("nodes", "Nodes in the snapshot, every section."),
+            ("memories", "Distinct memory keys (a key that appears twice counts once)."),
+            ("responses", "Assistant responses in its conversation."),
+            ("tokens", "Tokens in all its nodes."),
+        )},
     },
 }
 
@@ -111,6 +116,8 @@ SCHEMA = {
                 "security": [{"agentToken": []}],
                 "requestBody": {
                     "required": True,
+                    "description": "The snapshot's JSON (docs/snapshot-format.md), read as JSON whatever the "
+                                   "Content-Type says.",
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Snapshot"}}},
                 },
                 "responses": {
