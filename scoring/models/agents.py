@@ -272,8 +272,9 @@ class Agent(models.Model):
         max_length=20,
         choices=Backend.choices,
         default=Backend.MEMSCORE,
-        help_text="vLLM: start it with `vllm serve MODEL --enable-prefix-caching`. "
-        "SGLang: `python -m sglang.launch_server --model-path MODEL`. "
+        # Plain text: the pages escape help texts (no Markdown, no HTML).
+        help_text="vLLM: start it as vllm serve MODEL --enable-prefix-caching. "
+        "SGLang: python -m sglang.launch_server --model-path MODEL. "
         "memscore: a server with the /score protocol (the reference server).",
     )
     priority = models.IntegerField(
