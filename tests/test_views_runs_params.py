@@ -55,10 +55,9 @@ def test_tokens_asked_and_served_from_cache_read_as_two_things(cast, snapshot):
 
     asked = html.split('id="tokens-asked">')[1].split("</div>")[0]
     assert "1,913 <span class=\"muted small\">of 1,913 in the calls' prompts" in asked
-    assert "memscore left none out" in asked and "saved" not in asked
+    assert "(none left out)" in asked and "saved" not in asked
     cached = html.split('id="tokens-cached">')[1].split("</div>")[0]
-    assert "1,212 tokens" in cached and "of the 1,913 prompt tokens: asked for, but answered from the server" in (
-        cached)
+    assert "1,212 <span class=\"muted small\">of the 1,913 prompt tokens it was sent: reused, not computed" in cached
 
 
 def test_what_causal_windows_left_out_is_said_as_memscores(cast, snapshot):
@@ -67,5 +66,5 @@ def test_what_causal_windows_left_out_is_said_as_memscores(cast, snapshot):
 
     html = page(cast, run)
 
-    assert "memscore left out 40%: tokens no call could change" in html
+    assert "(40% left out: no call could change them)" in html
     assert 'id="tokens-cached"' not in html
