@@ -57,6 +57,23 @@ def test_it_filters_the_queue_by_agent(cast, agent, ref):
     assert r.context["queue"]["agent"] == other
 
 
+def test_a_candidate_opened_on_its_own_moves_on_in_its_agents_queue(cast, agent, ref):
+    # A team reviewing its own agent opened one of its candidates from a link:
+    # its decision went on to the demo agent's candidates (the queue of all agents).
+    mine = Agent.objects.create(name="myteam", base_url=ref.base_url, model="memscore-ref")
+    make_candidate(agent, divergence=9.0)
+    first, second = make_candidate(mine, divergence=2.0), make_candidate(mine, divergence=1.0)
+    client = cast.client_for(cast.reviewer)
+
+    page = client.get(detail_url(first)).text
+    assert f'<input type="hidden" name="agent" value="{mine.pk}">' in page
+    r = client.post(reverse("candidate_decide", args=[first.pk]),
+                    {"decision": "approve", "agent": mine.pk}, follow=True)
+
+    assert r.redirect_chain[0][0] == queue_url(agent=mine.pk)
+    assert r.context["candidate"] == second
+
+
 def test_it_says_when_the_queue_is_empty(cast, agent):
     c = make_candidate(agent)
     c.decide(cast.reviewer, "skip")

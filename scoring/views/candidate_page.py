@@ -209,7 +209,9 @@ def page_context(request, candidate, queue=None, **forms_):
         seen_edit = request.POST["seen_edit"]
     context.update(
         queue=queue,
-        agent_filter=queue["agent"] if queue else None,
+        # Opened on its own (not from the queue), a decision moves on in its
+        # agent's queue: a team reviewing its agent stays with it.
+        agent_filter=queue["agent"] if queue else candidate.agent,
         context_tail=tail,
         context_hidden=(tail[0].index if tail else 0),
         last_hidden=last_hidden,
