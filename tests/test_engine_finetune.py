@@ -114,6 +114,28 @@ def test_it_generates_alternates_without_memories(agent, snapshot, ref):
         assert prompt == build_ids(nodes, 0, c.response.index, skip=lambda n: bool(n.memory_key)) + prefix
 
 
+def test_a_refreshed_candidate_takes_the_newer_response_and_a_new_alternate_only_when_it_changed(agent, ref):
+    params = {"count": 100, "min_divergence": 1.0, "alternates": True}
+    doc = conversation_doc(agent.name)
+    first = run_inline(start_run(make_snapshot(agent, doc), "finetune", params=params))
+    candidate = Candidate.objects.get(pk=first.result["candidates"][0])
+    Candidate.objects.filter(pk=candidate.pk).update(alternate_text="the old alternate")
+    # The same snapshot again: nothing changed, the alternate is kept.
+    run_inline(start_run(first.snapshot, "finetune", params=params))
+    assert Candidate.objects.get(pk=candidate.pk).alternate_text == "the old alternate"
+
+    # A newer snapshot: the agent rewrote that response, at the same timestamp.
+    at = next(i for i, n in enumerate(doc["conversation"]) if n["text"] == candidate.response_text)
+    doc = {**doc, "taken_at": "2026-11-20T13:00:00Z"}
+    doc["conversation"][at] = {**doc["conversation"][at], "text": candidate.response_text + " As you noted."}
+    run_inline(start_run(make_snapshot(agent, doc), "finetune", params=params))
+
+    candidate.refresh_from_db()
+    assert candidate.response_text.endswith(" As you noted.")
+    assert candidate.alternate_status == Candidate.AlternateStatus.DONE
+    assert candidate.alternate_text != "the old alternate"
+
+
 def test_it_records_a_failed_alternate(agent, snapshot, ref):
     ref.control(**{**NO_FAULTS, "fail_endpoints": ["completions"], "fail_rate": 1.0})
 
