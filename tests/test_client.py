@@ -44,6 +44,25 @@ def test_it_joins_the_streamed_text():
     assert seen["accept"] == "text/event-stream"
 
 
+def test_it_says_why_the_server_stopped_a_completion():
+    # vLLM (entrypoints/openai/serving_completion.py) and SGLang send the
+    # finish_reason in the last choice before [DONE]; the others carry null.
+    def handler(request):
+        last = {"choices": [{"index": 0, "text": "lo", "finish_reason": "length"}]}
+        body = stream({"choices": [{"index": 0, "text": "Hel", "finish_reason": None}]}, last, "[DONE]")
+        return httpx.Response(200, headers=SSE, content=body)
+
+    with client_answering(handler) as client:
+        completion = client.complete_detailed([1], max_tokens=2)
+    assert (completion.text, completion.finish_reason, completion.cut_off) == ("Hello", "length", True)
+
+
+def test_the_reference_server_says_a_completion_was_cut_off(ref):
+    with InferenceClient(ref.base_url, "memscore-ref") as client:
+        ids = client.tokenize("The capital of France is")
+        assert client.complete_detailed(ids, max_tokens=1).cut_off
+
+
 def test_it_reads_events_split_across_chunks():
     def chunks():
         whole = stream(text("a"), text("b"), "[DONE]")

@@ -195,3 +195,19 @@ def test_an_agent_that_trains_without_memories_leaves_them_out_of_the_samples(ag
         assert candidate.context_ids == [7] + build_ids(nodes, 0, index, skip=lambda n: bool(n.memory_key))
         with_memories += len(candidate.context_ids) < 1 + len(build_ids(nodes, 0, index))
     assert with_memories == len(candidates)  # every context had memories to leave out
+
+
+def test_an_alternate_stopped_at_the_length_limit_says_so(agent, snapshot, ref, monkeypatch, cast):
+    from django.urls import reverse
+
+    from scoring.engine import alternates
+
+    monkeypatch.setattr(alternates, "SAMPLING", {**alternates.SAMPLING, "max_tokens": 2})
+    monkeypatch.setattr(alternates, "MAX_TOKENS", 2)
+    run = run_inline(start_run(snapshot, "finetune",
+                               params={"count": 100, "min_divergence": 1.0, "alternates": True}))
+
+    candidate = Candidate.objects.filter(run=run).first()
+    assert candidate.alternate_status == Candidate.AlternateStatus.DONE and candidate.alternate_cut_off
+    page = cast.client_for(cast.reviewer).get(reverse("candidate_detail", args=[candidate.pk])).text
+    assert "Cut off at the alternates' length limit (2 tokens): the model had not finished." in page

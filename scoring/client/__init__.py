@@ -7,7 +7,7 @@ unmodified SGLang. Every client scores spans that memscore computed
 speaks the /train protocol; errors are sorted as in errors.py.
 """
 
-from .base import BACKENDS, InferenceClient, Usage, split_base_url
+from .base import BACKENDS, Completion, InferenceClient, Usage, split_base_url
 from .errors import (
     InferenceError,
     OutcomeUnknown,
@@ -22,6 +22,7 @@ from .vllm import VllmClient
 
 __all__ = [
     "BACKENDS",
+    "Completion",
     "InferenceClient",
     "InferenceError",
     "MemscoreClient",

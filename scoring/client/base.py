@@ -47,6 +47,19 @@ def split_base_url(base_url):
 
 
 @dataclass(frozen=True)
+class Completion:
+    """A streamed completion: its text, and why the server stopped it
+    ("length": at max_tokens, the model had not finished; "stop"; None: not said)."""
+
+    text: str
+    finish_reason: str = None
+
+    @property
+    def cut_off(self):
+        return self.finish_reason == "length"
+
+
+@dataclass(frozen=True)
 class Usage:
     """What a server says of one score call's tokens (None: it does not say).
 
@@ -205,9 +218,13 @@ class InferenceClient:
         except (KeyError, TypeError) as e:
             raise TransientError(f"/v1/models answered without a list of models: {e!r}") from None
 
-    def complete(self, prompt_ids, *, temperature=0.6, top_p=0.95, top_k=20, max_tokens=256):
-        """Stream a completion and return its text (the alternates), one step more
-        urgent than score calls when the agent sets a priority."""
+    def complete(self, prompt_ids, **sampling):
+        """Stream a completion and return its text (complete_detailed's)."""
+        return self.complete_detailed(prompt_ids, **sampling).text
+
+    def complete_detailed(self, prompt_ids, *, temperature=0.6, top_p=0.95, top_k=20, max_tokens=256):
+        """Stream a completion (the alternates), one step more urgent than score
+        calls when the agent sets a priority; its Completion."""
         body = {
             "model": self.model,
             "prompt": prompt_ids,
@@ -218,7 +235,7 @@ class InferenceClient:
             "stream": True,
             **self.priority_field(urgent=True),
         }
-        return self._stream_text("/v1/completions", body)
+        return Completion(*self._stream_text("/v1/completions", body))
 
     def train(self, samples, idempotency_key):
         """POST /v1/train (memscore's protocol); returns the server's job id."""
@@ -306,7 +323,8 @@ class InferenceClient:
         return status_error(label, status, message)
 
     def _stream_text(self, label, body):
-        parts = []
+        """(the streamed text, the finish_reason its last choice gave or None)."""
+        parts, finish_reason = [], None
         deadline = time.monotonic() + self.timeout
         try:
             with connect_sse(self.http, "POST", self.url(label), **json_content(body)) as events:
@@ -327,12 +345,14 @@ class InferenceClient:
                     if not event.data:
                         continue  # an event without data (a keep-alive): nothing to read
                     if event.data == "[DONE]":
-                        return "".join(parts)
+                        return "".join(parts), finish_reason
                     chunk = event.json()
                     # vLLM reports an error to a streaming client as an event.
                     if "error" in chunk or chunk.get("object") == "error":
                         raise TransientError(f"{label} error: {error_message(chunk)}")
-                    parts.append(chunk["choices"][0].get("text", ""))
+                    choice = chunk["choices"][0]
+                    parts.append(choice.get("text", ""))
+                    finish_reason = choice.get("finish_reason") or finish_reason
         except SSEError as e:
             # The server answered, but not with a stream (httpx-sse files this under transport errors).
             raise TransientError(f"{label} did not stream: {e}") from None

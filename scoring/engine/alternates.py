@@ -19,7 +19,10 @@ from scoring.models import Candidate
 log = logging.getLogger(__name__)
 
 Alternate = Candidate.AlternateStatus
-SAMPLING = {"temperature": 0.6, "top_p": 0.95, "top_k": 20}
+# An alternate is at most this long: a reviewer compares it with one
+# response, and the page says when the model was stopped here.
+MAX_TOKENS = 256
+SAMPLING = {"temperature": 0.6, "top_p": 0.95, "top_k": 20, "max_tokens": MAX_TOKENS}
 
 
 def request(candidate_ids):
@@ -47,9 +50,9 @@ def generate(candidate):
     """
     with InferenceClient.for_agent(candidate.agent) as client:
         prompt = call_with_retries(lambda: alternate_prompt(candidate, client))
-        text = call_with_retries(lambda: client.complete(prompt, **SAMPLING))
-    Candidate.objects.filter(pk=candidate.pk).record_alternate(text)
-    return text
+        completion = call_with_retries(lambda: client.complete_detailed(prompt, **SAMPLING))
+    Candidate.objects.filter(pk=candidate.pk).record_alternate(completion.text, cut_off=completion.cut_off)
+    return completion.text
 
 
 def record_failure(candidate, error):

@@ -24,9 +24,9 @@ class AlternateVerbs:
             alternate_requested_at=timezone.now(),
         )
 
-    def record_alternate(self, text):
+    def record_alternate(self, text, *, cut_off=False):
         return self.update(alternate_text=text, alternate_status=AlternateStatus.DONE,
-                           alternate_error="")
+                           alternate_error="", alternate_cut_off=cut_off)
 
     def fail_alternates(self, error):
         """-> failed, unless generated meanwhile: done stays done."""

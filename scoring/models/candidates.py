@@ -296,6 +296,8 @@ class Candidate(models.Model):
     # When the alternate was last sent to a worker: one pending for longer
     # than a claim lasts was lost (a killed worker) and is sent again.
     alternate_requested_at = models.DateTimeField(null=True, blank=True)
+    # The server stopped the alternate at its length limit: the model had not finished.
+    alternate_cut_off = models.BooleanField(default=False)
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     decided_at = models.DateTimeField(null=True, blank=True)

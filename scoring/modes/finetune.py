@@ -206,7 +206,8 @@ def _save_candidate(run, candidate, entry, div, node, tokens):
         if candidate.response_text != node.text or candidate.context_ids != fields["context_ids"]:
             # A newer snapshot holds another text at this response's timestamp,
             # or another context before it: the alternate answered the old one.
-            fields.update(alternate_text="", alternate_error="", alternate_status=Candidate.AlternateStatus.NONE)
+            fields.update(alternate_text="", alternate_error="", alternate_cut_off=False,
+                          alternate_status=Candidate.AlternateStatus.NONE)
             candidate.alternate_status = Candidate.AlternateStatus.NONE
         Candidate.objects.filter(pk=candidate.pk).update(**fields)
         return candidate, False

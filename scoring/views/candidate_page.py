@@ -13,6 +13,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from scoring.engine import alternates
 from scoring.models import Activity, Candidate, Node, Review, TrainSample
 from scoring.models.candidates import AS_SHOWN_NOW, blind_to, edit_shown_to, settling_rule, status_words
 from scoring.models.review import DECISION_VERBS
@@ -216,6 +217,7 @@ def page_context(request, candidate, queue=None, **forms_):
         context_hidden=(tail[0].index if tail else 0),
         last_hidden=last_hidden,
         diff=word_diff(candidate.response_text, candidate.alternate_text) if has_alternate else None,
+        alternate_max_tokens=alternates.MAX_TOKENS,
         edit_diff=word_diff(candidate.response_text, candidate.edited_text) if edit_shown else None,
         seen_edit=seen_edit,
         decide_form=forms_.get("decide_form") or forms_.get("comment_form") or DecideForm(),
