@@ -24,3 +24,14 @@ def test_a_training_action_names_the_role_it_needs(cast, agent, name, role):
     r = cast.client_for(cast.outsider).post(reverse(name, args=[job.pk]))
     assert r.status_code == 403
     assert f"This needs the {role} role." in r.text
+
+
+@pytest.mark.parametrize("name", ["run_cancel", "run_retry", "run_exact_top"])
+def test_a_run_action_names_the_operator_role(cast, agent, name):
+    from scoring.engine import start_run
+    from tests.engine_support import make_snapshot
+
+    run = start_run(make_snapshot(agent), "full")
+    r = cast.client_for(cast.outsider).post(reverse(name, args=[run.pk]))
+    assert r.status_code == 403
+    assert "This needs the operator role." in r.text

@@ -79,8 +79,7 @@ def run_start(request, snapshot_id):
 def run_exact_top(request, pk):
     """Score an estimate run's top N memories exactly: a full run of their keys
     (N+1 calls) on the same snapshot, naming the estimate in source_run."""
-    source = get_run_for_user(request, pk)
-    require_perm(request, "scoring.start_run", "scoring.view_cellscore")
+    source = get_run_for_user(request, pk, "scoring.start_run", "scoring.view_cellscore")
     if source.mode != Mode.ESTIMATE or source.status not in estimate.FINISHED:
         messages.error(request, "Exact run not started: only a finished estimate run has top memories to check.")
         return redirect("run_detail", source.pk)
@@ -135,8 +134,7 @@ def run_progress(request, pk):
 
 @require_POST
 def run_cancel(request, pk):
-    run = get_run_for_user(request, pk)
-    require_perm(request, "scoring.start_run")
+    run = get_run_for_user(request, pk, "scoring.start_run")
     if run.cancel(by=request.user):
         messages.success(request, f"Cancelled {run}.")
     else:
@@ -150,8 +148,7 @@ def run_cancel(request, pk):
 @require_POST
 def run_retry(request, pk):
     """Send a run's failed calls again (ScoringRun.retry_failed), to workers."""
-    run = get_run_for_user(request, pk)
-    require_perm(request, "scoring.start_run")
+    run = get_run_for_user(request, pk, "scoring.start_run")
     with transaction.atomic():
         again = run.retry_failed(by=request.user, forget=modes.get(run.mode).unshown_when_none)
         sending = enqueue_on_commit(Followups(runs=[run.pk])) if again else None
