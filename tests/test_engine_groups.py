@@ -162,7 +162,20 @@ def test_the_command_line_takes_the_threshold_and_reports_groups_and_flags(agent
     assert run.params == {"separator": "/", "threshold": THRESHOLD, "redundancy_margin": 1.0, "max_pairs": 100}
     text = out.getvalue()
     assert "6 groups, 1 scored member by member; 11 calls (the exact matrix takes 10)" in text
+    assert "WARNING: these groups took 11 calls, more than the exact full matrix's 10" in text
     assert "redundant with each other: places/office, notes/office" in text
+
+
+def test_the_report_counts_one_group_in_the_singular_and_warns_only_when_dearer():
+    from scoring.modes import groups
+
+    lines = []
+    run = ScoringRun(result={"groups": [{"group": "people", "keys": ["people/a", "people/b"], "importance": 1.0,
+                                         "stage2": False}],
+                             "stage2_groups": 0, "calls_used": 2, "exact_calls": 3, "redundant": []})
+    groups.MODE.report(run, lines.append)
+    assert lines[0] == "1 group, 0 scored member by member; 2 calls (the exact matrix takes 3)"
+    assert not any("WARNING" in line for line in lines)
 
 
 def test_another_separator_groups_differently(agent, snapshot):

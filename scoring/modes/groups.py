@@ -25,6 +25,7 @@ from collections import Counter, defaultdict
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.template.defaultfilters import pluralize
 
 from scoring import maths
 from scoring.context import Outline
@@ -217,8 +218,12 @@ class GroupsMode(ScoringMode):
         result = run.result or {}
         if "calls_used" not in result:
             return
-        write(f"{len(result['groups'])} groups, {result['stage2_groups']} scored member by member; "
+        n_groups = len(result["groups"])
+        write(f"{n_groups} group{pluralize(n_groups)}, {result['stage2_groups']} scored member by member; "
               f"{result['calls_used']} calls (the exact matrix takes {result['exact_calls']})")
+        if result["calls_used"] > result["exact_calls"]:
+            write(f"WARNING: these groups took {result['calls_used']} calls, more than the exact full matrix's "
+                  f"{result['exact_calls']}: the full matrix would have been exact and cheaper")
         for group in result["groups"]:
             importance = "failed" if group["importance"] is None else f"{group['importance']:.3f}"
             n = len(group["keys"])
