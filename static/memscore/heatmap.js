@@ -89,8 +89,14 @@
   // Rows are at least this tall, so every memory's key beside its row can be
   // read; columns may be as narrow as one pixel (2,000 responses).
   var MIN_ROW = 14;
-  // Column labels at least this far apart (px).
-  var LABEL_GAP = 44;
+  // "Fit the width" grows rows with the cells up to FIT_ROW px, and cells up
+  // to FIT_CELL px wide: ten times that height. Past about 10:1 a cell reads
+  // as a bar rather than one square of a grid, and a 2-response run would
+  // otherwise stretch to two 600 px stripes. 320 px still lets a 4-response
+  // run fill a 1,280 px screen's panel (~1,100 px beside its keys).
+  var FIT_ROW = 32, FIT_CELL = 10 * FIT_ROW;
+  // Clear space between two column labels (px), beyond their own widths.
+  var LABEL_SPACE = 6;
 
   // Little-endian RGBA packed as one 32-bit word: 0xAABBGGRR.
   function rgba(hex) {
@@ -136,6 +142,8 @@
   // CSS stretches (pixelated): rows stretched for their labels cost a few
   // lines each, not 14 (a 500 × 2,000 canvas stays ~4 M pixels, not 14 M).
   var cellW = 1, rowH = MIN_ROW, lineH = MIN_ROW;
+  // The columns whose numbers are shown (labelColumns), for the PNG too.
+  var labelled = [];
   // The focused cell, by memory and column (so a re-sort keeps it).
   var focus = { row: 0, col: 0 }, focused = false, touched = false;
   var hover = null, hoverFrame = 0;
@@ -307,9 +315,11 @@
     var chosen = zoomSelect.value, s;
     if (chosen === "fit") {
       s = Math.floor((scroller.clientWidth - rowLabels.offsetWidth - 2) / cols);
-      s = Math.max(1, Math.min(32, s));
+      s = Math.max(1, Math.min(FIT_CELL, s));
     } else s = parseInt(chosen, 10) || 1;
-    var h = Math.max(s, MIN_ROW);
+    // Square cells up to FIT_ROW; wider ones keep that height (the zoom
+    // choices all stay below it).
+    var h = Math.max(Math.min(s, FIT_ROW), MIN_ROW);
     var fits = Math.floor(MAX_PIXELS / (rows * h * cols));
     cellW = Math.max(1, Math.min(s, fits, Math.floor(MAX_SIDE / cols) || 1));
     rowH = Math.max(1, Math.min(h, Math.floor(MAX_SIDE / rows) || 1));
@@ -382,26 +392,55 @@
     }
   }
 
-  // Response numbers every `step` columns, step chosen so labels do not overlap.
-  function columnStep() {
-    var steps = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
-    for (var k = 0; k < steps.length; k++) if (steps[k] * cellW >= LABEL_GAP) return steps[k];
-    return 2000;
+  // The width of one digit in the labels' font (tabular figures: every digit
+  // is as wide), measured once on a label like theirs.
+  var digitW = 0;
+  function labelWidth(number) {
+    if (!digitW) {
+      var probe = document.createElement("span");
+      probe.className = "hm-tick";
+      probe.textContent = "0000000000";
+      colLabels.appendChild(probe);
+      digitW = probe.offsetWidth / 10 || 7;
+      probe.remove();
+    }
+    return String(number).length * digitW;
+  }
+
+  // The columns that get their response number: every one where the widest
+  // number fits a cell, else every step-th (2, 5, 10, … so the numbers are
+  // round and evenly spaced), the smallest step at which the widest
+  // number fits. The first column is labelled too where it is not round and
+  // its number stands well clear of the next (at least half a step), so a
+  // reader sees where the numbering starts without a cramped pair (1 2 _ 4).
+  function labelledColumns() {
+    var numbers = d.response_number, widest = 0, c;
+    for (c = 0; c < cols; c++) widest = Math.max(widest, labelWidth(numbers[c]));
+    var steps = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000], step = 2000;
+    for (var k = 0; k < steps.length; k++) {
+      if (steps[k] * cellW >= widest + LABEL_SPACE) { step = steps[k]; break; }
+    }
+    var out = [];
+    for (c = 0; c < cols; c++) if (numbers[c] % step === 0) out.push(c);
+    var next = out[0];
+    if (next === undefined) return [0];  // no round number among them: at least the first
+    if (next > step / 2 &&
+        next * cellW >= (labelWidth(numbers[0]) + labelWidth(numbers[next])) / 2 + LABEL_SPACE) out.unshift(0);
+    return out;
   }
 
   function labelColumns() {
     colLabels.style.width = cols * cellW + "px";
     var old = colLabels.querySelectorAll(".hm-tick");
     for (var k = 0; k < old.length; k++) old[k].remove();
-    var step = columnStep(), numbers = d.response_number;
-    for (var c = 0; c < cols; c++) {
-      if (numbers[c] % step !== 0 && !(c === 0 && (numbers[0] % step) <= step / 2)) continue;
+    labelled = labelledColumns();
+    labelled.forEach(function (c) {
       var span = document.createElement("span");
       span.className = "hm-tick";
-      span.textContent = numbers[c];
+      span.textContent = d.response_number[c];
       span.style.left = (c * cellW + cellW / 2) + "px";
       colLabels.appendChild(span);
-    }
+    });
   }
 
   function resort() {
@@ -636,7 +675,7 @@
     var figure = window.memscoreHeatmapFigure({
       image: canvas, cellW: cellW, rowH: rowH, height: rows * rowH,
       keys: Array.from(order, function (r) { return d.keys[r]; }),
-      numbers: d.response_number, step: columnStep(),
+      numbers: d.response_number, labelled: labelled,
       title: canvas.dataset.title, subtitle: canvas.dataset.subtitle,
       rowsTitle: "Memory, sorted " + sorted,
       colsTitle: "Response # (the k-th assistant response of the conversation)",

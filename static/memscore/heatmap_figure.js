@@ -4,8 +4,9 @@
 //
 // window.memscoreHeatmapFigure(spec) returns a new <canvas>; heatmap.js
 // passes the drawn cells (spec.image, shown spec.height pixels tall: cellW ×
-// rowH pixels per cell, rows in the order on screen) and the words of the page's legend, so the figure
-// says exactly what the page says.
+// rowH pixels per cell, rows in the order on screen), the columns whose
+// numbers the page shows (spec.labelled) and the words of the page's legend,
+// so the figure says exactly what the page says.
 (function () {
   "use strict";
 
@@ -69,11 +70,11 @@
     var y = box.top + spec.height;
     ctx.strokeStyle = LINE; ctx.fillStyle = INK; ctx.textAlign = "center"; ctx.textBaseline = "top";
     font(ctx, 11);
-    spec.numbers.forEach(function (number, c) {
-      if (number % spec.step !== 0 && !(c === 0 && number % spec.step <= spec.step / 2)) return;
+    // The columns the page labels (spec.labelled), so the figure's numbers are the page's.
+    spec.labelled.forEach(function (c) {
       var x = box.left + c * spec.cellW + spec.cellW / 2;
       ctx.beginPath(); ctx.moveTo(x, y); ctx.lineTo(x, y + 4); ctx.stroke();
-      ctx.fillText(String(number), x, y + 6);
+      ctx.fillText(String(spec.numbers[c]), x, y + 6);
     });
     font(ctx, 12, "600");
     ctx.fillText(spec.colsTitle, box.left + spec.image.width / 2, y + 24);
