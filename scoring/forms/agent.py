@@ -337,35 +337,24 @@ class AgentForm(forms.ModelForm):
         return agent
 
     def _drop_key_on_new_host(self, agent, new_key):
-        """A key is the secret of one server: when the agent moves to another
-        host, neither its stored key nor its environment variable's key is
-        sent there unless the same edit gives one for it: a new key typed in,
-        or a variable a superuser names (only they may). Otherwise one edit
-        could move an agent and the next send another host's key there."""
+        """Agent.drop_keys_for_new_host: the same edit may give the new host's
+        key, typed in, or a variable a superuser names (only they may)."""
         if not self.instance.pk:
             return
         old_url = Agent.objects.values_list("base_url", flat=True).get(pk=agent.pk)
         if same_server(old_url, agent.base_url):
             return
-        if agent.api_key and not new_key:
-            agent.api_key = ""
-            self.dropped_stored_key = self.key_dropped = True
-        # A new key typed in does not keep the variable: get_api_key reads the
-        # variable first, so the new host would get the old host's key.
-        if agent.api_key_env and not (self.names_key_env and "api_key_env" in self.changed_data):
-            self.dropped_key_env, agent.api_key_env = agent.api_key_env, ""
-            self.key_dropped = True
+        self.dropped_stored_key, self.dropped_key_env = agent.drop_keys_for_new_host(
+            new_key=bool(new_key), new_key_env=self.names_key_env and "api_key_env" in self.changed_data,
+        )
+        self.key_dropped = self.dropped_stored_key or bool(self.dropped_key_env)
 
     def key_dropped_message(self, agent):
         """What save() removed when the agent moved to another host, in words."""
-        removed = []
-        if self.dropped_stored_key:
-            removed.append("its stored API key was removed")
-        if self.dropped_key_env:
-            removed.append(f"it no longer reads its key from the environment (${self.dropped_key_env})")
+        removed = agent.moved_keys_message(self.dropped_stored_key, self.dropped_key_env)
         then = ("the key entered with the move is the one sent" if self.cleaned_data.get("api_key")
                 else "enter the key for the new server")
-        return f"{agent.name} moved to another host, so {' and '.join(removed)}: {then}."
+        return f"{agent.name} moved to another host, so {removed}: {then}."
 
     def warnings(self):
         """What a saved agent's settings may make impossible, in words (the

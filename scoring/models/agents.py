@@ -410,6 +410,31 @@ class Agent(models.Model):
     def base_url_shown(self):
         return shown_url(self.base_url)
 
+    def drop_keys_for_new_host(self, *, new_key=False, new_key_env=False):
+        """A key is the secret of one server: an agent moved to another host
+        keeps neither its stored key nor its environment variable, unless the
+        same change gives one for the new host (`new_key`, `new_key_env`).
+        Otherwise one change could move an agent and the next send another
+        host's key there. A new stored key does not keep the variable either:
+        get_api_key reads the variable first. Returns (whether the stored key
+        was removed, the variable removed or ""); the caller saves."""
+        dropped_key = bool(self.api_key) and not new_key
+        if dropped_key:
+            self.api_key = ""
+        dropped_env = self.api_key_env if not new_key_env else ""
+        if dropped_env:
+            self.api_key_env = ""
+        return dropped_key, dropped_env
+
+    def moved_keys_message(self, dropped_key, dropped_env):
+        """What drop_keys_for_new_host removed, in words ("" for nothing)."""
+        removed = []
+        if dropped_key:
+            removed.append("its stored API key was removed")
+        if dropped_env:
+            removed.append(f"it no longer reads its key from the environment (${dropped_env})")
+        return " and ".join(removed)
+
     def get_api_key(self):
         if self.api_key_env:
             # Checked again here: a row saved before the rule, or by hand, must

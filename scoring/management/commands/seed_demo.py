@@ -151,21 +151,13 @@ class Command(_cli.Command):
         return agent, notes, key_removed
 
     def _drop_key(self, agent, notes):
-        """The rule of the agent form and admin (AgentForm._drop_key_on_new_host):
-        a key is the secret of one server, so an agent moved to another host
-        keeps neither its stored key nor its environment variable (seed_demo
-        never gives one for the new host)."""
-        removed = []
-        if agent.api_key:
-            agent.api_key = ""
-            removed.append("its stored API key was removed")
-        if agent.api_key_env:
-            removed.append(f"it no longer reads its key from the environment (${agent.api_key_env})")
-            agent.api_key_env = ""
-        if removed:
-            notes.append(f"agent {agent.name} moved to another host, so {' and '.join(removed)}: "
+        """Agent.drop_keys_for_new_host, as the agent form and admin apply it
+        (seed_demo never gives a key for the new host)."""
+        dropped = agent.drop_keys_for_new_host()
+        if any(dropped):
+            notes.append(f"agent {agent.name} moved to another host, so {agent.moved_keys_message(*dropped)}: "
                          "enter the key for the new server on the agent's page if it needs one")
-        return bool(removed)
+        return any(dropped)
 
     def _demo_snapshot(self, agent, by, data, taken_at):
         """The demo's own snapshot, known by when it was taken (the agent may
