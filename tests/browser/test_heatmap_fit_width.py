@@ -113,3 +113,16 @@ def test_thinned_labels_are_even_and_never_overlap(browser, live_server, cast, a
     for a, b in zip(shown, shown[1:]):
         assert a[2] < b[1], (a, b)
     page.context.close()
+
+
+def test_fit_the_width_leaves_room_for_a_tall_maps_scrollbar(browser, live_server, cast, agent):
+    # 24 memories fit the panel's height at 14 px rows, not at the 32 px that
+    # wide cells get: the scrollbar that then appears must not hide the last column.
+    run = small_run(agent, 24, 4)
+    page = open_heatmap(browser, live_server, cast, run, 1280)
+    w = widths(page)
+    assert page.evaluate("() => { const s = document.getElementById('heatmap-scroll');"
+                         " return s.scrollHeight > s.clientHeight; }")
+    assert w["scrolled"] <= w["panel"]
+    assert w["keys"] + w["cells"] >= 0.85 * w["panel"], w
+    page.context.close()
