@@ -107,3 +107,10 @@ def test_it_stops_quietly_when_its_reader_does(agent):
     assert done.stdout.decode().splitlines()[0].startswith("memory_id,memory_key")
     assert len(done.stdout.decode().splitlines()) == 2
     assert done.stderr == b""
+
+
+def test_it_says_on_stderr_when_the_run_did_not_succeed(run):
+    err = StringIO()
+    call_command("export_matrix", str(run.pk), stdout=StringIO(), stderr=err)
+    assert err.getvalue() == (f"run {run.pk} finished with failures: cells it never scored are 'missing' or "
+                              "'failed', not zero\n")

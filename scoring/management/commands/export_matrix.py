@@ -15,7 +15,7 @@ from . import _cli
 class Command(_cli.Command):
     help = (
         "Write a run's cells to stdout, one record per memory and response: the signed delta, "
-        "its importance and its state (scored, unaffected, failed, missing or not_in_run). The same export "
+        "its importance and its state (scored, estimated, unaffected, failed, missing or not_in_run). The same export "
         "as the heatmap page's CSV and JSON downloads (docs/scoring.md, Exports)."
     )
 
@@ -32,6 +32,10 @@ class Command(_cli.Command):
             raise CommandError(f"run {run} ({found.get_mode_display()}) has no memory × response cells")
         if found.is_active:
             self.stderr.write(f"run {run} is still {found.get_status_display()}: cells not scored yet are 'missing'")
+        elif found.status != ScoringRun.Status.SUCCEEDED:
+            # stdout has no file name to carry it, as the page's downloads do.
+            self.stderr.write(f"run {run} {found.get_status_display()}: cells it never scored are 'missing' or "
+                              "'failed', not zero")
         chunks = export.csv_lines(found) if format == "csv" else export.json_chunks(found)
         try:
             for chunk in chunks:
