@@ -21,6 +21,23 @@ medians are printed with their ranges: on this shared machine one round can
 be 10-20% off. The details above them are the last round's. Prints figures
 only; it asserts nothing.
 
+Measured 2026-11-27 (a fifth session, a quiet machine, load average 0.8-1.0),
+after a task alone on its run began to claim two spare calls (executor.py's
+SPARE_CALLS: a thread whose answer is back sends the next call at once,
+instead of waiting for the database thread to claim one), --cli --worker
+--repeat 5: in this process 1.18x (1.16-1.22x), the CLI 1.16x (1.16-1.17x),
+a worker 1.15x (first run) and 1.14x (1.13-1.16x), the bare client 1.10x
+(memscore 1.07x it); memscore's CPU 3.0 ms a call, the server's 2.4 ms. The
+same on PostgreSQL (BENCH_DATABASE_URL, --repeat 3): 1.20x, the CLI 1.19x, a
+worker 1.17x and 1.21x. An A/B in one session (--cli --repeat 3, two rounds,
+alternating): the code before 1.21x/1.23x in this process and 1.20x/1.21x
+the CLI; with two spare calls 1.16x/1.19x and 1.15x/1.20x; one or four
+spare calls the same within the noise. Between an answer and the next call
+a slot now waits ~0.4 ms (median; 1.1-3 ms before, more during a store);
+what is left over the bare client is the run's start (planning, ~12 ms,
+counted from the run's creation), the baseline's store before its variants
+(~5 ms) and the run's end (the last store and finishing, ~15-20 ms).
+
 Measured 2026-11-27 (a fourth session, another machine of the kind, load
 average 0.8-1.3), --cli --worker --repeat 5, at its start and its end: in
 this process 1.28x and 1.35x the ideal, the CLI 1.31x and 1.33x, a worker
@@ -354,8 +371,8 @@ def report(args, run, snapshot, ids, *, wall, planned, single, stats, spans, cpu
     print(f"one call alone on the server:    {single * 1000:8.1f} ms  "
           f"(latency {args.latency_ms:g} ms + compute {max(0.0, single - latency) * 1000:.1f} ms)")
     print(f"calls in flight at most:         {stats['max_concurrent_seen']:8d}  "
-          f"(on average {sum(spans) / wall:.1f}; a call took {sum(spans) / len(spans) * 1000:.0f} ms "
-          "from claim to stored)")
+          f"(claimed on average {sum(spans) / wall:.1f}, spare calls waiting for a thread included; a call "
+          f"took {sum(spans) / len(spans) * 1000:.0f} ms from claim to stored)")
     print(f"CPU time, memscore (this process): {cpu:6.2f} s  ({cpu / calls * 1000:.1f} ms a call)")
     print(f"CPU time, reference server:        {server_cpu:6.2f} s  ({server_cpu / calls * 1000:.1f} ms a call)")
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} "
