@@ -27,6 +27,14 @@ FACTS = [
     ("people/carol", "Carol is the on-call lead for the storage team this week.",
      "Carol is on call for storage this week."),
 ]
+# places/office's text again under a key with markup in it: a duplicate pair (groups).
+COPY = "notes/<b>office</b>"
+FACTS_WITH_COPY = [*FACTS, (COPY, FACTS[1][1], "Desk 14 at Platform, the code is 4471#.")]
+# Eight facts in order; the last ones come too late (past 60% of the tokens) for incremental.
+FACTS_WITH_LATE = FACTS + [
+    ("people/dave", "Dave fixes the coffee machine on Fridays.", "Dave fixes it on Fridays."),
+    ("people/erin", "Erin is away until the 30th in Lisbon.", "Erin is in Lisbon until the 30th."),
+]
 
 
 def conversation_doc(agent="poc", *, turns=6, facts=FACTS, repeat_key=True, identity=True,

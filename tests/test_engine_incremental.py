@@ -10,7 +10,7 @@ from scoring.engine import run_inline, start_run
 from scoring.models import Memory, MemoryScore, Node, ScoreCall, ScoringRun
 from tests.conftest import NO_FAULTS
 from tests.engine_support import (
-    FACTS,
+    FACTS_WITH_LATE,
     build_ids,
     conversation_doc,
     make_snapshot,
@@ -26,12 +26,8 @@ WINDOW = 3
 
 @pytest.fixture
 def snapshot(agent):
-    # Eight facts in order; the last ones are too recent (past 60% of the tokens).
-    facts = FACTS + [
-        ("people/dave", "Dave fixes the coffee machine on Fridays.", "Dave fixes it on Fridays."),
-        ("people/erin", "Erin is away until the 30th in Lisbon.", "Erin is in Lisbon until the 30th."),
-    ]
-    return make_snapshot(agent, conversation_doc(agent.name, facts=facts, identity=False, repeat_key=False))
+    return make_snapshot(agent, conversation_doc(agent.name, facts=FACTS_WITH_LATE, identity=False,
+                                                 repeat_key=False))
 
 
 def expected_score(base_url, snapshot, key, window=WINDOW):
@@ -71,7 +67,7 @@ def test_it_scores_due_memories_and_sets_their_first_weight(agent, snapshot, ref
 
     assert run.status == ScoringRun.Status.SUCCEEDED
     scored = {m.key: m for m in Memory.objects.filter(agent=agent, weight__isnull=False)}
-    assert set(scored) == {k for k, *_ in FACTS + [("people/dave",), ("people/erin",)]} - set(late)
+    assert set(scored) == {k for k, *_ in FACTS_WITH_LATE} - set(late)
     for key, memory in scored.items():
         expected = expected_score(ref.base_url, snapshot, key)
         assert memory.weight == pytest.approx(expected, abs=1e-9), key

@@ -13,16 +13,14 @@ from django.urls import reverse
 from scoring.engine import run_inline, start_run
 from scoring.models import Memory
 from tests.engine_support import (
-    FACTS,
+    COPY,
+    FACTS_WITH_COPY,
     make_snapshot,
     private_refserver,  # noqa: F401  (this module's own server)
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-COPY = "notes/<b>office</b>"
-# places/office's text again under a key with markup in it: a duplicate.
-FACTS_WITH_COPY = [*FACTS, (COPY, FACTS[1][1], "Desk 14 at Platform, the code is 4471#.")]
 
 
 @pytest.fixture

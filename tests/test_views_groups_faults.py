@@ -11,16 +11,14 @@ from scoring import modes
 from scoring.engine import run_inline, start_run
 from scoring.models import ScoreCall
 from tests.engine_support import (
-    FACTS,
+    COPY,
+    FACTS_WITH_COPY,
     make_snapshot,
     private_refserver,  # noqa: F401  (this module's own server)
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-COPY = "notes/<b>office</b>"
-# places/office's text again under a key with markup in it: a duplicate pair.
-FACTS_WITH_COPY = [*FACTS, (COPY, FACTS[1][1], "Desk 14 at Platform, the code is 4471#.")]
 
 
 @pytest.fixture
@@ -65,7 +63,10 @@ def test_a_failed_own_call_is_not_called_exact_and_its_pair_is_not_judged(cast, 
 
 
 def test_a_failed_group_call_says_its_memories_are_not_scored_and_not_judged(cast, run):
-    run = failed(run, filter="skip_keys", removed_keys__contains=["identity/core"])
+    # Found here, not by a JSON lookup: SQLite has no "contains" on JSON.
+    group_call = next(call for call in ScoreCall.objects.filter(run=run, filter="skip_keys")
+                      if "identity/core" in call.removed_keys)
+    run = failed(run, pk=group_call.pk)
 
     html = page(cast, run)
 

@@ -14,7 +14,7 @@ from scoring.models import MemoryScore, ScoringRun
 from scoring.models.runs import BASELINE_FAILED
 from tests.conftest import NO_FAULTS
 from tests.engine_support import (
-    FACTS,
+    FACTS_WITH_LATE,
     conversation_doc,
     make_snapshot,
     private_refserver,  # noqa: F401  (this module's own server)
@@ -28,12 +28,8 @@ PARAMS = {"response_window": WINDOW, "limit": 3, "max_age": 0}
 
 @pytest.fixture
 def snapshot(agent):
-    # Eight facts in order; the last ones are too recent (past 60% of the tokens).
-    facts = FACTS + [
-        ("people/dave", "Dave fixes the coffee machine on Fridays.", "Dave fixes it on Fridays."),
-        ("people/erin", "Erin is away until the 30th in Lisbon.", "Erin is in Lisbon until the 30th."),
-    ]
-    return make_snapshot(agent, conversation_doc(agent.name, facts=facts, identity=False, repeat_key=False))
+    return make_snapshot(agent, conversation_doc(agent.name, facts=FACTS_WITH_LATE, identity=False,
+                                                 repeat_key=False))
 
 
 def page(cast, run):

@@ -281,12 +281,7 @@ def renew_claims(calls):
     (a newer attempt) is left alone. Returns how many were renewed."""
     if not calls:
         return 0
-    held = Q()
-    for call in calls:
-        held |= Q(pk=call.pk, attempts=call.attempts)
-    return ScoreCall.objects.filter(held, status=Status.RUNNING).update(
-        claimed_until=timezone.now() + timedelta(seconds=claim_seconds())
-    )
+    return _still_held(calls).update(claimed_until=timezone.now() + timedelta(seconds=claim_seconds()))
 
 
 def release_claims(calls):
@@ -296,9 +291,14 @@ def release_claims(calls):
     meanwhile (a newer attempt) is left alone. Returns how many."""
     if not calls:
         return 0
+    return _still_held(calls).update(
+        status=Status.PENDING, claimed_until=None, started_at=None, attempts=F("attempts") - 1
+    )
+
+
+def _still_held(calls):
+    """The claimed calls still running under the attempt they were claimed with."""
     held = Q()
     for call in calls:
         held |= Q(pk=call.pk, attempts=call.attempts)
-    return ScoreCall.objects.filter(held, status=Status.RUNNING).update(
-        status=Status.PENDING, claimed_until=None, started_at=None, attempts=F("attempts") - 1
-    )
+    return ScoreCall.objects.filter(held, status=Status.RUNNING)
