@@ -124,3 +124,21 @@ def test_a_cancelled_runs_cells_before_each_memory_are_unaffected_and_the_rest_m
     page = cast.client_for(cast.viewer).get(
         reverse("heatmap_cell", args=[run.pk, missing["memory_id"], missing["response_id"]]), HTTP_HX_REQUEST="true")
     assert "never scored" in page.text and "not zero" in page.text
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("cancelled", [False, True])
+def test_cells_before_each_memory_are_unaffected_from_the_start(agent, cancelled):
+    # They depend on where the memory is, not on its call: a running run shows
+    # them as its end will (a CSV taken mid-run called them "not scored yet").
+    snapshot = make_snapshot(agent, conversation_doc(agent.name))
+    run = start_run(snapshot, "full")
+    if cancelled:
+        assert run.cancel(actor_name="test")
+    assert run.is_active is not cancelled
+    first = first_positions(snapshot)
+
+    cells = list(export.cells(run))
+    assert {c["state"] for c in cells} == {"unaffected", "missing"}
+    for cell in cells:
+        assert (cell["state"] == "unaffected") == (cell["response_index"] < first[cell["memory_key"]]), cell

@@ -86,7 +86,7 @@ def test_it_sends_gzip_and_answers_304_when_unchanged(cast, run):
     response = client.get(url, HTTP_ACCEPT_ENCODING="gzip, deflate")
     assert response["Content-Encoding"] == "gzip"
     assert json.loads(gzip.decompress(response.content))["values"] == [1235, 5, None, -700, None, 0]
-    assert response["ETag"].startswith('"heatmap-v7-')
+    assert response["ETag"].startswith('"heatmap-v8-')
     again = client.get(url, HTTP_IF_NONE_MATCH=response["ETag"])
     assert again.status_code == 304 and again.content == b""
     for answer in (response, again):

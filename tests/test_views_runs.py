@@ -345,7 +345,9 @@ def test_it_says_started_when_the_broker_took_the_run(cast, snapshot):
 def test_a_run_cancelled_from_the_command_line_says_why(cast, active_run):
     active_run.cancel(actor_name="command line", why="interrupted (Ctrl-C) where it ran")
     page = cast.client_for(cast.viewer).get(reverse("run_detail", args=[active_run.pk])).text
-    said = "Cancelled by command line: interrupted (Ctrl-C) where it ran</span>. The calls done before are kept."
+    # A sentence of the page, not an error's code-styled text.
+    said = ('<div class="notice" id="run-cancelled">Cancelled by command line: interrupted (Ctrl-C) where it ran. '
+            "The calls done before are kept.")
     assert said in page
     # The activity log says why too (it said only the mode: walkthrough).
     log = cast.client_for(cast.viewer).get(reverse("activity_list")).text

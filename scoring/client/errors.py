@@ -177,7 +177,8 @@ def call_with_retries(fn, *, attempts=None, backoff=None, retry_unknown=True, on
                     e.args = (f"{e.args[0]} (gave up after {attempt} attempts)", *e.args[1:])
                 raise
             delay = backoff * (2 ** (attempt - 1)) * (0.5 + random.random())
-            log.warning("attempt %d/%d failed (%s); retrying in %.2fs", attempt, attempts, e, delay)
             if on_retry:
+                # It may stop the retries (a cancelled run's call): then no "retrying" is logged.
                 on_retry(attempt, e)
+            log.warning("attempt %d/%d failed (%s); retrying in %.2fs", attempt, attempts, e, delay)
             time.sleep(delay)

@@ -101,7 +101,7 @@ def load_matrix_states(run):
     outside = (states == MISSING) & (derived != COVERED)
     states[outside] = derived[outside]
     deltas[outside & (derived == UNAFFECTED)] = 0.0
-    if not run.is_active and (states == MISSING).any():
+    if (states == MISSING).any():
         never = never_scored_unaffected(run, memories, responses) & (states == MISSING)
         states[never] = UNAFFECTED
         deltas[never] = 0.0
@@ -113,8 +113,8 @@ def never_scored_unaffected(run, memories, responses):
     appearance in the range of one of its calls: exactly 0 whatever became of
     the call, as results.cell_rows stores them when a call fails
     (SnapshotTokens.unaffected_responses, with causal windows on). For the
-    cells an ended run never stored (a cancelled run's calls still pending or
-    in flight): the others stay MISSING, never scored."""
+    cells no call has stored yet (a call pending or in flight, or never to
+    be: a cancelled run's): known from the start; the others stay MISSING."""
     known = np.zeros((len(memories), len(responses)), dtype=bool)
     if not settings.MEMSCORE_CAUSAL_WINDOWS or not memories or not responses:
         return known
@@ -146,8 +146,7 @@ def window_states(run, memory_ids, response_indexes):
     run's call covers its memory's own window only. A response before the
     first window comes before the memory: UNAFFECTED (exactly 0, as a full
     run stores it, its call failed or not: leaving the memory out cannot
-    change it) once the memory's calls have finished or the run has ended
-    (cancelled), MISSING until then.
+    change it), known from the start, whatever becomes of the call.
     One after it is NOT_IN_RUN: never scored by this run. A memory with no
     call of its own (an estimate's) is COVERED throughout.
     """
@@ -157,22 +156,19 @@ def window_states(run, memory_ids, response_indexes):
     calls = {}
     # The run's own calls, not filtered by memory: a list of every memory
     # would be a parameter each (past SQLite's limit on a large matrix).
-    for memory_id, start, end, status in ScoreCall.objects.filter(
-            run=run, filter=ScoreCall.Filter.SKIP_KEY).values_list("memory_id", "range_start", "range_end", "status"):
-        calls.setdefault(memory_id, []).append((start, end, status))
+    for memory_id, start, end in ScoreCall.objects.filter(
+            run=run, filter=ScoreCall.Filter.SKIP_KEY).values_list("memory_id", "range_start", "range_end"):
+        calls.setdefault(memory_id, []).append((start, end))
     index = np.asarray(response_indexes)
     for i, memory_id in enumerate(memory_ids):
         found = calls.get(memory_id)
         if not found:
             continue
         inside = np.zeros(len(index), dtype=bool)
-        for start, end, _ in found:
+        for start, end in found:
             inside |= (start <= index) & (index < end)
-        before = ~inside & (index < min(start for start, _, _ in found))
-        # An ended run's calls still pending never will be: what comes before the memory is known all the same.
-        finished = not run.is_active or all(
-            status in (ScoreCall.Status.DONE, ScoreCall.Status.FAILED) for _, _, status in found)
-        states[i, before] = UNAFFECTED if finished else MISSING
+        before = ~inside & (index < min(start for start, _ in found))
+        states[i, before] = UNAFFECTED
         states[i, ~inside & ~before] = NOT_IN_RUN
     return states
 

@@ -63,8 +63,9 @@ def cache_key(run):
     # incremental run's cells before a memory's window are "unaffected". v6:
     # they stay so when its call failed. v7: "not_in_run" apart from
     # "missing", and a cancelled run's cells before a memory "unaffected".
+    # v8: the agent's name (the PNG's file name).
     finished = int(run.finished_at.timestamp() * 1e6) if run.finished_at else 0
-    return f"heatmap-v7-{run.pk}-{run.status}-{run.calls_done}-{run.calls_failed}-{finished}"
+    return f"heatmap-v8-{run.pk}-{run.status}-{run.calls_done}-{run.calls_failed}-{finished}"
 
 
 def pack(run):
@@ -79,6 +80,8 @@ def pack(run):
 
     payload = {
         "run": run.pk,
+        # For the PNG's file name, which says what the exports' names say (export.filename).
+        "agent": run.agent.name,
         "status": run.status,
         "status_label": run.get_status_display(),
         "active": run.is_active,

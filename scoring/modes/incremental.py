@@ -65,9 +65,10 @@ class IncrementalMode(ScoringMode):
         agent, limit = snapshot.agent, snapshot.agent.incremental_batch
         return (f"Scores each due memory (never scored, or not within the max age) over its own window: from where "
                 f"it first appears through the next response-window responses, leaving out the conversation "
-                f"before it (so not a full matrix's numbers). 2 calls per memory: at most 2 × memories at most "
-                f"({2 * limit} calls with this agent's {limit}). Memories first appearing past {CUTOFF_PERCENT}% "
-                f"of the conversation's tokens, or with no response after them, are skipped at no cost. Each "
+                f"before it (so not a full matrix's numbers). 2 calls per memory: at most twice the number in "
+                f"Memories at most (left blank, this agent's {limit}: {2 * limit} calls). Memories first "
+                f"appearing past {CUTOFF_PERCENT}% of the conversation's tokens, or with no response after them, "
+                f"are skipped at no cost. Each "
                 f"score, the largest divergence in the window, feeds the memory's weight, a moving average "
                 f"(α {agent.weight_alpha:g}).")
 

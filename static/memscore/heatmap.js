@@ -689,7 +689,8 @@
     figure.toBlob(function (blob) {
       var a = document.createElement("a");
       a.href = URL.createObjectURL(blob);
-      a.download = "memscore-run-" + d.run + "-heatmap.png";
+      // As the CSV's and JSON's names (export.filename): the run's status in it.
+      a.download = "memscore-run-" + d.run + (d.agent ? "-" + d.agent : "") + "-" + d.status + "-heatmap.png";
       document.body.appendChild(a);
       a.click();
       a.remove();

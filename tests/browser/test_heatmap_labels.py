@@ -181,7 +181,8 @@ def test_the_png_is_a_labelled_figure(browser, live_server, cast, run, request):
     path = ARTIFACTS / request.node.name / "heatmap-figure.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     download.value.save_as(str(path))
-    assert download.value.suggested_filename == f"memscore-run-{run.pk}-heatmap.png"
+    # Named as the CSV and JSON downloads are: the agent and the run's status in it.
+    assert download.value.suggested_filename == f"memscore-run-{run.pk}-{run.agent.name}-{run.status}-heatmap.png"
 
     width, height = png_size(path)
     # Room for the keys on the left, the title above, the numbers, axis title and legend below.
