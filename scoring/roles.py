@@ -34,6 +34,14 @@ def role_for(*perms):
     return None
 
 
+def holds_candidates(user):
+    """Whether the review queue holds what `user` opens, and so what "awaiting
+    your review" counts: members of the reviewer role only (an operator's
+    permissions include deciding, but opening the queue to look must not
+    keep a candidate from the team)."""
+    return user.has_perm("scoring.review_candidate") and user.groups.filter(name=REVIEWER).exists()
+
+
 def sync_role_groups(Group, Permission):
     """Make the role groups hold exactly their permissions.
 

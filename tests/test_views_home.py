@@ -53,13 +53,19 @@ def test_a_viewer_sees_counts_but_no_queue_of_their_own(cast, agent):
 def test_an_operator_sees_what_awaits_review_not_a_queue_of_their_own(cast, agent):
     # An operator may decide a candidate, but the queue holds candidates for
     # the reviewer role only (its page says so): nothing is "for you".
-    make_candidate(agent)
+    candidate = make_candidate(agent)
     assert cast.operator.has_perm("scoring.review_candidate")
 
     html = cast.client_for(cast.operator).get(reverse("home")).text
 
     assert "wait for your decision" not in html and 'id="nav-pending"' not in html
     assert 'id="home-review"' in html and "For you" not in html
+    # Nor does any other page count candidates "awaiting your review" for them.
+    client = cast.client_for(cast.operator)
+    for url in (reverse("candidate_list"), reverse("snapshot_detail", args=[candidate.snapshot_id])):
+        page = client.get(url).text
+        assert "awaiting your review" not in page, url
+    assert "awaiting your review" in cast.client_for(cast.reviewer).get(reverse("candidate_list")).text
 
 
 def test_it_shows_runs_in_progress_and_recent_activity(cast, agent):

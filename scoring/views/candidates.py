@@ -29,6 +29,7 @@ from scoring.filters import (
 from scoring.models import Candidate, Review
 from scoring.models.candidates import blind_to, edit_shown_to
 from scoring.models.review import OPINIONS
+from scoring.roles import holds_candidates
 
 from .candidate_page import TEMPLATE, decisions_context, page_context
 
@@ -71,7 +72,8 @@ def candidate_list(request):
             **filter_notice(request, filterset),
             # The list's counts, as the snapshot page's Candidates button says them.
             "awaiting_review": rows.pending().count(),
-            "awaiting_yours": rows.reviewable_by(request.user).count() if can_review else None,
+            # "Yours" is the queue's: members of the reviewer role (roles.holds_candidates).
+            "awaiting_yours": rows.reviewable_by(request.user).count() if holds_candidates(request.user) else None,
             "can_review": can_review,
             "now": timezone.now(),
         },

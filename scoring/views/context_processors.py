@@ -10,8 +10,7 @@ each (django templates call a callable context value).
 from functools import cache
 
 from scoring.models import Candidate
-
-from .review import holds_candidates
+from scoring.roles import holds_candidates
 
 # The badge counts up to this many and then says "99+": counting every
 # pending candidate took 50-110 ms a page at 100k candidates.

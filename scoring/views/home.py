@@ -15,9 +15,9 @@ from django.views.decorators.http import require_GET
 from scoring.engine.rescore import samples_with_rescore, training_effect
 from scoring.models import Candidate, ScoringRun, TrainJob
 from scoring.models.runs import label_origins
+from scoring.roles import holds_candidates
 
 from .activity import describe, visible_to
-from .review import holds_candidates
 
 RUNS_SHOWN = 10
 JOBS_SHOWN = 5

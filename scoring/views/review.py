@@ -25,7 +25,7 @@ from scoring.filters import AgentOnlyFilter, agent_choices, filter_problems, row
 from scoring.models import Candidate, Review
 from scoring.models.candidates import ReversalNeedsConfirmation, decide_each, settling_rule, status_words
 from scoring.models.review import DECISION_VERBS
-from scoring.roles import REVIEWER
+from scoring.roles import holds_candidates
 
 from .candidate_page import TEMPLATE, CommentForm, DecideForm, EditForm, page_context
 from .candidates import agent_filter
@@ -87,13 +87,6 @@ def _still_there(after, user, holds):
     """Whether the candidate just left behind may be shown again (taken again
     by one who holds)."""
     return after.reserve(user) if holds else after.status == Candidate.Status.PENDING
-
-
-def holds_candidates(user):
-    """Whether the queue holds what `user` opens: members of the reviewer role
-    only (an operator's permissions include deciding, but opening the queue to
-    look must not keep a candidate from the team)."""
-    return user.has_perm("scoring.review_candidate") and user.groups.filter(name=REVIEWER).exists()
 
 
 def _left_behind(request):

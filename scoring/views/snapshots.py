@@ -12,6 +12,7 @@ from scoring.filters import is_id, row_with_id
 from scoring.forms import SnapshotUploadForm, StartRunForm
 from scoring.importing import SnapshotError, TokenizeError, import_or_find
 from scoring.models import Node, Section, Snapshot
+from scoring.roles import holds_candidates
 
 # Conversation nodes per page: a 2,000-response context is ~6,000 nodes.
 NODES_PER_PAGE = 200
@@ -135,7 +136,7 @@ def render_snapshot_page(request, snapshot, start_form, *, page=None, node_probl
     # The top bar's Review badge counts the candidates waiting for this
     # user's review (context_processors.nav): the page says how many of its
     # own those are, so "48" beside a badge's "12" is not read as a contradiction.
-    if request.user.has_perm("scoring.review_candidate"):
+    if holds_candidates(request.user):
         ctx["awaiting_review"] = snapshot.candidates.reviewable_by(request.user).count()
     ctx["start_form"] = start_form
     return render(request, "scoring/snapshot_detail.html", ctx, status=status)
