@@ -10,9 +10,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Min
 
-from scoring import maths
-from scoring.models import Activity, Node, ScoreCall, Section, TrainJob
+from scoring.models import Activity, Node, ScoreCall, ScoringRun, Section, TrainJob
 from scoring.models.runs import Mode, RunStatus
+from scoring.modes.finetune import response_divergences
 
 from . import start_run
 
@@ -32,31 +32,35 @@ def rescore(job, by):
     """
     if job.status != TrainJob.Status.SUCCEEDED:
         raise ValidationError("Re-score after the training succeeded: until then the model has not changed.")
-    ranges = set()
+    ranges = {}
     for snapshot_id, run_id in job.samples.values_list("candidate__snapshot_id", "candidate__run_id"):
-        ranges.add((snapshot_id, _range_start(run_id)))
+        start, count = _found_range(run_id)
+        ranges.setdefault((snapshot_id, start), count)
     runs = []
     with transaction.atomic():
-        for snapshot_id, start in sorted(ranges):
+        for (snapshot_id, start), count in sorted(ranges.items()):
             snapshot = job.agent.snapshots.get(pk=snapshot_id)
             entries = Node.objects.filter(snapshot=snapshot, section=Section.CONVERSATION).count()
-            params = {"count": entries - start, "alternates": False, "candidates": False}
+            # The finding run's own count where there is one, so the two run
+            # pages read alike ("Last entries 200" of a 30-entry conversation).
+            params = {"count": count or entries - start, "alternates": False, "make_candidates": False}
             runs.append(start_run(snapshot, Mode.FINETUNE, params=params, by=by))
         job.rescore_runs.add(*runs)
         Activity.record(by, "re-scored", job, runs=[r.pk for r in runs])
     return runs
 
 
-def _range_start(run_id):
-    """Where in the conversation the run that found a candidate started
-    (0, the whole conversation, when that run is gone)."""
+def _found_range(run_id):
+    """(where in the conversation the run that found a candidate started, its
+    count parameter); (0, None), the whole conversation, when that run is gone."""
     start = ScoreCall.objects.filter(run_id=run_id).aggregate(start=Min("range_start"))["start"]
-    return start or 0
+    run = ScoringRun.objects.filter(pk=run_id).only("params").first()
+    return start or 0, run.params.get("count") if run is not None else None
 
 
 def samples_with_rescore(job):
     """The job's samples, each with its response's divergence in the latest
-    finished re-score run (None until there is one)."""
+    finished re-score run (None until there is one) and that run's id."""
     samples = list(
         job.samples.select_related("candidate", "candidate__snapshot")
         # The id lists are whole contexts; the page needs none of them.
@@ -68,7 +72,7 @@ def samples_with_rescore(job):
     )
     after = rescored_divergences(job)
     for sample in samples:
-        sample.divergence_after = after.get(sample.candidate.response_id)
+        sample.divergence_after, sample.rescored_by = after.get(sample.candidate.response_id, (None, None))
         sample.change = (
             None if sample.divergence_after is None
             else sample.divergence_after - sample.candidate.divergence
@@ -77,26 +81,12 @@ def samples_with_rescore(job):
 
 
 def rescored_divergences(job):
-    """{response node id: divergence} from the job's finished re-score runs
-    (a later run wins): maths.divergences of the baseline and the call
-    without any memory."""
+    """{response node id: (divergence, run id)} from the job's finished
+    re-score runs (a later run wins): finetune.response_divergences."""
     runs = job.rescore_runs.filter(status__in=[RunStatus.SUCCEEDED, RunStatus.PARTIAL]).order_by("created_at")
-    calls = ScoreCall.objects.filter(
-        run__in=runs, status=ScoreCall.Status.DONE,
-        filter__in=[ScoreCall.Filter.NONE, ScoreCall.Filter.SKIP_ALL],
-    ).select_related("run").order_by("run__created_at", "seq")
-    by_run = {}
-    for call in calls:
-        by_run.setdefault(call.run_id, {})[call.filter] = call
     found = {}
-    for pair in by_run.values():
-        base, without = pair.get(ScoreCall.Filter.NONE), pair.get(ScoreCall.Filter.SKIP_ALL)
-        if base is None or without is None:
-            continue
-        responses = Node.objects.responses().filter(
-            snapshot_id=base.run.snapshot_id, index__gte=base.range_start, index__lt=base.range_end
-        ).order_by("index").values_list("pk", flat=True)
-        found.update(zip(responses, maths.divergences(base.result or [], without.result or [])))
+    for run in runs:
+        found.update({node.pk: (divergence, run.pk) for node, divergence in response_divergences(run)})
     return found
 
 

@@ -14,7 +14,7 @@ from django.template.defaultfilters import pluralize
 
 from scoring import maths
 from scoring.followups import Followups
-from scoring.models import Candidate, Node
+from scoring.models import Candidate, Node, ScoreCall
 from scoring.models.runs import Mode
 
 from .base import CallSpec, Filter, FlagField, ParamsForm, Plan, ScoringMode, number, whole_number
@@ -36,18 +36,21 @@ class FinetuneParams(ParamsForm):
         label="Generate alternates (the answer without memories)", initial=False,
         help_text="finetune: also generate what the model says without memories",
     )
-    candidates = FlagField(
+    make_candidates = FlagField(
         label="Make candidates", initial=True,
         help_text="finetune: off measures the divergences only, as a re-score after training does: the "
-                  "review queue is left as it is",
+                  "review queue is left as it is (and no alternates: they are the candidates')",
     )
     agent_defaults = {"count": "finetune_count", "min_divergence": "finetune_min_divergence"}
 
     def clean(self):
         cleaned = super().clean()
+        if cleaned.get("make_candidates") is False and cleaned.get("alternates"):
+            raise ValidationError({"alternates": "alternates are generated for candidates: with Make candidates "
+                                                 "off there are none (untick one of the two)"})
         # Recorded only when off (a re-score's runs): every other fine-tune run makes candidates.
-        if cleaned.get("candidates") is True:
-            del cleaned["candidates"]
+        if cleaned.get("make_candidates") is True:
+            del cleaned["make_candidates"]
         return cleaned
 
 
@@ -61,6 +64,15 @@ class FinetuneMode(ScoringMode):
         "candidates": "Candidates",
         "new": "New candidates",
     }
+
+    # A measure-only run's own block: what it measured (a run that makes
+    # candidates has the candidate list for that).
+    detail_template = "scoring/_finetune_measured.html"
+
+    def detail_context(self, run):
+        if makes_candidates(run):
+            return {}
+        return {"measured": response_divergences(run), "threshold": run.params.get("min_divergence")}
 
     def page_form(self, snapshot, data=None):
         form = super().page_form(snapshot, data)
@@ -88,7 +100,7 @@ class FinetuneMode(ScoringMode):
     def settle(self, run, call, baseline, tokens):
         """Build the candidates (unless the run only measures); ask for the
         alternates of those that want one."""
-        if not run.params.get("candidates", True):
+        if not makes_candidates(run):
             run.add_to_result(measured(run, call, baseline, tokens))
             return None
         found, wants_alternate = build_candidates(run, call, baseline, tokens)
@@ -98,7 +110,7 @@ class FinetuneMode(ScoringMode):
         return None
 
     def report(self, run, write):
-        if not run.params.get("candidates", True):
+        if not makes_candidates(run):
             found = run.result or {}
             write(f"measured only (no candidates): {found.get('above_threshold', 0)} of "
                   f"{found.get('responses', 0)} responses at the minimum divergence or above")
@@ -116,6 +128,25 @@ class FinetuneMode(ScoringMode):
 
 
 MODE = FinetuneMode()
+
+
+def response_divergences(run):
+    """[(response node, divergence)] of a fine-tune run, in conversation order:
+    its two calls' responses, compared ([] until both are done)."""
+    calls = {c.filter: c for c in ScoreCall.objects.filter(
+        run=run, status=ScoreCall.Status.DONE, filter__in=[Filter.NONE, Filter.SKIP_ALL])}
+    base, without = calls.get(Filter.NONE), calls.get(Filter.SKIP_ALL)
+    if base is None or without is None:
+        return []
+    responses = Node.objects.responses().filter(
+        snapshot_id=run.snapshot_id, index__gte=base.range_start, index__lt=base.range_end,
+    ).defer("token_ids").order_by("index")
+    return list(zip(responses, maths.divergences(base.result or [], without.result or [])))
+
+
+def makes_candidates(run):
+    """Whether a fine-tune run makes candidates (all but measure-only ones: a re-score's)."""
+    return run.params.get("make_candidates", True)
 
 
 def measured(run, call, baseline, tokens):
