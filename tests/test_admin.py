@@ -149,7 +149,8 @@ def test_a_blank_key_field_keeps_the_key_and_a_new_one_replaces_it(agent):
     agent.refresh_from_db()
     assert agent.model == "m2" and agent.api_key == SECRET
     assert not Activity.objects.filter(verb="set API key").exists()
-    assert Activity.objects.filter(verb="changed in admin", target_id=str(agent.pk), actor=root).exists()
+    entry = Activity.objects.get(verb="changed in admin", target_id=str(agent.pk), actor=root)
+    assert entry.detail["changes"]["model"].endswith("→ m2")
 
     response = client.post(url, _agent_form(agent, api_key="sk-new"))
     assert response.status_code == 302

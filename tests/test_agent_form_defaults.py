@@ -72,6 +72,10 @@ def test_saving_one_change_logs_one_changed_field(cast):
     assert response.status_code == 302, response.content.decode()[:2000]
     entry = Activity.objects.get(verb="changed agent")
     assert entry.detail["fields"] == ["required_approvals"]
+    # What it was and what it is now: a lead reads the change, not only its name.
+    assert entry.detail["changes"] == {"required_approvals": "1 → 3"}
+    page = client.get(reverse("activity_list")).text
+    assert "required approvals 1 → 3" in page
     agent.refresh_from_db()
     assert agent.message_template == DEFAULT_MESSAGE_TEMPLATE  # stored with LF, as before
 

@@ -149,6 +149,14 @@ def test_it_keeps_the_key_when_the_field_is_left_blank(cast, poc):
     assert (poc.model, poc.api_key, poc.name) == ("bigger", SECRET, "poc")
     activity = Activity.objects.get(verb="changed agent")
     assert "model" in activity.detail["fields"] and SECRET not in str(activity.detail)
+    assert activity.detail["changes"]["model"].endswith("→ bigger")
+
+
+def test_a_new_key_is_logged_as_changed_never_its_value(cast, poc):
+    cast.client_for(cast.operator).post(reverse("agent_edit", args=[poc.pk]), _valid_post(name="poc", api_key="sk-new"))
+    activity = Activity.objects.get(verb="changed agent")
+    assert activity.detail["changes"]["api_key"] == "changed"
+    assert "sk-new" not in str(activity.detail) and SECRET not in str(activity.detail)
 
 
 def test_it_replaces_or_removes_the_key(cast, poc):

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils.text import Truncator
 
+from scoring.forms.changes import changes
 from scoring.models import Activity
 
 
@@ -21,7 +22,8 @@ class LoggedAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         verb = "changed in admin" if change else "added in admin"
-        Activity.record(request.user, verb, obj, fields=sorted(form.changed_data))
+        Activity.record(request.user, verb, obj, fields=sorted(form.changed_data),
+                        changes=changes(form) if change else {})
 
     def delete_model(self, request, obj):
         Activity.record(request.user, "deleted in admin", obj)

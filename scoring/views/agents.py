@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from scoring.access import get_agent_for_user, require_perm
 from scoring.checks import call_timeout, check_agent
 from scoring.forms import AgentForm
+from scoring.forms.changes import changes
 from scoring.models import Activity, Agent, Memory, ScoringRun, Snapshot
 
 SNAPSHOTS_SHOWN = 50
@@ -73,7 +74,7 @@ def agent_edit(request, pk):
             changed.append("api_key")
         if form.dropped_key_env:
             changed.append("api_key_env")
-        Activity.record(request.user, "changed agent", agent, fields=changed)
+        Activity.record(request.user, "changed agent", agent, fields=changed, changes=changes(form))
         messages.success(request, f"Settings of {agent.name} saved.")
         for warning in form.warnings():
             messages.warning(request, warning)
