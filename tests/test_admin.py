@@ -444,3 +444,38 @@ def test_the_approvals_column_counts_approvals_of_the_text_to_be_trained(candida
     page = client.get(reverse("admin:scoring_candidate_changelist"))
     counted = {c.pk: c.n_approvals for c in page.context["cl"].result_list}
     assert counted == {first.pk: 1, second.pk: 1}
+
+
+def test_a_run_still_going_is_not_deleted_but_an_ended_one_is(agent, run):
+    active = ScoringRun.objects.create(agent=agent, snapshot=run.snapshot, mode=Mode.FULL,
+                                       status=RunStatus.RUNNING, calls_total=3)
+    _, client = staff("root", superuser=True)
+
+    assert client.get(reverse("admin:scoring_scoringrun_delete", args=[active.pk])).status_code == 403
+    # Django asks of each object a bulk deletion takes: the batch is refused, nothing deleted.
+    response = client.post(reverse("admin:scoring_scoringrun_changelist"), {
+        "action": "delete_selected", "_selected_action": [active.pk, run.pk], "post": "yes",
+    })
+    assert response.status_code == 403
+    assert ScoringRun.objects.count() == 2
+    response = client.post(reverse("admin:scoring_scoringrun_changelist"), {
+        "action": "delete_selected", "_selected_action": [run.pk], "post": "yes",
+    })
+    assert list(ScoringRun.objects.values_list("pk", flat=True)) == [active.pk]
+
+
+def test_deleting_a_snapshot_gives_each_memory_the_text_of_the_newest_one_left(agent, run):
+    older = run.snapshot
+    memory = Memory.objects.get(agent=agent, key="plain")
+    newer = Snapshot.objects.create(agent=agent, taken_at=older.taken_at + timezone.timedelta(days=1),
+                                    source=Snapshot.Source.API)
+    Node.objects.create(snapshot=newer, section="conversation", index=0, memory_key="plain",
+                        text="plain, as the newer snapshot has it", token_ids=[1], n_tokens=1)
+    Memory.objects.filter(pk=memory.pk).update(text="plain, as the newer snapshot has it")  # as its import did
+    _, client = staff("root", superuser=True)
+
+    client.post(reverse("admin:scoring_snapshot_delete", args=[newer.pk]), {"post": "yes"})
+
+    memory.refresh_from_db()
+    assert not Snapshot.objects.filter(pk=newer.pk).exists()
+    assert memory.text == Node.objects.get(snapshot=older, memory_key="plain").text

@@ -4,6 +4,7 @@ from django.contrib import admin
 
 from scoring.admin.base import LoggedAdmin, PartAdmin, ReadOnlyAdmin, short
 from scoring.forms import AgentForm
+from scoring.importing import restore_memory_texts
 from scoring.models import Activity, Agent, Memory, MemoryScore, Node, Snapshot
 
 
@@ -92,6 +93,18 @@ class SnapshotAdmin(LoggedAdmin):
         # As imported: a date set here by hand skipped the import's checks (a
         # snapshot "taken" in 2031 became the agent's latest).
         return False
+
+    # A memory shows the text of the newest snapshot that holds its key:
+    # deleting that snapshot left it showing a text no snapshot held any more.
+    def delete_model(self, request, obj):
+        super().delete_model(request, obj)
+        restore_memory_texts(obj.agent)
+
+    def delete_queryset(self, request, queryset):
+        agents = list(Agent.objects.filter(pk__in=queryset.values("agent_id")))
+        super().delete_queryset(request, queryset)
+        for agent in agents:
+            restore_memory_texts(agent)
 
 
 @admin.register(Node)

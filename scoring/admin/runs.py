@@ -25,6 +25,14 @@ class ScoringRunAdmin(ReadOnlyAdmin):
     def has_start_run_permission(self, request):
         return request.user.has_perm("scoring.start_run")
 
+    def has_delete_permission(self, request, obj=None):
+        # A run still going is cancelled first (the action below): deleted
+        # under its workers, it vanished with no cancellation on record.
+        # Django asks this of every object a deletion takes (a bulk one too).
+        if obj is not None and obj.is_active:
+            return False
+        return super().has_delete_permission(request, obj)
+
     @admin.action(description="Cancel the selected runs", permissions=["start_run"])
     def cancel_runs(self, request, queryset):
         cancelled = sum(1 for run in queryset.active() if run.cancel(by=request.user))

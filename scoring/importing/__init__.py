@@ -8,7 +8,13 @@ input with the same messages. Each stage is a module: parse, validate, store.
 """
 
 from scoring.importing.parse import SnapshotError, parse_snapshot_json
-from scoring.importing.store import TokenizeError, import_or_find, import_snapshot, tokenize_missing
+from scoring.importing.store import (
+    TokenizeError,
+    import_or_find,
+    import_snapshot,
+    restore_memory_texts,
+    tokenize_missing,
+)
 from scoring.importing.validate import MAX_ERRORS, validate_snapshot
 
 __all__ = [
@@ -18,6 +24,7 @@ __all__ = [
     "import_or_find",
     "import_snapshot",
     "parse_snapshot_json",
+    "restore_memory_texts",
     "tokenize_missing",
     "validate_snapshot",
 ]

@@ -103,6 +103,23 @@ def _memories_for(agent, nodes, taken_at):
     return memories
 
 
+def restore_memory_texts(agent):
+    """Each of the agent's memories takes again the text of the newest
+    snapshot that holds its key (the last occurrence in it), as the imports
+    would have left it: after a snapshot's deletion, a memory showed the text
+    of a snapshot no longer there. A key in no snapshot keeps its text."""
+    texts = {}
+    nodes = Node.objects.filter(snapshot__agent=agent).exclude(memory_key="").in_context_order(
+        "snapshot__taken_at", "snapshot_id")
+    for key, text in nodes.values_list("memory_key", "text").iterator(chunk_size=2000):
+        texts[key] = text  # a newer snapshot's, a later node's, wins
+    changed = [m for m in Memory.objects.filter(agent=agent, key__in=list(texts)) if m.text != texts[m.key]]
+    for memory in changed:
+        memory.text = texts[memory.key]
+    Memory.objects.bulk_update(changed, ["text"], batch_size=500)
+    return len(changed)
+
+
 def import_snapshot(agent, data, *, by=None, source=Snapshot.Source.UPLOAD, actor_name=None):
     """Validate, tokenize what needs it, and store one new snapshot of `agent`.
 
