@@ -479,3 +479,25 @@ def test_deleting_a_snapshot_gives_each_memory_the_text_of_the_newest_one_left(a
     memory.refresh_from_db()
     assert not Snapshot.objects.filter(pk=newer.pk).exists()
     assert memory.text == Node.objects.get(snapshot=older, memory_key="plain").text
+
+
+def test_role_and_account_changes_reach_the_activity_log(db):
+    root, client = staff("root", superuser=True)
+    alice, _ = staff("alice", "reviewer")
+    operator = Group.objects.get(name="operator")
+    url = reverse("admin:auth_user_change", args=[alice.pk])
+    joined = timezone.localtime(alice.date_joined)
+    response = client.post(url, {
+        "username": "alice", "first_name": "", "last_name": "", "email": "",
+        "is_active": "on", "groups": [operator.pk, Group.objects.get(name="reviewer").pk],
+        "date_joined_0": joined.strftime("%Y-%m-%d"), "date_joined_1": joined.strftime("%H:%M:%S"),
+        "initial-date_joined_0": joined.strftime("%Y-%m-%d"), "initial-date_joined_1": joined.strftime("%H:%M:%S"),
+    })
+    assert response.status_code == 302, response.text[:3000]
+
+    entry = Activity.objects.get(verb="changed user in admin", actor=root)
+    assert entry.target_repr == "alice"
+    assert entry.detail["roles"] == "reviewer → operator, reviewer"
+    assert entry.detail["is_staff"] is False  # no longer staff: said, as the roles are
+    page = client.get(reverse("activity_list")).text
+    assert "reviewer → operator, reviewer" in page

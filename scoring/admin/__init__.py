@@ -10,4 +10,4 @@ safe: the admin escapes it.
 One module per part of the product; importing them registers their ModelAdmins.
 """
 
-from scoring.admin import activity, agents, candidates, runs, train_jobs  # noqa: F401  (registers them)
+from scoring.admin import accounts, activity, agents, candidates, runs, train_jobs  # noqa: F401  (registers them)
