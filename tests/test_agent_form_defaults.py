@@ -105,3 +105,17 @@ def test_no_help_text_of_the_agent_form_carries_markup_the_page_would_show(db):
 
     shown = {name: str(field.help_text) for name, field in AgentForm().fields.items()}
     assert [name for name, text in shown.items() if "`" in text] == []
+
+
+def test_raising_the_approvals_says_what_becomes_of_candidates_already_approved(cast, agent):
+    from candidate_factory import make_approved
+
+    make_approved(agent, 2)
+    client = cast.client_for(cast.operator)
+    values = form_values(client.get(reverse("agent_edit", args=[agent.pk])).text)
+    values["required_approvals"] = "3"
+
+    page = client.post(reverse("agent_edit", args=[agent.pk]), values, follow=True).text
+
+    assert "2 candidates approved under the earlier rule stay approved and can be sent to training as they are" in (
+        page)

@@ -198,7 +198,9 @@ class AgentForm(forms.ModelForm):
             "finetune_count": "Fine-tune runs: how many of the last conversation entries they look at.",
             "finetune_min_divergence": "Fine-tune runs: how much worse (nats) a response must be predicted without "
                                        "memories to become a candidate.",
-            "required_approvals": "How many reviewers must approve a candidate before it can be sent to training.",
+            "required_approvals": "How many reviewers must approve a candidate before it can be sent to training. "
+                                  "A change applies to decisions from now on: candidates already approved stay "
+                                  "approved.",
         }
 
     def __init__(self, *args, user=None, **kwargs):
@@ -368,6 +370,16 @@ class AgentForm(forms.ModelForm):
                     f"{self.fields[name].label} is {wanted}, but only {reviewers} "
                     f"{'person' if reviewers == 1 else 'people'} may review now: no candidate "
                     f"can be {done} until more reviewers join."
+                )
+        raised = "required_approvals" in self.changed_data and not self.creating and (
+            self.cleaned_data["required_approvals"] > (self.initial.get("required_approvals") or 0))
+        if raised:
+            waiting = self.instance.candidates.waiting_for_training().count()
+            if waiting:
+                said.append(
+                    f"{waiting} candidate{'s' if waiting != 1 else ''} approved under the earlier rule "
+                    f"{'stay' if waiting != 1 else 'stays'} approved and can be sent to training as "
+                    f"{'they are' if waiting != 1 else 'it is'}: the new number applies to decisions from now on."
                 )
         if self.creating or "end_of_turn" in self.changed_data:
             said.append(
