@@ -222,3 +222,16 @@ def test_a_verb_some_of_whose_entries_are_hidden_is_still_offered(cast, agent):
     page = cast.client_for(cast.reviewer).get(reverse("activity_list"), {"verb": "approved"})
     assert "approved" in {value for value, _ in page.context["verbs"]}
     assert [e.target_id for e in page.context["page"].object_list] == [str(mine.pk)]
+
+
+def test_an_entry_whose_target_was_deleted_says_so_and_links_no_404(cast, log):
+    run = log["run"]
+    url = reverse("run_detail", args=[run.pk])
+    assert url in cast.client_for(cast.viewer).get(reverse("activity_list")).text
+    run.delete()
+
+    page = cast.client_for(cast.viewer).get(reverse("activity_list")).text
+
+    assert url not in page and "(deleted since)" in page
+    # The others still link.
+    assert reverse("agent_detail", args=[log["agent"].pk]) in page

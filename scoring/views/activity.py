@@ -1,5 +1,6 @@
 """The activity log: who did what, when, filtered and paginated."""
 
+from django.apps import apps
 from django.core.paginator import Paginator
 from django.db.models import CharField, Q
 from django.db.models.functions import Cast
@@ -122,13 +123,30 @@ def describe(entries):
     """Ready the entries for a page: each with its target's link, its target
     named once ("candidate 4", not "candidate candidate 4"), its details in words."""
     entries = list(entries)
+    gone = _gone_targets(entries)
     for entry in entries:
-        entry.target_url = _target_url(entry)
+        entry.target_gone = (entry.target_type, entry.target_id) in gone
+        entry.target_url = "" if entry.target_gone else _target_url(entry)
         label = entry.target_label
         # A target's own name usually starts with its type already.
         entry.target_kind = "" if entry.target_repr.lower().startswith(label) else label
         entry.details = display.activity_details(entry)
     return entries
+
+
+def _gone_targets(entries):
+    """{(type, id)} of the linkable targets no longer there (deleted since):
+    one query per type, so their entries link no 404."""
+    wanted = {}
+    for entry in entries:
+        if entry.target_type in TARGET_ROUTES and entry.target_id.isdigit():
+            wanted.setdefault(entry.target_type, set()).add(entry.target_id)
+    gone = set()
+    for target_type, ids in wanted.items():
+        model = apps.get_model("scoring", target_type)
+        there = {str(pk) for pk in model.objects.filter(pk__in=[int(i) for i in ids]).values_list("pk", flat=True)}
+        gone.update((target_type, i) for i in ids - there)
+    return gone
 
 
 def _target_url(entry):
