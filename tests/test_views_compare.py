@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from scoring import maths
-from scoring.models import Agent
+from scoring.models import Agent, ScoringRun
 from scoring.models.runs import Mode, RunStatus
 from tests.matrix_data import FAILED, UNAFFECTED, matrix_run
 
@@ -122,3 +122,24 @@ def test_the_run_and_memories_pages_lead_to_it(cast, runs, agent):
     target = reverse("run_compare_choose", args=[after.pk])
     assert target in client.get(reverse("run_detail", args=[after.pk])).text
     assert target in client.get(reverse("memory_list", args=[agent.pk])).text
+
+
+def test_it_marks_memories_whose_text_changed_and_training_between_the_runs(cast, agent):
+    from django.utils import timezone
+
+    from scoring.models import TrainJob
+
+    before = matrix_run(agent, [[1.0], [2.0]], keys=["a", "b"], memory_texts=["A one way.", "B"])
+    after = matrix_run(agent, [[0.5], [1.0]], keys=["a", "b"], memory_texts=["A another way.", "B"])
+    day = timezone.timedelta(days=1)
+    ScoringRun.objects.filter(pk=before.pk).update(started_at=timezone.now() - 3 * day)
+    ScoringRun.objects.filter(pk=after.pk).update(started_at=timezone.now() - day)
+    job = TrainJob.objects.create(agent=agent, status=TrainJob.Status.SUCCEEDED, server_job_id="job-1",
+                                  accepted_at=timezone.now() - 2 * day, finished_at=timezone.now() - 2 * day)
+
+    r = cast.client_for(cast.viewer).get(reverse("run_compare", args=[before.pk, after.pk]))
+
+    changed = {row["key"]: row["text_changed"] for row in r.context["rows"]}
+    assert changed == {"a": True, "b": False}
+    assert "1 memory&#x27;s text changed" in r.text or "1 memory's text changed" in r.text
+    assert 'id="compare-trained"' in r.text and str(job) in r.text

@@ -9,6 +9,7 @@ memory's cells, read with the heatmap's matrix and cached per finished run
 from scoring import maths
 from scoring.heatmap.matrix import FAILED, SCORED, load_matrix_states
 from scoring.heatmap.payload import cache_key, through_cache
+from scoring.models import Node
 
 SORTS = {
     "abs": "largest change first",
@@ -51,6 +52,9 @@ def compare(before, after, sort="abs"):
     before, None unless both have a value)}, sorted by `sort` (SORTS) on the
     change of the sum; rows without a change go last, by key."""
     a, b = run_importances(before), run_importances(after)
+    # A memory whose text differs between the two snapshots: its change may be the text's, not the model's.
+    texts = ({}, {}) if before.snapshot_id == after.snapshot_id else (
+        memory_texts(before.snapshot_id), memory_texts(after.snapshot_id))
     rows = []
     for memory_id in a.keys() | b.keys():
         old, new = _scored(a.get(memory_id)), _scored(b.get(memory_id))
@@ -61,7 +65,15 @@ def compare(before, after, sort="abs"):
             "change_sum": new["sum"] - old["sum"] if old and new else None,
             "change_max": new["max"] - old["max"] if old and new else None,
         })
+        key = rows[-1]["key"]
+        rows[-1]["text_changed"] = key in texts[0] and key in texts[1] and texts[0][key] != texts[1][key]
     return _sorted(rows, sort)
+
+
+def memory_texts(snapshot_id):
+    """{key: text} of a snapshot's memories, each key's last occurrence (as the import keeps it)."""
+    nodes = Node.objects.filter(snapshot_id=snapshot_id).exclude(memory_key="").in_context_order()
+    return dict(nodes.values_list("memory_key", "text"))
 
 
 def _scored(entry):

@@ -13,7 +13,7 @@ from django.urls import path
 from scoring import maths
 from scoring.access import get_run_for_user, require_perm
 from scoring.heatmap.compare import SORTS, compare
-from scoring.models import ScoringRun
+from scoring.models import ScoringRun, TrainJob
 from scoring.models.runs import Mode, RunStatus
 
 FINISHED = [RunStatus.SUCCEEDED, RunStatus.PARTIAL]
@@ -65,6 +65,13 @@ def compare_runs(request, before, after):
             "sort": sort,
             "sorts": SORTS,
             "changed": sum(1 for r in rows if r["change_sum"] is not None),
+            "texts_changed": sum(1 for r in rows if r["text_changed"]),
+            # Training between the two runs changes every memory's numbers.
+            "trained_between": TrainJob.objects.filter(
+                agent_id=first.agent_id, status=TrainJob.Status.SUCCEEDED,
+                finished_at__gt=first.started_at or first.created_at,
+                finished_at__lt=second.started_at or second.created_at,
+            ).order_by("finished_at"),
             "zero_threshold": maths.ZERO_THRESHOLD,
         },
     )
