@@ -390,7 +390,7 @@ def test_decisions_what_was_sent_to_training_and_a_runs_parts_are_never_deleted_
     assert "Cannot delete user" in page.text and User.objects.filter(pk=alice.pk).exists()
     for model, pk in (("candidate", candidates[0].pk), ("snapshot", run.snapshot.pk)):
         page = client.post(reverse(f"admin:scoring_{model}_delete", args=[pk]), {"post": "yes"})
-        assert page.status_code == 403 or "permission to delete" in page.text
+        assert page.status_code == 403 or "memscore keeps these by design" in page.text
     assert Snapshot.objects.filter(pk=run.snapshot.pk).exists() and Review.objects.filter(pk=review.pk).exists()
     assert TrainSample.objects.filter(pk=sample.pk).exists()
 
@@ -501,3 +501,16 @@ def test_role_and_account_changes_reach_the_activity_log(db):
     assert entry.detail["is_staff"] is False  # no longer staff: said, as the roles are
     page = client.get(reverse("activity_list")).text
     assert "reviewer → operator, reviewer" in page
+
+
+def test_a_refused_deletion_says_why_not_that_the_account_lacks_permission(candidates):
+    candidates[0].decide(User.objects.create_user("rita"), "skip")
+    _, client = staff("root", superuser=True)
+
+    page = client.get(reverse("admin:scoring_candidate_delete", args=[candidates[0].pk])).text
+
+    assert "memscore keeps these by design" in page and "untick <em>Active</em>" in page
+    assert "your account doesn" not in page
+    page = client.post(reverse("admin:scoring_candidate_changelist"), {
+        "action": "delete_selected", "_selected_action": [candidates[0].pk]}).text
+    assert "memscore keeps these by design" in page and "your account doesn" not in page
