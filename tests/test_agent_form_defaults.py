@@ -119,3 +119,15 @@ def test_raising_the_approvals_says_what_becomes_of_candidates_already_approved(
 
     assert "2 candidates approved under the earlier rule stay approved and can be sent to training as they are" in (
         page)
+
+
+def test_settings_that_stop_or_flood_background_scoring_are_said_on_saving(cast):
+    agent = Agent.objects.create(name="poc", base_url="http://127.0.0.1:9/v1", model="m")
+    client = cast.client_for(cast.operator)
+    values = form_values(client.get(reverse("agent_edit", args=[agent.pk])).text)
+    values.update(weight_alpha="0", incremental_max_age="0", incremental_enabled="on")
+
+    page = client.post(reverse("agent_edit", args=[agent.pk]), values, follow=True).text
+
+    assert "Weight alpha is 0: a new score never moves a memory&#x27;s weight" in page
+    assert "Re-score after is 0 seconds: every memory is due at every background sweep" in page

@@ -381,6 +381,12 @@ class AgentForm(forms.ModelForm):
                     f"{'stay' if waiting != 1 else 'stays'} approved and can be sent to training as "
                     f"{'they are' if waiting != 1 else 'it is'}: the new number applies to decisions from now on."
                 )
+        if self.cleaned_data.get("weight_alpha") == 0:
+            said.append("Weight alpha is 0: a new score never moves a memory's weight, which stays as it is now "
+                        "(1 takes the newest score alone).")
+        if self.cleaned_data.get("incremental_enabled") and self.cleaned_data.get("incremental_max_age") == 0:
+            said.append("Re-score after is 0 seconds: every memory is due at every background sweep, which scores "
+                        f"up to {self.cleaned_data.get('incremental_batch')} of them each time.")
         if self.creating or "end_of_turn" in self.changed_data:
             said.append(
                 f"Only the server can tell whether the end-of-turn token "
