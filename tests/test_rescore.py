@@ -74,6 +74,9 @@ def test_a_measure_only_runs_page_shows_what_it_measured_and_no_candidates_butto
 
     page = cast.client_for(cast.viewer).get(reverse("run_detail", args=[again.pk])).text
     assert 'id="finetune-measured"' in page and "makes no candidates" in page
+    assert again.get_mode_display() == "fine-tune, measure only" and run.get_mode_display() == "fine-tune candidates"
+    assert f"#{again.pk} fine-tune, measure only" in cast.client_for(cast.viewer).get(
+        reverse("agent_detail", args=[agent.pk])).text
     assert "Review the candidates" not in page
     # The divergence it shows is the one the job's page reads.
     [sample] = samples_with_rescore(job)

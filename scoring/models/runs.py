@@ -134,6 +134,14 @@ class ScoringRun(models.Model):
     def __str__(self):
         return f"run {self.pk} ({self.get_mode_display()})"
 
+    def get_mode_display(self):
+        """The mode's label (Django's own method, kept), saying when a
+        fine-tune run only measures (a re-score's): listed as "fine-tune
+        candidates", it read as one that makes candidates."""
+        if self.mode == Mode.FINETUNE and (self.params or {}).get("make_candidates") is False:
+            return "fine-tune, measure only"
+        return dict(Mode.choices).get(self.mode, self.mode)
+
     @property
     def is_active(self):
         return self.status in ACTIVE_STATUSES
