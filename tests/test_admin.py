@@ -514,3 +514,14 @@ def test_a_refused_deletion_says_why_not_that_the_account_lacks_permission(candi
     page = client.post(reverse("admin:scoring_candidate_changelist"), {
         "action": "delete_selected", "_selected_action": [candidates[0].pk]}).text
     assert "memscore keeps these by design" in page and "your account doesn" not in page
+
+
+def test_reviews_read_as_what_they_are_and_list_newest_first(candidates):
+    rita = User.objects.create_user("rita")
+    candidates[0].decide(rita, "skip")
+    _, client = staff("root", superuser=True)
+
+    page = client.get(reverse("admin:scoring_candidate_change", args=[candidates[0].pk])).text
+    assert f"skip by rita on candidate {candidates[0].pk}" in page and "Review object" not in page
+    page = client.get(reverse("admin:scoring_review_changelist") + "?reviewer__id__exact=" + str(rita.pk)).text
+    assert "rita" in page

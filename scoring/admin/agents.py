@@ -138,7 +138,7 @@ class MemoryScoreInline(admin.TabularInline):
 
 @admin.register(Memory)
 class MemoryAdmin(PartAdmin):
-    list_display = ["key", "agent", "weight", "last_scored", "first_seen"]
+    list_display = ["key", "agent", "weight_shown", "last_scored", "first_seen"]
     list_filter = ["agent"]
     list_select_related = ["agent"]
     search_fields = ["key", "text"]
@@ -146,6 +146,10 @@ class MemoryAdmin(PartAdmin):
     # Not edited here either: its text is the agent's, as last imported (edited
     # here, the memory's page said the agent had changed it since the run).
     inlines = [MemoryScoreInline]
+
+    @admin.display(description="weight", ordering="weight")
+    def weight_shown(self, memory):
+        return "—" if memory.weight is None else f"{memory.weight:.3f}"
 
 
 @admin.register(MemoryScore)

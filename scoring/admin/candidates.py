@@ -149,7 +149,8 @@ class CandidateAdmin(ReadOnlyAdmin):
 @admin.register(Review)
 class ReviewAdmin(KeptAdmin):
     list_display = ["candidate", "reviewer", "decision", "comment_start", "created_at", "updated_at"]
-    list_filter = ["decision"]
+    list_filter = ["decision", "reviewer", "candidate__agent"]
+    ordering = ["-updated_at"]
     list_select_related = ["candidate", "reviewer"]
     search_fields = ["comment", "reviewer__username"]
     raw_id_fields = ["candidate"]

@@ -37,7 +37,8 @@ class ScoringRunAdmin(ReadOnlyAdmin):
     def cancel_runs(self, request, queryset):
         cancelled = sum(1 for run in queryset.active() if run.cancel(by=request.user))
         skipped = queryset.count() - cancelled
-        self.message_user(request, f"Cancelled {cancelled} run(s).", messages.SUCCESS)
+        if cancelled:
+            self.message_user(request, f"Cancelled {cancelled} run(s).", messages.SUCCESS)
         if skipped:
             self.message_user(request, f"{skipped} run(s) had already ended.", messages.WARNING)
 

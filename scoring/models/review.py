@@ -43,6 +43,10 @@ class Review(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
+    def __str__(self):
+        # The admin's inline and lists named it "Review object (1)".
+        return f"{self.get_decision_display()} by {self.reviewer} on candidate {self.candidate_id}"
+
     class Meta:
         ordering = ["created_at"]
         constraints = [
