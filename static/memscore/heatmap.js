@@ -260,9 +260,12 @@
     }
     legend(top);
     // The two greys are named only where the run has them (a live run's
-    // light grey stays: it is why the map fills in).
+    // light grey stays: it is why the map fills in); so are failed and
+    // unaffected cells.
     showSwatch("missing", d.active || d.missing.length > 0);
     showSwatch("not_in_run", outside.length > 0);
+    showSwatch("failed", state.indexOf(FAILED) !== -1);
+    showSwatch("unaffected", before.length > 0);
 
     color = new Uint32Array(n);
     for (i = 0; i < n; i++) {

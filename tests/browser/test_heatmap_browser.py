@@ -78,8 +78,11 @@ def test_it_fills_in_by_itself_while_the_run_is_active(browser, live_server, cas
     expect(page.locator("#heatmap-run-status")).to_have_text(RunStatus.SUCCEEDED.label)
     expect(page.locator("#heatmap-run-status")).to_have_class("badge status-succeeded")
     expect(page.locator("#heatmap-missing-words")).to_have_text("never scored: the run ended first")
-    # Every cell is scored now: the light grey is no longer in the legend.
+    # Every cell is scored now: the light grey is no longer in the legend; nor
+    # are states the run has none of.
     expect(page.locator('.legend > [data-swatch="missing"]')).to_be_hidden()
+    expect(page.locator('.legend > [data-swatch="failed"]')).to_be_hidden()
+    expect(page.locator('.legend > [data-swatch="unaffected"]')).to_be_hidden()
     # The PNG's subtitle, too.
     expect(page.locator("#heatmap-canvas")).to_have_attribute("data-subtitle", re.compile(r" · succeeded · "))
     box = page.locator("#heatmap-canvas").bounding_box()
@@ -161,6 +164,7 @@ def test_the_legend_tells_every_grey_apart_and_unaffected_from_a_small_importanc
     legend = page.locator(".legend")
     expect(legend.locator('[data-swatch="missing"]')).to_have_text("never scored: the run ended first")
     expect(legend.locator('[data-swatch="not_in_run"]')).to_have_text("not in this run (outside the memory's window)")
+    expect(legend.locator('[data-swatch="unaffected"]')).to_be_visible()
     box = page.locator("#heatmap-canvas").bounding_box()
     cell, row = box["width"] / 4, box["height"] / 2
     not_in_run, missing = _pixel(page, cell * 1.5, 1), _pixel(page, cell * 2.5, row + 1)
