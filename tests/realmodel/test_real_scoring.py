@@ -57,7 +57,11 @@ def test_prefix_cache_changes_no_number(servers):
         uncached_metrics = _metrics(without_cache)
     for hot, cold in answers:
         for a, b in zip(hot["scores"], cold["scores"], strict=True):
-            assert abs(a["total_logprob"] - b["total_logprob"]) <= 1e-4
+            # float32 through the model's layers: the cached path attends in
+            # other shapes, so its sums round differently. A response's total
+            # adds a log-probability per token: 1e-4, and 3e-5 of its size on
+            # top (CI saw 3.4e-4 on a total of -11.64 once, 1 run in 3).
+            assert abs(a["total_logprob"] - b["total_logprob"]) <= 1e-4 + 3e-5 * abs(b["total_logprob"])
             assert a["n_tokens"] == b["n_tokens"]
     served = after["refserver_tokens_cached"] - before["refserver_tokens_cached"]
     computed = after["refserver_tokens_computed"] - before["refserver_tokens_computed"]
