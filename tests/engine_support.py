@@ -30,6 +30,14 @@ FACTS = [
 # places/office's text again under a key with markup in it: a duplicate pair (groups).
 COPY = "notes/<b>office</b>"
 FACTS_WITH_COPY = [*FACTS, (COPY, FACTS[1][1], "Desk 14 at Platform, the code is 4471#.")]
+
+
+def groups_run(agent):
+    """A groups run of FACTS_WITH_COPY at threshold 100: only the "people"
+    group goes to stage 2 ("identity" is scored as a group only)."""
+    from scoring.engine import run_inline, start_run
+
+    return run_inline(start_run(make_snapshot(agent, facts=FACTS_WITH_COPY), "groups", params={"threshold": 100}))
 # Eight facts in order; the last ones come too late (past 60% of the tokens) for incremental.
 FACTS_WITH_LATE = FACTS + [
     ("people/dave", "Dave fixes the coffee machine on Fridays.", "Dave fixes it on Fridays."),

@@ -10,24 +10,19 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from scoring.engine import run_inline, start_run
 from scoring.models import Memory
 from tests.engine_support import (
     COPY,
-    FACTS_WITH_COPY,
-    make_snapshot,
+    groups_run,
     private_refserver,  # noqa: F401  (this module's own server)
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-
 @pytest.fixture
 def run(agent):
-    snapshot = make_snapshot(agent, facts=FACTS_WITH_COPY)
-    # Only the "people" group goes to stage 2; "identity" is scored as a group only.
-    return run_inline(start_run(snapshot, "groups", params={"threshold": 100}))
+    return groups_run(agent)
 
 
 def text_of(response):

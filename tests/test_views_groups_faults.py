@@ -8,23 +8,19 @@ import pytest
 from django.urls import reverse
 
 from scoring import modes
-from scoring.engine import run_inline, start_run
 from scoring.models import ScoreCall
 from tests.engine_support import (
     COPY,
-    FACTS_WITH_COPY,
-    make_snapshot,
+    groups_run,
     private_refserver,  # noqa: F401  (this module's own server)
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-
 @pytest.fixture
 def run(agent):
-    snapshot = make_snapshot(agent, facts=FACTS_WITH_COPY)
-    run = run_inline(start_run(snapshot, "groups", params={"threshold": 100}))
+    run = groups_run(agent)
     assert [sorted(f["keys"]) for f in run.result["redundant"]] == [sorted([COPY, "places/office"])]
     return run
 
