@@ -33,7 +33,8 @@ def rescore(job, by):
     if job.status != TrainJob.Status.SUCCEEDED:
         raise ValidationError("Re-score after the training succeeded: until then the model has not changed.")
     ranges = {}
-    for snapshot_id, run_id in job.samples.values_list("candidate__snapshot_id", "candidate__run_id"):
+    # Once per finding run (two queries), not per sample.
+    for snapshot_id, run_id in job.samples.values_list("candidate__snapshot_id", "candidate__run_id").distinct():
         start, count = _found_range(run_id)
         ranges.setdefault((snapshot_id, start), count)
     runs = []
