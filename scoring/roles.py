@@ -39,7 +39,13 @@ def holds_candidates(user):
     your review" counts: members of the reviewer role only (an operator's
     permissions include deciding, but opening the queue to look must not
     keep a candidate from the team)."""
-    return user.has_perm("scoring.review_candidate") and user.groups.filter(name=REVIEWER).exists()
+    # Kept on the user for the request: the navigation, home and list pages each ask.
+    found = getattr(user, "_holds_candidates", None)
+    if found is None:
+        found = user._holds_candidates = (
+            user.has_perm("scoring.review_candidate") and user.groups.filter(name=REVIEWER).exists()
+        )
+    return found
 
 
 def sync_role_groups(Group, Permission):
