@@ -37,7 +37,7 @@ class ServerConfig:
     scheduling_policy: str = "fcfs"
     engine: str = "ngram"
     threads: int = 2
-    prefix_cache_mb: float = 1024.0
+    prefix_cache_mb: float = 2048.0
     train_steps: int = 20
     train_learning_rate: float = 1e-3
     train_max_tokens: int = 1024
@@ -87,7 +87,7 @@ _FLAGS: list[tuple[str, Callable[[str], Any], Any, str]] = [
     ),
     ("--engine", str, "ngram", "the model: ngram (numpy only) or transformer (SmolLM2-135M; make install-model)"),
     ("--threads", int, 2, "transformer: torch threads (fixed, so the same request gives the same numbers)"),
-    ("--prefix-cache-mb", float, 1024.0, "transformer: memory for the KV prefix cache (0 turns it off)"),
+    ("--prefix-cache-mb", float, 2048.0, "transformer: KV prefix cache memory, about 97 KB a token (0 turns it off)"),
     ("--train-steps", int, 20, "transformer: LoRA optimiser steps per training job (one sample each)"),
     ("--train-learning-rate", float, 1e-3, "transformer: LoRA learning rate"),
     ("--train-max-tokens", int, 1024, "transformer: a training sample's context is cut from the left to fit this"),

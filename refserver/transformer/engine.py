@@ -42,7 +42,7 @@ class TransformerEngine:
         self.model: TransformerModel | None = None
 
     def _serve(self, adapter: Path | None, version: str) -> TransformerModel:
-        model = lora.merged_model(self.base_dir, adapter)
+        model = weights.for_scoring(lora.merged_model(self.base_dir, adapter))
         # A new model's keys and values differ: it gets a cache of its own.
         self.model = TransformerModel(model, self.tokenizer, PrefixCache(self.cache_bytes, self.totals), version)
         return self.model

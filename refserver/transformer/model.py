@@ -4,9 +4,10 @@ distributions, tokenizer, vocab_size, im_start_id, im_end_id).
 
 Every call runs the decoder over the prompt, reusing the longest prefix the KV
 cache holds (``prefix_cache.py``), and applies the LM head only at the positions
-asked for. fp32 throughout; one forward pass at a time (a lock), with the thread
-count fixed at start-up and deterministic algorithms, so the same request gives the
-same numbers. Position 0 has no context: its log-probability is that of a uniform
+asked for. float64 throughout (``weights.for_scoring``: so that a prompt gives the
+same numbers whether its prefix came from the cache or not); one forward pass at a
+time (a lock), with the thread count fixed at start-up and deterministic algorithms,
+so the same request gives the same numbers. Position 0 has no context: its log-probability is that of a uniform
 guess, -log(vocabulary), a value no client reads (vLLM and SGLang report null there,
 and no response starts at 0)."""
 
@@ -26,13 +27,13 @@ from .tokens import ModelTokenizer
 
 # Tokens per forward pass: bounds the attention's memory on long prompts.
 CHUNK_TOKENS = 1024
-# Positions per LM-head product (576 x 49,152 floats each).
+# Positions per LM-head product (576 x 49,152 doubles each).
 HEAD_ROWS = 256
 
 
 class TransformerModel:
     def __init__(self, model, tokenizer: ModelTokenizer, cache: PrefixCache, version: str = "base"):
-        self.model = model  # a LlamaForCausalLM, weights (LoRA merged) not to be changed
+        self.model = model  # a LlamaForCausalLM in float64, weights (LoRA merged) not to be changed
         self.tokenizer = tokenizer
         self.cache = cache
         self.version = version
@@ -68,7 +69,7 @@ class TransformerModel:
             for a in range(0, len(rows), HEAD_ROWS):
                 logp = self._head(hidden[torch.as_tensor(rows[a : a + HEAD_ROWS])])
                 values.append(logp.gather(1, targets[a : a + HEAD_ROWS, None])[:, 0])
-        out[inside] = torch.cat(values).double().numpy()
+        out[inside] = torch.cat(values).numpy()
         return out
 
     def next_token_logprobs(self, history: np.ndarray) -> np.ndarray:
@@ -78,7 +79,7 @@ class TransformerModel:
             return np.full(self.vocab_size, -math.log(self.vocab_size))
         hidden = self._hidden(history)
         with torch.inference_mode():
-            return self._head(hidden[-1:])[0].double().numpy()
+            return self._head(hidden[-1:])[0].numpy()
 
     def distributions(self, ids: np.ndarray, positions: Iterable[int]) -> Iterator[np.ndarray]:
         """log P(w | ids[:t]) for every w, at each t of ``positions``."""
@@ -90,7 +91,7 @@ class TransformerModel:
                 yield np.full(self.vocab_size, -math.log(self.vocab_size))
                 continue
             with torch.inference_mode():
-                yield self._head(hidden[t - 1 : t])[0].double().numpy()
+                yield self._head(hidden[t - 1 : t])[0].numpy()
 
     def take_usage(self) -> Usage:
         """Tokens this thread computed and took from the cache since the last call."""
@@ -99,7 +100,7 @@ class TransformerModel:
     # ---- the decoder and the head -----------------------------------------------
 
     def _head(self, hidden: torch.Tensor) -> torch.Tensor:
-        return torch.log_softmax(self.model.lm_head(hidden).float(), dim=-1)
+        return torch.log_softmax(self.model.lm_head(hidden), dim=-1)
 
     def _hidden(self, ids: np.ndarray) -> torch.Tensor:
         """Final hidden states [len(ids), hidden] of ``ids``, from the cache as far as it

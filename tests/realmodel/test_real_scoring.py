@@ -55,13 +55,19 @@ def test_prefix_cache_changes_no_number(servers):
         answers = [(score(with_cache, ids), score(without_cache, ids)) for ids in variants.values()]
         after = _metrics(with_cache)
         uncached_metrics = _metrics(without_cache)
+    largest = max(
+        abs(a["total_logprob"] - b["total_logprob"])
+        for hot, cold in answers
+        for a, b in zip(hot["scores"], cold["scores"], strict=True)
+    )
+    print(f"prefix cache: totals differ by at most {largest:.1e} nats")
     for hot, cold in answers:
         for a, b in zip(hot["scores"], cold["scores"], strict=True):
-            # float32 through the model's layers: the cached path attends in
-            # other shapes, so its sums round differently. A response's total
-            # adds a log-probability per token: 1e-4, and 3e-5 of its size on
-            # top (CI saw 3.4e-4 on a total of -11.64 once, 1 run in 3).
-            assert abs(a["total_logprob"] - b["total_logprob"]) <= 1e-4 + 3e-5 * abs(b["total_logprob"])
+            # The cached path computes in other shapes, which round otherwise:
+            # in float64 (weights.for_scoring) by about 1e-11 nats on a total,
+            # far within the 1e-4 the scores are promised to (in float32 CI saw
+            # 3.4e-4 on a total of -11.64).
+            assert abs(a["total_logprob"] - b["total_logprob"]) <= 1e-6
             assert a["n_tokens"] == b["n_tokens"]
     served = after["refserver_tokens_cached"] - before["refserver_tokens_cached"]
     computed = after["refserver_tokens_computed"] - before["refserver_tokens_computed"]
