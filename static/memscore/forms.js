@@ -32,12 +32,16 @@ document.addEventListener("change", function (event) {
 function showRunModes() {
   document.querySelectorAll("select[data-run-mode]").forEach(showRunMode);
 }
-if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", showRunModes);
-else showRunModes();
-// Pages swapped in by htmx (boosted links, history restores) bring their own form.
-document.addEventListener("htmx:load", showRunModes);
-// Back to the page from the history: the browser may restore another mode.
-window.addEventListener("pageshow", showRunModes);
+// Now (or once the page has loaded), on pages swapped in by htmx (boosted links
+// and history restores bring their own form), and back on the page from the
+// history (the browser may restore other values than those last shown).
+function onEveryLoad(show) {
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", show);
+  else show();
+  document.addEventListener("htmx:load", show);
+  window.addEventListener("pageshow", show);
+}
+onEveryLoad(showRunModes);
 
 // The groups mode's note counts its groups by the default separator; the
 // separator's field carries the snapshot's keys (scoring/forms/start_run.py),
@@ -81,7 +85,4 @@ document.addEventListener("input", function (event) {
 function showAllGroupFigures() {
   document.querySelectorAll("input[data-group-keys]").forEach(showGroupFigures);
 }
-if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", showAllGroupFigures);
-else showAllGroupFigures();
-document.addEventListener("htmx:load", showAllGroupFigures);
-window.addEventListener("pageshow", showAllGroupFigures);
+onEveryLoad(showAllGroupFigures);
