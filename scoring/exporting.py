@@ -42,6 +42,9 @@ def export_line(c):
         "text": c.training_text,
         "original_text": c.response_text,
         "edited": c.is_edited,
+        # What context_ids hold before the response: "as_scored" (the memories
+        # included) or "without_memories" (the agent's "Samples' context").
+        "context": c.training_context,
         "provenance": {
             "candidate_id": c.pk,
             "agent": c.agent.name,

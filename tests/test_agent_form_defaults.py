@@ -131,3 +131,18 @@ def test_settings_that_stop_or_flood_background_scoring_are_said_on_saving(cast)
 
     assert "Weight alpha is 0: a new score never moves a memory&#x27;s weight" in page
     assert "Re-score after is 0 seconds: every memory is due at every background sweep" in page
+
+
+def test_changing_the_samples_context_says_which_candidates_keep_the_old_one(cast, agent):
+    from candidate_factory import make_approved, make_candidate
+
+    make_approved(agent, 2)  # reviewed: they keep the context their reviewers saw
+    make_candidate(agent)  # unreviewed: the next fine-tune run refreshes it
+    client = cast.client_for(cast.operator)
+    values = form_values(client.get(reverse("agent_edit", args=[agent.pk])).text)
+    values["training_context"] = "without_memories"
+
+    page = client.post(reverse("agent_edit", args=[agent.pk]), values, follow=True).text
+
+    assert ("3 candidates not yet trained were made with the earlier samples&#x27; context and keep it: the next "
+            "fine-tune run gives the new one to those no one has reviewed") in page

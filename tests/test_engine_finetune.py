@@ -82,6 +82,8 @@ def test_it_makes_a_response_a_candidate_once_and_leaves_reviewed_ones_alone(age
     rita = django_user_model.objects.create_user("rita")
     Review.objects.create(candidate=reviewed, reviewer=rita, decision=Review.Decision.SKIP)
     Candidate.objects.filter(pk=untouched.pk).update(divergence=0.5)
+    agent.training_context = agent.TrainingContext.WITHOUT_MEMORIES
+    agent.save(update_fields=["training_context"])
 
     again = run_inline(start_run(snapshot, "finetune", params=params))
 
@@ -89,9 +91,14 @@ def test_it_makes_a_response_a_candidate_once_and_leaves_reviewed_ones_alone(age
     assert Candidate.objects.count() == len(ids)
     assert again.result["new"] == 0
     assert trained.pk not in again.result["candidates"]
-    assert Candidate.objects.get(pk=reviewed.pk).run_id == first.pk
+    kept = Candidate.objects.get(pk=reviewed.pk)
+    assert kept.run_id == first.pk
+    # The context its reviewer saw, under the setting it was made with.
+    assert kept.context_ids == reviewed.context_ids and kept.training_context == agent.TrainingContext.AS_SCORED
     refreshed = Candidate.objects.get(pk=untouched.pk)
     assert refreshed.run_id == again.pk and refreshed.divergence == untouched.divergence
+    assert refreshed.training_context == agent.TrainingContext.WITHOUT_MEMORIES
+    assert len(refreshed.context_ids) < len(untouched.context_ids)  # its memories now left out
 
 
 def test_it_generates_alternates_without_memories(agent, snapshot, ref):
@@ -193,6 +200,7 @@ def test_an_agent_that_trains_without_memories_leaves_them_out_of_the_samples(ag
     for candidate in candidates:
         index = candidate.response.index
         assert candidate.context_ids == [7] + build_ids(nodes, 0, index, skip=lambda n: bool(n.memory_key))
+        assert candidate.training_context == Candidate.TrainingContext.WITHOUT_MEMORIES
         with_memories += len(candidate.context_ids) < 1 + len(build_ids(nodes, 0, index))
     assert with_memories == len(candidates)  # every context had memories to leave out
 

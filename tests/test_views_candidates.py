@@ -66,15 +66,30 @@ def test_it_shows_the_context_and_the_difference_from_the_alternate(cast, agent)
     assert "0 of 1" in page  # approvals vs required
 
 
-def test_it_tells_reviewers_when_the_agent_trains_without_memories(cast, agent):
+def test_it_tells_reviewers_when_the_sample_leaves_the_memories_out(cast, agent):
     c = make_candidate(agent)
-    assert 'id="trained-without-memories"' not in cast.client_for(cast.reviewer).get(detail_url(c)).text
+    page = cast.client_for(cast.reviewer).get(detail_url(c)).text
+    assert 'id="trained-without-memories"' not in page and 'id="context-setting-changed"' not in page
 
+    c.training_context = Candidate.TrainingContext.WITHOUT_MEMORIES
+    c.save(update_fields=["training_context"])
     agent.training_context = Agent.TrainingContext.WITHOUT_MEMORIES
     agent.save(update_fields=["training_context"])
 
     page = cast.client_for(cast.reviewer).get(detail_url(c)).text
-    assert "poc trains without memories: the memories below are left out of the sample's context" in page
+    assert "This sample's context leaves the memories below out (poc trained without memories" in page
+    assert 'id="context-setting-changed"' not in page
+
+
+def test_a_candidate_made_before_the_setting_changed_says_what_its_context_holds(cast, agent):
+    c = make_candidate(agent)  # made as scored: its context holds the memories
+    agent.training_context = Agent.TrainingContext.WITHOUT_MEMORIES
+    agent.save(update_fields=["training_context"])
+
+    page = cast.client_for(cast.reviewer).get(detail_url(c)).text
+    assert 'id="trained-without-memories"' not in page  # its context still holds them
+    assert "samples' context is now “without memories”; this candidate keeps the context it was made " \
+           "with (“as scored: memories included”)" in page
 
 
 def test_it_shows_decisions_and_comments_with_who_and_when(cast, agent):
@@ -132,6 +147,7 @@ def test_it_exports_approved_and_trained_samples_with_provenance(cast, agent):
     edited = make_candidate(agent, divergence=3.0)
     edit_and_approve(edited, cast.reviewer, "A better answer.")
     plain = make_candidate(agent, divergence=2.0)
+    Candidate.objects.filter(pk=plain.pk).update(training_context=Candidate.TrainingContext.WITHOUT_MEMORIES)
     plain.decide(cast.reviewer2, "approve")
     make_candidate(agent, divergence=5.0)  # pending: not exported
     job = send_to_training(agent, cast.operator, candidate_ids=[plain.pk])
@@ -148,12 +164,14 @@ def test_it_exports_approved_and_trained_samples_with_provenance(cast, agent):
     assert e["continuation_ids"] == edited.edited_ids and e["context_ids"] == edited.context_ids
     assert e["text"] == "A better answer." and e["original_text"] == edited.response_text
     assert e["edited"] is True and e["provenance"]["edited_by"] == "rita"
+    assert e["context"] == "as_scored"  # its context holds the memories
     assert e["provenance"]["train_job"] is None
     assert e["provenance"]["reviewers"][0]["reviewer"] == "rita"
     assert e["provenance"]["reviewers"][0]["decision"] == "approve"
     assert e["provenance"]["reviewers"][0]["of_this_text"] is True  # her approval is of her edit
 
     p = by_id[plain.pk]
+    assert p["context"] == "without_memories"
     assert p["provenance"]["train_job"] == str(job.pk)
     assert p["provenance"]["train_job_status"] == "queued"
     assert p["provenance"]["server_job_id"] == "job-123"

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db.models import Q
 
-from scoring.models import Agent
+from scoring.models import Agent, Candidate
 from scoring.models.agents import (
     PREFIX_IDS_FORMAT,
     Backend,
@@ -380,6 +380,16 @@ class AgentForm(forms.ModelForm):
                     f"{waiting} candidate{'s' if waiting != 1 else ''} approved under the earlier rule "
                     f"{'stay' if waiting != 1 else 'stays'} approved and can be sent to training as "
                     f"{'they are' if waiting != 1 else 'it is'}: the new number applies to decisions from now on."
+                )
+        if "training_context" in self.changed_data and not self.creating:
+            kept = self.instance.candidates.exclude(status=Candidate.Status.TRAINED).exclude(
+                training_context=self.cleaned_data["training_context"]).count()
+            if kept:
+                said.append(
+                    f"{kept} candidate{'s' if kept != 1 else ''} not yet trained "
+                    f"{'were' if kept != 1 else 'was'} made with the earlier samples' context and "
+                    f"{'keep' if kept != 1 else 'keeps'} it: the next fine-tune run gives the new one to those "
+                    "no one has reviewed; a reviewed candidate keeps the context its reviewers saw."
                 )
         if self.cleaned_data.get("weight_alpha") == 0:
             said.append("Weight alpha is 0: a new score never moves a memory's weight, which stays as it is now "

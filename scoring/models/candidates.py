@@ -34,6 +34,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from .activity import Activity
+from .agents import TrainingContext
 from .alternates import AlternateStatus, AlternateVerbs
 from .review import DECISION_VERBS, OPINIONS, Comment, Review
 
@@ -275,6 +276,7 @@ class Candidate(models.Model):
     # Decided by the reviews; a vote that would move it again is a reversal.
     SETTLED = (Status.APPROVED, Status.REJECTED)
     AlternateStatus = AlternateStatus
+    TrainingContext = TrainingContext
 
     agent = models.ForeignKey("scoring.Agent", on_delete=models.CASCADE, related_name="candidates")
     snapshot = models.ForeignKey("scoring.Snapshot", on_delete=models.CASCADE, related_name="candidates")
@@ -289,6 +291,11 @@ class Candidate(models.Model):
     response_text = models.TextField()
     context_ids = models.JSONField(default=list)
     continuation_ids = models.JSONField(default=list)
+    # What context_ids hold: the agent's "Samples' context" when the candidate was
+    # made or last refreshed. The setting may change since; a reviewed candidate
+    # keeps the context its reviewers saw.
+    training_context = models.CharField(max_length=20, choices=TrainingContext.choices,
+                                        default=TrainingContext.AS_SCORED)
 
     alternate_text = models.TextField(blank=True)
     alternate_status = models.CharField(max_length=8, choices=AlternateStatus.choices, default=AlternateStatus.NONE)

@@ -232,6 +232,7 @@ def _save_candidate(run, candidate, entry, div, node, tokens):
         # memories as the agent's training_context says.
         "context_ids": list(run.agent.prefix_ids) + tokens.tokens(0, entry.index, sample_filter(run.agent)),
         "continuation_ids": tokens.node_ids(entry.index),
+        "training_context": run.agent.training_context,
     }
     if candidate is not None:
         if candidate.response_text != node.text or candidate.context_ids != fields["context_ids"]:
