@@ -9,6 +9,7 @@ the reference server with only that surface (`--api`).
 """
 
 import pytest
+from django.template.defaultfilters import floatformat
 from django.urls import reverse
 
 from refserver.testing import run_refserver
@@ -128,8 +129,18 @@ def test_the_run_page_shows_the_work_saved(agent, server, cast):
     page = cast.client_for(cast.viewer).get(reverse("run_detail", args=[run.pk])).text
     assert "Tokens asked of the server" in page
     assert f"of {naive:,}" in page or f"of {naive}" in page
-    # memscore's /score and SGLang say what their cache served (the n-gram engine: nothing); vLLM does not.
-    assert ("Served from the server's cache" in page) == (server.api != "vllm")
+    # memscore's /score says what it computed and what its cache served (the
+    # n-gram engine: nothing); SGLang only what its cache served; vLLM runs
+    # every prompt token and says nothing of a cache.
+    if server.api == "sglang":
+        assert all(c.computed_tokens is None for c in calls)
+        assert "Served from the server's cache" in page and "Computed by the server" not in page
+    else:
+        computed = sum(c.computed_tokens for c in calls if c.tokens)
+        assert computed == (naive if server.api == "vllm" else asked)
+        shown = f"{floatformat(computed, 'g')} <span class=\"muted small\">of the {floatformat(naive, 'g')} prompt"
+        assert shown in page
+        assert ("served from its cache" in page) == (server.api == "memscore")
 
 
 @pytest.mark.parametrize("mode, params", [("estimate", {"ablations": 8, "seed": 7}), ("groups", {"threshold": 0.0})])

@@ -44,6 +44,7 @@ def test_its_calls_are_the_rows_the_orm_would_write(snapshot):
     assert ablations and all(isinstance(c.removed_keys, list) and c.removed_keys for c in ablations)
     for call in calls:
         for name in ("status", "attempts", "claimed_until", "result", "tokens", "prompt_tokens", "cached_tokens",
+                     "computed_tokens",
                      "error", "started_at", "finished_at"):
             assert getattr(call, name) == getattr(fresh, name), (call.seq, name)
 

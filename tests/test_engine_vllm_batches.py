@@ -91,4 +91,5 @@ def test_tokens_asked_are_what_the_server_computed_and_the_page_says_so(agent, v
     assert "Tokens asked of the server" in page
     naive = sum(c.prompt_tokens for c in calls)
     assert f"{floatformat(run.tokens_scored, 'g')} <span class=\"muted small\">of {floatformat(naive, 'g')}" in page
-    assert "Served from the server's cache" not in page  # vLLM does not say
+    assert "served from its cache" not in page and "Served from the server's cache" not in page  # vLLM does not say
+    assert sum(c.computed_tokens for c in calls if c.tokens) == computed  # every prompt token it was sent

@@ -438,3 +438,36 @@ def test_a_one_memory_run_says_its_context_starts_at_the_memory(cast, agent, sna
         assert "not those of a\nfull matrix" in page, url
     start = cast.client_for(cast.operator).get(reverse("snapshot_detail", args=[snapshot.pk])).text
     assert said in start
+
+
+def test_the_time_left_starts_after_a_baseline_that_ran_alone(cast, active_run):
+    """Walkthrough: the baseline took 20 s alone, then the variants went four
+    at a time; the page projected 20 s a call ("about 0:02:32", then growing)
+    for a run that ended in seconds."""
+    now = timezone.now()
+    calls = list(active_run.calls.order_by("seq"))
+    baseline = calls[0]
+    active_run.calls.exclude(pk=baseline.pk).update(baseline=baseline)
+    active_run.calls.filter(seq=0).update(status=ScoreCall.Status.DONE, finished_at=now - timedelta(seconds=4))
+    # Three variants in the 4 s since; 5 calls left (10, less 4 done and 1 failed).
+    active_run.calls.filter(seq__in=[1, 2, 3]).update(status=ScoreCall.Status.DONE, finished_at=now)
+    active_run.calls.filter(seq=9).update(finished_at=now)
+    # The run's counters: 4 done (the baseline and three variants), 1 failed.
+    assert (active_run.calls_done, active_run.calls_failed) == (4, 1)
+
+    timing = cast.client_for(cast.viewer).get(reverse("run_detail", args=[active_run.pk])).context["timing"]
+
+    # 4 calls (3 done, 1 failed) in the ~4 s after the baseline: about 1 s a call, 5 left.
+    assert timedelta(seconds=4) <= timing["remaining"] <= timedelta(seconds=6)
+
+
+def test_while_only_its_baseline_has_answered_the_time_left_is_not_guessed(cast, active_run):
+    calls = list(active_run.calls.order_by("seq"))
+    active_run.calls.exclude(pk=calls[0].pk).update(baseline=calls[0])
+    active_run.calls.filter(seq=0).update(status=ScoreCall.Status.DONE, finished_at=timezone.now())
+    active_run.calls.filter(seq=9).update(status=ScoreCall.Status.PENDING, error="")
+    ScoringRun.objects.filter(pk=active_run.pk).update(calls_done=1, calls_failed=0)
+
+    page = cast.client_for(cast.viewer).get(reverse("run_detail", args=[active_run.pk]))
+
+    assert page.context["timing"]["remaining"] is None and "estimating…" in page.text

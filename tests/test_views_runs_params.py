@@ -42,22 +42,49 @@ def test_a_long_list_of_keys_is_cut_short(cast, snapshot):
 
 
 def calls(run, *prompts):
-    for seq, (prompt, cached) in enumerate(prompts):
+    for seq, (prompt, cached, *computed) in enumerate(prompts):
         ScoreCall.objects.create(run=run, seq=seq, range_end=1, status=ScoreCall.Status.DONE,
-                                 prompt_tokens=prompt, tokens=prompt, cached_tokens=cached)
+                                 prompt_tokens=prompt, tokens=prompt, cached_tokens=cached,
+                                 computed_tokens=computed[0] if computed else None)
 
 
-def test_tokens_asked_and_served_from_cache_read_as_two_things(cast, snapshot):
+def test_tokens_asked_and_computed_read_as_two_things(cast, snapshot):
+    # Asked for every position, and the cache served some of them (a prompt
+    # scored before): computed is what the server says, never asked - cached.
     run = run_of(snapshot, Mode.FINETUNE, tokens_scored=1913, count=10)
-    calls(run, (1000, 600), (913, 612))
+    calls(run, (1000, 600, 400), (913, 612, 301))
 
     html = page(cast, run)
 
     asked = html.split('id="tokens-asked">')[1].split("</div>")[0]
     assert "1,913 <span class=\"muted small\">of 1,913 in the calls' prompts" in asked
     assert "(none left out)" in asked and "saved" not in asked
+    computed = html.split('id="tokens-computed">')[1].split("</div>")[0]
+    assert "701 <span class=\"muted small\">of the 1,913 prompt tokens it was sent; 1,212 served from its cache" in (
+        computed)
+    assert 'id="tokens-cached"' not in html
+
+
+def test_a_server_that_says_only_what_its_cache_served_gets_that_line(cast, snapshot):
+    run = run_of(snapshot, Mode.FINETUNE, tokens_scored=1913, count=10)
+    calls(run, (1000, 600), (913, 612))  # SGLang: cached_tokens, nothing of what it computed
+
+    html = page(cast, run)
+
     cached = html.split('id="tokens-cached">')[1].split("</div>")[0]
     assert "1,212 <span class=\"muted small\">of the 1,913 prompt tokens it was sent: reused, not computed" in cached
+    assert 'id="tokens-computed"' not in html
+
+
+def test_an_active_run_before_its_first_answer_says_so_under_the_same_label(cast, snapshot):
+    run = run_of(snapshot, Mode.FULL)
+    ScoringRun.objects.filter(pk=run.pk).update(status=ScoringRun.Status.RUNNING)
+    ScoreCall.objects.create(run=run, seq=0, range_end=1, status=ScoreCall.Status.RUNNING)
+
+    html = page(cast, ScoringRun.objects.get(pk=run.pk))
+
+    assert "Tokens asked of the server</dt><dd class=\"muted\">none answered yet" in html
+    assert "Tokens scored" not in html
 
 
 def test_what_causal_windows_left_out_is_said_as_memscores(cast, snapshot):

@@ -75,11 +75,13 @@ def _start(spans, first_needed):
 
 
 def _usage(meta, n_prompt):
-    """meta_info's cached_tokens (the prompt's tokens its radix cache served), when it says."""
+    """meta_info's cached_tokens (the prompt's tokens its radix cache served), when it says.
+    SGLang does not say what it computed: a model that needs no prefix (the
+    reference server's n-gram engine) computes less than prompt minus cached."""
     cached = meta.get("cached_tokens") if isinstance(meta, dict) else None
     if not isinstance(cached, int) or not 0 <= cached <= n_prompt:
         return Usage()
-    return Usage(computed=n_prompt - cached, cached=cached)
+    return Usage(cached=cached)
 
 
 def _input_logprobs(data, n_prompt, start):

@@ -34,10 +34,11 @@ class Outcome:
     result: list = None
     error: str = None
     # Tokens the server was asked to compute, the whole prompt's, and those
-    # it says it served from its cache (None: it does not say).
+    # it says it served from its cache and ran the model over (None: it does not say).
     n_tokens: int = 0
     prompt_tokens: int = 0
     cached_tokens: int = None
+    computed_tokens: int = None
 
 
 @dataclass
@@ -62,7 +63,7 @@ class Request:
         return Outcome(
             result=[None] * self.unaffected + list(scores),
             n_tokens=client.asked_tokens(len(self.ids), self.asked, self.first_needed),
-            prompt_tokens=len(self.ids), cached_tokens=usage.cached,
+            prompt_tokens=len(self.ids), cached_tokens=usage.cached, computed_tokens=usage.computed,
         )
 
 

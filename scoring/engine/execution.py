@@ -200,7 +200,7 @@ def store(run, outcomes, tokens, *, baselines=None, followups=None):
             status = Status.DONE if ok else Status.FAILED
             cursor.execute(store_sql, [
                 status, result_field.get_db_prep_save(outcome.result, db), outcome.n_tokens,
-                outcome.prompt_tokens, outcome.cached_tokens,
+                outcome.prompt_tokens, outcome.cached_tokens, outcome.computed_tokens,
                 outcome.error or "", now, call.pk, Status.RUNNING, call.attempts,
             ])
             if not cursor.rowcount:
@@ -262,7 +262,8 @@ def _store_sql(vendor):
     # attempt number it was claimed with.
     store_call = (
         f"UPDATE {table} SET {col['status']} = %s, {col['result']} = %s, {col['tokens']} = %s, "
-        f"{col['prompt_tokens']} = %s, {col['cached_tokens']} = %s, {col['error']} = %s, "
+        f"{col['prompt_tokens']} = %s, {col['cached_tokens']} = %s, {col['computed_tokens']} = %s, "
+        f"{col['error']} = %s, "
         f"{col['finished_at']} = %s, {col['claimed_until']} = NULL "
         f"WHERE {col['id']} = %s AND {col['status']} = %s AND {col['attempts']} = %s"
     )

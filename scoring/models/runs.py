@@ -238,7 +238,7 @@ class ScoringRun(models.Model):
                 return 0
             again = ScoreCall.objects.filter(run=locked, status=ScoreCall.Status.FAILED).update(
                 status=ScoreCall.Status.PENDING, attempts=0, error="", result=None, tokens=0, prompt_tokens=0,
-                cached_tokens=None, started_at=None, finished_at=None, claimed_until=None,
+                cached_tokens=None, computed_tokens=None, started_at=None, finished_at=None, claimed_until=None,
             )
             if not again:
                 return 0
@@ -406,10 +406,12 @@ class ScoreCall(models.Model):
     # differ from the baseline to the end (the whole prompt where the backend
     # cannot start later, vLLM); prompt_tokens: the whole prompt, what a naive
     # call computes; cached_tokens: what the server says it served from its
-    # prefix cache (None where it does not say).
+    # prefix cache, computed_tokens what it says it ran the model over (None
+    # where it does not say; vLLM runs every prompt token).
     tokens = models.PositiveIntegerField(default=0)
     prompt_tokens = models.PositiveIntegerField(default=0)
     cached_tokens = models.PositiveIntegerField(null=True, blank=True)
+    computed_tokens = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -238,10 +238,16 @@ def _note_keys(run):
 
 def work_saved(run):
     """Tokens the server was asked to compute against the naive cost (every
-    call over its whole prompt), and those it says its cache served; None for
-    a run whose calls predate the counts."""
+    call over its whole prompt), and those it says it ran the model over and
+    served from its cache (None where it does not say); None while no call
+    has answered, or for a run whose calls predate the counts.
+
+    The cache may serve positions that were asked for (a prompt scored
+    before, the same baseline in another run): what was computed is what the
+    server says, not what was asked less what was left out."""
     totals = ScoreCall.objects.filter(run=run).aggregate(
-        naive=Sum("prompt_tokens"), cached=Sum("cached_tokens"), reported=Count("cached_tokens"),
+        naive=Sum("prompt_tokens"), cached=Sum("cached_tokens"), cached_reported=Count("cached_tokens"),
+        computed=Sum("computed_tokens"), computed_reported=Count("computed_tokens"),
     )
     naive = totals["naive"] or 0
     if not naive:
@@ -251,25 +257,35 @@ def work_saved(run):
         "asked": asked,
         "naive": naive,
         "saved_percent": round(100 * (1 - asked / naive)) if asked <= naive else 0,
-        "cached": totals["cached"] if totals["reported"] else None,
+        "cached": totals["cached"] if totals["cached_reported"] else None,
+        "computed": totals["computed"] if totals["computed_reported"] else None,
     }
 
 
 def run_timing(run, now):
     """Elapsed time and, while active, the time left at the rate so far. A
     run whose failed calls were sent again counts from then (the time it
-    sat ended before is no one's work), at the rate of the calls since."""
+    sat ended before is no one's work), at the rate of the calls since.
+
+    A baseline is sent alone, before the calls that need it (so that they
+    find its prefix cached), and those then go several at once: the rate
+    starts when the first call to finish was such a baseline, else a full
+    matrix read its baseline's time as every call's."""
     begun = run.retried_at or run.started_at or run.created_at
     end = run.finished_at if not run.is_active and run.finished_at else now
     elapsed = max(end - begun, timedelta(0))
-    finished = run.calls_done + run.calls_failed
-    if run.retried_at:
-        finished = run.calls.filter(finished_at__gte=run.retried_at).count()
     remaining = None
-    if run.is_active and run.started_at and finished and run.calls_total:
-        rate = finished / max(elapsed.total_seconds(), 1e-3)
-        left = run.calls_total - run.calls_done - run.calls_failed
-        remaining = timedelta(seconds=round(left / rate))
+    if run.is_active and run.started_at and run.calls_total:
+        since = run.calls.filter(finished_at__gte=begun)
+        finished = since.count() if run.retried_at else run.calls_done + run.calls_failed
+        start, counted = begun, finished
+        first = since.order_by("finished_at", "pk").values_list("pk", "finished_at").first()
+        if first and run.calls.filter(baseline_id=first[0]).exists():
+            start, counted = first[1], finished - 1
+        if counted:
+            rate = counted / max((now - start).total_seconds(), 1e-3)
+            left = run.calls_total - run.calls_done - run.calls_failed
+            remaining = timedelta(seconds=round(left / rate))
     return {"elapsed": _round(elapsed), "remaining": remaining, "percent": round(run.progress * 100),
             "since_retry": run.retried_at is not None}
 
