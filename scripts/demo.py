@@ -11,7 +11,7 @@ REDIS_URL are used when set; otherwise SQLite and the embedded broker under var/
 MODEL=smollm2 (`make demo MODEL=smollm2`) runs the reference server's real
 transformer (SmolLM2-135M on the CPU, requirements-model.txt) and seeds the agent
 of demo/smollm2_snapshot.json instead: a short real conversation whose full
-matrix takes about a minute on two cores, with alternates the model writes.
+matrix takes 30-45 s on two cores, with alternates the model writes.
 """
 
 import importlib.util
