@@ -325,3 +325,31 @@ def test_a_latest_run_with_failed_memories_says_so_and_points_to_the_last_comple
     ScoringRun.objects.filter(pk=older.pk).update(finished_at=run.finished_at - timezone.timedelta(hours=1))
     page = cast.client_for(cast.viewer).get(reverse("memory_list", args=[agent.pk])).text
     assert f'the latest run that scored every memory is <a href="{reverse("run_detail", args=[older.pk])}">' in page
+
+
+def test_numbers_measured_before_the_latest_training_say_so(cast, run, agent):
+    """Walkthrough: after training, the memories page showed weights scored
+    before it beside no word of it (the compare page said so; these did not)."""
+    from scoring.models import TrainJob
+
+    hour = timezone.timedelta(hours=1)
+    ScoringRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - 3 * hour)
+    memories = Memory.objects.filter(agent=agent).order_by("pk")
+    memories.filter(pk__in=[m.pk for m in memories[:2]]).update(weight=1.0, last_scored=timezone.now() - 2 * hour)
+    client = cast.client_for(cast.viewer)
+    assert 'id="trained-since"' not in client.get(reverse("memory_list", args=[agent.pk])).text
+
+    job = TrainJob.objects.create(agent=agent, status=TrainJob.Status.SUCCEEDED, server_job_id="job-1",
+                                  accepted_at=timezone.now() - hour, finished_at=timezone.now() - hour)
+    page = client.get(reverse("memory_list", args=[agent.pk])).text
+    note = page.split('id="trained-since">')[1].split("</p>")[0]
+    assert str(job) in note and f"Importance comes from run #{run.pk}, which started before it." in note
+    assert "2 weights were last scored before it" in note and "Start a full run" in note
+
+    one = client.get(reverse("memory_detail", args=[memories[0].pk])).text
+    assert "The weight was last scored before it" in one.split('id="trained-since">')[1]
+
+    # Measured again after the training: nothing to say.
+    ScoringRun.objects.filter(pk=run.pk).update(started_at=timezone.now())
+    Memory.objects.filter(agent=agent).update(last_scored=timezone.now())
+    assert 'id="trained-since"' not in client.get(reverse("memory_list", args=[agent.pk])).text

@@ -42,6 +42,12 @@ class TrainJobQuerySet(models.QuerySet):
         """Accepted by the server and not finished: what the poller asks about."""
         return self.filter(status__in=[TrainJob.Status.QUEUED, TrainJob.Status.RUNNING])
 
+    def succeeded_after(self, agent_id, when):
+        """The agent's jobs that succeeded after `when`, latest first: what a
+        number measured at `when` knows nothing of."""
+        return self.filter(agent_id=agent_id, status=TrainJob.Status.SUCCEEDED,
+                           finished_at__gt=when).order_by("-finished_at")
+
     def due_for_sending(self, now=None):
         """Jobs a dispatcher may claim now, oldest first (see `due_for_sending_q`)."""
         return self.filter(due_for_sending_q(now or timezone.now())).order_by("created_at")

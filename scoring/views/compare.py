@@ -67,11 +67,8 @@ def compare_runs(request, before, after):
             "changed": sum(1 for r in rows if r["change_sum"] is not None),
             "texts_changed": sum(1 for r in rows if r["text_changed"]),
             # Training between the two runs changes every memory's numbers.
-            "trained_between": TrainJob.objects.filter(
-                agent_id=first.agent_id, status=TrainJob.Status.SUCCEEDED,
-                finished_at__gt=first.started_at or first.created_at,
-                finished_at__lt=second.started_at or second.created_at,
-            ).order_by("finished_at"),
+            "trained_between": TrainJob.objects.succeeded_after(first.agent_id, first.started_at or first.created_at)
+            .filter(finished_at__lt=second.started_at or second.created_at).order_by("finished_at"),
             "zero_threshold": maths.ZERO_THRESHOLD,
         },
     )

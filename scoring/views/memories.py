@@ -16,7 +16,7 @@ from scoring.access import get_agent_for_user, get_memory_for_user, require_perm
 from scoring.filters import MEMORY_FLAGS, MemoryFilter, filter_notice, filtered, typed_choices, typed_values
 from scoring.heatmap.matrix import memory_texts, response_numbers
 from scoring.heatmap.payload import through_cache
-from scoring.models import CellScore, Memory, MemoryScore, Node, ScoringRun
+from scoring.models import CellScore, Memory, MemoryScore, Node, ScoringRun, Snapshot, TrainJob
 from scoring.models.runs import CellState, Mode, RunStatus
 from scoring.modes.groups import redundancy_by_key
 
@@ -134,6 +134,25 @@ def _memory_stats(run):
     return stats
 
 
+def trained_since(agent, run, memories):
+    """What on a memories page predates the agent's latest training: the job
+    (None when nothing does), whether the run's importances do, and how many
+    of `memories`' weights were last scored before it. A trained model needs
+    its memories differently: those numbers describe the model before it."""
+    scored = memories.filter(last_scored__isnull=False).aggregate(oldest=Min("last_scored"))["oldest"]
+    measured = [when for when in (run and (run.started_at or run.created_at), scored) if when]
+    job = TrainJob.objects.succeeded_after(agent.pk, min(measured)).first() if measured else None
+    if job is None:
+        return None
+    return {
+        "job": job,
+        "run": bool(run) and (run.started_at or run.created_at) < job.finished_at,
+        "weights": memories.filter(last_scored__lt=job.finished_at).count(),
+        "latest_snapshot_id": Snapshot.objects.filter(agent=agent).order_by("-taken_at", "-pk")
+        .values_list("pk", flat=True).first(),
+    }
+
+
 def memory_list(request, agent_id):
     agent = get_agent_for_user(request, agent_id)
     require_perm(request, "scoring.view_memory")
@@ -168,6 +187,7 @@ def memory_list(request, agent_id):
         {
             "agent": agent,
             "run": run,
+            "trained": trained_since(agent, run, Memory.objects.filter(agent=agent)),
             "unknown": sum(1 for s in stats.values() if maths.importance_unknown(s["failed_cells"], s["measured"])),
             "complete_run": last_complete_run(agent, run),
             "estimate_run": latest_estimate_run(agent),
@@ -305,6 +325,7 @@ def memory_detail(request, pk):
             "memory": memory,
             "agent": memory.agent,
             "run": run,
+            "trained": trained_since(memory.agent, run, Memory.objects.filter(pk=memory.pk)),
             "scored_text": memory_texts(run.snapshot_id, [memory.pk]).get(memory.pk) if run else None,
             "stats": stats,
             "flags": stats["flags"] if stats else [],
