@@ -60,6 +60,7 @@ class Job:
     truncated_samples: int = 0  # samples whose context was cut from the left
     max_tokens: int | None = None  # ... to fit this many tokens with the continuation
     training: dict[str, Any] | None = None  # what the engine reports (steps, seconds, loss)
+    progress: dict[str, int] | None = None  # {"step", "steps"} while an engine with steps trains
 
     def public(self) -> dict[str, Any]:
         out = {
@@ -80,6 +81,8 @@ class Job:
             )
         if self.training is not None:
             out["training"] = self.training
+        if self.status == RUNNING and self.progress is not None:
+            out["progress"] = self.progress
         return out
 
     def record(self) -> dict[str, Any]:

@@ -438,3 +438,33 @@ def test_it_keeps_polling_while_a_rescore_runs_and_then_shows_what_it_found(cast
     assert "hx-trigger" not in poll
     assert 'id="job-samples" hx-swap-oob="true"' in poll and "after re-score" in poll
     assert "status-queued" not in poll and f'<a href="/runs/{run.pk}/">' in poll
+
+
+def test_it_shows_what_the_server_says_of_the_job(cast, agent):
+    """The server's answer was kept (server_status) but never shown: its
+    warning that samples were cut to fit, its progress, what training did."""
+    make_approved(agent, 1)
+    job = send_to_training(agent, cast.operator)
+    TrainJob.objects.filter(pk=job.pk).update(
+        status=TrainJob.Status.RUNNING, server_job_id="job-1",
+        server_status={"status": "running", "progress": {"step": 3, "steps": 20},
+                       "warning": f"1 sample(s) had their context cut {XSS}"})
+    client = cast.client_for(cast.viewer)
+
+    page = client.get(detail_url(job)).text
+    assert "step 3 of 20" in page
+    assert "The server warns:</strong> <span class=\"text\">1 sample(s) had their context cut &lt;script&gt;" in page
+
+    TrainJob.objects.filter(pk=job.pk).update(
+        status=TrainJob.Status.SUCCEEDED, server_status={
+            "status": "succeeded", "progress": {"step": 20, "steps": 20},
+            "training": {"steps": 20, "seconds": 65.757, "first_loss": 4.0158, "last_loss": 1.9219}})
+    page = client.get(detail_url(job)).text
+    assert "step 20 of 20" not in page  # progress is said only while it trains
+    training = page.split('id="job-training">')[1].split("</div>")[0]
+    assert "20 steps in 65.8 s" in training and "loss 4.016 → 1.922" in training
+
+    # An answer of another shape shows nothing of it, and breaks nothing.
+    TrainJob.objects.filter(pk=job.pk).update(server_status={"training": {"steps": "many"}, "warning": ["x"]})
+    page = client.get(detail_url(job)).text
+    assert 'id="job-training"' not in page and 'id="job-server-warning"' not in page

@@ -60,7 +60,10 @@ class TransformerEngine:
         previous = lora.adapter_dir(self.state_dir, succeeded[-1].job_id) if succeeded else None
         samples = [(s.context_tail, s.continuation) for s in job.samples]
         out = lora.adapter_dir(self.state_dir, job.job_id)
-        job.training = lora.train_adapter(self.base_dir, samples, previous, out, self.settings)
+        def on_step(done: int, steps: int) -> None:
+            job.progress = {"step": done, "steps": steps}  # a new dict: the server's loop reads it whole
+
+        job.training = lora.train_adapter(self.base_dir, samples, previous, out, self.settings, on_step)
         log.info("training job %s: %s", job.job_id, job.training)
         return self._serve(out, job.job_id)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,9 +42,11 @@ def train_adapter(
     previous: Path | None,
     out: Path,
     settings: LoraSettings,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Train on (context, continuation) pairs and save the adapter at ``out``;
-    returns what the job reports (steps, seconds, first and last loss)."""
+    returns what the job reports (steps, seconds, first and last loss).
+    ``on_step(done, steps)`` is told after each optimiser step."""
     torch.manual_seed(settings.seed)
     base = load_base(base_dir)
     if previous is not None:
@@ -72,6 +74,8 @@ def train_adapter(
         optimiser.step()
         optimiser.zero_grad()
         losses.append(loss.item())
+        if on_step is not None:
+            on_step(step + 1, settings.steps)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)

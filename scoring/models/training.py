@@ -135,6 +135,28 @@ class TrainJob(models.Model):
         return str(self.id)
 
     @property
+    def server_report(self):
+        """What the server's latest answer says beyond the status, where it says
+        it (memscore's protocol, docs/protocol.md): a warning (samples cut to
+        fit), progress while it trains, what the training did. Only numbers
+        are taken as numbers: the answer is the server's, not ours."""
+        answer = self.server_status if isinstance(self.server_status, dict) else {}
+
+        def numbers(value, *names):
+            value = value if isinstance(value, dict) else {}
+            found = {n: value.get(n) for n in names}
+            ok = all(isinstance(v, int | float) and not isinstance(v, bool) for v in found.values())
+            return found if ok else None
+
+        warning = answer.get("warning")
+        return {
+            "warning": warning if isinstance(warning, str) else "",
+            "progress": numbers(answer.get("progress"), "step", "steps") if self.status == self.Status.RUNNING
+            else None,
+            "training": numbers(answer.get("training"), "steps", "seconds", "first_loss", "last_loss"),
+        }
+
+    @property
     def is_active(self):
         return self.status in ACTIVE_STATUSES
 

@@ -56,11 +56,14 @@ def score(client: httpx.Client, ids: list[int]) -> dict:
     return response.json()
 
 
-def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 300) -> dict:
+def wait_for_job(client: httpx.Client, job_id: str, timeout: float = 300, seen: list | None = None) -> dict:
+    """The job once it has ended; `seen` gets each answer before that."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = client.get(f"/train/{job_id}").json()
         if job["status"] in ("succeeded", "failed"):
             return job
+        if seen is not None:
+            seen.append(job)
         time.sleep(0.2)
     raise AssertionError(f"training job {job_id} did not finish in {timeout} s")

@@ -38,8 +38,14 @@ def test_training_changes_the_model_survives_a_restart_and_is_idempotent(tmp_pat
         before = score(client, without)["scores"][0]["total_logprob"]
         response = client.post("/train", json=body, headers={"Idempotency-Key": KEY})
         assert response.status_code == 200
-        job = wait_for_job(client, response.json()["job_id"])
+        seen = []
+        job = wait_for_job(client, response.json()["job_id"], seen=seen)
         assert job["status"] == "succeeded", job
+        # While it trained, it said how far it was (a poll every 0.2 s, a step ~1-2 s).
+        steps = [answer["progress"]["step"] for answer in seen if "progress" in answer]
+        assert steps and steps == sorted(steps) and all(answer["progress"]["steps"] == 12 for answer in seen
+                                                        if "progress" in answer)
+        assert "progress" not in job
         assert job["truncated_samples"] == 1 and str(MAX_TOKENS) in job["warning"]
         assert job["training"]["steps"] == 12
         after = score(client, without)["scores"][0]["total_logprob"]

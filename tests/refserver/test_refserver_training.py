@@ -149,3 +149,16 @@ def test_an_unknown_job_is_404(client):
     response = client.get("/train/job-does-not-exist")
     assert response.status_code == 404
     assert "job-does-not-exist" in response.json()["error"]
+
+
+def test_a_job_says_its_progress_only_while_it_runs():
+    from refserver.training import FAILED, QUEUED, RUNNING, SUCCEEDED, Job
+
+    job = Job(job_id="j", seq=0, samples=[], request_hash="h")
+    job.progress = {"step": 3, "steps": 20}  # an engine with steps (the transformer's LoRA) sets it
+    for status, shown in ((QUEUED, False), (RUNNING, True), (SUCCEEDED, False), (FAILED, False)):
+        job.status = status
+        assert ("progress" in job.public()) == shown, status
+    job.status = RUNNING
+    assert job.public()["progress"] == {"step": 3, "steps": 20}
+    assert Job.from_record(job.record()).progress == {"step": 3, "steps": 20}  # kept across a restart's reload
