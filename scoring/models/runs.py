@@ -253,6 +253,29 @@ class ScoringRun(models.Model):
         self.refresh_from_db()
         return again
 
+    def resume(self, by=None, *, actor_name=None):
+        """Send a cancelled run back to work on the calls it had not finished:
+        they go back to pending (a result still in flight when it was
+        cancelled was discarded; their claim counts go on, so such a late
+        answer cannot be stored over a new claim's), the run back to QUEUED.
+        What was done is kept. Returns how many calls; 0, with nothing
+        changed, for a run that is not cancelled or has nothing left (the
+        caller enqueues)."""
+        with transaction.atomic():
+            locked = ScoringRun.objects.select_for_update().filter(pk=self.pk, status=RunStatus.CANCELLED).first()
+            if locked is None:
+                return 0
+            again = ScoreCall.objects.filter(run=locked).unfinished().update(
+                status=ScoreCall.Status.PENDING, claimed_until=None, started_at=None)
+            if not again:
+                return 0
+            ScoringRun.objects.filter(pk=locked.pk).update(
+                status=RunStatus.QUEUED, finished_at=None, error="", cancelled_by=None, retried_at=timezone.now())
+            who = by if by is not None and getattr(by, "is_authenticated", False) else None
+            Activity.record(who, "resumed run", locked, actor_name=actor_name, calls=again)
+        self.refresh_from_db()
+        return again
+
     def cancel(self, by=None, *, actor_name=None, why=""):
         """Stop an active run: workers stop claiming its calls and discard
         results still in flight. Returns False if the run had already ended.

@@ -162,6 +162,23 @@ def run_retry(request, pk):
     return redirect("run_detail", run.pk)
 
 
+@require_POST
+def run_resume(request, pk):
+    """Send a cancelled run's unfinished calls (ScoringRun.resume), to workers."""
+    run = get_run_for_user(request, pk, "scoring.start_run")
+    with transaction.atomic():
+        again = run.resume(by=request.user)
+        sending = enqueue_on_commit(Followups(runs=[run.pk])) if again else None
+    if not again:
+        messages.info(request, f"{run} has no calls left to send ({run.get_status_display()}).")
+    elif sending.failed:
+        messages.warning(request, f"{run} is queued again with {again} calls left, but the task queue (broker) "
+                                  "cannot be reached: they will be sent when it is back.")
+    else:
+        messages.success(request, f"Resuming {run}: {again} call{'s' if again != 1 else ''} left to send.")
+    return redirect("run_detail", run.pk)
+
+
 # Numbers in an error that tell its calls apart (a server's "call 101", "after
 # 4 attempts", a request id), not an HTTP status after "HTTP ".
 CALL_NUMBERS = re.compile(r"(?<!HTTP )\b\d+\b")
@@ -207,6 +224,9 @@ def _progress_context(request, run):
         "can_cancel": run.is_active and request.user.has_perm("scoring.start_run"),
         "can_retry": run.status in (RunStatus.PARTIAL, RunStatus.FAILED) and bool(run.calls_failed)
         and request.user.has_perm("scoring.start_run"),
+        # Calls a cancelled run never finished (pending, or in flight when it stopped).
+        "left_to_resume": run.calls.unfinished().count() if run.status == RunStatus.CANCELLED
+        and request.user.has_perm("scoring.start_run") else 0,
         # Fine-tune runs have candidates instead.
         "has_heatmap": mode.has_heatmap,
     }
@@ -301,5 +321,6 @@ urlpatterns = [
     path("runs/<int:pk>/progress/", run_progress, name="run_progress"),
     path("runs/<int:pk>/cancel/", run_cancel, name="run_cancel"),
     path("runs/<int:pk>/retry/", run_retry, name="run_retry"),
+    path("runs/<int:pk>/resume/", run_resume, name="run_resume"),
     path("runs/<int:pk>/exact-top/", run_exact_top, name="run_exact_top"),
 ]
