@@ -27,7 +27,8 @@ SECTIONS = {
         "run_start",  # the snapshot page's form, sent back refused
     ],
     "Runs": [
-        "run_list", "run_detail", "run_progress", "run_cancel", "run_retry", "run_exact_top", "run_compare_choose",
+        "run_list", "run_detail", "run_progress", "run_cancel", "run_retry", "run_resume", "run_exact_top",
+        "run_compare_choose",
         "run_compare", "heatmap", "heatmap_cell",
     ],
     "Review": [
