@@ -30,8 +30,11 @@ from .calls import MAX_CLAIMS, Outcome
 __all__ = ["MAX_CLAIMS", "Outcome", "claim_calls", "claim_next", "store", "renew_claims", "release_claims"]
 
 Status = ScoreCall.Status
-# How often the dispatcher looks whether the run was cancelled.
+# How often the dispatcher looks whether the run was cancelled; more often
+# while spare calls wait in its pool's queue, as each would be sent the
+# moment a thread comes free (a cancel seen later sends them all).
 CANCEL_CHECK_SECONDS = 0.5
+SPARE_CANCEL_CHECK_SECONDS = 0.1
 
 
 # What a worker needs of a claimed call (not the memory's text), as the claim

@@ -25,6 +25,7 @@ from . import shutdown
 from .calls import batches, fetch_template, score_batch, score_call
 from .execution import (
     CANCEL_CHECK_SECONDS,
+    SPARE_CANCEL_CHECK_SECONDS,
     claim_calls,
     claim_next,
     claim_seconds,
@@ -92,11 +93,11 @@ class Executor:
         the run ended (cancelled, or finished elsewhere)."""
         return not self.stopping() and self.still_active()
 
-    def still_active(self):
+    def still_active(self, max_age=CANCEL_CHECK_SECONDS):
         """False once the run ended (cancelled, or finished elsewhere), as
-        seen at most CANCEL_CHECK_SECONDS ago."""
+        seen at most `max_age` seconds ago."""
         now = time.monotonic()
-        if now - self._active_checked >= CANCEL_CHECK_SECONDS:
+        if now - self._active_checked >= max_age:
             self._active = ScoringRun.objects.active().filter(pk=self.run.pk).exists()
             self._active_checked = now
         return self._active
@@ -179,6 +180,7 @@ class Executor:
         # Not with several calls a request: a request of spare calls would
         # take more calls than the concurrency into flight at once.
         spare = SPARE_CALLS if not client.batch_tokens else 0
+        check_every = SPARE_CANCEL_CHECK_SECONDS if spare else CANCEL_CHECK_SECONDS
         heartbeat = Heartbeat()
         # Answers back but not stored yet, and since when the oldest waits.
         unstored, waiting_since = [], None
@@ -218,7 +220,7 @@ class Executor:
                 if unstored and (len(unstored) >= store_at or not in_flight or time.monotonic() >= due):
                     self.store(unstored)
                     unstored, due = [], None
-                if in_flight and not self.still_active():
+                if in_flight and not self.still_active(check_every):
                     cancelled.set()
                     pool.abandon()
                     return
@@ -227,7 +229,7 @@ class Executor:
                         time.sleep(BASELINE_POLL_SECONDS)
                         continue
                     return
-                timeout = CANCEL_CHECK_SECONDS if due is None else max(0.0, due - time.monotonic())
+                timeout = check_every if due is None else max(0.0, due - time.monotonic())
                 try:
                     back = [answers.get(timeout=timeout)]
                 except queue.Empty:
