@@ -148,34 +148,40 @@ def run_cancel(request, pk):
 @require_POST
 def run_retry(request, pk):
     """Send a run's failed calls again (ScoringRun.retry_failed), to workers."""
-    run = get_run_for_user(request, pk, "scoring.start_run")
-    with transaction.atomic():
-        again = run.retry_failed(by=request.user, forget=modes.get(run.mode).unshown_when_none)
-        sending = enqueue_on_commit(Followups(runs=[run.pk])) if again else None
-    if not again:
-        messages.info(request, f"{run} has no failed calls to send again ({run.get_status_display()}).")
-    elif sending.failed:
-        messages.warning(request, f"{again} failed calls of {run} are queued again, but the task queue (broker) "
-                                  "cannot be reached: they will be sent when it is back.")
-    else:
-        messages.success(request, f"Sending the {again} failed call{'s' if again != 1 else ''} of {run} again.")
-    return redirect("run_detail", run.pk)
+    return _send_calls_again(
+        request, pk, lambda run: run.retry_failed(by=request.user, forget=modes.get(run.mode).unshown_when_none),
+        none="{run} has no failed calls to send again ({status}).",
+        broker_down="{again} failed calls of {run} are queued again",
+        sending="Sending the {again} failed call{s} of {run} again.",
+    )
 
 
 @require_POST
 def run_resume(request, pk):
     """Send a cancelled run's unfinished calls (ScoringRun.resume), to workers."""
+    return _send_calls_again(
+        request, pk, lambda run: run.resume(by=request.user),
+        none="{run} has no calls left to send ({status}).",
+        broker_down="{run} is queued again with {again} calls left",
+        sending="Resuming {run}: {again} call{s} left to send.",
+    )
+
+
+def _send_calls_again(request, pk, put_back, *, none, broker_down, sending):
+    """Put a run's calls back to pending (`put_back(run)`: how many) and send
+    the run to workers once that commits, saying what happened in words."""
     run = get_run_for_user(request, pk, "scoring.start_run")
     with transaction.atomic():
-        again = run.resume(by=request.user)
-        sending = enqueue_on_commit(Followups(runs=[run.pk])) if again else None
+        again = put_back(run)
+        queued = enqueue_on_commit(Followups(runs=[run.pk])) if again else None
+    words = {"run": run, "again": again, "s": "s" if again != 1 else "", "status": run.get_status_display()}
     if not again:
-        messages.info(request, f"{run} has no calls left to send ({run.get_status_display()}).")
-    elif sending.failed:
-        messages.warning(request, f"{run} is queued again with {again} calls left, but the task queue (broker) "
-                                  "cannot be reached: they will be sent when it is back.")
+        messages.info(request, none.format(**words))
+    elif queued.failed:
+        messages.warning(request, broker_down.format(**words) + ", but the task queue (broker) cannot be reached: "
+                                                               "they will be sent when it is back.")
     else:
-        messages.success(request, f"Resuming {run}: {again} call{'s' if again != 1 else ''} left to send.")
+        messages.success(request, sending.format(**words))
     return redirect("run_detail", run.pk)
 
 
